@@ -1,0 +1,598 @@
+/* cpu.c: the CPU backend, the reference implementation of every op.
+ *
+ * Every other backend is tested against these functions. They are written to be
+ * read first and to be fast enough second: plain loops over NHWC tensors whose
+ * innermost loop runs over channels (so the compiler vectorises it), OpenMP
+ * over images or rows, and a packed, cache-blocked GEMM whose 6x16 micro-kernel
+ * is compiled twice (AVX2+FMA and portable) and chosen at run time.
+ *
+ * Shapes: see the legend in nta.h. Reductions that cross threads use one
+ * private buffer per thread, summed in thread order, so a run is deterministic
+ * for a given thread count.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "nta.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Clone hot loops for AVX2+FMA; the loader picks the clone the CPU supports. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+
+void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
+
+/* Per-thread scratch that grows on demand and lives as long as the thread. */
+static float *scratch(int slot, size_t n)
+{
+    static _Thread_local float *buf[2];
+    static _Thread_local size_t cap[2];
+    if (n > cap[slot]) {
+        free(buf[slot]);
+        size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+        buf[slot] = aligned_alloc(64, bytes);
+        if (!buf[slot]) nta_die("out of memory allocating %zu bytes of CPU scratch", bytes);
+        cap[slot] = n;
+    }
+    return buf[slot];
+}
+
+/* Split [0, n) into omp_get_num_threads() contiguous parts; part t is [*lo, *hi). */
+static void split(int n, int t, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long)n * t / nt);
+    *hi = (int)((long)n * (t + 1) / nt);
+}
+
+/* ------------------------------------------------------------- memory */
+
+static void *cpu_alloc(size_t bytes)
+{
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) nta_die("out of memory allocating %zu bytes", bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+
+/* --------------------------------------------------------------- GEMM */
+
+/* C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. Blocking: for each KC slice of
+ * K, B is packed into NR-wide column panels and A into MR-tall row panels
+ * (alpha folded in, zero-padded at the edges); the micro-kernel multiplies one
+ * MR x KC panel by one KC x NR panel into a 6x16 register tile. */
+enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 1024 };
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline float at(const float *X, int trans, int ld, int r, int c)
+{
+    return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+}
+
+/* pack op(A)[i0:i0+mc, p0:p0+kc] * alpha into panels pa[mc/MR][kc][MR] */
+static void pack_a(float *pa, const float *A, int ta, int lda, int i0, int mc,
+                   int p0, int kc, float alpha)
+{
+    for (int ip = 0; ip < mc; ip += MR)
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < MR; i++, pa++)
+                *pa = ip + i < mc ? alpha * at(A, ta, lda, i0 + ip + i, p0 + p) : 0.0f;
+}
+
+/* pack op(B)[p0:p0+kc, j0:j0+nc] into panels pb[nc/NR][kc][NR] */
+static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
+                   int j0, int nc)
+{
+    for (int jp = 0; jp < nc; jp += NR)
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < NR; j++, pb++)
+                *pb = jp + j < nc ? at(B, tb, ldb, p0 + p, j0 + jp + j) : 0.0f;
+}
+
+/* C[0:mr, 0:nr] += a-panel [kc][MR] x b-panel [kc][NR] (panels 64-byte aligned) */
+static inline __attribute__((always_inline)) void micro_kernel(
+    int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr)
+{
+    v8 c[MR][2];
+    memset(c, 0, sizeof c);
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+        v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            v8 ai = {a[i], a[i], a[i], a[i], a[i], a[i], a[i], a[i]};
+            c[i][0] += ai * b0;
+            c[i][1] += ai * b1;
+        }
+    }
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            v8 t0, t1;
+            memcpy(&t0, C + (size_t)i * ldc, 32);
+            memcpy(&t1, C + (size_t)i * ldc + 8, 32);
+            t0 += c[i][0];
+            t1 += c[i][1];
+            memcpy(C + (size_t)i * ldc, &t0, 32);
+            memcpy(C + (size_t)i * ldc + 8, &t1, 32);
+        }
+    } else {
+        float t[MR][NR];
+        memcpy(t, c, sizeof t);
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) C[(size_t)i * ldc + j] += t[i][j];
+    }
+}
+
+/* C[M,N] += alpha op(A) op(B) on the calling thread */
+HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb,
+                            float *C, int ldc)
+{
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        int ncp = (nc + NR - 1) / NR * NR;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC;
+            float *pb = scratch(0, (size_t)kc * ncp);
+            pack_b(pb, B, tb, ldb, pc, kc, jc, nc);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                float *pa = scratch(1, (size_t)kc * MC);
+                pack_a(pa, A, ta, lda, ic, mc, pc, kc, alpha);
+                for (int jr = 0; jr < nc; jr += NR)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        micro_kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                                     mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
+            }
+        }
+    }
+}
+
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0) memset(c, 0, N * sizeof(float));
+        else if (beta != 1) for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    if (K <= 0) return;
+    int nt = omp_get_max_threads();
+    if (M >= 4 * MR * nt || (long)K < 4L * M) {
+        /* Tall C: split the rows between threads */
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
+            split(M / MR, t, n, &lo, &hi);
+            lo *= MR;
+            hi = t == n - 1 ? M : hi * MR;     /* the last thread takes the rest */
+            if (hi > lo)
+                gemm_serial(ta, tb, hi - lo, N, K, alpha,
+                            ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
+                            C + (size_t)lo * ldc, ldc);
+        }
+        return;
+    }
+    /* Small C, long K (weight gradients): split K, sum the partial products
+     * in thread order. */
+    float *part = nta_calloc((size_t)nt * M * N, sizeof(float));
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        split(K, t, omp_get_num_threads(), &lo, &hi);
+        if (hi > lo)
+            gemm_serial(ta, tb, M, N, hi - lo, alpha,
+                        ta ? A + (size_t)lo * lda : A + lo, lda,
+                        tb ? B + lo : B + (size_t)lo * ldb, ldb,
+                        part + (size_t)t * M * N, N);
+    }
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] += part[((size_t)t * M + i) * N + j];
+    free(part);
+}
+
+/* -------------------------------------------------------- dense conv */
+
+/* Output size of a KxK conv with pad K/2 and stride s. */
+static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+/* y [N,Ho,Wo,Co] = x [N,H,W,Ci] * w [K,K,Ci,Co] */
+HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
+                             int N, int H, int W, int Ci, int Co, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N * Ho; r++) {
+        int n = r / Ho, oy = r % Ho;
+        for (int ox = 0; ox < Wo; ox++) {
+            float *yo = y + ((size_t)r * Wo + ox) * Co;
+            memset(yo, 0, Co * sizeof(float));
+            for (int ky = 0; ky < K; ky++) {
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < K; kx++) {
+                    int ix = ox * s - pad + kx;
+                    if (ix < 0 || ix >= W) continue;
+                    const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
+                    const float *wk = w + (size_t)(ky * K + kx) * Ci * Co;
+                    for (int ci = 0; ci < Ci; ci++)
+                        for (int co = 0; co < Co; co++) yo[co] += xi[ci] * wk[ci * Co + co];
+                }
+            }
+        }
+    }
+}
+
+/* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy */
+HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
+                               int N, int H, int W, int Ci, int Co, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    size_t nw = (size_t)K * K * Ci * Co;
+    int nt = omp_get_max_threads();
+    float *part = nta_calloc((size_t)nt * nw, sizeof(float));
+#pragma omp parallel
+    {
+        int lo, hi;
+        float *pw = part + omp_get_thread_num() * nw;
+        split(N * Ho, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int r = lo; r < hi; r++) {
+            int n = r / Ho, oy = r % Ho;
+            for (int ox = 0; ox < Wo; ox++) {
+                const float *g = dy + ((size_t)r * Wo + ox) * Co;
+                for (int ky = 0; ky < K; ky++) {
+                    int iy = oy * s - pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < K; kx++) {
+                        int ix = ox * s - pad + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
+                        float *wk = pw + (size_t)(ky * K + kx) * Ci * Co;
+                        for (int ci = 0; ci < Ci; ci++)
+                            for (int co = 0; co < Co; co++) wk[ci * Co + co] += xi[ci] * g[co];
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (size_t i = 0; i < nw; i++) dw[i] += part[t * nw + i];
+    free(part);
+}
+
+/* --------------------------------------------------- depthwise conv */
+
+/* y [N,Ho,Wo,C] = depthwise KxK of x [N,H,W,C]; tap (ky,kx) at w + ky*ldr + kx*ldc */
+HOT static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc,
+                           int N, int H, int W, int C, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N * Ho; r++) {
+        int n = r / Ho, oy = r % Ho;
+        for (int ox = 0; ox < Wo; ox++) {
+            float *yo = y + ((size_t)r * Wo + ox) * C;
+            memset(yo, 0, C * sizeof(float));
+            for (int ky = 0; ky < K; ky++) {
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < K; kx++) {
+                    int ix = ox * s - pad + kx;
+                    if (ix < 0 || ix >= W) continue;
+                    const float *xi = x + (((size_t)n * H + iy) * W + ix) * C;
+                    const float *wk = w + (size_t)ky * ldr + (size_t)kx * ldc;
+                    for (int c = 0; c < C; c++) yo[c] += xi[c] * wk[c];
+                }
+            }
+        }
+    }
+}
+
+/* dx [N,H,W,C] = gradient w.r.t. x, gathered per input pixel (no write conflicts) */
+HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
+                             int N, int H, int W, int C, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N * H; r++) {
+        int n = r / H, iy = r % H;
+        for (int ix = 0; ix < W; ix++) {
+            float *d = dx + ((size_t)r * W + ix) * C;
+            memset(d, 0, C * sizeof(float));
+            for (int ky = 0; ky < K; ky++) {
+                int t = iy + pad - ky;          /* = oy * s */
+                if (t < 0 || t % s || t / s >= Ho) continue;
+                for (int kx = 0; kx < K; kx++) {
+                    int u = ix + pad - kx;      /* = ox * s */
+                    if (u < 0 || u % s || u / s >= Wo) continue;
+                    const float *g = dy + (((size_t)n * Ho + t / s) * Wo + u / s) * C;
+                    const float *wk = w + (size_t)ky * ldr + (size_t)kx * ldc;
+                    for (int c = 0; c < C; c++) d[c] += g[c] * wk[c];
+                }
+            }
+        }
+    }
+}
+
+/* dw (pitches ldr, ldc) += sum over outputs of dy * x (tap) */
+HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
+                             int N, int H, int W, int C, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    size_t nw = (size_t)K * K * C;              /* private [K,K,C] per thread */
+    int nt = omp_get_max_threads();
+    float *part = nta_calloc((size_t)nt * nw, sizeof(float));
+#pragma omp parallel
+    {
+        int lo, hi;
+        float *pw = part + omp_get_thread_num() * nw;
+        split(N * Ho, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int r = lo; r < hi; r++) {
+            int n = r / Ho, oy = r % Ho;
+            for (int ox = 0; ox < Wo; ox++) {
+                const float *g = dy + ((size_t)r * Wo + ox) * C;
+                for (int ky = 0; ky < K; ky++) {
+                    int iy = oy * s - pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < K; kx++) {
+                        int ix = ox * s - pad + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        const float *xi = x + (((size_t)n * H + iy) * W + ix) * C;
+                        float *wk = pw + (size_t)(ky * K + kx) * C;
+                        for (int c = 0; c < C; c++) wk[c] += g[c] * xi[c];
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int k = 0; k < K * K; k++) {
+            float *d = dw + (size_t)(k / K) * ldr + (size_t)(k % K) * ldc;
+            const float *p = part + t * nw + (size_t)k * C;
+            for (int c = 0; c < C; c++) d[c] += p[c];
+        }
+    free(part);
+}
+
+/* --------------------------------------------------------- batchnorm */
+
+/* Column sums of f(row) over P rows of C channels, in double, deterministic:
+ * each thread sums its rows in float blocks of 64, adding blocks in double. */
+HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
+                            int P, int C)
+{
+    int nt = omp_get_max_threads();
+    double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        double *p1 = part + (size_t)t * 2 * C, *p2 = p1 + C;
+        float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
+        split(P, t, omp_get_num_threads(), &lo, &hi);
+        for (int r0 = lo; r0 < hi; r0 += 64) {
+            int r1 = r0 + 64 < hi ? r0 + 64 : hi;
+            memset(b1, 0, 2 * C * sizeof(float));
+            for (int r = r0; r < r1; r++) {
+                const float *zr = z + (size_t)r * C;
+                for (int c = 0; c < C; c++) {
+                    float d = zr[c] - center[c];
+                    b1[c] += d;
+                    b2[c] += d * d;
+                }
+            }
+            for (int c = 0; c < C; c++) p1[c] += b1[c], p2[c] += b2[c];
+        }
+    }
+    for (int c = 0; c < C; c++) s1[c] = s2[c] = 0;
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < C; c++)
+            s1[c] += part[(size_t)t * 2 * C + c], s2[c] += part[(size_t)t * 2 * C + C + c];
+    free(part);
+}
+
+/* y = gamma * (z - mean) * istd + beta, then ReLU6 if asked */
+HOT static void bn_apply(float *y, const float *z, const float *scale, const float *shift,
+                         int P, int C, int relu6)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < P; r++) {
+        const float *zr = z + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        for (int c = 0; c < C; c++) {
+            float v = zr[c] * scale[c] + shift[c];
+            if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+            yr[c] = v;
+        }
+    }
+}
+
+static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean,
+                             float *run_var, const float *z, const float *gamma,
+                             const float *beta, int P, int C, float momentum, int relu6)
+{
+    double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
+    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
+    /* pass 1: the mean; pass 2: the variance around it (no cancellation) */
+    memset(scale, 0, C * sizeof(float));
+    col_moments(s1, s2, z, scale, P, C);
+    for (int c = 0; c < C; c++) mean[c] = (float)(s1[c] / P);
+    col_moments(s1, s2, z, mean, P, C);
+    for (int c = 0; c < C; c++) {
+        double m1 = s1[c] / P, var = s2[c] / P - m1 * m1;
+        if (var < 0) var = 0;
+        istd[c] = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+        run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
+        run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
+        scale[c] = gamma[c] * istd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+    bn_apply(y, z, scale, shift, P, C, relu6);
+    free(s1);
+    free(scale);
+}
+
+static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
+                            const float *run_mean, const float *run_var, int P, int C, int relu6)
+{
+    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
+        shift[c] = beta[c] - run_mean[c] * scale[c];
+    }
+    bn_apply(y, z, scale, shift, P, C, relu6);
+    free(scale);
+}
+
+/* With xh = (z - mean) istd and g = dy masked by ReLU6 (0 < pre-activation < 6):
+ *   dbeta = sum g, dgamma = sum g xh,
+ *   dz = gamma istd / P (P g - dbeta - xh dgamma). */
+HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy,
+                           const float *z, const float *mean, const float *istd,
+                           const float *gamma, const float *beta, int P, int C, int relu6)
+{
+    int nt = omp_get_max_threads();
+    double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
+    /* pass 1: sums of g and g*xh; g is kept in dz for pass 2 */
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        double *pb = part + (size_t)t * 2 * C, *pg = pb + C;
+        float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
+        split(P, t, omp_get_num_threads(), &lo, &hi);
+        for (int r0 = lo; r0 < hi; r0 += 64) {
+            int r1 = r0 + 64 < hi ? r0 + 64 : hi;
+            memset(b1, 0, 2 * C * sizeof(float));
+            for (int r = r0; r < r1; r++) {
+                const float *zr = z + (size_t)r * C, *gr = dy + (size_t)r * C;
+                float *dr = dz + (size_t)r * C;
+                for (int c = 0; c < C; c++) {
+                    float xh = (zr[c] - mean[c]) * istd[c], g = gr[c];
+                    if (relu6) {
+                        float pre = gamma[c] * xh + beta[c];
+                        g = pre > 0.0f && pre < 6.0f ? g : 0.0f;
+                    }
+                    dr[c] = g;
+                    b1[c] += g;
+                    b2[c] += g * xh;
+                }
+            }
+            for (int c = 0; c < C; c++) pb[c] += b1[c], pg[c] += b2[c];
+        }
+    }
+    float *sb = nta_malloc(3 * C * sizeof(float)), *sg = sb + C, *k = sg + C;
+    for (int c = 0; c < C; c++) {
+        double b = 0, g = 0;
+        for (int t = 0; t < nt; t++) b += part[(size_t)t * 2 * C + c], g += part[(size_t)t * 2 * C + C + c];
+        dbeta[c] += (float)b;
+        dgamma[c] += (float)g;
+        sb[c] = (float)(b / P);
+        sg[c] = (float)(g / P);
+        k[c] = gamma[c] * istd[c];
+    }
+    /* pass 2: dz = k (g - mean(g) - xh mean(g xh)) */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < P; r++) {
+        const float *zr = z + (size_t)r * C;
+        float *dr = dz + (size_t)r * C;
+        for (int c = 0; c < C; c++) {
+            float xh = (zr[c] - mean[c]) * istd[c];
+            dr[c] = k[c] * (dr[c] - sb[c] - xh * sg[c]);
+        }
+    }
+    free(part);
+    free(sb);
+}
+
+/* ------------------------------------------------ small elementwise ops */
+
+HOT static void cpu_add(float *y, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_gap_fwd(float *y, const float *x, int N, int HW, int C)
+{
+    for (int n = 0; n < N; n++) {
+        float *yn = y + (size_t)n * C;
+        memset(yn, 0, C * sizeof(float));
+        for (int p = 0; p < HW; p++)
+            for (int c = 0; c < C; c++) yn[c] += x[((size_t)n * HW + p) * C + c];
+        for (int c = 0; c < C; c++) yn[c] /= HW;
+    }
+}
+
+static void cpu_gap_bwd(float *dx, const float *dy, int N, int HW, int C)
+{
+    for (int n = 0; n < N; n++)
+        for (int p = 0; p < HW; p++)
+            for (int c = 0; c < C; c++) dx[((size_t)n * HW + p) * C + c] = dy[(size_t)n * C + c] / HW;
+}
+
+static void cpu_bias_fwd(float *y, const float *b, int M, int N)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) y[(size_t)i * N + j] += b[j];
+}
+
+static void cpu_bias_bwd(float *db, const float *dy, int M, int N)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) db[j] += dy[(size_t)i * N + j];
+}
+
+static double cpu_xent(float *dlogits, int *correct, const float *logits,
+                       const int32_t *label, int N, int L)
+{
+    double loss = 0;
+    int right = 0;
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (size_t)n * L;
+        float *d = dlogits + (size_t)n * L;
+        int best = 0;
+        for (int j = 1; j < L; j++) if (z[j] > z[best]) best = j;
+        double sum = 0;
+        for (int j = 0; j < L; j++) sum += exp((double)z[j] - z[best]);
+        for (int j = 0; j < L; j++)
+            d[j] = (float)(exp((double)z[j] - z[best]) / sum / N);
+        d[label[n]] -= 1.0f / N;
+        loss += log(sum) - ((double)z[label[n]] - z[best]);
+        right += best == label[n];
+    }
+    if (correct) *correct = right;
+    return loss;
+}
+
+HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + wd * w[i];
+        m[i] = mu * m[i] + d;
+        w[i] -= lr * m[i];
+    }
+}
+
+const Backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
+    .zero = cpu_zero,
+    .gemm = cpu_gemm,
+    .conv_fwd = cpu_conv_fwd, .conv_bwd_w = cpu_conv_bwd_w,
+    .dw_fwd = cpu_dw_fwd, .dw_bwd_x = cpu_dw_bwd_x, .dw_bwd_w = cpu_dw_bwd_w,
+    .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
+    .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
+    .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
+    .xent = cpu_xent, .sgd = cpu_sgd,
+};

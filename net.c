@@ -1,0 +1,648 @@
+/* net.c: a MobileNetV2-style network built from a description.
+ *
+ *   stem    KxK conv Cin -> Cs, stride 1, BN, ReLU6
+ *   blocks  inverted residuals: 1x1 expand Ci -> E, BN, ReLU6;
+ *           KxK depthwise stride s, BN, ReLU6; 1x1 project E -> Co, BN;
+ *           + input when s == 1 and Ci == Co
+ *   head    1x1 conv -> Ch, BN, ReLU6; global average pool; linear Ch -> L
+ *
+ * Memory is one allocation per category: parameters, gradients, momentum (one
+ * float arena each, laid out from the same parameter table) and activations
+ * (one arena sized for the batch). Every op runs through the backend table, so
+ * this file never asks which device it is on.
+ * Shapes: see the legend in nta.h; B is the batch.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "nta.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ------------------------------------------------------ descriptions */
+
+NetDesc net_reference(int h, int w, int c, int classes)
+{
+    static const BlockDesc blocks[] = {
+        {3, 6, 2, 24}, {3, 6, 1, 24}, {3, 6, 2, 32},
+        {3, 6, 1, 32}, {3, 6, 2, 64}, {3, 6, 1, 64},
+    };
+    NetDesc d = {.in_h = h, .in_w = w, .in_c = c, .stem_c = 16, .stem_k = 3,
+                 .nblocks = 6, .head_c = 128, .classes = classes};
+    memcpy(d.blk, blocks, sizeof blocks);
+    return d;
+}
+
+/* "in=28x28x1 stem=16k3 blocks=k3e6s2c24,... head=128 classes=10" */
+void net_desc_format(const NetDesc *d, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "in=%dx%dx%d stem=%dk%d blocks=", d->in_h,
+                                d->in_w, d->in_c, d->stem_c, d->stem_k);
+    for (int i = 0; i < d->nblocks && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%sk%de%ds%dc%d", i ? "," : "", d->blk[i].k,
+                              d->blk[i].e, d->blk[i].s, d->blk[i].co);
+    if (n < len) snprintf(buf + n, len - n, " head=%d classes=%d", d->head_c, d->classes);
+}
+
+int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    const char *p = strstr(text, "blocks=");
+    int used = 0;
+    if (sscanf(text, "in=%dx%dx%d stem=%dk%d", &d->in_h, &d->in_w, &d->in_c, &d->stem_c,
+               &d->stem_k) != 5 || !p) {
+        snprintf(err, errlen, "malformed network description '%.60s'", text);
+        return -1;
+    }
+    p += 7;
+    while (d->nblocks < NET_MAX_BLOCKS) {
+        BlockDesc *b = &d->blk[d->nblocks];
+        if (sscanf(p, "k%de%ds%dc%d%n", &b->k, &b->e, &b->s, &b->co, &used) != 4) break;
+        d->nblocks++;
+        p += used;
+        if (*p != ',') break;
+        p++;
+    }
+    if (sscanf(p, " head=%d classes=%d", &d->head_c, &d->classes) != 2) {
+        snprintf(err, errlen, "malformed network description near '%.30s'", p);
+        return -1;
+    }
+    /* sizes a network can be built with */
+    int ok = d->in_h > 0 && d->in_h <= 4096 && d->in_w > 0 && d->in_w <= 4096 &&
+             d->in_c > 0 && d->in_c <= 4 && d->stem_c > 0 && d->stem_c <= 4096 &&
+             d->stem_k % 2 && d->stem_k <= 7 && d->nblocks > 0 && d->head_c > 0 &&
+             d->head_c <= 4096 && d->classes > 0 && d->classes <= 100000;
+    for (int i = 0; i < d->nblocks; i++) {
+        const BlockDesc *b = &d->blk[i];
+        ok = ok && b->k > 0 && b->k % 2 && b->k <= 7 && b->e > 0 && b->e <= 8 &&
+             (b->s == 1 || b->s == 2) && b->co > 0 && b->co <= 4096;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "network description has out-of-range sizes: '%.60s'", text);
+        return -1;
+    }
+    return 0;
+}
+
+static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+/* ---------------------------------------------------- counting cost */
+
+/* Visit every layer with its shapes; used for FLOPs, parameters, the printed
+ * table. macs: multiply-accumulates per image; params: trainable floats. */
+typedef void (*LayerFn)(void *ctx, const char *name, int h, int w, int ci, int ho,
+                        int wo, int co, double macs, size_t params);
+
+static void net_walk(const NetDesc *d, LayerFn fn, void *ctx)
+{
+    int h = d->in_h, w = d->in_w, c = d->in_c, K = d->stem_k;
+    char name[32];
+    fn(ctx, "stem", h, w, c, h, w, d->stem_c, (double)h * w * K * K * c * d->stem_c,
+       (size_t)K * K * c * d->stem_c + 2 * d->stem_c);
+    c = d->stem_c;
+    for (int i = 0; i < d->nblocks; i++) {
+        const BlockDesc *b = &d->blk[i];
+        int E = b->e * c, ho = out_size(h, b->k, b->s), wo = out_size(w, b->k, b->s);
+        double macs = (double)h * w * c * E + (double)ho * wo * b->k * b->k * E +
+                      (double)ho * wo * E * b->co;
+        size_t params = (size_t)c * E + 2 * E + (size_t)b->k * b->k * E + 2 * E +
+                        (size_t)E * b->co + 2 * b->co;
+        snprintf(name, sizeof name, "block%d k%d e%d s%d", i, b->k, b->e, b->s);
+        fn(ctx, name, h, w, c, ho, wo, b->co, macs, params);
+        h = ho, w = wo, c = b->co;
+    }
+    fn(ctx, "head 1x1", h, w, c, h, w, d->head_c, (double)h * w * c * d->head_c,
+       (size_t)c * d->head_c + 2 * d->head_c);
+    fn(ctx, "pool+linear", h, w, d->head_c, 1, 1, d->classes,
+       (double)d->head_c * d->classes, (size_t)d->head_c * d->classes + d->classes);
+}
+
+typedef struct { double macs; size_t params; } Cost;
+
+static void cost_add(void *ctx, const char *name, int h, int w, int ci, int ho, int wo,
+                     int co, double macs, size_t params)
+{
+    (void)name, (void)h, (void)w, (void)ci, (void)ho, (void)wo, (void)co;
+    Cost *c = ctx;
+    c->macs += macs;
+    c->params += params;
+}
+
+double net_flops(const NetDesc *d)
+{
+    Cost c = {0, 0};
+    net_walk(d, cost_add, &c);
+    return 2 * c.macs;
+}
+
+size_t net_params(const NetDesc *d)
+{
+    Cost c = {0, 0};
+    net_walk(d, cost_add, &c);
+    return c.params;
+}
+
+static void layer_print(void *ctx, const char *name, int h, int w, int ci, int ho,
+                        int wo, int co, double macs, size_t params)
+{
+    (void)ctx;
+    printf("  %-18s %4dx%-4dx%4d -> %4dx%-4dx%4d %8.2f MFLOPs %8zu params\n", name, h, w,
+           ci, ho, wo, co, 2e-6 * macs, params);
+}
+
+/* ---------------------------------------------------------- building */
+
+/* A parameter or activation waiting for its arena: where to store the
+ * pointers once the arena exists. */
+typedef struct { float **p, **g; size_t off; } Bind;
+
+typedef struct {
+    Net *net;
+    Bind *bind; int nbind;       /* parameters */
+    Bind *abind; int nabind;     /* activations */
+    size_t nact;
+} Builder;
+
+static void add_param(Builder *b, const char *name, int kind, float **p, float **g,
+                      int ndim, int d0, int d1, int d2, int d3)
+{
+    Net *net = b->net;
+    ParamInfo *pi = &net->param[net->nparam++];
+    int dims[4] = {d0, d1, d2, d3};
+    snprintf(pi->name, sizeof pi->name, "%s", name);
+    pi->kind = kind;
+    pi->ndim = ndim;
+    pi->n = 1;
+    for (int i = 0; i < ndim; i++) pi->dims[i] = dims[i], pi->n *= dims[i];
+    pi->off = net->nfloats;
+    net->nfloats += (pi->n + 15) & ~(size_t)15;  /* 64-byte aligned tensors */
+    b->bind[b->nbind++] = (Bind){p, g, pi->off};
+}
+
+static void add_bn(Builder *b, const char *prefix, BnParams *bn, BnParams *gbn, int C)
+{
+    char name[48];
+    snprintf(name, sizeof name, "%s.bn.gamma", prefix);
+    add_param(b, name, PARAM_NODECAY, &bn->gamma, &gbn->gamma, 1, C, 0, 0, 0);
+    snprintf(name, sizeof name, "%s.bn.beta", prefix);
+    add_param(b, name, PARAM_NODECAY, &bn->beta, &gbn->beta, 1, C, 0, 0, 0);
+    snprintf(name, sizeof name, "%s.bn.mean", prefix);
+    add_param(b, name, PARAM_STAT, &bn->run_mean, &gbn->run_mean, 1, C, 0, 0, 0);
+    snprintf(name, sizeof name, "%s.bn.var", prefix);
+    add_param(b, name, PARAM_STAT, &bn->run_var, &gbn->run_var, 1, C, 0, 0, 0);
+}
+
+static void add_act(Builder *b, float **p, size_t n)
+{
+    b->abind[b->nabind++] = (Bind){p, NULL, b->nact};
+    b->nact += (n + 15) & ~(size_t)15;
+}
+
+static void add_saved(Builder *b, BnSaved *sv, int C)
+{
+    add_act(b, &sv->mean, C);
+    add_act(b, &sv->istd, C);
+}
+
+/* Lay out every parameter and activation tensor of the network. */
+static void net_layout(Builder *bd)
+{
+    Net *net = bd->net;
+    const NetDesc *d = &net->d;
+    int B = net->B, h = d->in_h, w = d->in_w, K = d->stem_k, Cs = d->stem_c;
+    size_t maxact = 0;
+#define ACT(ptr, n) do { size_t n_ = (n); add_act(bd, (ptr), n_); if (n_ > maxact) maxact = n_; } while (0)
+    char name[48];
+
+    add_param(bd, "stem.w", PARAM_WEIGHT, &net->w_stem, &net->g_stem, 4, K, K, d->in_c, Cs);
+    add_bn(bd, "stem", &net->bn_stem, &net->gbn_stem, Cs);
+    ACT(&net->x_in, (size_t)B * h * w * d->in_c);
+    ACT(&net->z_stem, (size_t)B * h * w * Cs);
+    ACT(&net->a_stem, (size_t)B * h * w * Cs);
+    add_saved(bd, &net->sv_stem, Cs);
+
+    int c = Cs;
+    for (int i = 0; i < d->nblocks; i++) {
+        Block *k = &net->blk[i];
+        const BlockDesc *bd_ = &d->blk[i];
+        k->ci = c, k->e = bd_->e * c, k->co = bd_->co, k->k = bd_->k, k->s = bd_->s;
+        k->h = h, k->w = w, k->ho = out_size(h, k->k, k->s), k->wo = out_size(w, k->k, k->s);
+        int E = k->e;
+        snprintf(name, sizeof name, "b%d.exp.w", i);
+        add_param(bd, name, PARAM_WEIGHT, &k->w_exp, &k->g_exp, 2, c, E, 0, 0);
+        snprintf(name, sizeof name, "b%d.exp", i);
+        add_bn(bd, name, &k->bn_exp, &k->gbn_exp, E);
+        snprintf(name, sizeof name, "b%d.dw.w", i);
+        add_param(bd, name, PARAM_WEIGHT, &k->w_dw, &k->g_dw, 3, k->k, k->k, E, 0);
+        snprintf(name, sizeof name, "b%d.dw", i);
+        add_bn(bd, name, &k->bn_dw, &k->gbn_dw, E);
+        snprintf(name, sizeof name, "b%d.proj.w", i);
+        add_param(bd, name, PARAM_WEIGHT, &k->w_proj, &k->g_proj, 2, E, k->co, 0, 0);
+        snprintf(name, sizeof name, "b%d.proj", i);
+        add_bn(bd, name, &k->bn_proj, &k->gbn_proj, k->co);
+        size_t pin = (size_t)B * h * w, pout = (size_t)B * k->ho * k->wo;
+        ACT(&k->z_exp, pin * E);
+        ACT(&k->a_exp, pin * E);
+        ACT(&k->z_dw, pout * E);
+        ACT(&k->a_dw, pout * E);
+        ACT(&k->z_proj, pout * k->co);
+        ACT(&k->out, pout * k->co);
+        add_saved(bd, &k->sv_exp, E);
+        add_saved(bd, &k->sv_dw, E);
+        add_saved(bd, &k->sv_proj, k->co);
+        h = k->ho, w = k->wo, c = k->co;
+    }
+
+    net->hh = h, net->hw = w;
+    add_param(bd, "head.w", PARAM_WEIGHT, &net->w_head, &net->g_head, 2, c, d->head_c, 0, 0);
+    add_bn(bd, "head", &net->bn_head, &net->gbn_head, d->head_c);
+    ACT(&net->z_head, (size_t)B * h * w * d->head_c);
+    ACT(&net->a_head, (size_t)B * h * w * d->head_c);
+    add_saved(bd, &net->sv_head, d->head_c);
+    add_param(bd, "fc.w", PARAM_WEIGHT, &net->w_fc, &net->g_fc, 2, d->head_c, d->classes, 0, 0);
+    add_param(bd, "fc.b", PARAM_NODECAY, &net->b_fc, &net->gb_fc, 1, d->classes, 0, 0, 0);
+    ACT(&net->pooled, (size_t)B * d->head_c);
+    ACT(&net->logits, (size_t)B * d->classes);
+    ACT(&net->dlogits, (size_t)B * d->classes);
+    net->ngbuf = maxact;
+#undef ACT
+}
+
+/* Kaiming-normal (fan-out) convolutions, N(0, 0.01) linear, BN gamma 1, var 1. */
+static void net_init(Net *net, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    float *host = nta_calloc(net->nfloats, sizeof(float));
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        float *p = host + pi->off;
+        const char *leaf = strrchr(pi->name, '.') + 1;
+        if (pi->kind == PARAM_WEIGHT) {
+            /* fan_out = Co * K * K: the last dim is Co except for depthwise [K,K,E] */
+            double fan_out = strstr(pi->name, ".dw.") ? pi->dims[0] * pi->dims[1]
+                             : pi->ndim == 4         ? (double)pi->dims[0] * pi->dims[1] * pi->dims[3]
+                                                     : pi->dims[1];
+            float sd = strcmp(pi->name, "fc.w") == 0 ? 0.01f : (float)sqrt(2.0 / fan_out);
+            for (size_t j = 0; j < pi->n; j++) p[j] = sd * rng_normal(&r);
+        } else if (!strcmp(leaf, "gamma") || !strcmp(leaf, "var")) {
+            for (size_t j = 0; j < pi->n; j++) p[j] = 1.0f;
+        }
+    }
+    net->be->upload(net->p, host, net->nfloats * sizeof(float));
+    free(host);
+}
+
+Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose)
+{
+    Net *net = nta_calloc(1, sizeof *net);
+    net->d = *d;
+    net->be = be;
+    net->B = B;
+    net->bn_momentum = 0.1f;
+    net->param = nta_calloc(8 + 20 * (size_t)d->nblocks, sizeof(ParamInfo));
+    Builder bd = {.net = net};
+    bd.bind = nta_calloc(8 + 20 * (size_t)d->nblocks, sizeof(Bind));
+    bd.abind = nta_calloc(16 + 16 * (size_t)d->nblocks, sizeof(Bind));
+    net_layout(&bd);
+
+    net->p = be->alloc(net->nfloats * sizeof(float));
+    net->g = be->alloc(net->nfloats * sizeof(float));
+    net->m = be->alloc(net->nfloats * sizeof(float));
+    net->nact = bd.nact;
+    net->act = be->alloc(net->nact * sizeof(float));
+    for (int i = 0; i < 3; i++) net->gbuf[i] = be->alloc(net->ngbuf * sizeof(float));
+    net->y_in = be->alloc((size_t)B * sizeof(int32_t));
+    for (int i = 0; i < bd.nbind; i++) {
+        *bd.bind[i].p = net->p + bd.bind[i].off;
+        *bd.bind[i].g = net->g + bd.bind[i].off;
+    }
+    for (int i = 0; i < bd.nabind; i++) *bd.abind[i].p = net->act + bd.abind[i].off;
+    free(bd.bind);
+    free(bd.abind);
+    net_init(net, seed);
+
+    if (verbose) {
+        printf("network (batch %d, %s): layer, in HxWxC -> out HxWxC, cost per image\n", B, be->name);
+        net_walk(d, layer_print, NULL);
+        printf("  total %.2f MFLOPs, %zu params; memory: %.1f MB parameters+grads+momentum, "
+               "%.1f MB activations\n", 1e-6 * net_flops(d), net_params(d),
+               3 * 4e-6 * net->nfloats, 4e-6 * (net->nact + 3 * net->ngbuf));
+    }
+    return net;
+}
+
+void net_free(Net *net)
+{
+    if (!net) return;
+    const Backend *be = net->be;
+    be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->act);
+    for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
+    be->free(net->y_in);
+    free(net->param);
+    free(net);
+}
+
+/* ----------------------------------------------------------- forward */
+
+/* y = BN(z) (+ReLU6) in train or eval mode */
+static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const BnParams *bn,
+                       int P, int C, int relu6, int train)
+{
+    if (train)
+        net->be->bn_fwd_train(y, sv->mean, sv->istd, bn->run_mean, bn->run_var, z, bn->gamma,
+                              bn->beta, P, C, net->bn_momentum, relu6);
+    else
+        net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
+}
+
+void net_forward(Net *net, int B, int train)
+{
+    const Backend *be = net->be;
+    const NetDesc *d = &net->d;
+    int h = d->in_h, w = d->in_w;
+
+    be->conv_fwd(net->z_stem, net->x_in, net->w_stem, B, h, w, d->in_c, d->stem_c, d->stem_k, 1);
+    bn_forward(net, net->a_stem, &net->sv_stem, net->z_stem, &net->bn_stem, B * h * w,
+               d->stem_c, 1, train);
+    const float *x = net->a_stem;                                  /* [B,h,w,Ci] */
+    for (int i = 0; i < d->nblocks; i++) {
+        Block *k = &net->blk[i];
+        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, E = k->e;
+        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, E, 0, k->z_exp, E);
+        bn_forward(net, k->a_exp, &k->sv_exp, k->z_exp, &k->bn_exp, pin, E, 1, train);
+        be->dw_fwd(k->z_dw, k->a_exp, k->w_dw, k->k * E, E, B, k->h, k->w, E, k->k, k->s);
+        bn_forward(net, k->a_dw, &k->sv_dw, k->z_dw, &k->bn_dw, pout, E, 1, train);
+        be->gemm(0, 0, pout, k->co, E, 1, k->a_dw, E, k->w_proj, k->co, 0, k->z_proj, k->co);
+        bn_forward(net, k->out, &k->sv_proj, k->z_proj, &k->bn_proj, pout, k->co, 0, train);
+        if (k->s == 1 && k->ci == k->co) be->add(k->out, x, (size_t)pout * k->co);
+        x = k->out;                                                /* [B,ho,wo,Co] */
+    }
+    int ph = B * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
+    be->gemm(0, 0, ph, d->head_c, cl, 1, x, cl, net->w_head, d->head_c, 0, net->z_head, d->head_c);
+    bn_forward(net, net->a_head, &net->sv_head, net->z_head, &net->bn_head, ph, d->head_c, 1, train);
+    be->gap_fwd(net->pooled, net->a_head, B, net->hh * net->hw, d->head_c);
+    be->gemm(0, 0, B, d->classes, d->head_c, 1, net->pooled, d->head_c, net->w_fc, d->classes, 0,
+             net->logits, d->classes);
+    be->bias_fwd(net->logits, net->b_fc, B, d->classes);
+}
+
+double net_loss(Net *net, int B, int *correct)
+{
+    return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
+}
+
+/* ---------------------------------------------------------- backward */
+
+/* dz = BN backward of dy (in place allowed); parameter gradients accumulate */
+static void bn_backward(Net *net, float *dz, const float *dy, const float *z, const BnSaved *sv,
+                        const BnParams *bn, BnParams *gbn, int P, int C, int relu6)
+{
+    net->be->bn_bwd(dz, gbn->gamma, gbn->beta, dy, z, sv->mean, sv->istd, bn->gamma, bn->beta,
+                    P, C, relu6);
+}
+
+void net_backward(Net *net, int B)
+{
+    const Backend *be = net->be;
+    const NetDesc *d = &net->d;
+    int L = d->classes, Ch = d->head_c;
+    int ph = B * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
+    float *g0 = net->gbuf[0], *g1 = net->gbuf[1], *g2 = net->gbuf[2];
+
+    /* linear and pool: dpooled [B,Ch] in g1, then da_head [B,hh,hw,Ch] in g0 */
+    be->gemm(1, 0, Ch, L, B, 1, net->pooled, Ch, net->dlogits, L, 1, net->g_fc, L);
+    be->bias_bwd(net->gb_fc, net->dlogits, B, L);
+    be->gemm(0, 1, B, Ch, L, 1, net->dlogits, L, net->w_fc, L, 0, g1, Ch);
+    be->gap_bwd(g0, g1, B, net->hh * net->hw, Ch);
+    bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
+    const float *x = d->nblocks ? net->blk[d->nblocks - 1].out : net->a_stem;
+    be->gemm(1, 0, cl, Ch, ph, 1, x, cl, g0, Ch, 1, net->g_head, Ch);
+    be->gemm(0, 1, ph, cl, Ch, 1, g0, Ch, net->w_head, Ch, 0, g1, cl);
+    float *dout = g1, *spare = g0;                         /* gradient of the last output */
+
+    for (int i = d->nblocks - 1; i >= 0; i--) {
+        Block *k = &net->blk[i];
+        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, E = k->e;
+        const float *in = i ? net->blk[i - 1].out : net->a_stem;
+        /* project: dz_proj in spare, then da_dw [B,ho,wo,E] in g2 */
+        bn_backward(net, spare, dout, k->z_proj, &k->sv_proj, &k->bn_proj, &k->gbn_proj, pout,
+                    k->co, 0);
+        be->gemm(1, 0, E, k->co, pout, 1, k->a_dw, E, spare, k->co, 1, k->g_proj, k->co);
+        be->gemm(0, 1, pout, E, k->co, 1, spare, k->co, k->w_proj, k->co, 0, g2, E);
+        /* depthwise: dz_dw in g2, da_exp [B,h,w,E] in spare */
+        bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
+        be->dw_bwd_w(k->g_dw, k->k * E, E, g2, k->a_exp, B, k->h, k->w, E, k->k, k->s);
+        be->dw_bwd_x(spare, g2, k->w_dw, k->k * E, E, B, k->h, k->w, E, k->k, k->s);
+        /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2 */
+        bn_backward(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
+        be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, E);
+        be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, E, 0, g2, k->ci);
+        if (k->s == 1 && k->ci == k->co) be->add(g2, dout, (size_t)pin * k->ci);
+        float *t = dout;                                   /* din becomes dout */
+        dout = g2, g2 = t;
+    }
+    /* stem: dz_stem in place, then the weight gradient */
+    int ps = B * d->in_h * d->in_w;
+    bn_backward(net, dout, dout, net->z_stem, &net->sv_stem, &net->bn_stem, &net->gbn_stem, ps,
+                d->stem_c, 1);
+    be->conv_bwd_w(net->g_stem, dout, net->x_in, B, d->in_h, d->in_w, d->in_c, d->stem_c,
+                   d->stem_k, 1);
+}
+
+void net_zero_grad(Net *net) { net->be->zero(net->g, net->nfloats * sizeof(float)); }
+
+void net_update(Net *net, float lr, float momentum, float wd)
+{
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind == PARAM_STAT) continue;
+        net->be->sgd(net->p + pi->off, net->m + pi->off, net->g + pi->off, pi->n, lr, momentum,
+                     pi->kind == PARAM_WEIGHT ? wd : 0.0f);
+    }
+}
+
+/* -------------------------------------------------------- model files */
+
+/* Layout (little-endian):
+ *   "NTAMODEL" | u32 version | u32 text bytes | text (description line, then
+ *   free-form metadata lines) | u32 tensors | per tensor: u32 name bytes, name,
+ *   u32 ndim, u32 dims[ndim], f32 data | u32 CRC32 of everything before it. */
+#define MODEL_MAGIC "NTAMODEL"
+#define MODEL_VERSION 1u
+
+typedef struct { uint8_t *buf; size_t len, cap; } Bytes;
+
+static void bytes_put(Bytes *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->buf = realloc(b->buf, b->cap);
+        if (!b->buf) nta_die("out of memory writing a model (%zu bytes)", b->cap);
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+}
+
+static void bytes_u32(Bytes *b, uint32_t v) { bytes_put(b, &v, 4); }
+
+int net_save(const Net *net, const char *path, const char *meta)
+{
+    char desc[2048], tmp[4096];
+    net_desc_format(&net->d, desc, sizeof desc);
+    Bytes b = {0};
+    bytes_put(&b, MODEL_MAGIC, 8);
+    bytes_u32(&b, MODEL_VERSION);
+    size_t tl = strlen(desc) + 1 + (meta ? strlen(meta) : 0);
+    bytes_u32(&b, (uint32_t)tl);
+    bytes_put(&b, desc, strlen(desc));
+    bytes_put(&b, "\n", 1);
+    if (meta) bytes_put(&b, meta, strlen(meta));
+    bytes_u32(&b, (uint32_t)net->nparam);
+    float *host = nta_malloc(net->nfloats * sizeof(float));
+    net->be->download(host, net->p, net->nfloats * sizeof(float));
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        bytes_u32(&b, (uint32_t)strlen(pi->name));
+        bytes_put(&b, pi->name, strlen(pi->name));
+        bytes_u32(&b, (uint32_t)pi->ndim);
+        for (int j = 0; j < pi->ndim; j++) bytes_u32(&b, (uint32_t)pi->dims[j]);
+        bytes_put(&b, host + pi->off, pi->n * sizeof(float));
+    }
+    free(host);
+    bytes_u32(&b, (uint32_t)crc32(0L, b.buf, (uInt)b.len));
+
+    /* write to a temporary name, flush to disk, rename over the target */
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(b.buf, 1, b.len, f) == b.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "nta: cannot write model '%s': %s\n", path, strerror(errno));
+        remove(tmp);
+        free(b.buf);
+        return -1;
+    }
+    free(b.buf);
+    return 0;
+}
+
+/* Bounds-checked reader over a loaded file. */
+typedef struct { const uint8_t *p; size_t len, at; int bad; } Reader;
+
+static const void *rd(Reader *r, size_t n)
+{
+    if (r->bad || n > r->len - r->at) { r->bad = 1; return NULL; }
+    r->at += n;
+    return r->p + r->at - n;
+}
+
+static uint32_t rd_u32(Reader *r)
+{
+    const void *p = rd(r, 4);
+    uint32_t v = 0;
+    if (p) memcpy(&v, p, 4);
+    return v;
+}
+
+static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open model '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = nta_malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap) {
+            if (cap > ((size_t)1 << 34)) break;    /* 16 GiB: not a model */
+            buf = realloc(buf, cap *= 2);
+            if (!buf) nta_die("out of memory reading '%s'", path);
+        }
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        snprintf(err, errlen, "cannot read model '%s'", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen)
+{
+    size_t len = 0;
+    uint8_t *buf = read_file(path, &len, err, errlen);
+    if (!buf) return NULL;
+    Net *net = NULL;
+    float *host = NULL;
+    Reader r = {buf, len >= 4 ? len - 4 : 0, 0, 0};
+    char text[4096];
+    NetDesc d;
+    uint32_t crc;
+    if (len < 20 || memcmp(buf, MODEL_MAGIC, 8) != 0) {
+        snprintf(err, errlen, "'%s' is not an nta model (bad magic)", path);
+        goto fail;
+    }
+    memcpy(&crc, buf + len - 4, 4);
+    if (crc != (uint32_t)crc32(0L, buf, (uInt)(len - 4))) {
+        snprintf(err, errlen, "'%s' is corrupt or truncated (CRC mismatch)", path);
+        goto fail;
+    }
+    rd(&r, 8);
+    uint32_t version = rd_u32(&r);
+    if (version != MODEL_VERSION) {
+        snprintf(err, errlen, "'%s' has format version %u; this nta reads version %u", path,
+                 version, MODEL_VERSION);
+        goto fail;
+    }
+    uint32_t tl = rd_u32(&r);
+    const char *t = rd(&r, tl);
+    if (!t || tl >= sizeof text) {
+        snprintf(err, errlen, "'%s': bad header", path);
+        goto fail;
+    }
+    memcpy(text, t, tl);
+    text[tl] = 0;
+    if (net_desc_parse(&d, text, err, errlen) != 0) goto fail;
+    net = net_create(&d, be, B, 0, 0);
+    host = nta_malloc(net->nfloats * sizeof(float));
+    be->download(host, net->p, net->nfloats * sizeof(float));
+    uint32_t nt = rd_u32(&r);
+    if (nt != (uint32_t)net->nparam) {
+        snprintf(err, errlen, "'%s' holds %u tensors, its network needs %d", path, nt, net->nparam);
+        goto fail;
+    }
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        uint32_t nl = rd_u32(&r);
+        const char *name = rd(&r, nl);
+        uint32_t ndim = rd_u32(&r);
+        int same = name && nl == strlen(pi->name) && !memcmp(name, pi->name, nl) &&
+                   ndim == (uint32_t)pi->ndim;
+        for (int j = 0; same && j < pi->ndim; j++) same = rd_u32(&r) == (uint32_t)pi->dims[j];
+        const void *data = same ? rd(&r, pi->n * sizeof(float)) : NULL;
+        if (!data) {
+            snprintf(err, errlen, "'%s': tensor %d is not '%s' of the expected shape", path, i,
+                     pi->name);
+            goto fail;
+        }
+        memcpy(host + pi->off, data, pi->n * sizeof(float));
+    }
+    be->upload(net->p, host, net->nfloats * sizeof(float));
+    free(host);
+    free(buf);
+    return net;
+fail:
+    free(host);
+    free(buf);
+    net_free(net);
+    return NULL;
+}

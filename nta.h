@@ -1,0 +1,262 @@
+/* nta.h: the types every module shares.
+ *
+ * Shape legend (used in comments across the project):
+ *   N  images in a batch          H, W  height, width of an activation
+ *   C  channels (Ci in, Co out)   P     rows of an NHWC tensor = N*H*W
+ *   K  kernel size (3, 5 or 7)    E     expanded channels of a block
+ *   L  classes (logits)
+ * Activations are NHWC: element (n, y, x, c) of an [N,H,W,C] tensor sits at
+ * ((n*H + y)*W + x)*C + c, so a pointwise conv is one GEMM [P,Ci] x [Ci,Co].
+ * Weights are stored at their largest size and read through pitches, so an
+ * elastic sub-layer (fewer channels, a smaller kernel) needs no copy.
+ */
+#ifndef NTA_H
+#define NTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NTA_BN_EPS 1e-5f          /* batchnorm epsilon, the one value every backend uses */
+
+/* ----------------------------------------------------------------- errors */
+
+/* Print "nta: message" to stderr and exit(1). Every user-facing failure ends
+ * here or returns an error code that ends here. */
+void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
+void *nta_calloc(size_t n, size_t size);
+double nta_now(void);                  /* seconds, monotonic */
+
+/* ------------------------------------------------------------------- rng */
+
+/* A counter-based generator (splitmix64 over a counter): the same seed gives
+ * the same stream on every machine and thread count. */
+typedef struct { uint64_t state; } Rng;
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+uint32_t rng_below(Rng *r, uint32_t n);  /* uniform in [0, n) */
+float rng_uniform(Rng *r);               /* uniform in [0, 1) */
+float rng_normal(Rng *r);                /* standard normal */
+
+/* ------------------------------------------------------------------ data */
+
+/* Images are kept as bytes; batches are made as normalised floats. */
+typedef struct {
+    int n, h, w, c;         /* n images of [H,W,C] */
+    uint8_t *pix;           /* [n,H,W,C] */
+    int32_t *label;         /* [n] */
+    int classes;            /* 1 + the largest label */
+} Dataset;
+
+typedef struct {
+    Dataset train, val, test;
+    float mean[4], std[4];  /* per channel, from the training split, in [0,1] units */
+    int pad;                /* random-crop padding (pixels) when augmenting */
+    int flip;               /* random horizontal flip when augmenting */
+    char name[64];
+} DataSplits;
+
+/* Spec forms: "fashion-mnist", "mnist", "idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS]",
+ * "cifar:DIR". Dies with a message naming the file and what is wrong.
+ * val: images held out of the training split (taken after a seeded shuffle);
+ * limit: if > 0, keep only the first `limit` training images. */
+void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t seed);
+void data_free(DataSplits *d);
+/* Read one IDX file (raw or gzip). On failure returns -1 and writes a message
+ * naming the file into err. ndim/dims: the IDX header; *bytes: the payload. */
+int data_read_idx(const char *path, int *ndim, int dims[4], uint8_t **bytes,
+                  char *err, size_t errlen);
+/* Fill x [B,H,W,C] (normalised floats) and y [B] from images idx[0..B).
+ * rng == NULL: no augmentation. */
+void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,
+                float *x, int32_t *y, Rng *rng);
+/* A seeded permutation of 0..n-1 into perm. */
+void data_shuffle(int *perm, int n, Rng *rng);
+
+/* --------------------------------------------------------------- backend */
+
+/* The operations a network runs; the CPU (cpu.c) and CUDA backends implement the
+ * same signatures. Pointers are backend memory. Outputs first, then saved
+ * statistics, then inputs, then weights, then sizes. "acc" = accumulate into
+ * the output (beta = 1) instead of overwriting it. */
+typedef struct Backend {
+    const char *name;
+    void *(*alloc)(size_t bytes);                        /* zeroed */
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src, size_t bytes);
+    void (*download)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+
+    /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major with leading dims.
+     * op(A) is [M,K]: A is [M,K] (lda) or, with ta, [K,M]. Same for B [K,N]. */
+    void (*gemm)(int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+    /* Full conv KxK, stride s, pad K/2: y [N,Ho,Wo,Co] = x [N,H,W,Ci] * w [K,K,Ci,Co]. */
+    void (*conv_fwd)(float *y, const float *x, const float *w,
+                     int N, int H, int W, int Ci, int Co, int K, int s);
+    /* dw [K,K,Ci,Co] += grad w.r.t. w. (The stem needs no input gradient.) */
+    void (*conv_bwd_w)(float *dw, const float *dy, const float *x,
+                       int N, int H, int W, int Ci, int Co, int K, int s);
+
+    /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C].
+     * Tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c]: w points at the top-left
+     * tap of the active window inside a larger [Kmax,Kmax,Cmax] tensor. */
+    void (*dw_fwd)(float *y, const float *x, const float *w, int ldr, int ldc,
+                   int N, int H, int W, int C, int K, int s);
+    void (*dw_bwd_x)(float *dx, const float *dy, const float *w, int ldr, int ldc,
+                     int N, int H, int W, int C, int K, int s);
+    /* dw (same pitches as w) += grad w.r.t. w */
+    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x,
+                     int N, int H, int W, int C, int K, int s);
+
+    /* Batchnorm over P rows of C channels, optionally followed by ReLU6 (relu6=1).
+     * Train: batch statistics (biased variance) saved in mean/istd [C]; running
+     * averages updated with momentum. Eval: running statistics. */
+    void (*bn_fwd_train)(float *y, float *mean, float *istd, float *run_mean,
+                         float *run_var, const float *z, const float *gamma,
+                         const float *beta, int P, int C, float momentum, int relu6);
+    void (*bn_fwd_eval)(float *y, const float *z, const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, int P, int C, int relu6);
+    /* dz [P,C] = grad w.r.t. z (overwritten); dgamma, dbeta [C] += */
+    void (*bn_bwd)(float *dz, float *dgamma, float *dbeta, const float *dy,
+                   const float *z, const float *mean, const float *istd,
+                   const float *gamma, const float *beta, int P, int C, int relu6);
+
+    /* y [n] += x [n] (residual add and gradient accumulation) */
+    void (*add)(float *y, const float *x, size_t n);
+    /* y [N,C] = mean over HW of x [N,HW,C]; backward spreads dy evenly (overwrites dx) */
+    void (*gap_fwd)(float *y, const float *x, int N, int HW, int C);
+    void (*gap_bwd)(float *dx, const float *dy, int N, int HW, int C);
+    /* y [M,N] += b [N] per row; db [N] += column sums of dy [M,N] */
+    void (*bias_fwd)(float *y, const float *b, int M, int N);
+    void (*bias_bwd)(float *db, const float *dy, int M, int N);
+    /* Softmax cross-entropy, mean over N rows of logits [N,L]: writes dlogits
+     * [N,L] (already divided by N), returns the summed loss and the number of
+     * rows whose arg-max equals the label through *correct. */
+    double (*xent)(float *dlogits, int *correct, const float *logits,
+                   const int32_t *label, int N, int L);
+    /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
+    void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+} Backend;
+
+extern const Backend cpu_backend;
+void cpu_set_threads(int n);
+
+/* ------------------------------------------------------------------- net */
+
+#define NET_MAX_BLOCKS 32
+
+/* One inverted-residual block: 1x1 expand (Ci -> E = e*Ci) + BN + ReLU6,
+ * KxK depthwise stride s + BN + ReLU6, 1x1 project (E -> Co) + BN,
+ * residual add when s == 1 and Ci == Co. */
+typedef struct { int k, e, s, co; } BlockDesc;
+
+/* A network description: stem KxK conv (in_c -> stem_c, stride 1) + BN + ReLU6,
+ * the blocks, 1x1 head conv (-> head_c) + BN + ReLU6, global average pool,
+ * linear head_c -> classes. */
+typedef struct {
+    int in_h, in_w, in_c;
+    int stem_c, stem_k;
+    int nblocks;
+    BlockDesc blk[NET_MAX_BLOCKS];
+    int head_c;
+    int classes;
+} NetDesc;
+
+/* The reference network of the engine issue for an HxWxC input. */
+NetDesc net_reference(int h, int w, int c, int classes);
+
+/* A parameter tensor in the arena. kind: what the optimiser does with it. */
+enum { PARAM_WEIGHT, PARAM_NODECAY, PARAM_STAT };
+typedef struct {
+    char name[48];
+    int kind;
+    int ndim, dims[4];
+    size_t off, n;            /* offset and count in floats */
+} ParamInfo;
+
+typedef struct { float *gamma, *beta, *run_mean, *run_var; } BnParams;  /* each [C] */
+typedef struct { float *mean, *istd; } BnSaved;                          /* each [C] */
+
+/* Per layer: pointers into the parameter arena (p), the gradient arena (g), and
+ * the activation arena (saved for backward). */
+typedef struct {
+    int ci, e, co, k, s, h, w, ho, wo;    /* E = e*ci expanded channels, h,w in, ho,wo out */
+    float *w_exp, *w_dw, *w_proj;         /* [Ci,E], [K,K,E], [E,Co] */
+    BnParams bn_exp, bn_dw, bn_proj;
+    float *g_exp, *g_dw, *g_proj;
+    BnParams gbn_exp, gbn_dw, gbn_proj;   /* gradients of gamma/beta */
+    /* activations, batch B: z = conv output, a = after BN(+ReLU6) */
+    float *z_exp, *a_exp;                 /* [B,H,W,E] */
+    float *z_dw, *a_dw;                   /* [B,Ho,Wo,E] */
+    float *z_proj, *out;                  /* [B,Ho,Wo,Co] (out includes the residual) */
+    BnSaved sv_exp, sv_dw, sv_proj;
+} Block;
+
+typedef struct {
+    NetDesc d;
+    const Backend *be;
+    int B;                                /* batch the activation arena holds */
+    /* arenas: one allocation per category */
+    int nparam;
+    ParamInfo *param;
+    size_t nfloats;
+    float *p, *g, *m;                     /* parameters, gradients, momentum [nfloats] */
+    float *act; size_t nact;              /* activations */
+    float *gbuf[3]; size_t ngbuf;         /* activation-gradient scratch, each [ngbuf] */
+    int32_t *y_in;                        /* [B] labels */
+    /* stem */
+    float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
+    BnParams bn_stem, gbn_stem;
+    float *x_in;                          /* [B,H,W,Cin] */
+    float *z_stem, *a_stem;               /* [B,H,W,Cs] */
+    BnSaved sv_stem;
+    Block blk[NET_MAX_BLOCKS];
+    /* head */
+    float *w_head, *g_head;               /* [Cl,Ch], Cl = last block's Co */
+    BnParams bn_head, gbn_head;
+    float *z_head, *a_head;               /* [B,h,w,Ch] */
+    BnSaved sv_head;
+    int hh, hw;                           /* spatial size at the head */
+    float *pooled;                        /* [B,Ch] */
+    float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [Ch,L], [L] */
+    float *logits, *dlogits;              /* [B,L] */
+    float bn_momentum;
+} Net;
+
+/* Build a network for batch B on backend be; print one line per layer if verbose.
+ * Weights are initialised from seed (Kaiming-normal convs, BN gamma 1, beta 0). */
+Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose);
+void net_free(Net *net);
+/* Forward B' <= B images x [B',H,W,Cin] (backend memory already holds them at
+ * net->x_in). train: batch statistics; else running statistics. */
+void net_forward(Net *net, int B, int train);
+/* Softmax cross-entropy of net->logits against net->y_in; fills net->dlogits.
+ * Returns the summed loss; *correct = right answers. */
+double net_loss(Net *net, int B, int *correct);
+/* Backward from net->dlogits. Gradients are accumulated into net->g. */
+void net_backward(Net *net, int B);
+void net_zero_grad(Net *net);
+/* One SGD step over every trainable parameter. */
+void net_update(Net *net, float lr, float momentum, float wd);
+/* Text form of a description (one line) and its parser (returns -1 and a
+ * message in err when the text is malformed). */
+void net_desc_format(const NetDesc *d, char *buf, size_t len);
+int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen);
+/* Multiply-accumulates x 2 of one forward image; parameter count (trainable). */
+double net_flops(const NetDesc *d);
+size_t net_params(const NetDesc *d);
+/* Model files: magic, version, description, named tensors, CRC32. Written to a
+ * temporary name and renamed. Load returns NULL and a message in err on failure. */
+int net_save(const Net *net, const char *path, const char *meta);
+Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen);
+
+/* ------------------------------------------------------------- schedule */
+
+/* Cosine learning rate with linear warm-up: step in [0, total). */
+float lr_cosine(float base, long step, long warmup, long total);
+
+#endif

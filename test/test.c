@@ -1,0 +1,32 @@
+/* test/test.c: the one test runner. Runs every group, prints one closing line
+ * "N passed, N failed", exits non-zero on any failure. Run from the project
+ * root (the CLI tests call ./nta). */
+#include "test.h"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+
+int test_passed, test_failed;
+
+int test_run(const char *cmd)
+{
+    int st = system(cmd);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    struct { const char *name; void (*fn)(void); } groups[] = {
+        {"cpu ops", test_cpu}, {"network", test_net}, {"data", test_data},
+        {"pytorch fixture", test_fixture}, {"command line", test_cli},
+    };
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        int p = test_passed, f = test_failed;
+        groups[i].fn();
+        printf("%-16s %4d passed, %d failed\n", groups[i].name, test_passed - p, test_failed - f);
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", test_passed, test_failed);
+    return test_failed ? 1 : 0;
+}

@@ -1,0 +1,31 @@
+/* test/test.h: the test runner's checks. Each test file exports one function
+ * that test.c calls; the runner prints "N passed, N failed" and exits non-zero
+ * on any failure. */
+#ifndef NTA_TEST_H
+#define NTA_TEST_H
+#include <stdio.h>
+
+extern int test_passed, test_failed;
+
+/* CHECK(cond, fmt, ...): count a pass, or a failure with file:line and a message */
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        if (cond) test_passed++;                                                 \
+        else {                                                                   \
+            test_failed++;                                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                 \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+        }                                                                        \
+    } while (0)
+
+/* Run a shell command, return its exit status (-1 if it did not exit normally). */
+int test_run(const char *cmd);
+
+void test_cpu(void);
+void test_net(void);
+void test_data(void);
+void test_fixture(void);
+void test_cli(void);
+
+#endif

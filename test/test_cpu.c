@@ -1,0 +1,386 @@
+/* test/test_cpu.c: every CPU op against a float64 reference (forward) and
+ * against central differences (backward).
+ *
+ * Gradient checks use the scalar L = sum_i y_i r_i (r random), summed in double,
+ * so dL/dy = r is the upstream gradient handed to the backward op. The error of a
+ * check is max |analytic - numeric| / max |numeric| over the probed inputs. */
+#include "../nta.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const Backend *be = &cpu_backend;
+#define GRAD_TOL 1e-3
+
+static float *randv(Rng *r, size_t n, float scale)
+{
+    float *v = nta_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) v[i] = scale * (2 * rng_uniform(r) - 1);
+    return v;
+}
+
+static double dot(const float *y, const float *r, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+static double max_rel(const float *a, const double *ref, size_t n)
+{
+    double e = 0, m = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(a[i] - ref[i]));
+        m = fmax(m, fabs(ref[i]));
+    }
+    return e / m;
+}
+
+/* A forward pass under test: fills y from the inputs held in ctx. */
+typedef void (*Fwd)(void *ctx, float *y);
+
+/* Compare analytic[j] with dL/dx[j] by central differences at up to 48 probes. */
+static double grad_check(Fwd f, void *ctx, float *x, size_t nx, const float *analytic,
+                         const float *r, float *y, size_t ny)
+{
+    const float eps = 1e-2f;
+    size_t stride = nx > 48 ? nx / 48 : 1;
+    double err = 0, mag = 1e-12;
+    for (size_t j = 0; j < nx; j += stride) {
+        float keep = x[j];
+        x[j] = keep + eps;
+        f(ctx, y);
+        double lp = dot(y, r, ny);
+        x[j] = keep - eps;
+        f(ctx, y);
+        double lm = dot(y, r, ny);
+        x[j] = keep;
+        double num = (lp - lm) / (2 * eps);
+        err = fmax(err, fabs(num - analytic[j]));
+        mag = fmax(mag, fabs(num));
+    }
+    return err / mag;
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+static void test_gemm(void)
+{
+    Rng r;
+    rng_seed(&r, 1);
+    /* shapes cover the row split, the K split and the edges of the 6x16 tile */
+    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+                float *A = randv(&r, (size_t)(ta ? K : M) * lda, 1);
+                float *B = randv(&r, (size_t)(tb ? N : K) * ldb, 1);
+                float *C = randv(&r, (size_t)M * ldc, 1);
+                double *ref = nta_malloc((size_t)M * ldc * sizeof(double));
+                float alpha = 0.7f, beta = s % 2 ? 0.0f : 1.3f;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        double acc = 0;
+                        for (int k = 0; k < K && j < N; k++)
+                            acc += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                                   (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                        ref[(size_t)i * ldc + j] = j < N ? alpha * acc + beta * C[(size_t)i * ldc + j]
+                                                         : C[(size_t)i * ldc + j];
+                    }
+                be->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                double e = max_rel(C, ref, (size_t)M * ldc);
+                CHECK(e < 1e-5, "gemm ta=%d tb=%d %dx%dx%d: rel error %.2e (padding must be untouched)",
+                      ta, tb, M, N, K, e);
+                free(A), free(B), free(C), free(ref);
+            }
+}
+
+/* ---------------------------------------------------------- convolutions */
+
+static int osz(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+typedef struct {
+    int N, H, W, Ci, Co, K, s, ldr, ldc;
+    float *x, *w;
+} ConvCase;
+
+static void conv_f(void *ctx, float *y)
+{
+    ConvCase *c = ctx;
+    be->conv_fwd(y, c->x, c->w, c->N, c->H, c->W, c->Ci, c->Co, c->K, c->s);
+}
+
+static void dw_f(void *ctx, float *y)
+{
+    ConvCase *c = ctx;
+    be->dw_fwd(y, c->x, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
+}
+
+static void test_conv(void)
+{
+    Rng r;
+    rng_seed(&r, 2);
+    int cases[][6] = {{2, 7, 6, 1, 5, 3}, {2, 5, 5, 3, 4, 3}, {1, 6, 7, 2, 3, 5}};
+    for (size_t t = 0; t < 3; t++) {
+        for (int s = 1; s <= 2; s++) {
+            ConvCase c = {cases[t][0], cases[t][1], cases[t][2], cases[t][3], cases[t][4],
+                          cases[t][5], s, 0, 0, NULL, NULL};
+            int Ho = osz(c.H, c.K, s), Wo = osz(c.W, c.K, s), pad = c.K / 2;
+            size_t nx = (size_t)c.N * c.H * c.W * c.Ci, nw = (size_t)c.K * c.K * c.Ci * c.Co,
+                   ny = (size_t)c.N * Ho * Wo * c.Co;
+            c.x = randv(&r, nx, 1), c.w = randv(&r, nw, 1);
+            float *y = nta_malloc(ny * sizeof(float)), *rr = randv(&r, ny, 1);
+            float *dw = nta_calloc(nw, sizeof(float));
+            double *ref = nta_calloc(ny, sizeof(double));
+            for (int n = 0; n < c.N; n++)
+                for (int oy = 0; oy < Ho; oy++)
+                    for (int ox = 0; ox < Wo; ox++)
+                        for (int co = 0; co < c.Co; co++) {
+                            double a = 0;
+                            for (int ky = 0; ky < c.K; ky++)
+                                for (int kx = 0; kx < c.K; kx++)
+                                    for (int ci = 0; ci < c.Ci; ci++) {
+                                        int iy = oy * s - pad + ky, ix = ox * s - pad + kx;
+                                        if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
+                                        a += (double)c.x[((n * c.H + iy) * c.W + ix) * c.Ci + ci] *
+                                             c.w[((ky * c.K + kx) * c.Ci + ci) * c.Co + co];
+                                    }
+                            ref[((n * Ho + oy) * Wo + ox) * c.Co + co] = a;
+                        }
+            conv_f(&c, y);
+            CHECK(max_rel(y, ref, ny) < 1e-5, "conv K%d s%d forward", c.K, s);
+            be->conv_bwd_w(dw, rr, c.x, c.N, c.H, c.W, c.Ci, c.Co, c.K, s);
+            double e = grad_check(conv_f, &c, c.w, nw, dw, rr, y, ny);
+            CHECK(e < GRAD_TOL, "conv K%d s%d weight gradient: rel error %.2e", c.K, s, e);
+            free(c.x), free(c.w), free(y), free(rr), free(dw), free(ref);
+        }
+    }
+}
+
+/* Depthwise with the active KxK window in the centre of a 7x7 over Cmax = C+3
+ * channels: the pitches the supernet will use. */
+static void test_depthwise(void)
+{
+    Rng r;
+    rng_seed(&r, 3);
+    for (int K = 3; K <= 7; K += 2)
+        for (int s = 1; s <= 2; s++) {
+            int N = 2, H = 7 + K % 3, W = 6, C = 13, Cmax = C + 3, Kmax = 7, off = (Kmax - K) / 2;
+            ConvCase c = {N, H, W, C, C, K, s, Kmax * Cmax, Cmax, NULL, NULL};
+            int Ho = osz(H, K, s), Wo = osz(W, K, s), pad = K / 2;
+            size_t nx = (size_t)N * H * W * C, nwf = (size_t)Kmax * Kmax * Cmax,
+                   ny = (size_t)N * Ho * Wo * C;
+            float *wfull = randv(&r, nwf, 1), *dwfull = nta_calloc(nwf, sizeof(float));
+            c.x = randv(&r, nx, 1);
+            c.w = wfull + off * c.ldr + off * c.ldc;
+            float *y = nta_malloc(ny * sizeof(float)), *rr = randv(&r, ny, 1);
+            float *dx = nta_malloc(nx * sizeof(float));
+            double *ref = nta_calloc(ny, sizeof(double));
+            for (int n = 0; n < N; n++)
+                for (int oy = 0; oy < Ho; oy++)
+                    for (int ox = 0; ox < Wo; ox++)
+                        for (int ch = 0; ch < C; ch++) {
+                            double a = 0;
+                            for (int ky = 0; ky < K; ky++)
+                                for (int kx = 0; kx < K; kx++) {
+                                    int iy = oy * s - pad + ky, ix = ox * s - pad + kx;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                    a += (double)c.x[((n * H + iy) * W + ix) * C + ch] *
+                                         c.w[ky * c.ldr + kx * c.ldc + ch];
+                                }
+                            ref[((n * Ho + oy) * Wo + ox) * C + ch] = a;
+                        }
+            dw_f(&c, y);
+            CHECK(max_rel(y, ref, ny) < 1e-5, "depthwise K%d s%d forward", K, s);
+            be->dw_bwd_x(dx, rr, c.w, c.ldr, c.ldc, N, H, W, C, K, s);
+            double e = grad_check(dw_f, &c, c.x, nx, dx, rr, y, ny);
+            CHECK(e < GRAD_TOL, "depthwise K%d s%d input gradient: rel error %.2e", K, s, e);
+            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, N, H, W, C, K, s);
+            e = grad_check(dw_f, &c, c.w, (size_t)(K - 1) * c.ldr + (K - 1) * c.ldc + C,
+                           dwfull + off * c.ldr + off * c.ldc, rr, y, ny);
+            CHECK(e < GRAD_TOL, "depthwise K%d s%d weight gradient: rel error %.2e", K, s, e);
+            /* gradients land only inside the active window and channels */
+            int outside = 0;
+            for (int ky = 0; ky < Kmax; ky++)
+                for (int kx = 0; kx < Kmax; kx++)
+                    for (int ch = 0; ch < Cmax; ch++) {
+                        int in = ky >= off && ky < off + K && kx >= off && kx < off + K && ch < C;
+                        if (!in && dwfull[ky * c.ldr + kx * c.ldc + ch] != 0) outside++;
+                    }
+            CHECK(outside == 0, "depthwise K%d: %d gradients outside the active slice", K, outside);
+            free(wfull), free(dwfull), free(c.x), free(y), free(rr), free(dx), free(ref);
+        }
+}
+
+/* ----------------------------------------------------------- batchnorm */
+
+typedef struct {
+    int P, C, relu6;
+    float *z, *gamma, *beta, *mean, *istd, *rm, *rv;
+} BnCase;
+
+static void bn_f(void *ctx, float *y)
+{
+    BnCase *b = ctx;
+    be->bn_fwd_train(y, b->mean, b->istd, b->rm, b->rv, b->z, b->gamma, b->beta, b->P, b->C,
+                     0.1f, b->relu6);
+}
+
+static void test_batchnorm(void)
+{
+    Rng r;
+    rng_seed(&r, 4);
+    for (int relu6 = 0; relu6 <= 1; relu6++) {
+        BnCase b = {37, 11, relu6, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        size_t n = (size_t)b.P * b.C;
+        b.z = randv(&r, n, 3);
+        for (size_t i = 0; i < n; i++) b.z[i] += 1.5f;        /* a non-zero mean */
+        b.gamma = randv(&r, b.C, 1), b.beta = randv(&r, b.C, 2);
+        for (int c = 0; c < b.C; c++) b.gamma[c] += 2.0f, b.beta[c] += relu6 ? 2.0f : 0.0f;
+        b.mean = nta_calloc(b.C, 4), b.istd = nta_calloc(b.C, 4);
+        b.rm = nta_calloc(b.C, 4), b.rv = nta_calloc(b.C, 4);
+        for (int c = 0; c < b.C; c++) b.rv[c] = 1;
+        float *y = nta_malloc(n * 4), *rr = randv(&r, n, 1), *dz = nta_malloc(n * 4);
+        float *dg = nta_calloc(b.C, 4), *db = nta_calloc(b.C, 4);
+
+        bn_f(&b, y);
+        /* forward against the float64 formula, and the running averages */
+        double *ref = nta_malloc(n * sizeof(double));
+        int stat_ok = 1;
+        for (int c = 0; c < b.C; c++) {
+            double m = 0, v = 0;
+            for (int p = 0; p < b.P; p++) m += b.z[p * b.C + c];
+            m /= b.P;
+            for (int p = 0; p < b.P; p++) v += (b.z[p * b.C + c] - m) * (b.z[p * b.C + c] - m);
+            v /= b.P;
+            for (int p = 0; p < b.P; p++) {
+                double o = b.gamma[c] * (b.z[p * b.C + c] - m) / sqrt(v + NTA_BN_EPS) + b.beta[c];
+                ref[p * b.C + c] = relu6 ? fmin(fmax(o, 0), 6) : o;
+            }
+            stat_ok &= fabs(b.rm[c] - 0.1 * m) < 1e-5 &&
+                       fabs(b.rv[c] - (0.9 + 0.1 * v * b.P / (b.P - 1))) < 1e-4;
+        }
+        CHECK(max_rel(y, ref, n) < 1e-5, "batchnorm train forward relu6=%d", relu6);
+        CHECK(stat_ok, "batchnorm running mean/var (unbiased) relu6=%d", relu6);
+
+        be->bn_bwd(dz, dg, db, rr, b.z, b.mean, b.istd, b.gamma, b.beta, b.P, b.C, relu6);
+        /* numeric checks re-run the forward, which moves the running averages:
+         * harmless, they are not inputs of the train forward */
+        double e = grad_check(bn_f, &b, b.z, n, dz, rr, y, n);
+        CHECK(e < GRAD_TOL, "batchnorm dz relu6=%d: rel error %.2e", relu6, e);
+        e = grad_check(bn_f, &b, b.gamma, b.C, dg, rr, y, n);
+        CHECK(e < GRAD_TOL, "batchnorm dgamma relu6=%d: rel error %.2e", relu6, e);
+        e = grad_check(bn_f, &b, b.beta, b.C, db, rr, y, n);
+        CHECK(e < GRAD_TOL, "batchnorm dbeta relu6=%d: rel error %.2e", relu6, e);
+
+        /* eval mode uses the running statistics */
+        be->bn_fwd_eval(y, b.z, b.gamma, b.beta, b.rm, b.rv, b.P, b.C, relu6);
+        for (int p = 0; p < b.P; p++)
+            for (int c = 0; c < b.C; c++) {
+                double o = b.gamma[c] * (b.z[p * b.C + c] - b.rm[c]) / sqrt(b.rv[c] + NTA_BN_EPS) + b.beta[c];
+                ref[p * b.C + c] = relu6 ? fmin(fmax(o, 0), 6) : o;
+            }
+        CHECK(max_rel(y, ref, n) < 1e-5, "batchnorm eval forward relu6=%d", relu6);
+        free(b.z), free(b.gamma), free(b.beta), free(b.mean), free(b.istd), free(b.rm), free(b.rv);
+        free(y), free(rr), free(dz), free(dg), free(db), free(ref);
+    }
+}
+
+/* ------------------------------------------------- pooling, linear, loss */
+
+typedef struct { int N, HW, C; float *x; } GapCase;
+
+static void gap_f(void *ctx, float *y)
+{
+    GapCase *g = ctx;
+    be->gap_fwd(y, g->x, g->N, g->HW, g->C);
+}
+
+typedef struct { int M, N; float *x, *b; } BiasCase;
+
+static void bias_f(void *ctx, float *y)
+{
+    BiasCase *c = ctx;
+    memcpy(y, c->x, (size_t)c->M * c->N * 4);
+    be->bias_fwd(y, c->b, c->M, c->N);
+}
+
+typedef struct { int N, L; float *z; int32_t *label; float *scratch; } XentCase;
+
+/* y[0] = loss, so that L = loss * r[0] with r[0] = 1 */
+static void xent_f(void *ctx, float *y)
+{
+    XentCase *c = ctx;
+    y[0] = (float)(be->xent(c->scratch, NULL, c->z, c->label, c->N, c->L) / c->N);
+}
+
+static void test_small_ops(void)
+{
+    Rng r;
+    rng_seed(&r, 5);
+    /* global average pool */
+    GapCase g = {3, 10, 7, NULL};
+    size_t nx = (size_t)g.N * g.HW * g.C, ny = (size_t)g.N * g.C;
+    g.x = randv(&r, nx, 1);
+    float *y = nta_malloc(nx * 4), *rr = randv(&r, nx, 1), *dx = nta_malloc(nx * 4);
+    be->gap_bwd(dx, rr, g.N, g.HW, g.C);
+    double e = grad_check(gap_f, &g, g.x, nx, dx, rr, y, ny);
+    CHECK(e < GRAD_TOL, "global average pool gradient: rel error %.2e", e);
+
+    /* bias */
+    BiasCase bc = {5, 7, randv(&r, 35, 1), randv(&r, 7, 1)};
+    float *db = nta_calloc(7, 4);
+    be->bias_bwd(db, rr, bc.M, bc.N);
+    e = grad_check(bias_f, &bc, bc.b, 7, db, rr, y, 35);
+    CHECK(e < GRAD_TOL, "bias gradient: rel error %.2e", e);
+
+    /* residual add */
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {.5f, .5f, .5f, .5f, -5};
+    be->add(a, b, 5);
+    CHECK(a[0] == 1.5f && a[4] == 0, "residual add");
+
+    /* softmax cross-entropy: value against log-sum-exp, gradient numerically */
+    int32_t label[4] = {0, 3, 2, 3};
+    XentCase xc = {4, 5, randv(&r, 20, 3), label, nta_malloc(20 * 4)};
+    float *dl = nta_malloc(20 * 4), one = 1, loss1;
+    int correct = -1;
+    double loss = be->xent(dl, &correct, xc.z, label, 4, 5), want = 0;
+    int right = 0;
+    for (int n = 0; n < 4; n++) {
+        double s = 0;
+        int best = 0;
+        for (int j = 0; j < 5; j++) s += exp(xc.z[n * 5 + j]), best = xc.z[n * 5 + j] > xc.z[n * 5 + best] ? j : best;
+        want += log(s) - xc.z[n * 5 + label[n]];
+        right += best == label[n];
+    }
+    CHECK(fabs(loss - want) < 1e-5 * fabs(want) && correct == right, "cross-entropy value %.6f vs %.6f, correct %d vs %d",
+          loss, want, correct, right);
+    e = grad_check(xent_f, &xc, xc.z, 20, dl, &one, &loss1, 1);
+    CHECK(e < GRAD_TOL, "cross-entropy gradient: rel error %.2e", e);
+
+    /* SGD with momentum and weight decay, two steps by hand */
+    float w[2] = {1, -2}, m[2] = {0, 0}, gr[2] = {0.5f, 0.25f};
+    be->sgd(w, m, gr, 2, 0.1f, 0.9f, 0.01f);
+    be->sgd(w, m, gr, 2, 0.1f, 0.9f, 0.01f);
+    double m1 = 0.5 + 0.01, w1 = 1 - 0.1 * m1, m2 = 0.9 * m1 + 0.5 + 0.01 * w1, w2 = w1 - 0.1 * m2;
+    CHECK(fabs(w[0] - w2) < 1e-6 && fabs(m[0] - m2) < 1e-6, "sgd step: w %.7f want %.7f", w[0], w2);
+
+    /* cosine schedule with warm-up */
+    CHECK(fabsf(lr_cosine(1, 0, 10, 110) - 0.1f) < 1e-6 && fabsf(lr_cosine(1, 9, 10, 110) - 1) < 1e-6 &&
+          fabsf(lr_cosine(1, 60, 10, 110) - 0.5f) < 1e-6 && lr_cosine(1, 110, 10, 110) < 1e-6,
+          "cosine learning rate with warm-up");
+    free(g.x), free(y), free(rr), free(dx), free(bc.x), free(bc.b), free(db), free(xc.z), free(xc.scratch), free(dl);
+}
+
+void test_cpu(void)
+{
+    test_gemm();
+    test_conv();
+    test_depthwise();
+    test_batchnorm();
+    test_small_ops();
+}

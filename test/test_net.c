@@ -1,0 +1,209 @@
+/* test/test_net.c: the network as a whole: its gradient against central
+ * differences, cost counts by hand, description round trip, model files
+ * (round trip and every kind of damage), and a tiny training run. */
+#define _POSIX_C_SOURCE 200809L
+#include "../nta.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A small network with every feature: two strides, a residual, K=5 and K=3. */
+static NetDesc tiny_desc(void)
+{
+    NetDesc d = {.in_h = 9, .in_w = 8, .in_c = 2, .stem_c = 4, .stem_k = 3, .nblocks = 3,
+                 .head_c = 6, .classes = 3};
+    d.blk[0] = (BlockDesc){3, 3, 2, 5};
+    d.blk[1] = (BlockDesc){5, 2, 1, 5};
+    d.blk[2] = (BlockDesc){3, 2, 2, 7};
+    return d;
+}
+
+static void fill_batch(Net *net, int B, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    size_t n = (size_t)B * net->d.in_h * net->d.in_w * net->d.in_c;
+    for (size_t i = 0; i < n; i++) net->x_in[i] = rng_normal(&r);
+    for (int i = 0; i < B; i++) net->y_in[i] = (int32_t)rng_below(&r, (uint32_t)net->d.classes);
+}
+
+static double loss_of(Net *net, int B)
+{
+    net_forward(net, B, 1);
+    return net_loss(net, B, NULL) / B;
+}
+
+/* dL/dp for a few entries of every trainable tensor, against the backward pass.
+ * The error of a probe is |numeric - analytic| / max(|numeric|, 1e-3). */
+static void test_net_gradient(void)
+{
+    NetDesc d = tiny_desc();
+    int B = 4;
+    Net *net = net_create(&d, &cpu_backend, B, 7, 0);
+    fill_batch(net, B, 8);
+    /* BN output 3 + 0.5 xh keeps most pre-activations inside (0, 6), away from
+     * the ReLU6 kinks where central differences are meaningless (the kinks
+     * themselves are checked op by op in test_cpu.c) */
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        const char *leaf = strrchr(pi->name, '.') + 1;
+        for (size_t j = 0; j < pi->n; j++)
+            if (!strcmp(leaf, "gamma")) net->p[pi->off + j] = 0.5f;
+            else if (!strcmp(leaf, "beta")) net->p[pi->off + j] = 3.0f;
+    }
+    net_zero_grad(net);
+    loss_of(net, B);
+    net_backward(net, B);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind == PARAM_STAT) continue;
+        for (size_t j = 0; j < pi->n; j += pi->n / 5 + 1) {
+            float *p = net->p + pi->off + j, keep = *p, eps = 1e-2f;
+            *p = keep + eps;
+            double lp = loss_of(net, B);
+            *p = keep - eps;
+            double lm = loss_of(net, B);
+            *p = keep;
+            double num = (lp - lm) / (2 * eps);
+            double e = fabs(num - net->g[pi->off + j]) / fmax(fabs(num), 1e-3);
+            if (e > worst) worst = e, worst_name = pi->name;
+        }
+    }
+    CHECK(worst < 1e-3, "whole-network gradient: worst rel error %.2e in %s", worst, worst_name);
+    net_free(net);
+}
+
+/* The reference network's cost, counted by hand from the table. */
+static void test_costs(void)
+{
+    NetDesc d = net_reference(28, 28, 1, 10);
+    /* multiply-accumulates per image:
+     * stem 28*28*9*16; blocks (expand at input size, depthwise and project at output):
+     *  b0 16->96 @28, dw @14, 96->24 @14     b1 24->144 @14, dw @14, 144->24 @14
+     *  b2 24->144 @14, dw @7, 144->32 @7     b3 32->192 @7, dw @7, 192->32 @7
+     *  b4 32->192 @7, dw @4, 192->64 @4      b5 64->384 @4, dw @4, 384->64 @4
+     * head 64->128 @4; linear 128->10 */
+    double macs = 28 * 28 * 9 * 16 +
+                  784 * 16 * 96 + 196 * 9 * 96 + 196 * 96 * 24 +
+                  196 * 24 * 144 + 196 * 9 * 144 + 196 * 144 * 24 +
+                  196 * 24 * 144 + 49 * 9 * 144 + 49 * 144 * 32 +
+                  49 * 32 * 192 + 49 * 9 * 192 + 49 * 192 * 32 +
+                  49 * 32 * 192 + 16 * 9 * 192 + 16 * 192 * 64 +
+                  16 * 64 * 384 + 16 * 9 * 384 + 16 * 384 * 64 +
+                  16 * 64 * 128 + 128 * 10;
+    CHECK(net_flops(&d) == 2 * macs, "reference FLOPs %.0f, by hand %.0f", net_flops(&d), 2 * macs);
+    /* params: conv weights + BN gamma/beta per layer, linear weight + bias */
+    size_t params = 9 * 16 + 32 +
+                    16 * 96 + 192 + 9 * 96 + 192 + 96 * 24 + 48 +
+                    2 * (24 * 144 + 288 + 9 * 144 + 288) + 144 * 24 + 48 + 144 * 32 + 64 +
+                    2 * (32 * 192 + 384 + 9 * 192 + 384) + 192 * 32 + 64 + 192 * 64 + 128 +
+                    64 * 384 + 768 + 9 * 384 + 768 + 384 * 64 + 128 +
+                    64 * 128 + 256 + 128 * 10 + 10;
+    CHECK(net_params(&d) == params, "reference params %zu, by hand %zu", net_params(&d), params);
+    Net *net = net_create(&d, &cpu_backend, 2, 1, 0);
+    size_t trainable = 0;
+    for (int i = 0; i < net->nparam; i++)
+        if (net->param[i].kind != PARAM_STAT) trainable += net->param[i].n;
+    CHECK(trainable == params, "parameter table holds %zu trainable floats, want %zu", trainable, params);
+    CHECK(net->hh == 4 && net->hw == 4, "reference head at %dx%d, want 4x4", net->hh, net->hw);
+    net_free(net);
+}
+
+static void test_desc_text(void)
+{
+    NetDesc a = tiny_desc(), b;
+    char text[512], err[256];
+    net_desc_format(&a, text, sizeof text);
+    CHECK(net_desc_parse(&b, text, err, sizeof err) == 0 && !memcmp(&a, &b, sizeof a),
+          "description round trip: '%s'", text);
+    CHECK(net_desc_parse(&b, "in=28x28x1 stem=16k3 blocks=k4e6s2c24 head=128 classes=10", err, sizeof err) == -1,
+          "even kernel size rejected");
+    CHECK(net_desc_parse(&b, "garbage", err, sizeof err) == -1 && strstr(err, "malformed"),
+          "malformed description rejected: %s", err);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+static void test_model_files(void)
+{
+    NetDesc d = tiny_desc();
+    int B = 3;
+    char dir[] = "/tmp/nta-net-XXXXXX", path[256], bad[256], err[512];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/m.nta", dir);
+    snprintf(bad, sizeof bad, "%s/bad.nta", dir);
+    Net *a = net_create(&d, &cpu_backend, B, 11, 0);
+    fill_batch(a, B, 12);
+    net_forward(a, B, 1);                      /* moves the running statistics */
+    CHECK(net_save(a, path, "note=test\n") == 0, "model saved");
+    Net *b = net_load(path, &cpu_backend, B, err, sizeof err);
+    CHECK(b != NULL, "model loads: %s", b ? "" : err);
+    if (b) {
+        CHECK(!memcmp(a->p, b->p, a->nfloats * sizeof(float)), "loaded parameters equal saved ones");
+        fill_batch(b, B, 12);
+        net_forward(a, B, 0), net_forward(b, B, 0);
+        CHECK(!memcmp(a->logits, b->logits, (size_t)B * d.classes * 4), "loaded model computes the same logits");
+        net_free(b);
+    }
+    /* damage: missing, truncated, flipped byte, bad magic */
+    FILE *f = fopen(path, "rb");
+    static uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(net_load("/nonexistent/x.nta", &cpu_backend, B, err, sizeof err) == NULL &&
+          strstr(err, "/nonexistent/x.nta"), "missing model named: %s", err);
+    write_bytes(bad, buf, n / 2);
+    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "truncated"),
+          "truncated model: %s", err);
+    buf[n / 2] ^= 0x40;
+    write_bytes(bad, buf, n);
+    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "CRC"),
+          "corrupt model: %s", err);
+    buf[n / 2] ^= 0x40;
+    buf[0] = 'X';
+    write_bytes(bad, buf, n);
+    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "magic"),
+          "not a model: %s", err);
+    write_bytes(bad, "", 0);
+    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL, "empty file rejected: %s", err);
+    net_free(a);
+    remove(path), remove(bad), remove(dir);
+}
+
+/* A few SGD steps on one fixed batch must drive its loss down. */
+static void test_learns(void)
+{
+    NetDesc d = tiny_desc();
+    int B = 8;
+    Net *net = net_create(&d, &cpu_backend, B, 3, 0);
+    fill_batch(net, B, 4);
+    double first = 0, last = 0;
+    for (int s = 0; s < 30; s++) {
+        net_zero_grad(net);
+        double l = loss_of(net, B);
+        net_backward(net, B);
+        net_update(net, 0.05f, 0.9f, 0);
+        if (s == 0) first = l;
+        last = l;
+    }
+    CHECK(last < 0.5 * first, "training on one batch: loss %.4f -> %.4f", first, last);
+    net_free(net);
+}
+
+void test_net(void)
+{
+    test_net_gradient();
+    test_costs();
+    test_desc_text();
+    test_model_files();
+    test_learns();
+}
