@@ -18,6 +18,17 @@ LIB      = util.c cpu.c net.c data.c
 HDR      = nta.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_data.c test/test_fixture.c test/test_cli.c
 
+# CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,
+# simt.cpp), compiled as C++; nvcc compiles the same files for the GPU.
+CXX     ?= g++
+CXXFLAGS = -std=c++17 -O2 -Wall -Wextra -g
+ifeq ($(WERROR),1)
+CXXFLAGS += -Werror
+endif
+CU_TEST  = test/simt_kernels.cu
+EMU_OBJ  = build/emu/simt.o build/emu/test_simt.o $(CU_TEST:%.cu=build/emu/%.o)
+EMU_SAN  = $(EMU_OBJ:build/emu/%=build/san/emu/%)
+
 NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 ifeq ($(NVCC),)
 $(info nvcc: not found (CPU-only build))
@@ -30,7 +41,7 @@ OBJ      = $(LIB:%.c=build/%.o)
 OBJ_SAN  = $(LIB:%.c=build/san/%.o)
 SANFLAGS = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all setup demo test test-asan bench clean
+.PHONY: all setup demo test test-asan check-nvcc bench clean
 
 all: nta
 
@@ -43,15 +54,42 @@ build/cpu.o: cpu.c $(HDR)
 build/san/%.o: %.c $(HDR)
 	@mkdir -p build/san
 	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+build/emu/simt.o: simt.cpp simt.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -I. -c $< -o $@
+build/emu/test_simt.o: test/test_simt.cpp simt.h test/test.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -I. -c $< -o $@
+build/emu/%.o: %.cu simt.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -I. -x c++ -c $< -o $@
+build/san/emu/simt.o: simt.cpp simt.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. -c $< -o $@
+build/san/emu/test_simt.o: test/test_simt.cpp simt.h test/test.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. -c $< -o $@
+build/san/emu/%.o: %.cu simt.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. -x c++ -c $< -o $@
 
 nta: nta.c $(OBJ) $(HDR)
 	$(CC) $(CFLAGS) nta.c $(OBJ) -o $@ $(LDLIBS)
 
-test/run: $(TESTS) test/test.h $(OBJ) nta
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) -o $@ $(LDLIBS)
+test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
+	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
 
-test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) nta
-	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) -o $@ -lz -lm
+test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
+	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
+
+# nvcc must accept every .cu file (no GPU needed to compile)
+check-nvcc:
+ifeq ($(NVCC),)
+	@echo "check-nvcc: nvcc not found, skipped"
+else
+	@for f in $(CU_TEST); do for a in sm_80 sm_90; do \
+	    echo "nvcc -arch=$$a $$f"; $(NVCC) -arch=$$a -I. -c -x cu $$f -o /dev/null || exit 1; done; done
+endif
 
 bench/step: bench/step.c $(OBJ)
 	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)

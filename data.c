@@ -234,30 +234,6 @@ static void ds_check_same(const Dataset *a, const char *fa, const Dataset *b, co
                 fa, a->h, a->w, a->c, fb, b->h, b->w, b->c);
 }
 
-/* Read a whole regular file, NUL-terminated; NULL and a message on failure. */
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > (off_t)IDX_MAX_BYTES) {
-        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path, IDX_MAX_BYTES);
-        fclose(f);
-        return NULL;
-    }
-    uint8_t *buf = nta_malloc((size_t)st.st_size + 1);
-    *len = fread(buf, 1, (size_t)st.st_size, f);
-    int bad = ferror(f) || *len != (size_t)st.st_size;
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = 0;
-    return buf;
-}
-
 /* ------------------------------------------------------- hold-out split */
 
 /* Move `ntest` images chosen by the fixed seed from train into test. Both keep
@@ -419,7 +395,7 @@ static void mnist_load_digit(Dataset *s, const char *path, int digit)
     char err[512];
     size_t len, count = 0;
     long at = 0;
-    uint8_t *text = read_file(path, &len, err, sizeof err);
+    uint8_t *text = nta_read_file(path, IDX_MAX_BYTES, &len, err, sizeof err);
     if (!text) nta_die("%s; " MNIST_HINT, err);
     uint8_t *vals = nta_malloc(len / 2 + 1);
     const char *why = json_pixels((const char *)text, vals, &count, &at);
@@ -462,7 +438,7 @@ static int cifar_load_file(Dataset *s, const char *path, int optional)
     char err[512];
     size_t len;
     if (optional && access(path, F_OK)) return -1;
-    uint8_t *buf = read_file(path, &len, err, sizeof err);
+    uint8_t *buf = nta_read_file(path, IDX_MAX_BYTES, &len, err, sizeof err);
     if (!buf) nta_die("%s", err);
     if (len == 0 || len % CIFAR_RECORD)
         nta_die("%s: %zu bytes is not a whole number of %d-byte CIFAR-10 records "

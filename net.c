@@ -548,38 +548,10 @@ static uint32_t rd_u32(Reader *r)
     return v;
 }
 
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open model '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = nta_malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            if (cap > ((size_t)1 << 34)) break;    /* 16 GiB: not a model */
-            buf = realloc(buf, cap *= 2);
-            if (!buf) nta_die("out of memory reading '%s'", path);
-        }
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        snprintf(err, errlen, "cannot read model '%s'", path);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen)
 {
     size_t len = 0;
-    uint8_t *buf = read_file(path, &len, err, errlen);
+    uint8_t *buf = nta_read_file(path, (size_t)1 << 34, &len, err, errlen);
     if (!buf) return NULL;
     Net *net = NULL;
     float *host = NULL;

@@ -27,6 +27,9 @@ void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)
 void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
 void *nta_calloc(size_t n, size_t size);
 double nta_now(void);                  /* seconds, monotonic */
+/* Read a whole regular file of at most maxbytes (NUL-terminated); NULL and a
+ * message naming the file on failure. */
+uint8_t *nta_read_file(const char *path, size_t maxbytes, size_t *len, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------- rng */
 
@@ -59,8 +62,10 @@ typedef struct {
 
 /* Spec forms: "fashion-mnist", "mnist", "idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS]",
  * "cifar:DIR". Dies with a message naming the file and what is wrong.
- * val: images held out of the training split (taken after a seeded shuffle);
- * limit: if > 0, keep only the first `limit` training images. */
+ * Sources without a test file hold out a test split chosen by a fixed seed
+ * (the same on every run). Then limit, if > 0, keeps the first `limit`
+ * training images and at most `limit` test images; then val images are held
+ * out of the training split by a shuffle seeded with `seed`. */
 void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t seed);
 void data_free(DataSplits *d);
 /* Read one IDX file (raw or gzip). On failure returns -1 and writes a message

@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* ----------------------------------------------------------------- errors */
@@ -41,6 +44,30 @@ double nta_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* Read a whole regular file, NUL-terminated; NULL and a message on failure. */
+uint8_t *nta_read_file(const char *path, size_t maxbytes, size_t *len, char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > maxbytes) {
+        snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, maxbytes);
+        fclose(f);
+        return NULL;
+    }
+    uint8_t *buf = nta_malloc((size_t)st.st_size + 1);
+    *len = fread(buf, 1, (size_t)st.st_size, f);
+    int bad = ferror(f) || *len != (size_t)st.st_size;
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: read error", path);
+        free(buf);
+        return NULL;
+    }
+    buf[*len] = 0;
+    return buf;
 }
 
 /* -------------------------------------------------------------------- rng */

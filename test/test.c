@@ -19,7 +19,8 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"cpu ops", test_cpu}, {"network", test_net}, {"data", test_data},
-        {"pytorch fixture", test_fixture}, {"command line", test_cli},
+        {"pytorch fixture", test_fixture}, {"simt emulator", test_simt},
+        {"command line", test_cli},
     };
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
         int p = test_passed, f = test_failed;

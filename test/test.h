@@ -27,5 +27,6 @@ void test_net(void);
 void test_data(void);
 void test_fixture(void);
 void test_cli(void);
+void test_simt(void);
 
 #endif

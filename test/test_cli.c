@@ -1,2 +1,141 @@
+/* test/test_cli.c: the binary as a user meets it: exit codes and messages for
+ * bad options and bad files, and train + eval end to end on a tiny IDX
+ * dataset written here. Runs ./nta from the project root. */
+#define _POSIX_C_SOURCE 200809L
+#include "../nta.h"
 #include "test.h"
-void test_cli(void) {}
+
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[] = "/tmp/nta-cli-XXXXXX";
+static char out[16384];
+
+/* Run "./nta ARGS", capture stdout+stderr into out[], return the exit code. */
+static int nta(const char *args)
+{
+    char cmd[1024], path[256];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta %s > %s 2>&1", args, path);
+    int rc = test_run(cmd);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
+#define EXPECT(rc_, args, text)                                                             \
+    do {                                                                                    \
+        int rc = nta(args);                                                                 \
+        CHECK(rc == (rc_) && strstr(out, text), "nta %s: exit %d (want %d), output lacks '%s':\n%s", \
+              args, rc, rc_, text, out);                                                    \
+    } while (0)
+
+/* A raw IDX file of unsigned bytes with the given dims. */
+static void write_idx(const char *name, int ndim, const int *dims, const uint8_t *data)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    uint8_t head[4] = {0, 0, 8, (uint8_t)ndim};
+    size_t n = 1;
+    fwrite(head, 1, 4, f);
+    for (int i = 0; i < ndim; i++) {
+        uint8_t be[4] = {(uint8_t)(dims[i] >> 24), (uint8_t)(dims[i] >> 16), (uint8_t)(dims[i] >> 8),
+                         (uint8_t)dims[i]};
+        fwrite(be, 1, 4, f);
+        n *= dims[i];
+    }
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* n images of 28x28: class c is a bright 8x8 square in corner c, plus noise. */
+static void write_dataset(const char *images, const char *labels, int n, int classes, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    uint8_t *pix = nta_calloc((size_t)n * 784, 1), *lab = nta_malloc(n);
+    for (int i = 0; i < n; i++) {
+        int c = (int)rng_below(&r, classes), y0 = c / 2 * 18 + 1, x0 = c % 2 * 18 + 1;
+        lab[i] = (uint8_t)c;
+        for (int p = 0; p < 784; p++) pix[i * 784 + p] = (uint8_t)rng_below(&r, 60);
+        for (int y = y0; y < y0 + 8; y++)
+            for (int x = x0; x < x0 + 8; x++) pix[i * 784 + y * 28 + x] = 255;
+    }
+    int di[3] = {n, 28, 28}, dl[1] = {n};
+    write_idx(images, 3, di, pix);
+    write_idx(labels, 1, dl, lab);
+    free(pix), free(lab);
+}
+
+static void test_options(void)
+{
+    EXPECT(2, "", "usage: nta COMMAND");
+    EXPECT(0, "--help", "commands:");
+    EXPECT(0, "train --help", "--epochs N");
+    EXPECT(0, "eval --help", "usage: nta eval MODEL");
+    EXPECT(2, "frobnicate", "unknown command 'frobnicate'");
+    EXPECT(2, "train --bogus 1", "unknown option '--bogus'");
+    EXPECT(2, "train --epochs", "--epochs needs a value");
+    EXPECT(2, "train --epochs x", "--epochs expects an integer");
+    EXPECT(2, "train --lr 1e99", "--lr expects a number");
+    EXPECT(2, "train --epochs 0", "--epochs must be at least 1");
+    EXPECT(2, "train --batch=1", "--batch must be in 2..65536");
+    EXPECT(2, "eval", "which model?");
+    EXPECT(2, "eval a.nta b.nta", "unexpected argument 'b.nta'");
+    EXPECT(1, "train --data nosuch --limit 10", "cifar:DIR");
+    EXPECT(1, "train --data idx:/nonexistent/i.idx,/nonexistent/l.idx", "/nonexistent/i.idx");
+    EXPECT(1, "train --device cuda", "built without the CUDA backend");
+    EXPECT(1, "train --device tpu", "--device must be auto, cpu or cuda");
+    EXPECT(1, "eval /nonexistent/m.nta", "cannot open /nonexistent/m.nta");
+}
+
+static void test_end_to_end(void)
+{
+    char args[1024], model[256], bad[256];
+    write_dataset("tr-img", "tr-lab", 240, 4, 1);
+    write_dataset("te-img", "te-lab", 64, 4, 2);
+    write_dataset("te3-img", "te3-lab", 64, 3, 3);
+    snprintf(model, sizeof model, "%s/m.nta", dir);
+    snprintf(args, sizeof args,
+             "train --data idx:%s/tr-img,%s/tr-lab,%s/te-img,%s/te-lab --epochs 3 --batch 16 "
+             "--val 32 --lr 0.05 -o %s", dir, dir, dir, dir, model);
+    EXPECT(0, args, "test accuracy");
+    CHECK(strstr(out, "epoch 3: val loss") && strstr(out, "img/s ETA"), "training prints progress:\n%s", out);
+    double acc = -1;
+    const char *t = strstr(out, "test accuracy ");
+    if (t) acc = atof(t + 14);
+    CHECK(acc >= 90, "4 corner squares are easy: test accuracy %.1f%%", acc);
+
+    snprintf(args, sizeof args, "eval %s --data idx:%s/tr-img,%s/tr-lab,%s/te-img,%s/te-lab", model,
+             dir, dir, dir, dir);
+    EXPECT(0, args, "test accuracy");
+    double acc2 = -1;
+    t = strstr(out, "test accuracy ");
+    if (t) acc2 = atof(t + 14);
+    CHECK(acc2 == acc, "eval reproduces the accuracy train reported: %.2f vs %.2f", acc2, acc);
+
+    /* a model whose file was damaged, and data the model does not fit */
+    snprintf(bad, sizeof bad, "%s/bad.nta", dir);
+    snprintf(args, sizeof args, "head -c 3000 %s > %s", model, bad);
+    test_run(args);
+    snprintf(args, sizeof args, "eval %s --data idx:%s/tr-img,%s/tr-lab", bad, dir, dir);
+    EXPECT(1, args, "corrupt or truncated");
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/te3-lab --epochs 1", dir, dir);
+    EXPECT(1, args, "te3-lab");
+}
+
+void test_cli(void)
+{
+    if (!mkdtemp(dir)) {
+        CHECK(0, "cannot make a temporary directory");
+        return;
+    }
+    test_options();
+    test_end_to_end();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    test_run(cmd);
+}
