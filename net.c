@@ -36,7 +36,7 @@ NetDesc net_reference(int h, int w, int c, int classes)
     return d;
 }
 
-/* "in=28x28x1 stem=16k3 blocks=k3e6s2c24,... head=128 classes=10" */
+/* "in=28x28x1 stem=16k3 blocks=k3e6s2c24,... head=128 classes=10[ space=k3,5,7:e3,4,6:d2]" */
 void net_desc_format(const NetDesc *d, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "in=%dx%dx%d stem=%dk%d blocks=", d->in_h,
@@ -44,13 +44,44 @@ void net_desc_format(const NetDesc *d, char *buf, size_t len)
     for (int i = 0; i < d->nblocks && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%sk%de%ds%dc%d", i ? "," : "", d->blk[i].k,
                               d->blk[i].e, d->blk[i].s, d->blk[i].co);
-    if (n < len) snprintf(buf + n, len - n, " head=%d classes=%d", d->head_c, d->classes);
+    if (n < len) n += (size_t)snprintf(buf + n, len - n, " head=%d classes=%d", d->head_c, d->classes);
+    const Space *s = &d->space;
+    for (int i = 0; i < s->nk && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? "," : " space=k", s->ks[i]);
+    for (int i = 0; i < s->ne && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? "," : ":e", s->es[i]);
+    if (s->nk && n < len) snprintf(buf + n, len - n, ":d%d", s->dmin);
+}
+
+/* Read "k3,5,7:e3,4,6:d2" into s; 0 on success. */
+static int space_parse(Space *s, const char *p)
+{
+    int used = 0;
+    memset(s, 0, sizeof *s);
+    if (*p++ != 'k') return -1;
+    while (s->nk < 4 && sscanf(p, "%d%n", &s->ks[s->nk], &used) == 1) {
+        s->nk++, p += used;
+        if (*p != ',') break;
+        p++;
+    }
+    if (*p++ != ':' || *p++ != 'e') return -1;
+    while (s->ne < 4 && sscanf(p, "%d%n", &s->es[s->ne], &used) == 1) {
+        s->ne++, p += used;
+        if (*p != ',') break;
+        p++;
+    }
+    if (sscanf(p, ":d%d", &s->dmin) != 1 || s->nk == 0 || s->ne == 0 || s->dmin < 1) return -1;
+    for (int i = 0; i < s->nk; i++)
+        if (s->ks[i] < 1 || s->ks[i] > 7 || !(s->ks[i] % 2) || (i && s->ks[i] <= s->ks[i - 1])) return -1;
+    for (int i = 0; i < s->ne; i++)
+        if (s->es[i] < 1 || s->es[i] > 8 || (i && s->es[i] <= s->es[i - 1])) return -1;
+    return 0;
 }
 
 int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
-    const char *p = strstr(text, "blocks=");
+    const char *p = strstr(text, "blocks="), *sp;
     int used = 0;
     if (sscanf(text, "in=%dx%dx%d stem=%dk%d", &d->in_h, &d->in_w, &d->in_c, &d->stem_c,
                &d->stem_k) != 5 || !p) {
@@ -66,8 +97,14 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
         if (*p != ',') break;
         p++;
     }
-    if (sscanf(p, " head=%d classes=%d", &d->head_c, &d->classes) != 2) {
+    if (sscanf(p, " head=%d classes=%d%n", &d->head_c, &d->classes, &used) != 2) {
         snprintf(err, errlen, "malformed network description near '%.30s'", p);
+        return -1;
+    }
+    p += used;
+    sp = strncmp(p, " space=", 7) == 0 ? p + 7 : NULL;
+    if (sp && space_parse(&d->space, sp) != 0) {
+        snprintf(err, errlen, "malformed search space '%.40s'", sp);
         return -1;
     }
     /* sizes a network can be built with */
@@ -80,6 +117,8 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
         ok = ok && b->k > 0 && b->k % 2 && b->k <= 7 && b->e > 0 && b->e <= 8 &&
              (b->s == 1 || b->s == 2) && b->co > 0 && b->co <= 4096;
     }
+    int first[NET_MAX_STAGES + 1];
+    ok = ok && net_stages(d, first) > 0;
     if (!ok) {
         snprintf(err, errlen, "network description has out-of-range sizes: '%.60s'", text);
         return -1;
@@ -88,6 +127,175 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
 }
 
 static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+/* ----------------------------------------------------- architectures */
+
+int net_stages(const NetDesc *d, int first[NET_MAX_STAGES + 1])
+{
+    int n = 0;
+    for (int i = 0; i < d->nblocks; i++) {
+        int prev = i ? d->blk[i - 1].co : d->stem_c;
+        if (i == 0 || d->blk[i].s == 2 || d->blk[i].co != prev) {
+            if (n == NET_MAX_STAGES) return -1;
+            first[n++] = i;
+        }
+    }
+    first[n] = d->nblocks;
+    return n;
+}
+
+Space space_default(void)
+{
+    return (Space){.nk = 3, .ks = {3, 5, 7}, .ne = 3, .es = {3, 4, 6}, .dmin = 2};
+}
+
+NetDesc net_supernet(int h, int w, int c, int classes, const Space *space, int maxdepth)
+{
+    static const int stage_c[] = {24, 32, 64};
+    if (h < 8 || w < 8)
+        nta_die("the supernet's three stride-2 stages need images of at least 8x8, not %dx%d", h, w);
+    if (maxdepth < space->dmin || maxdepth * 3 > NET_MAX_BLOCKS)
+        nta_die("stage depth %d is outside %d..%d", maxdepth, space->dmin, NET_MAX_BLOCKS / 3);
+    NetDesc d = {.in_h = h, .in_w = w, .in_c = c, .stem_c = 16, .stem_k = 3, .head_c = 128,
+                 .classes = classes, .space = *space};
+    for (int s = 0; s < 3; s++)
+        for (int j = 0; j < maxdepth; j++)
+            d.blk[d.nblocks++] = (BlockDesc){space->ks[space->nk - 1], space->es[space->ne - 1],
+                                             j ? 1 : 2, stage_c[s]};
+    return d;
+}
+
+/* The choices of block i: from the space, or the block's own for a fixed net. */
+static int choices(const NetDesc *d, int i, int kernel, const int **list)
+{
+    const Space *s = &d->space;
+    if (s->nk == 0) {
+        *list = kernel ? &d->blk[i].k : &d->blk[i].e;
+        return 1;
+    }
+    *list = kernel ? s->ks : s->es;
+    return kernel ? s->nk : s->ne;
+}
+
+static int stage_dmin(const NetDesc *d, int blocks)
+{
+    return d->space.nk == 0 || d->space.dmin > blocks ? blocks : d->space.dmin;
+}
+
+/* which = 0 smallest, 1 largest, 2 random */
+static Arch arch_pick(const NetDesc *d, int which, Rng *r)
+{
+    Arch a;
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    memset(&a, 0, sizeof a);
+    for (int s = 0; s < ns; s++) {
+        int blocks = first[s + 1] - first[s], lo = stage_dmin(d, blocks);
+        a.depth[s] = which == 1 ? blocks : which == 0 ? lo : lo + (int)rng_below(r, (uint32_t)(blocks - lo + 1));
+    }
+    for (int i = 0; i < d->nblocks; i++) {
+        const int *ks, *es;
+        int nk = choices(d, i, 1, &ks), ne = choices(d, i, 0, &es);
+        a.k[i] = which == 1 ? ks[nk - 1] : which == 0 ? ks[0] : ks[rng_below(r, (uint32_t)nk)];
+        a.e[i] = which == 1 ? es[ne - 1] : which == 0 ? es[0] : es[rng_below(r, (uint32_t)ne)];
+    }
+    return a;
+}
+
+Arch arch_largest(const NetDesc *d) { return arch_pick(d, 1, NULL); }
+Arch arch_smallest(const NetDesc *d) { return arch_pick(d, 0, NULL); }
+Arch arch_random(const NetDesc *d, Rng *r) { return arch_pick(d, 2, r); }
+
+void arch_format(const NetDesc *d, const Arch *a, char *buf, size_t len)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    size_t n = 0;
+    buf[0] = 0;
+    for (int s = 0; s < ns; s++)
+        for (int j = 0; j < a->depth[s] && n < len; j++) {
+            int i = first[s] + j;
+            n += (size_t)snprintf(buf + n, len - n, "%sk%de%d", j ? "-" : s ? "/" : "", a->k[i], a->e[i]);
+        }
+}
+
+static int in_list(int v, const int *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == v) return 1;
+    return 0;
+}
+
+static void list_text(char *buf, size_t len, const int *list, int n)
+{
+    size_t at = 0;
+    for (int i = 0; i < n && at < len; i++) at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? "," : "", list[i]);
+}
+
+int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t errlen)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), s = 0, j = 0, tok = 0;
+    const char *p = text;
+    char list[32];
+    memset(a, 0, sizeof *a);
+    *a = arch_largest(d);
+    for (;;) {
+        int k, e, used = 0, i = first[s] + j;
+        tok++;
+        if (sscanf(p, "k%de%d%n", &k, &e, &used) != 2 || used == 0) {
+            snprintf(err, errlen, "architecture '%s': token %d ('%.12s') is not of the form kKeE, e.g. k3e6",
+                     text, tok, p);
+            return -1;
+        }
+        if (j == first[s + 1] - first[s]) {
+            snprintf(err, errlen, "architecture '%s': stage %d has more than its %d blocks at token %d",
+                     text, s + 1, j, tok);
+            return -1;
+        }
+        const int *ks, *es;
+        int nk = choices(d, i, 1, &ks), ne = choices(d, i, 0, &es);
+        if (!in_list(k, ks, nk) || !in_list(e, es, ne)) {
+            int bad_k = !in_list(k, ks, nk);
+            list_text(list, sizeof list, bad_k ? ks : es, bad_k ? nk : ne);
+            snprintf(err, errlen, "architecture '%s': token %d ('k%de%d'): %s %d is not one of %s",
+                     text, tok, k, e, bad_k ? "kernel" : "expansion", bad_k ? k : e, list);
+            return -1;
+        }
+        a->k[i] = k, a->e[i] = e;
+        j++;
+        p += used;
+        if (*p == '-') { p++; continue; }
+        int lo = stage_dmin(d, first[s + 1] - first[s]);
+        if (j < lo) {
+            snprintf(err, errlen, "architecture '%s': stage %d has %d blocks, fewer than the smallest depth %d",
+                     text, s + 1, j, lo);
+            return -1;
+        }
+        a->depth[s] = j;
+        if (*p == 0 && s == ns - 1) return 0;
+        if (*p == 0) {
+            snprintf(err, errlen, "architecture '%s' names %d stages; this network has %d", text, s + 1, ns);
+            return -1;
+        }
+        if (*p != '/' || s == ns - 1) {
+            snprintf(err, errlen, "architecture '%s': unexpected '%.8s' after token %d", text, p, tok);
+            return -1;
+        }
+        p++, s++, j = 0;
+    }
+}
+
+NetDesc arch_standalone(const NetDesc *d, const Arch *a)
+{
+    NetDesc o = *d;
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    memset(&o.space, 0, sizeof o.space);
+    o.nblocks = 0;
+    for (int s = 0; s < ns; s++)
+        for (int j = 0; j < a->depth[s]; j++) {
+            int i = first[s] + j;
+            o.blk[o.nblocks++] = (BlockDesc){a->k[i], a->e[i], d->blk[i].s, d->blk[i].co};
+        }
+    return o;
+}
 
 /* ---------------------------------------------------- counting cost */
 
@@ -228,15 +436,15 @@ static void net_layout(Builder *bd)
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
         const BlockDesc *bd_ = &d->blk[i];
-        k->ci = c, k->e = bd_->e * c, k->co = bd_->co, k->k = bd_->k, k->s = bd_->s;
-        k->h = h, k->w = w, k->ho = out_size(h, k->k, k->s), k->wo = out_size(w, k->k, k->s);
-        int E = k->e;
+        k->ci = c, k->emax = bd_->e * c, k->co = bd_->co, k->kmax = bd_->k, k->s = bd_->s;
+        k->h = h, k->w = w, k->ho = out_size(h, k->kmax, k->s), k->wo = out_size(w, k->kmax, k->s);
+        int E = k->emax;
         snprintf(name, sizeof name, "b%d.exp.w", i);
         add_param(bd, name, PARAM_WEIGHT, &k->w_exp, &k->g_exp, 2, c, E, 0, 0);
         snprintf(name, sizeof name, "b%d.exp", i);
         add_bn(bd, name, &k->bn_exp, &k->gbn_exp, E);
         snprintf(name, sizeof name, "b%d.dw.w", i);
-        add_param(bd, name, PARAM_WEIGHT, &k->w_dw, &k->g_dw, 3, k->k, k->k, E, 0);
+        add_param(bd, name, PARAM_WEIGHT, &k->w_dw, &k->g_dw, 3, k->kmax, k->kmax, E, 0);
         snprintf(name, sizeof name, "b%d.dw", i);
         add_bn(bd, name, &k->bn_dw, &k->gbn_dw, E);
         snprintf(name, sizeof name, "b%d.proj.w", i);
@@ -324,6 +532,8 @@ Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int v
     free(bd.bind);
     free(bd.abind);
     net_init(net, seed);
+    Arch a = arch_largest(d);
+    net_set_arch(net, &a);
 
     if (verbose) {
         printf("network (batch %d, %s): layer, in HxWxC -> out HxWxC, cost per image\n", B, be->name);
@@ -344,6 +554,22 @@ void net_free(Net *net)
     be->free(net->y_in);
     free(net->param);
     free(net);
+}
+
+void net_set_arch(Net *net, const Arch *a)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(&net->d, first);
+    net->arch = *a;
+    for (int s = 0; s < ns; s++)
+        for (int i = first[s]; i < first[s + 1]; i++) net->on[i] = i - first[s] < a->depth[s];
+}
+
+/* The output of the last active block before block i (the stem's if none). */
+static float *input_of(Net *net, int i)
+{
+    while (--i >= 0)
+        if (net->on[i]) return net->blk[i].out;
+    return net->a_stem;
 }
 
 /* ----------------------------------------------------------- forward */
@@ -368,19 +594,24 @@ void net_forward(Net *net, int B, int train)
     be->conv_fwd(net->z_stem, net->x_in, net->w_stem, B, h, w, d->in_c, d->stem_c, d->stem_k, 1);
     bn_forward(net, net->a_stem, &net->sv_stem, net->z_stem, &net->bn_stem, B * h * w,
                d->stem_c, 1, train);
-    const float *x = net->a_stem;                                  /* [B,h,w,Ci] */
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
-        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, E = k->e;
-        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, E, 0, k->z_exp, E);
+        if (!net->on[i]) continue;
+        /* the active slice: K x K centre of the depthwise weights, the first E
+         * expanded channels; weights are read with the full tensors' pitches */
+        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, Em = k->emax;
+        int K = net->arch.k[i], E = net->arch.e[i] * k->ci, off = (k->kmax - K) / 2;
+        const float *x = input_of(net, i);                      /* [B,h,w,Ci] */
+        const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
+        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, Em, 0, k->z_exp, E);
         bn_forward(net, k->a_exp, &k->sv_exp, k->z_exp, &k->bn_exp, pin, E, 1, train);
-        be->dw_fwd(k->z_dw, k->a_exp, k->w_dw, k->k * E, E, B, k->h, k->w, E, k->k, k->s);
+        be->dw_fwd(k->z_dw, k->a_exp, wdw, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
         bn_forward(net, k->a_dw, &k->sv_dw, k->z_dw, &k->bn_dw, pout, E, 1, train);
         be->gemm(0, 0, pout, k->co, E, 1, k->a_dw, E, k->w_proj, k->co, 0, k->z_proj, k->co);
         bn_forward(net, k->out, &k->sv_proj, k->z_proj, &k->bn_proj, pout, k->co, 0, train);
         if (k->s == 1 && k->ci == k->co) be->add(k->out, x, (size_t)pout * k->co);
-        x = k->out;                                                /* [B,ho,wo,Co] */
     }
+    const float *x = input_of(net, d->nblocks);                /* [B,hh,hw,Cl] */
     int ph = B * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
     be->gemm(0, 0, ph, d->head_c, cl, 1, x, cl, net->w_head, d->head_c, 0, net->z_head, d->head_c);
     bn_forward(net, net->a_head, &net->sv_head, net->z_head, &net->bn_head, ph, d->head_c, 1, train);
@@ -419,15 +650,18 @@ void net_backward(Net *net, int B)
     be->gemm(0, 1, B, Ch, L, 1, net->dlogits, L, net->w_fc, L, 0, g1, Ch);
     be->gap_bwd(g0, g1, B, net->hh * net->hw, Ch);
     bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
-    const float *x = d->nblocks ? net->blk[d->nblocks - 1].out : net->a_stem;
+    const float *x = input_of(net, d->nblocks);
     be->gemm(1, 0, cl, Ch, ph, 1, x, cl, g0, Ch, 1, net->g_head, Ch);
     be->gemm(0, 1, ph, cl, Ch, 1, g0, Ch, net->w_head, Ch, 0, g1, cl);
     float *dout = g1, *spare = g0;                         /* gradient of the last output */
 
     for (int i = d->nblocks - 1; i >= 0; i--) {
         Block *k = &net->blk[i];
-        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, E = k->e;
-        const float *in = i ? net->blk[i - 1].out : net->a_stem;
+        if (!net->on[i]) continue;
+        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, Em = k->emax;
+        int K = net->arch.k[i], E = net->arch.e[i] * k->ci, off = (k->kmax - K) / 2;
+        size_t wo = (size_t)off * k->kmax * Em + (size_t)off * Em;  /* window offset */
+        const float *in = input_of(net, i);
         /* project: dz_proj in spare, then da_dw [B,ho,wo,E] in g2 */
         bn_backward(net, spare, dout, k->z_proj, &k->sv_proj, &k->bn_proj, &k->gbn_proj, pout,
                     k->co, 0);
@@ -435,12 +669,12 @@ void net_backward(Net *net, int B)
         be->gemm(0, 1, pout, E, k->co, 1, spare, k->co, k->w_proj, k->co, 0, g2, E);
         /* depthwise: dz_dw in g2, da_exp [B,h,w,E] in spare */
         bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
-        be->dw_bwd_w(k->g_dw, k->k * E, E, g2, k->a_exp, B, k->h, k->w, E, k->k, k->s);
-        be->dw_bwd_x(spare, g2, k->w_dw, k->k * E, E, B, k->h, k->w, E, k->k, k->s);
+        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, k->a_exp, B, k->h, k->w, E, K, k->s);
+        be->dw_bwd_x(spare, g2, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
         /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2 */
         bn_backward(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
-        be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, E);
-        be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, E, 0, g2, k->ci);
+        be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, Em);
+        be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 0, g2, k->ci);
         if (k->s == 1 && k->ci == k->co) be->add(g2, dout, (size_t)pin * k->ci);
         float *t = dout;                                   /* din becomes dout */
         dout = g2, g2 = t;
@@ -465,12 +699,53 @@ void net_update(Net *net, float lr, float momentum, float wd)
     }
 }
 
+/* ---------------------------------------------- batchnorm recalibration */
+
+/* Running statistics are not shared between sub-architectures: before an
+ * architecture is evaluated, reset them and average the batch statistics of
+ * `batches` training batches (momentum 1/(t+1) makes the running value the
+ * plain mean of the batches seen). Batches are drawn by seed, not augmented. */
+void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed)
+{
+    const Backend *be = net->be;
+    const Dataset *s = &d->train;
+    int B = net->B < s->n ? net->B : s->n;
+    float *host = nta_malloc(net->nfloats * sizeof(float));
+    be->download(host, net->p, net->nfloats * sizeof(float));
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind != PARAM_STAT) continue;
+        float v = strcmp(strrchr(pi->name, '.'), ".var") == 0 ? 1.0f : 0.0f;
+        for (size_t j = 0; j < pi->n; j++) host[pi->off + j] = v;
+    }
+    be->upload(net->p, host, net->nfloats * sizeof(float));
+    free(host);
+
+    Rng r;
+    rng_seed(&r, seed);
+    int *idx = nta_malloc((size_t)B * sizeof(int));
+    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float));
+    int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
+    float keep = net->bn_momentum;
+    for (int t = 0; t < batches; t++) {
+        for (int j = 0; j < B; j++) idx[j] = (int)rng_below(&r, (uint32_t)s->n);
+        data_batch(d, s, idx, B, x, y, NULL);
+        be->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
+        net->bn_momentum = 1.0f / (t + 1);
+        net_forward(net, B, 1);
+    }
+    net->bn_momentum = keep;
+    free(idx), free(x), free(y);
+}
+
 /* -------------------------------------------------------- model files */
 
 /* Layout (little-endian):
  *   "NTAMODEL" | u32 version | u32 text bytes | text (description line, then
  *   free-form metadata lines) | u32 tensors | per tensor: u32 name bytes, name,
- *   u32 ndim, u32 dims[ndim], f32 data | u32 CRC32 of everything before it. */
+ *   u32 ndim, u32 dims[ndim], f32 data | u32 CRC32 of everything before it.
+ * A checkpoint holds every tensor twice: the parameters, then the momentum
+ * under the same names prefixed with "m:". */
 #define MODEL_MAGIC "NTAMODEL"
 #define MODEL_VERSION 1u
 
@@ -489,7 +764,23 @@ static void bytes_put(Bytes *b, const void *p, size_t n)
 
 static void bytes_u32(Bytes *b, uint32_t v) { bytes_put(b, &v, 4); }
 
-int net_save(const Net *net, const char *path, const char *meta)
+static void put_tensors(Bytes *b, const Net *net, const float *arena, const char *prefix)
+{
+    float *host = nta_malloc(net->nfloats * sizeof(float));
+    net->be->download(host, arena, net->nfloats * sizeof(float));
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        bytes_u32(b, (uint32_t)(strlen(prefix) + strlen(pi->name)));
+        bytes_put(b, prefix, strlen(prefix));
+        bytes_put(b, pi->name, strlen(pi->name));
+        bytes_u32(b, (uint32_t)pi->ndim);
+        for (int j = 0; j < pi->ndim; j++) bytes_u32(b, (uint32_t)pi->dims[j]);
+        bytes_put(b, host + pi->off, pi->n * sizeof(float));
+    }
+    free(host);
+}
+
+int net_save(const Net *net, const char *path, const char *meta, int checkpoint)
 {
     char desc[2048], tmp[4096];
     net_desc_format(&net->d, desc, sizeof desc);
@@ -501,18 +792,9 @@ int net_save(const Net *net, const char *path, const char *meta)
     bytes_put(&b, desc, strlen(desc));
     bytes_put(&b, "\n", 1);
     if (meta) bytes_put(&b, meta, strlen(meta));
-    bytes_u32(&b, (uint32_t)net->nparam);
-    float *host = nta_malloc(net->nfloats * sizeof(float));
-    net->be->download(host, net->p, net->nfloats * sizeof(float));
-    for (int i = 0; i < net->nparam; i++) {
-        const ParamInfo *pi = &net->param[i];
-        bytes_u32(&b, (uint32_t)strlen(pi->name));
-        bytes_put(&b, pi->name, strlen(pi->name));
-        bytes_u32(&b, (uint32_t)pi->ndim);
-        for (int j = 0; j < pi->ndim; j++) bytes_u32(&b, (uint32_t)pi->dims[j]);
-        bytes_put(&b, host + pi->off, pi->n * sizeof(float));
-    }
-    free(host);
+    bytes_u32(&b, (uint32_t)net->nparam * (checkpoint ? 2 : 1));
+    put_tensors(&b, net, net->p, "");
+    if (checkpoint) put_tensors(&b, net, net->m, "m:");
     bytes_u32(&b, (uint32_t)crc32(0L, b.buf, (uInt)b.len));
 
     /* write to a temporary name, flush to disk, rename over the target */
@@ -548,6 +830,30 @@ static uint32_t rd_u32(Reader *r)
     return v;
 }
 
+/* Read the net's tensors (names prefixed by prefix) into host [nfloats]. */
+static int get_tensors(Reader *r, const Net *net, float *host, const char *prefix,
+                       const char *path, char *err, size_t errlen)
+{
+    size_t pl = strlen(prefix);
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        uint32_t nl = rd_u32(r);
+        const char *name = rd(r, nl);
+        uint32_t ndim = rd_u32(r);
+        int same = name && nl == pl + strlen(pi->name) && !memcmp(name, prefix, pl) &&
+                   !memcmp(name + pl, pi->name, nl - pl) && ndim == (uint32_t)pi->ndim;
+        for (int j = 0; same && j < pi->ndim; j++) same = rd_u32(r) == (uint32_t)pi->dims[j];
+        const void *data = same ? rd(r, pi->n * sizeof(float)) : NULL;
+        if (!data) {
+            snprintf(err, errlen, "'%s': tensor %d is not '%s%s' of the expected shape", path, i,
+                     prefix, pi->name);
+            return -1;
+        }
+        memcpy(host + pi->off, data, pi->n * sizeof(float));
+    }
+    return 0;
+}
+
 Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen)
 {
     size_t len = 0;
@@ -556,7 +862,7 @@ Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errl
     Net *net = NULL;
     float *host = NULL;
     Reader r = {buf, len >= 4 ? len - 4 : 0, 0, 0};
-    char text[4096];
+    char text[sizeof net->meta + 2048];
     NetDesc d;
     uint32_t crc;
     if (len < 20 || memcmp(buf, MODEL_MAGIC, 8) != 0) {
@@ -585,30 +891,22 @@ Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errl
     text[tl] = 0;
     if (net_desc_parse(&d, text, err, errlen) != 0) goto fail;
     net = net_create(&d, be, B, 0, 0);
+    const char *nl = strchr(text, '\n');
+    snprintf(net->meta, sizeof net->meta, "%s", nl ? nl + 1 : "");
     host = nta_malloc(net->nfloats * sizeof(float));
     be->download(host, net->p, net->nfloats * sizeof(float));
     uint32_t nt = rd_u32(&r);
-    if (nt != (uint32_t)net->nparam) {
+    if (nt != (uint32_t)net->nparam && nt != 2u * (uint32_t)net->nparam) {
         snprintf(err, errlen, "'%s' holds %u tensors, its network needs %d", path, nt, net->nparam);
         goto fail;
     }
-    for (int i = 0; i < net->nparam; i++) {
-        const ParamInfo *pi = &net->param[i];
-        uint32_t nl = rd_u32(&r);
-        const char *name = rd(&r, nl);
-        uint32_t ndim = rd_u32(&r);
-        int same = name && nl == strlen(pi->name) && !memcmp(name, pi->name, nl) &&
-                   ndim == (uint32_t)pi->ndim;
-        for (int j = 0; same && j < pi->ndim; j++) same = rd_u32(&r) == (uint32_t)pi->dims[j];
-        const void *data = same ? rd(&r, pi->n * sizeof(float)) : NULL;
-        if (!data) {
-            snprintf(err, errlen, "'%s': tensor %d is not '%s' of the expected shape", path, i,
-                     pi->name);
-            goto fail;
-        }
-        memcpy(host + pi->off, data, pi->n * sizeof(float));
-    }
+    if (get_tensors(&r, net, host, "", path, err, errlen)) goto fail;
     be->upload(net->p, host, net->nfloats * sizeof(float));
+    if (nt == 2u * (uint32_t)net->nparam) {
+        if (get_tensors(&r, net, host, "m:", path, err, errlen)) goto fail;
+        be->upload(net->m, host, net->nfloats * sizeof(float));
+        net->has_momentum = 1;
+    }
     free(host);
     free(buf);
     return net;

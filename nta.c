@@ -286,7 +286,7 @@ static int cmd_train(int argc, char **argv)
             printf("epoch %d: val loss %.4f val acc %.2f%%\n", ep, vloss, 100 * vacc);
         }
         snprintf(meta, sizeof meta, "data=%s epoch=%d/%d seed=%d\n", d.name, ep, c.epochs, c.seed);
-        if (*c.out && net_save(net, c.out, meta) != 0) nta_die("could not save the model to '%s'", c.out);
+        if (*c.out && net_save(net, c.out, meta, 0) != 0) nta_die("could not save the model to '%s'", c.out);
     }
     double tloss, tacc = evaluate(net, &d, &d.test, &tloss);
     fmt_time(eta, sizeof eta, nta_now() - t0);

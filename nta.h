@@ -153,15 +153,25 @@ void cpu_set_threads(int n);
 /* ------------------------------------------------------------------- net */
 
 #define NET_MAX_BLOCKS 32
+#define NET_MAX_STAGES 8
 
 /* One inverted-residual block: 1x1 expand (Ci -> E = e*Ci) + BN + ReLU6,
  * KxK depthwise stride s + BN + ReLU6, 1x1 project (E -> Co) + BN,
- * residual add when s == 1 and Ci == Co. */
+ * residual add when s == 1 and Ci == Co. In a supernet, k and e are the
+ * largest choices. */
 typedef struct { int k, e, s, co; } BlockDesc;
+
+/* The choices of an elastic (super)network; nk == 0 for a fixed network. */
+typedef struct {
+    int nk, ks[4];          /* depthwise kernel sizes, ascending */
+    int ne, es[4];          /* expansion ratios, ascending */
+    int dmin;               /* smallest stage depth (the largest: the stage's blocks) */
+} Space;
 
 /* A network description: stem KxK conv (in_c -> stem_c, stride 1) + BN + ReLU6,
  * the blocks, 1x1 head conv (-> head_c) + BN + ReLU6, global average pool,
- * linear head_c -> classes. */
+ * linear head_c -> classes. A stage is a run of blocks that starts at a block
+ * with stride 2 or new output channels. */
 typedef struct {
     int in_h, in_w, in_c;
     int stem_c, stem_k;
@@ -169,7 +179,35 @@ typedef struct {
     BlockDesc blk[NET_MAX_BLOCKS];
     int head_c;
     int classes;
+    Space space;
 } NetDesc;
+
+/* An architecture inside a description: per stage the active depth (its first
+ * depth[s] blocks run), per block the kernel size and expansion ratio. Text
+ * form: one token kKeE per active block, '-' between blocks, '/' between
+ * stages, e.g. "k3e6-k3e6/k5e4-k3e3-k7e6/k3e6-k3e6". */
+typedef struct {
+    int depth[NET_MAX_STAGES];
+    int k[NET_MAX_BLOCKS], e[NET_MAX_BLOCKS];
+} Arch;
+
+/* Stages of a description: returns their count; first[s] is the first block of
+ * stage s, first[count] == nblocks. */
+int net_stages(const NetDesc *d, int first[NET_MAX_STAGES + 1]);
+/* The supernet for an HxWxC input: stem 16, three stride-2 stages of up to
+ * maxdepth blocks (24, 32, 64 channels), head 128, every block at its largest
+ * choice. Dies with a message if the input is too small for the strides. */
+NetDesc net_supernet(int h, int w, int c, int classes, const Space *space, int maxdepth);
+Space space_default(void);  /* kernels 3,5,7; expansions 3,4,6; depth 2..4 */
+Arch arch_largest(const NetDesc *d);
+Arch arch_smallest(const NetDesc *d);
+Arch arch_random(const NetDesc *d, Rng *r);
+/* Parse/format the text form; parse returns -1 and a message naming the bad
+ * token when the text is not an architecture of d. */
+int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t errlen);
+void arch_format(const NetDesc *d, const Arch *a, char *buf, size_t len);
+/* The fixed network that runs exactly the active part of a. */
+NetDesc arch_standalone(const NetDesc *d, const Arch *a);
 
 /* The reference network of the engine issue for an HxWxC input. */
 NetDesc net_reference(int h, int w, int c, int classes);
@@ -189,12 +227,13 @@ typedef struct { float *mean, *istd; } BnSaved;                          /* each
 /* Per layer: pointers into the parameter arena (p), the gradient arena (g), and
  * the activation arena (saved for backward). */
 typedef struct {
-    int ci, e, co, k, s, h, w, ho, wo;    /* E = e*ci expanded channels, h,w in, ho,wo out */
-    float *w_exp, *w_dw, *w_proj;         /* [Ci,E], [K,K,E], [E,Co] */
+    int ci, co, s, h, w, ho, wo;          /* h,w in, ho,wo out */
+    int kmax, emax;                       /* largest kernel, largest expanded channels Emax */
+    float *w_exp, *w_dw, *w_proj;         /* [Ci,Emax], [Kmax,Kmax,Emax], [Emax,Co] */
     BnParams bn_exp, bn_dw, bn_proj;
     float *g_exp, *g_dw, *g_proj;
     BnParams gbn_exp, gbn_dw, gbn_proj;   /* gradients of gamma/beta */
-    /* activations, batch B: z = conv output, a = after BN(+ReLU6) */
+    /* activations at the active E, batch B: z = conv output, a = after BN(+ReLU6) */
     float *z_exp, *a_exp;                 /* [B,H,W,E] */
     float *z_dw, *a_dw;                   /* [B,Ho,Wo,E] */
     float *z_proj, *out;                  /* [B,Ho,Wo,Co] (out includes the residual) */
@@ -203,6 +242,8 @@ typedef struct {
 
 typedef struct {
     NetDesc d;
+    Arch arch;                            /* the active architecture */
+    int on[NET_MAX_BLOCKS];               /* block i runs under arch */
     const Backend *be;
     int B;                                /* batch the activation arena holds */
     /* arenas: one allocation per category */
@@ -230,12 +271,16 @@ typedef struct {
     float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [Ch,L], [L] */
     float *logits, *dlogits;              /* [B,L] */
     float bn_momentum;
+    char meta[1024];                      /* metadata lines of a loaded model file */
+    int has_momentum;                     /* a loaded checkpoint restored net->m */
 } Net;
 
 /* Build a network for batch B on backend be; print one line per layer if verbose.
  * Weights are initialised from seed (Kaiming-normal convs, BN gamma 1, beta 0). */
 Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose);
 void net_free(Net *net);
+/* Make a the active architecture (a must be valid for net->d). */
+void net_set_arch(Net *net, const Arch *a);
 /* Forward B' <= B images x [B',H,W,Cin] (backend memory already holds them at
  * net->x_in). train: batch statistics; else running statistics. */
 void net_forward(Net *net, int B, int train);
@@ -254,9 +299,14 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen);
 /* Multiply-accumulates x 2 of one forward image; parameter count (trainable). */
 double net_flops(const NetDesc *d);
 size_t net_params(const NetDesc *d);
-/* Model files: magic, version, description, named tensors, CRC32. Written to a
- * temporary name and renamed. Load returns NULL and a message in err on failure. */
-int net_save(const Net *net, const char *path, const char *meta);
+/* Reset the batchnorm running statistics and re-estimate them for the active
+ * architecture from `batches` training batches drawn by seed. */
+void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
+/* Model files: magic, version, description, metadata lines, named tensors,
+ * CRC32. Written to a temporary name and renamed. A checkpoint also holds the
+ * momentum. Load returns NULL and a message in err on failure; it keeps the
+ * metadata in net->meta and restores momentum from a checkpoint. */
+int net_save(const Net *net, const char *path, const char *meta, int checkpoint);
 Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen);
 
 /* ------------------------------------------------------------- schedule */

@@ -144,7 +144,7 @@ static void test_model_files(void)
     Net *a = net_create(&d, &cpu_backend, B, 11, 0);
     fill_batch(a, B, 12);
     net_forward(a, B, 1);                      /* moves the running statistics */
-    CHECK(net_save(a, path, "note=test\n") == 0, "model saved");
+    CHECK(net_save(a, path, "note=test\n", 0) == 0, "model saved");
     Net *b = net_load(path, &cpu_backend, B, err, sizeof err);
     CHECK(b != NULL, "model loads: %s", b ? "" : err);
     if (b) {
