@@ -361,6 +361,13 @@ static void layer_print(void *ctx, const char *name, int h, int w, int ci, int h
            ci, ho, wo, co, 2e-6 * macs, params);
 }
 
+void net_print(const NetDesc *d)
+{
+    printf("  %-18s %-14s    %-14s %14s %15s\n", "layer", "in HxWxC", "out HxWxC", "cost/image", "");
+    net_walk(d, layer_print, NULL);
+    printf("  total %.2f MFLOPs, %zu params\n", 1e-6 * net_flops(d), net_params(d));
+}
+
 /* ---------------------------------------------------------- building */
 
 /* A parameter or activation waiting for its arena: where to store the
@@ -536,10 +543,9 @@ Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int v
     net_set_arch(net, &a);
 
     if (verbose) {
-        printf("network (batch %d, %s): layer, in HxWxC -> out HxWxC, cost per image\n", B, be->name);
-        net_walk(d, layer_print, NULL);
-        printf("  total %.2f MFLOPs, %zu params; memory: %.1f MB parameters+grads+momentum, "
-               "%.1f MB activations\n", 1e-6 * net_flops(d), net_params(d),
+        printf("network (batch %d, %s):\n", B, be->name);
+        net_print(d);
+        printf("  memory: %.1f MB parameters+grads+momentum, %.1f MB activations\n",
                3 * 4e-6 * net->nfloats, 4e-6 * (net->nact + 3 * net->ngbuf));
     }
     return net;

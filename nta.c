@@ -2,8 +2,10 @@
  * subcommand, parse its options from one table (the same table prints the
  * usage text and the resolved settings), run it.
  *
- *   nta train   train a network from scratch on a dataset
- *   nta eval    evaluate a saved model on a dataset's test split
+ *   nta train     train the reference network from scratch on a dataset
+ *   nta pretrain  train a weight-sharing supernet (sandwich or uniform sampling)
+ *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
+ *   nta arch      print an architecture of the supernet layer by layer
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"
@@ -133,12 +135,29 @@ static void need(int ok, const Command *c, const char *what)
 
 /* --------------------------------------------------------- shared bits */
 
+/* --device auto: CUDA when this nta has it (NTA_CUDA) and a GPU answers, else
+ * the CPU with one line saying why; cuda: a GPU or exit 1; cpu: the CPU. */
 static const Backend *pick_backend(const char *device, int threads)
 {
+#if defined(NTA_CUDA)
+    if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda"))
+        nta_die("--device must be auto, cpu or cuda (got '%s')", device);
+    if (strcmp(device, "cpu")) {
+        char why[256];
+        if (cuda_available(why, sizeof why)) {
+            printf("device: cuda, %s\n", why);
+            cpu_set_threads(threads);
+            return &cuda_backend;
+        }
+        if (!strcmp(device, "cuda")) nta_die("--device cuda: %s; use --device cpu", why);
+        printf("device: %s; using the CPU\n", why);
+    }
+#else
     if (!strcmp(device, "cuda"))
         nta_die("--device cuda: this nta was built without the CUDA backend; use --device cpu");
     if (strcmp(device, "cpu") && strcmp(device, "auto"))
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
+#endif
     cpu_set_threads(threads);
     return &cpu_backend;
 }
@@ -198,141 +217,384 @@ static void check_fits(const NetDesc *nd, const DataSplits *d, const char *what)
                 d->name, (d->train.classes > d->test.classes ? d->train.classes : d->test.classes) - 1);
 }
 
-/* -------------------------------------------------------------- train */
+/* ------------------------------------------------------------ training */
 
+/* Settings shared by train and pretrain. */
 typedef struct {
-    const char *data, *out, *device;
-    int epochs, batch, val, limit, seed, threads, augment;
+    const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
+    int epochs, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     float lr, momentum, wd, warmup;
 } TrainCfg;
 
-static int cmd_train(int argc, char **argv)
+enum { SAMPLE_FIXED, SAMPLE_SANDWICH, SAMPLE_UNIFORM };
+static const char *sampling_name[] = {"fixed", "sandwich", "uniform"};
+
+/* The options both commands take; the caller appends its own. */
+#define TRAIN_OPTS(c, epochs_def, out_def)                                                          \
+    {"data", OPT_STR, &c.data, "fashion-mnist", "fashion-mnist, mnist, idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS] or cifar:DIR"}, \
+    {"epochs", OPT_INT, &c.epochs, epochs_def, "passes over the training split"},                     \
+    {"batch", OPT_INT, &c.batch, "128", "images per step"},                                          \
+    {"lr", OPT_FLOAT, &c.lr, "0.1", "peak learning rate (cosine decay to 0)"},                       \
+    {"warmup", OPT_FLOAT, &c.warmup, "1", "epochs of linear learning-rate warm-up"},                 \
+    {"momentum", OPT_FLOAT, &c.momentum, "0.9", "SGD momentum"},                                     \
+    {"wd", OPT_FLOAT, &c.wd, "5e-5", "weight decay of conv and linear weights"},                     \
+    {"augment", OPT_INT, &c.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"}, \
+    {"val", OPT_INT, &c.val, "5000", "training images held out for validation"},                     \
+    {"limit", OPT_INT, &c.limit, "0", "use only the first N training (and test) images; 0 = all"},   \
+    {"seed", OPT_INT, &c.seed, "1", "seed of initialisation, shuffles, augmentation and sampling"},  \
+    {"threads", OPT_INT, &c.threads, "0", "CPU threads; 0 = one per core"},                          \
+    {"device", OPT_STR, &c.device, "auto", "auto, cpu or cuda"},                                     \
+    {"resume", OPT_STR, &c.resume, "", "continue from this checkpoint (same options as the run that wrote it)"}, \
+    {"out", OPT_STR, &c.out, out_def, "checkpoint written after every epoch (-o)"}
+
+static void check_train_cfg(const Command *cmd, TrainCfg *c)
 {
-    TrainCfg c;
-    Opt opts[] = {
-        {"data", OPT_STR, &c.data, "fashion-mnist", "fashion-mnist, mnist, idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS] or cifar:DIR"},
-        {"epochs", OPT_INT, &c.epochs, "15", "passes over the training split"},
-        {"batch", OPT_INT, &c.batch, "128", "images per step"},
-        {"lr", OPT_FLOAT, &c.lr, "0.1", "peak learning rate (cosine decay to 0)"},
-        {"warmup", OPT_FLOAT, &c.warmup, "1", "epochs of linear learning-rate warm-up"},
-        {"momentum", OPT_FLOAT, &c.momentum, "0.9", "SGD momentum"},
-        {"wd", OPT_FLOAT, &c.wd, "5e-5", "weight decay of conv and linear weights"},
-        {"augment", OPT_INT, &c.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"},
-        {"val", OPT_INT, &c.val, "5000", "training images held out for validation"},
-        {"limit", OPT_INT, &c.limit, "0", "use only the first N training (and test) images; 0 = all"},
-        {"seed", OPT_INT, &c.seed, "1", "seed of initialisation, shuffles and augmentation"},
-        {"threads", OPT_INT, &c.threads, "0", "CPU threads; 0 = one per core"},
-        {"device", OPT_STR, &c.device, "auto", "auto, cpu or cuda"},
-        {"out", OPT_STR, &c.out, "model.nta", "model file written after every epoch (-o)"},
-    };
-    Command cmd = {"train", "[options]", "train the reference network on a dataset and report test accuracy",
-                   opts, sizeof opts / sizeof *opts};
-    opts_parse(&cmd, argc, argv, NULL, 0);
-    if (c.threads == 0) c.threads = default_threads();
-    need(c.epochs > 0, &cmd, "--epochs must be at least 1");
-    need(c.batch > 1 && c.batch <= 65536, &cmd, "--batch must be in 2..65536");
-    need(c.lr > 0 && c.momentum >= 0 && c.momentum < 1 && c.wd >= 0 && c.warmup >= 0, &cmd,
+    if (c->threads == 0) c->threads = default_threads();
+    need(c->epochs > 0, cmd, "--epochs must be at least 1");
+    need(c->batch > 1 && c->batch <= 65536, cmd, "--batch must be in 2..65536");
+    need(c->lr > 0 && c->momentum >= 0 && c->momentum < 1 && c->wd >= 0 && c->warmup >= 0, cmd,
          "--lr must be > 0, --momentum in [0,1), --wd and --warmup >= 0");
-    need(c.val >= 0 && c.limit >= 0 && c.threads > 0, &cmd, "--val, --limit and --threads must be >= 0");
-    opts_print(&cmd);
+    need(c->val >= 0 && c->limit >= 0 && c->threads > 0, cmd, "--val, --limit and --threads must be >= 0");
+}
 
-    const Backend *be = pick_backend(c.device, c.threads);
-    DataSplits d;
-    data_load(&d, c.data, c.val, c.limit, (uint64_t)c.seed);
-    printf("data %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", d.name,
-           d.train.n, d.val.n, d.test.n, d.train.h, d.train.w, d.train.c, d.train.classes);
-    int B = c.batch, steps = d.train.n / B;
-    if (steps == 0) nta_die("--batch %d is larger than the %d training images", B, d.train.n);
-    NetDesc nd = net_reference(d.train.h, d.train.w, d.train.c, d.train.classes);
-    Net *net = net_create(&nd, be, B, (uint64_t)c.seed, 1);
+/* The metadata line a checkpoint carries; resume checks it. */
+static void train_meta(char *buf, size_t len, const TrainCfg *c, int sampling, int epoch)
+{
+    snprintf(buf, len, "data=%s seed=%d epochs=%d batch=%d sampling=%s epoch=%d\n", c->data, c->seed,
+             c->epochs, c->batch, sampling_name[sampling], epoch);
+}
 
-    Rng rng;
-    rng_seed(&rng, (uint64_t)c.seed ^ 0x5eed);
-    int *perm = nta_malloc((size_t)d.train.n * sizeof(int));
-    float *x = nta_malloc((size_t)B * d.train.h * d.train.w * d.train.c * sizeof(float));
+/* Load a checkpoint to continue from; returns the last finished epoch. */
+static Net *resume_from(const TrainCfg *c, int sampling, const Backend *be, int *epoch)
+{
+    char err[512], want[512];
+    Net *net = net_load(c->resume, be, c->batch, err, sizeof err);
+    if (!net) nta_die("--resume: %s", err);
+    const char *e = strstr(net->meta, " epoch=");
+    if (!net->has_momentum || !e) nta_die("--resume: '%s' is a model, not a checkpoint of a training run", c->resume);
+    *epoch = atoi(e + 7);
+    train_meta(want, sizeof want, c, sampling, *epoch);
+    if (strcmp(want, net->meta) != 0)
+        nta_die("--resume: '%s' was written by a run with other settings:\n  it has:  %s  asked:   %s"
+                "  give the same --data --seed --epochs --batch as that run", c->resume, net->meta, want);
+    if (*epoch >= c->epochs) nta_die("--resume: '%s' already finished all %d epochs", c->resume, c->epochs);
+    printf("resuming from %s after epoch %d\n", c->resume, *epoch);
+    return net;
+}
+
+/* Accuracy of architecture a on split s after BN recalibration. */
+static double eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                        uint64_t seed)
+{
+    net_set_arch(net, a);
+    net_recalibrate(net, d, calib, seed);
+    return evaluate(net, d, s, NULL);
+}
+
+/* Train for epochs start+1..c->epochs. Fixed networks run one forward/backward
+ * per step; a supernet accumulates the gradients of several sampled
+ * sub-architectures per step (the sandwich rule: the largest, the smallest and
+ * two random; or one uniform random) on the same batch before one update.
+ * Every epoch draws its shuffle, augmentation and architectures from its own
+ * seed, so a resumed run repeats an unbroken one exactly. */
+static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
+{
+    int B = c->batch, steps = d->train.n / B;
+    const Dataset *tr = &d->train;
+    int *perm = nta_malloc((size_t)tr->n * sizeof(int));
+    float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
-    long total = (long)steps * c.epochs, warm = lrintf(c.warmup * steps), step = 0;
+    long total = (long)steps * c->epochs, warm = lrintf(c->warmup * steps), step = (long)steps * start;
     int tty = isatty(fileno(stdout));
     double t0 = nta_now(), tlast = t0;
-    char eta[32], meta[256];
+    long step0 = step;
+    char eta[32], meta[512];
+    Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
 
-    for (int ep = 1; ep <= c.epochs; ep++) {
-        data_shuffle(perm, d.train.n, &rng);
+    for (int ep = start + 1; ep <= c->epochs; ep++) {
+        Rng rng;
+        rng_seed(&rng, (uint64_t)c->seed * 1000003u + (uint64_t)ep);
+        data_shuffle(perm, tr->n, &rng);
         double loss = 0;
         int right = 0, seen = 0;
         for (int s = 0; s < steps; s++, step++) {
-            int corr = 0;
-            load_batch(net, &d, &d.train, perm + (size_t)s * B, B, x, y, c.augment ? &rng : NULL);
+            int corr = 0, passes = sampling == SAMPLE_SANDWICH ? 4 : 1;
+            load_batch(net, d, tr, perm + (size_t)s * B, B, x, y, c->augment ? &rng : NULL);
             net_zero_grad(net);
-            net_forward(net, B, 1);
-            loss += net_loss(net, B, &corr);
-            net_backward(net, B);
-            net_update(net, lr_cosine(c.lr, step, warm, total), c.momentum, c.wd);
-            right += corr, seen += B;
+            for (int p = 0; p < passes; p++) {
+                if (sampling != SAMPLE_FIXED) {
+                    Arch a = sampling == SAMPLE_SANDWICH && p == 0 ? big
+                             : sampling == SAMPLE_SANDWICH && p == 1 ? small
+                                                                    : arch_random(&net->d, &rng);
+                    net_set_arch(net, &a);
+                }
+                net_forward(net, B, 1);
+                double l = net_loss(net, B, &corr);
+                if (p == 0) loss += l, right += corr, seen += B;  /* report the largest */
+                net_backward(net, B);
+            }
+            net_update(net, lr_cosine(c->lr, step, warm, total), c->momentum, c->wd);
             double now = nta_now();
             if (now - tlast > (tty ? 0.5 : 30) || s == steps - 1) {
-                double rate = (step + 1) * (double)B / (now - t0);
+                double rate = (step + 1 - step0) * (double)B / (now - t0);
                 fmt_time(eta, sizeof eta, (total - step - 1) * (double)B / rate);
                 printf("%sepoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.0f img/s ETA %s%s",
-                       tty ? "\r" : "", ep, c.epochs, s + 1, steps, loss / seen,
+                       tty ? "\r" : "", ep, c->epochs, s + 1, steps, loss / seen,
                        100.0 * right / seen, rate, eta, tty ? "\033[K" : "\n");
                 fflush(stdout);
                 tlast = now;
             }
         }
         if (tty) printf("\n");
-        if (d.val.n) {
-            double vloss, vacc = evaluate(net, &d, &d.val, &vloss);
+        if (d->val.n && sampling == SAMPLE_FIXED) {
+            double vloss, vacc = evaluate(net, d, &d->val, &vloss);
             printf("epoch %d: val loss %.4f val acc %.2f%%\n", ep, vloss, 100 * vacc);
+        } else if (d->val.n) {
+            double vb = eval_arch(net, d, &d->val, &big, c->calib, (uint64_t)c->seed);
+            double vs = eval_arch(net, d, &d->val, &small, c->calib, (uint64_t)c->seed);
+            printf("epoch %d: val acc largest %.2f%%, smallest %.2f%%\n", ep, 100 * vb, 100 * vs);
         }
-        snprintf(meta, sizeof meta, "data=%s epoch=%d/%d seed=%d\n", d.name, ep, c.epochs, c.seed);
-        if (*c.out && net_save(net, c.out, meta, 0) != 0) nta_die("could not save the model to '%s'", c.out);
+        train_meta(meta, sizeof meta, c, sampling, ep);
+        if (*c->out && net_save(net, c->out, meta, 1) != 0) nta_die("could not save the checkpoint '%s'", c->out);
     }
-    double tloss, tacc = evaluate(net, &d, &d.test, &tloss);
-    fmt_time(eta, sizeof eta, nta_now() - t0);
-    printf("test accuracy %.2f%% (loss %.4f) on %d images; %.2f MFLOPs, %zu params; trained in %s\n",
-           100 * tacc, tloss, d.test.n, 1e-6 * net_flops(&nd), net_params(&nd), eta);
-    if (*c.out) printf("model saved to %s\n", c.out);
     free(perm), free(x), free(y);
+}
+
+static int parse_space(Space *sp, const char *kernels, const char *expands, int min_depth,
+                       char *err, size_t errlen);
+
+/* Load the data, build or resume the network, train, report on the test split. */
+static int run_training(const Command *cmd, TrainCfg *c, int sampling)
+{
+    opts_print(cmd);
+    const Backend *be = pick_backend(c->device, c->threads);
+    DataSplits d;
+    data_load(&d, c->data, c->val, c->limit, (uint64_t)c->seed);
+    printf("data %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", d.name,
+           d.train.n, d.val.n, d.test.n, d.train.h, d.train.w, d.train.c, d.train.classes);
+    if (d.train.n / c->batch == 0) nta_die("--batch %d is larger than the %d training images", c->batch, d.train.n);
+    int start = 0;
+    Net *net;
+    if (*c->resume) {
+        net = resume_from(c, sampling, be, &start);
+        check_fits(&net->d, &d, c->resume);
+    } else {
+        NetDesc nd = net_reference(d.train.h, d.train.w, d.train.c, d.train.classes);
+        if (sampling != SAMPLE_FIXED) {
+            Space sp = space_default();
+            char err[256];
+            if (parse_space(&sp, c->kernels, c->expands, c->min_depth, err, sizeof err))
+                nta_die("%s", err);
+            nd = net_supernet(d.train.h, d.train.w, d.train.c, d.train.classes, &sp, c->depth);
+        }
+        net = net_create(&nd, be, c->batch, (uint64_t)c->seed, 1);
+    }
+    double t0 = nta_now();
+    fit(net, &d, c, sampling, start);
+    char took[32];
+    fmt_time(took, sizeof took, nta_now() - t0);
+    if (sampling == SAMPLE_FIXED) {
+        double tloss, tacc = evaluate(net, &d, &d.test, &tloss);
+        printf("test accuracy %.2f%% (loss %.4f) on %d images; %.2f MFLOPs, %zu params; trained in %s\n",
+               100 * tacc, tloss, d.test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took);
+    } else {
+        printf("supernet trained in %s; test accuracy after BN recalibration on %d batches:\n", took, c->calib);
+        Arch ends[2] = {arch_largest(&net->d), arch_smallest(&net->d)};
+        for (int i = 0; i < 2; i++) {
+            NetDesc sd = arch_standalone(&net->d, &ends[i]);
+            double acc = eval_arch(net, &d, &d.test, &ends[i], c->calib, (uint64_t)c->seed);
+            printf("  %-8s %6.2f%%  %6.2f MFLOPs %8zu params\n", i ? "smallest" : "largest", 100 * acc,
+                   1e-6 * net_flops(&sd), net_params(&sd));
+        }
+    }
+    if (*c->out) printf("saved to %s\n", c->out);
     net_free(net);
     data_free(&d);
     return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    TrainCfg c = {0};
+    Opt opts[] = {TRAIN_OPTS(c, "15", "model.nta")};
+    Command cmd = {"train", "[options]", "train the reference network on a dataset and report test accuracy",
+                   opts, sizeof opts / sizeof *opts};
+    opts_parse(&cmd, argc, argv, NULL, 0);
+    check_train_cfg(&cmd, &c);
+    return run_training(&cmd, &c, SAMPLE_FIXED);
+}
+
+/* ----------------------------------------------------------- pretrain */
+
+/* "3,5,7" into an ascending list of at most 4 values in [lo, hi] */
+static int parse_list(int *out, const char *text, int lo, int hi)
+{
+    int n = 0;
+    const char *p = text;
+    while (n < 4) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < lo || v > hi || (n && v <= out[n - 1])) return -1;
+        out[n++] = (int)v;
+        if (*end == 0) return n;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+    return -1;
+}
+
+static int parse_space(Space *sp, const char *kernels, const char *expands, int min_depth,
+                       char *err, size_t errlen)
+{
+    sp->nk = parse_list(sp->ks, kernels, 1, 7);
+    sp->ne = parse_list(sp->es, expands, 1, 8);
+    sp->dmin = min_depth;
+    int odd = 1;
+    for (int i = 0; i < sp->nk; i++) odd &= sp->ks[i] % 2;
+    if (sp->nk < 1 || !odd) {
+        snprintf(err, errlen, "--kernels '%s': give ascending odd sizes up to 7, e.g. 3,5,7", kernels);
+        return -1;
+    }
+    if (sp->ne < 1) {
+        snprintf(err, errlen, "--expands '%s': give ascending ratios up to 8, e.g. 3,4,6", expands);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_pretrain(int argc, char **argv)
+{
+    TrainCfg c = {0};
+    Opt opts[] = {
+        TRAIN_OPTS(c, "10", "supernet.nta"),
+        {"sampling", OPT_STR, &c.sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
+        {"kernels", OPT_STR, &c.kernels, "3,5,7", "depthwise kernel choices"},
+        {"expands", OPT_STR, &c.expands, "3,4,6", "expansion ratio choices"},
+        {"depth", OPT_INT, &c.depth, "4", "largest blocks per stage (3 stages)"},
+        {"min-depth", OPT_INT, &c.min_depth, "2", "smallest blocks per stage"},
+        {"calib", OPT_INT, &c.calib, "20", "training batches for BN recalibration before each evaluation"},
+    };
+    Command cmd = {"pretrain", "[options]",
+                   "train a weight-sharing supernet on the source data (sampled sub-architectures per step)",
+                   opts, sizeof opts / sizeof *opts};
+    opts_parse(&cmd, argc, argv, NULL, 0);
+    check_train_cfg(&cmd, &c);
+    int sampling = !strcmp(c.sampling, "sandwich") ? SAMPLE_SANDWICH
+                   : !strcmp(c.sampling, "uniform") ? SAMPLE_UNIFORM : -1;
+    need(sampling > 0, &cmd, "--sampling must be sandwich or uniform");
+    need(c.depth >= c.min_depth && c.min_depth >= 1 && c.depth <= NET_MAX_BLOCKS / 3, &cmd,
+         "need 1 <= --min-depth <= --depth <= 10");
+    need(c.calib >= 1, &cmd, "--calib must be at least 1");
+    return run_training(&cmd, &c, sampling);
 }
 
 /* --------------------------------------------------------------- eval */
 
 static int cmd_eval(int argc, char **argv)
 {
-    const char *data, *device, *model[1];
-    int batch, threads, limit;
+    const char *data, *device, *arch, *model[1];
+    int batch, threads, limit, calib, random, seed;
     Opt opts[] = {
         {"data", OPT_STR, &data, "fashion-mnist", "dataset whose test split is evaluated"},
+        {"arch", OPT_STR, &arch, "largest", "for a supernet: largest, smallest, random or an architecture string"},
+        {"random", OPT_INT, &random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
+        {"calib", OPT_INT, &calib, "20", "training batches for BN recalibration (supernets)"},
+        {"seed", OPT_INT, &seed, "1", "seed of random architectures and recalibration batches"},
         {"batch", OPT_INT, &batch, "256", "images per forward pass"},
-        {"limit", OPT_INT, &limit, "0", "use only the first N test images; 0 = all"},
+        {"limit", OPT_INT, &limit, "0", "use only the first N training and test images; 0 = all"},
         {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
     };
-    Command cmd = {"eval", "MODEL [options]", "report a saved model's test accuracy, MFLOPs and params",
+    Command cmd = {"eval", "MODEL [options]",
+                   "report a model's (or a supernet sub-architecture's) test accuracy, MFLOPs and params",
                    opts, sizeof opts / sizeof *opts};
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta eval model.nta'");
     if (threads == 0) threads = default_threads();
-    need(batch > 0 && batch <= 65536 && limit >= 0 && threads > 0, &cmd,
-         "--batch must be in 1..65536, --limit >= 0, --threads >= 0");
+    need(batch > 1 && batch <= 65536 && limit >= 0 && threads > 0 && calib > 0 && random >= 0, &cmd,
+         "--batch must be in 2..65536, --calib >= 1, --limit, --random, --threads >= 0");
     opts_print(&cmd);
     const Backend *be = pick_backend(device, threads);
-    char err[512];
+    char err[512], text[512];
     Net *net = net_load(model[0], be, batch, err, sizeof err);
     if (!net) nta_die("%s", err);
     DataSplits d;
     data_load(&d, data, 0, limit, 1);
     check_fits(&net->d, &d, model[0]);
-    double loss, acc = evaluate(net, &d, &d.test, &loss);
-    printf("%s on %s: test accuracy %.2f%% (loss %.4f) on %d images; %.2f MFLOPs, %zu params\n",
-           model[0], d.name, 100 * acc, loss, d.test.n, 1e-6 * net_flops(&net->d),
-           net_params(&net->d));
+    int super = net->d.space.nk > 0;
+    if (!super && (strcmp(arch, "largest") || random))
+        nta_die("%s is a fixed network; --arch and --random apply to supernets", model[0]);
+    Rng r;
+    rng_seed(&r, (uint64_t)seed);
+    int n = random ? random : 1;
+    Arch *as = nta_calloc((size_t)n, sizeof(Arch));
+    double *acc = nta_calloc((size_t)n, sizeof(double)), *mf = nta_calloc((size_t)n, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        if (random || !strcmp(arch, "random")) as[i] = arch_random(&net->d, &r);
+        else if (!strcmp(arch, "largest")) as[i] = arch_largest(&net->d);
+        else if (!strcmp(arch, "smallest")) as[i] = arch_smallest(&net->d);
+        else if (arch_parse(&net->d, arch, &as[i], err, sizeof err)) nta_die("--arch: %s", err);
+        if (super) acc[i] = eval_arch(net, &d, &d.test, &as[i], calib, (uint64_t)seed);
+        else acc[i] = evaluate(net, &d, &d.test, NULL);
+        NetDesc sd = arch_standalone(&net->d, &as[i]);
+        mf[i] = 1e-6 * net_flops(&sd);
+    }
+    /* report in order of cost */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && mf[j] < mf[j - 1]; j--) {
+            Arch ta = as[j]; as[j] = as[j - 1]; as[j - 1] = ta;
+            double t = mf[j]; mf[j] = mf[j - 1]; mf[j - 1] = t;
+            t = acc[j]; acc[j] = acc[j - 1]; acc[j - 1] = t;
+        }
+    printf("%s on %s (%d test images%s):\n  %8s %8s %9s  %s\n", model[0], d.name, d.test.n,
+           super ? ", BN recalibrated per architecture" : "", "accuracy", "MFLOPs", "params", "architecture");
+    for (int i = 0; i < n; i++) {
+        NetDesc sd = arch_standalone(&net->d, &as[i]);
+        arch_format(&net->d, &as[i], text, sizeof text);
+        printf("  %7.2f%% %8.2f %9zu  %s\n", 100 * acc[i], mf[i], net_params(&sd), text);
+    }
+    free(as), free(acc), free(mf);
     net_free(net);
     data_free(&d);
+    return 0;
+}
+
+/* --------------------------------------------------------------- arch */
+
+static int cmd_arch(int argc, char **argv)
+{
+    const char *arch[1], *input, *kernels, *expands;
+    int classes, depth, min_depth;
+    Opt opts[] = {
+        {"input", OPT_STR, &input, "28x28x1", "image size HxWxC"},
+        {"classes", OPT_INT, &classes, "10", "classes of the linear head"},
+        {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
+        {"expands", OPT_STR, &expands, "3,4,6", "expansion ratio choices"},
+        {"depth", OPT_INT, &depth, "4", "largest blocks per stage (3 stages)"},
+        {"min-depth", OPT_INT, &min_depth, "2", "smallest blocks per stage"},
+    };
+    Command cmd = {"arch", "STRING|largest|smallest [options]",
+                   "print an architecture of the supernet layer by layer, with its MFLOPs and params",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, arch, 1);
+    need(npos == 1, &cmd, "which architecture? e.g. 'nta arch k3e6-k3e6/k3e6-k3e6/k3e6-k3e6'");
+    int h, w, c;
+    char err[512], text[512];
+    need(sscanf(input, "%dx%dx%d", &h, &w, &c) == 3 && h > 0 && w > 0 && c > 0 && c <= 4 && h <= 4096 &&
+         w <= 4096, &cmd, "--input must be HxWxC, e.g. 28x28x1 or 32x32x3");
+    need(classes > 0 && depth >= min_depth && min_depth >= 1 && depth <= NET_MAX_BLOCKS / 3, &cmd,
+         "need --classes >= 1 and 1 <= --min-depth <= --depth <= 10");
+    Space sp;
+    if (parse_space(&sp, kernels, expands, min_depth, err, sizeof err)) nta_die("%s", err);
+    NetDesc d = net_supernet(h, w, c, classes, &sp, depth);
+    Arch a;
+    if (!strcmp(arch[0], "largest")) a = arch_largest(&d);
+    else if (!strcmp(arch[0], "smallest")) a = arch_smallest(&d);
+    else if (arch_parse(&d, arch[0], &a, err, sizeof err)) nta_die("%s", err);
+    arch_format(&d, &a, text, sizeof text);
+    printf("%s\n", text);
+    NetDesc sd = arch_standalone(&d, &a);
+    net_print(&sd);
     return 0;
 }
 
@@ -344,7 +606,9 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"train", cmd_train, "train the reference network on a dataset, report test accuracy"},
-    {"eval", cmd_eval, "evaluate a saved model on a dataset's test split"},
+    {"pretrain", cmd_pretrain, "train a weight-sharing supernet on the source data"},
+    {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
+    {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 
 static void main_usage(FILE *f)

@@ -150,6 +150,16 @@ typedef struct Backend {
 extern const Backend cpu_backend;
 void cpu_set_threads(int n);
 
+/* The CUDA backend (cuda.cu, kernels.cu, gemm.cu, conv.cu): linked into nta
+ * when nvcc was found (the Makefile then defines NTA_CUDA), and into the tests
+ * on the SIMT emulator. cuda_available: 1 if a device can be used (why: which
+ * one), else 0 (why: the reason, e.g. "no CUDA GPU (no driver found)").
+ * cuda_set_tf32: gemm on TF32 tensor cores (sm_80+, nvcc builds only) on or
+ * off; returns whether it is on. Off by default; NTA_TF32=1 turns it on. */
+extern const Backend cuda_backend;
+int cuda_available(char *why, size_t len);
+int cuda_set_tf32(int on);
+
 /* ------------------------------------------------------------------- net */
 
 #define NET_MAX_BLOCKS 32
@@ -299,6 +309,8 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen);
 /* Multiply-accumulates x 2 of one forward image; parameter count (trainable). */
 double net_flops(const NetDesc *d);
 size_t net_params(const NetDesc *d);
+/* One line per layer: shapes in and out, MFLOPs, params; then the totals. */
+void net_print(const NetDesc *d);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);

@@ -1,0 +1,49 @@
+#!/bin/bash
+# bench/bench.sh: nta against PyTorch on the reference 28x28x1 network, same
+# batch, 2 threads, random data: training-step and inference images per second.
+#   bench/bench.sh                 (BENCH_SECONDS=10 per measurement by default)
+#   BENCH_SECONDS=1 bench/bench.sh (a quick check; noisy numbers)
+# Prints a markdown table, then the machine and the torch version.
+set -e
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH=${BENCH_SECONDS:-10}
+THREADS=2
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=$THREADS
+
+make nta bench/step >&2
+
+if ! $PY -c 'import torch' 2>/dev/null; then
+    echo "bench: installing python3-torch" >&2
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get install -y python3-torch >&2
+fi
+
+# "... train X img/s, infer Y img/s" -> "X Y"
+rates() { sed -n 's/.*train \([0-9.]*\) img\/s, infer \([0-9.]*\) img\/s.*/\1 \2/p'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+rows=""
+for B in 64 256; do
+    nta_line=$(bench/step "$B" "$THREADS" "$SECONDS_EACH")
+    torch_line=$($PY bench/torch_step.py "$B" "$THREADS" "$SECONDS_EACH")
+    echo "$nta_line" >&2
+    echo "$torch_line" >&2
+    read -r nt ni <<<"$(echo "$nta_line" | rates)"
+    read -r tt ti <<<"$(echo "$torch_line" | rates)"
+    if [ -z "$nt" ] || [ -z "$tt" ]; then
+        echo "bench: cannot parse '$nta_line' or '$torch_line'" >&2
+        exit 1
+    fi
+    rows+="| $B | $nt | $tt | $(ratio "$nt" "$tt") | $ni | $ti | $(ratio "$ni" "$ti") |"$'\n'
+done
+
+echo
+echo "| batch | nta train img/s | torch train img/s | train ratio | nta infer img/s | torch infer img/s | infer ratio |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s' "$rows"
+echo
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}; $THREADS threads, ${SECONDS_EACH} s per measurement;" \
+     "torch $($PY -c 'import torch; print(torch.__version__)')"
