@@ -16,7 +16,7 @@ endif
 
 LIB      = util.c cpu.c net.c data.c
 HDR      = nta.h
-TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_data.c test/test_fixture.c test/test_cli.c
+TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_data.c test/test_fixture.c test/test_cli.c
 
 # CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,
 # simt.cpp), compiled as C++; nvcc compiles the same files for the GPU.
@@ -30,10 +30,39 @@ EMU_OBJ  = build/emu/simt.o build/emu/test_simt.o $(CU_TEST:%.cu=build/emu/%.o)
 EMU_SAN  = $(EMU_OBJ:build/emu/%=build/san/emu/%)
 
 NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+
+# ------------------------------------------------------------ CUDA backend
+# cuda.cu kernels.cu gemm.cu conv.cu are always compiled as C++ with the
+# emulator into build/emu/ (linked into test/run, test/run-asan and ./nta-emu,
+# a test-only nta whose CUDA backend is the emulator). Where nvcc and the
+# static CUDA runtime are found they are also compiled for the GPU into
+# build/cuda/ and linked into ./nta (-DNTA_CUDA; no libcudart.so needed at run
+# time), and test/run-gpu + bench/gpu_bench can be built (test/gpu.sh).
+CU_SRC   = cuda.cu kernels.cu gemm.cu conv.cu
+CU_EMU   = $(CU_SRC:%.cu=build/emu/%.o)
+CU_BENCH = bench/gpu_bench.cu
+EMU_OBJ += $(CU_EMU) build/emu/test_cuda.o
+ifneq ($(NVCC),)
+CUDA_DIR := $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDART   := $(firstword $(wildcard $(CUDA_DIR)/lib64/libcudart_static.a \
+              $(CUDA_DIR)/targets/*/lib/libcudart_static.a $(CUDA_DIR)/lib/*/libcudart_static.a))
+CUBLAS   := $(firstword $(wildcard $(CUDA_DIR)/lib64/libcublas.so $(CUDA_DIR)/lib/*/libcublas.so))
+endif
 ifeq ($(NVCC),)
 $(info nvcc: not found (CPU-only build))
+else ifeq ($(CUDART),)
+$(info nvcc: found at $(NVCC), but not libcudart_static.a (CPU-only build))
 else
-$(info nvcc: found at $(NVCC) (no CUDA sources yet: CPU-only build))
+$(info nvcc: found at $(NVCC) (CUDA backend for sm_80, sm_90 + PTX))
+NVCCFLAGS = -O3 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 \
+            -gencode arch=compute_90,code=[sm_90,compute_90] -Xcompiler -Wall,-Wextra
+ifeq ($(WERROR),1)
+NVCCFLAGS += -Xcompiler -Werror
+endif
+CU_OBJ    = $(CU_SRC:%.cu=build/cuda/%.o)
+NTA_CUDA  = -DNTA_CUDA
+# nvcc's host code needs the C++ runtime: linked statically, like cudart
+CUDA_LIBS = $(CUDART) -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic -ldl -lrt -lpthread
 endif
 
 # The reference ops are built with -O3: their channel loops must vectorise.
@@ -72,9 +101,24 @@ build/san/emu/test_simt.o: test/test_simt.cpp simt.h test/test.h
 build/san/emu/%.o: %.cu simt.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. -x c++ -c $< -o $@
+# CUDA backend objects (see the CUDA section above); test_cuda is told
+# whether ./nta has the CUDA backend
+$(CU_EMU) $(CU_EMU:build/emu/%=build/san/emu/%): nta_cuda.h $(HDR)
+build/emu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -I. $(if $(CU_OBJ),-DNTA_HAS_CUDA) -c $< -o $@
+build/san/emu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. $(if $(CU_OBJ),-DNTA_HAS_CUDA) -c $< -o $@
+build/cuda/%.o: %.cu nta_cuda.h simt.h $(HDR)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+build/gpu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -I. -DNTA_HAS_CUDA -DNTA_TEST_GPU -c $< -o $@
 
-nta: nta.c $(OBJ) $(HDR)
-	$(CC) $(CFLAGS) nta.c $(OBJ) -o $@ $(LDLIBS)
+nta: nta.c $(OBJ) $(CU_OBJ) $(HDR)
+	$(CC) $(CFLAGS) $(NTA_CUDA) nta.c $(OBJ) $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS)
 
 test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
 	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
@@ -82,13 +126,29 @@ test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
 test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
 	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
 
+# CUDA test and bench binaries (see the CUDA section above)
+test/run test/run-asan: nta-emu
+nta-emu: nta.c $(OBJ) $(CU_EMU) build/emu/simt.o $(HDR)
+	$(CC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ) $(CU_EMU) build/emu/simt.o -o $@ $(LDLIBS) -pthread
+ifneq ($(CU_OBJ),)
+test/run-gpu: $(TESTS) test/test.h $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o nta nta-emu
+	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o -o $@ $(LDLIBS) $(CUDA_LIBS)
+bench/gpu_bench: $(CU_BENCH) $(CU_OBJ) $(OBJ) nta_cuda.h $(HDR)
+	$(NVCC) $(NVCCFLAGS) $(if $(CUBLAS),-DGPU_BENCH_CUBLAS) $(CU_BENCH) $(CU_OBJ) $(OBJ) -o $@ \
+	    -Xcompiler -fopenmp -lz $(if $(CUBLAS),-lcublas -Xlinker -rpath -Xlinker $(dir $(CUBLAS)))
+else
+test/run-gpu bench/gpu_bench:
+	@echo "$@ needs nvcc and libcudart_static.a (not found)"; exit 1
+endif
+
 # nvcc must accept every .cu file (no GPU needed to compile)
 check-nvcc:
 ifeq ($(NVCC),)
 	@echo "check-nvcc: nvcc not found, skipped"
 else
-	@for f in $(CU_TEST); do for a in sm_80 sm_90; do \
+	@for f in $(CU_TEST) $(CU_SRC) $(CU_BENCH); do for a in sm_80 sm_90; do \
 	    echo "nvcc -arch=$$a $$f"; $(NVCC) -arch=$$a -I. -c -x cu $$f -o /dev/null || exit 1; done; done
+	@$(if $(CU_OBJ),$(MAKE) --no-print-directory test/run-gpu bench/gpu_bench,true)
 endif
 
 bench/step: bench/step.c $(OBJ)
@@ -127,4 +187,4 @@ bench: nta bench/step
 	bench/bench.sh
 
 clean:
-	rm -rf nta build test/run test/run-asan bench/step
+	rm -rf nta build test/run test/run-asan bench/step nta-emu test/run-gpu bench/gpu_bench

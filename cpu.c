@@ -475,16 +475,24 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
             memset(b1, 0, 2 * C * sizeof(float));
             for (int r = r0; r < r1; r++) {
                 const float *zr = z + (size_t)r * C, *gr = dy + (size_t)r * C;
-                float *dr = dz + (size_t)r * C;
-                for (int c = 0; c < C; c++) {
-                    float xh = (zr[c] - mean[c]) * istd[c], g = gr[c];
-                    if (relu6) {
-                        float pre = gamma[c] * xh + beta[c];
-                        g = pre > 0.0f && pre < 6.0f ? g : 0.0f;
+                float *dr = dz + (size_t)r * C;    /* may be gr: same index only */
+                if (relu6) {
+#pragma GCC ivdep
+                    for (int c = 0; c < C; c++) {
+                        float xh = (zr[c] - mean[c]) * istd[c], pre = gamma[c] * xh + beta[c];
+                        float g = (pre > 0.0f) & (pre < 6.0f) ? gr[c] : 0.0f;
+                        dr[c] = g;
+                        b1[c] += g;
+                        b2[c] += g * xh;
                     }
-                    dr[c] = g;
-                    b1[c] += g;
-                    b2[c] += g * xh;
+                } else {
+#pragma GCC ivdep
+                    for (int c = 0; c < C; c++) {
+                        float xh = (zr[c] - mean[c]) * istd[c], g = gr[c];
+                        dr[c] = g;
+                        b1[c] += g;
+                        b2[c] += g * xh;
+                    }
                 }
             }
             for (int c = 0; c < C; c++) pb[c] += b1[c], pg[c] += b2[c];
@@ -505,6 +513,7 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
     for (int r = 0; r < P; r++) {
         const float *zr = z + (size_t)r * C;
         float *dr = dz + (size_t)r * C;
+#pragma GCC ivdep
         for (int c = 0; c < C; c++) {
             float xh = (zr[c] - mean[c]) * istd[c];
             dr[c] = k[c] * (dr[c] - sb[c] - xh * sg[c]);

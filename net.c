@@ -288,6 +288,7 @@ NetDesc arch_standalone(const NetDesc *d, const Arch *a)
     NetDesc o = *d;
     int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
     memset(&o.space, 0, sizeof o.space);
+    memset(o.blk, 0, sizeof o.blk);
     o.nblocks = 0;
     for (int s = 0; s < ns; s++)
         for (int j = 0; j < a->depth[s]; j++) {

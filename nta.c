@@ -222,7 +222,7 @@ static void check_fits(const NetDesc *nd, const DataSplits *d, const char *what)
 /* Settings shared by train and pretrain. */
 typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
-    int epochs, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
+    int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     float lr, momentum, wd, warmup;
 } TrainCfg;
 
@@ -245,6 +245,7 @@ static const char *sampling_name[] = {"fixed", "sandwich", "uniform"};
     {"threads", OPT_INT, &c.threads, "0", "CPU threads; 0 = one per core"},                          \
     {"device", OPT_STR, &c.device, "auto", "auto, cpu or cuda"},                                     \
     {"resume", OPT_STR, &c.resume, "", "continue from this checkpoint (same options as the run that wrote it)"}, \
+    {"stop-after", OPT_INT, &c.stop_after, "0", "stop after this epoch, to --resume later; 0 = run all epochs"}, \
     {"out", OPT_STR, &c.out, out_def, "checkpoint written after every epoch (-o)"}
 
 static void check_train_cfg(const Command *cmd, TrainCfg *c)
@@ -255,6 +256,7 @@ static void check_train_cfg(const Command *cmd, TrainCfg *c)
     need(c->lr > 0 && c->momentum >= 0 && c->momentum < 1 && c->wd >= 0 && c->warmup >= 0, cmd,
          "--lr must be > 0, --momentum in [0,1), --wd and --warmup >= 0");
     need(c->val >= 0 && c->limit >= 0 && c->threads > 0, cmd, "--val, --limit and --threads must be >= 0");
+    need(c->stop_after >= 0, cmd, "--stop-after must be >= 0");
 }
 
 /* The metadata line a checkpoint carries; resume checks it. */
@@ -356,6 +358,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
         }
         train_meta(meta, sizeof meta, c, sampling, ep);
         if (*c->out && net_save(net, c->out, meta, 1) != 0) nta_die("could not save the checkpoint '%s'", c->out);
+        if (ep == c->stop_after && ep < c->epochs) break;
     }
     free(perm), free(x), free(y);
 }
@@ -393,7 +396,10 @@ static int run_training(const Command *cmd, TrainCfg *c, int sampling)
     fit(net, &d, c, sampling, start);
     char took[32];
     fmt_time(took, sizeof took, nta_now() - t0);
-    if (sampling == SAMPLE_FIXED) {
+    if (c->stop_after > start && c->stop_after < c->epochs) {
+        printf("stopped after epoch %d of %d in %s; continue with --resume %s\n", c->stop_after, c->epochs,
+               took, c->out);
+    } else if (sampling == SAMPLE_FIXED) {
         double tloss, tacc = evaluate(net, &d, &d.test, &tloss);
         printf("test accuracy %.2f%% (loss %.4f) on %d images; %.2f MFLOPs, %zu params; trained in %s\n",
                100 * tacc, tloss, d.test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took);
@@ -466,7 +472,7 @@ static int cmd_pretrain(int argc, char **argv)
 {
     TrainCfg c = {0};
     Opt opts[] = {
-        TRAIN_OPTS(c, "10", "supernet.nta"),
+        TRAIN_OPTS(c, "6", "supernet.nta"),
         {"sampling", OPT_STR, &c.sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &c.kernels, "3,5,7", "depthwise kernel choices"},
         {"expands", OPT_STR, &c.expands, "3,4,6", "expansion ratio choices"},
@@ -546,9 +552,16 @@ static int cmd_eval(int argc, char **argv)
             double t = mf[j]; mf[j] = mf[j - 1]; mf[j - 1] = t;
             t = acc[j]; acc[j] = acc[j - 1]; acc[j - 1] = t;
         }
-    printf("%s on %s (%d test images%s):\n  %8s %8s %9s  %s\n", model[0], d.name, d.test.n,
-           super ? ", BN recalibrated per architecture" : "", "accuracy", "MFLOPs", "params", "architecture");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !random; i++) {
+        NetDesc sd = arch_standalone(&net->d, &as[i]);
+        arch_format(&net->d, &as[i], text, sizeof text);
+        printf("%s on %s: test accuracy %.2f%% on %d images; %.2f MFLOPs, %zu params%s%s\n", model[0],
+               d.name, 100 * acc[i], d.test.n, mf[i], net_params(&sd), super ? "; architecture " : "",
+               super ? text : "");
+    }
+    if (random) printf("%s on %s, %d test images, BN recalibrated per architecture:\n  %8s %8s %9s  %s\n",
+                       model[0], d.name, d.test.n, "accuracy", "MFLOPs", "params", "architecture");
+    for (int i = 0; i < n && random; i++) {
         NetDesc sd = arch_standalone(&net->d, &as[i]);
         arch_format(&net->d, &as[i], text, sizeof text);
         printf("  %7.2f%% %8.2f %9zu  %s\n", 100 * acc[i], mf[i], net_params(&sd), text);

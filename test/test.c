@@ -18,9 +18,9 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     struct { const char *name; void (*fn)(void); } groups[] = {
-        {"cpu ops", test_cpu}, {"network", test_net}, {"data", test_data},
+        {"cpu ops", test_cpu}, {"network", test_net}, {"supernet", test_super}, {"data", test_data},
         {"pytorch fixture", test_fixture}, {"simt emulator", test_simt},
-        {"command line", test_cli},
+        {"command line", test_cli}, {"cuda backend", test_cuda},
     };
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
         int p = test_passed, f = test_failed;

@@ -3,6 +3,7 @@
  * on any failure. */
 #ifndef NTA_TEST_H
 #define NTA_TEST_H
+#include <stdint.h>
 #include <stdio.h>
 
 extern int test_passed, test_failed;
@@ -21,12 +22,17 @@ extern int test_passed, test_failed;
 
 /* Run a shell command, return its exit status (-1 if it did not exit normally). */
 int test_run(const char *cmd);
+/* Write n 28x28 IDX images and labels (raw): class c is a bright 8x8 square in
+ * corner c of a noisy background (test_cli.c). */
+void test_write_dataset(const char *images, const char *labels, int n, int classes, uint64_t seed);
 
 void test_cpu(void);
 void test_net(void);
+void test_super(void);
 void test_data(void);
 void test_fixture(void);
 void test_cli(void);
 void test_simt(void);
+void test_cuda(void);
 
 #endif

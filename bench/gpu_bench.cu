@@ -1,0 +1,209 @@
+/* bench/gpu_bench.cu: the CUDA backend's kernels on a real GPU (nvcc only),
+ * against the device's measured peaks: a copy kernel gives the memory
+ * bandwidth, a loop of independent FMAs the FP32 rate. Then the GEMMs of the
+ * reference network (28x28x1, batch 128: forward, data and weight gradients)
+ * in GFLOP/s, SIMT and TF32, beside cuBLAS when built with it
+ * (GPU_BENCH_CUBLAS); batchnorm and depthwise in GB/s of their minimum
+ * traffic (each tensor read or written once). Prints one table at the end.
+ * Run by test/gpu.sh; timings never go in tests.
+ */
+#include "../nta_cuda.h"
+
+#include <string.h>
+#if defined(GPU_BENCH_CUBLAS)
+#include <cublas_v2.h>
+#endif
+
+/* ------------------------------------------------------------ peaks */
+
+__global__ void copy_kernel(float4 *dst, const float4 *__restrict__ src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = src[i];
+}
+
+/* 8 independent FMA chains per thread, iters times: 16 * iters flops a thread */
+__global__ void fma_kernel(float *out, int iters, float a, float b)
+{
+    float x[8];
+    for (int k = 0; k < 8; k++) x[k] = threadIdx.x + k;
+    for (int i = 0; i < iters; i++)
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = fmaf(x[k], a, b);
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += x[k];
+    if (s == 1.2345f) out[0] = s;   /* keeps the loop; practically never true */
+}
+
+typedef struct {
+    char name[64];
+    double value, peak;   /* GFLOP/s or GB/s; the measured peak they are a share of */
+    const char *unit;
+} Row;
+
+static Row rows[64];
+static int nrows;
+
+static void row(const char *name, double value, double peak, const char *unit)
+{
+    if (nrows == 64) return;
+    Row *r = &rows[nrows++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->value = value, r->peak = peak, r->unit = unit;
+}
+
+/* Warm up once, then the mean of reps runs on the backend's stream, in ms. */
+template <typename F> static double time_ms(int reps, F run)
+{
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    run();
+    CUDA_CHECK(cudaEventRecord(e0, cuda_stream()));
+    for (int r = 0; r < reps; r++) run();
+    CUDA_CHECK(cudaEventRecord(e1, cuda_stream()));
+    CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return (double)ms / reps;
+}
+
+static float *dev_random(size_t n, unsigned seed)
+{
+    float *h = (float *)nta_malloc(n * sizeof(float)), *d;
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) h[i] = 2 * rng_uniform(&r) - 1;
+    d = (float *)cuda_backend.alloc(n * sizeof(float));
+    cuda_backend.upload(d, h, n * sizeof(float));
+    free(h);
+    return d;
+}
+
+int main(void)
+{
+    char why[256];
+    if (!cuda_available(why, sizeof why)) {
+        fprintf(stderr, "gpu_bench: %s\n", why);
+        return 1;
+    }
+    printf("gpu_bench on %s\n", why);
+    cudaStream_t st = cuda_stream();
+
+    /* memory bandwidth: 512 MiB copied */
+    size_t n4 = (size_t)32 << 20;
+    float4 *a = (float4 *)cuda_backend.alloc(n4 * sizeof(float4));
+    float4 *b = (float4 *)cuda_backend.alloc(n4 * sizeof(float4));
+    double ms = time_ms(10, [&] {
+        SIMT_LAUNCH(copy_kernel, 4096, 256, 0, st, b, a, n4);
+        LAUNCH_CHECK();
+    });
+    double bw = 2.0 * n4 * sizeof(float4) / (ms * 1e6);
+    cuda_backend.free(a), cuda_backend.free(b);
+
+    /* FP32 rate */
+    int dev = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    float *sink = (float *)cuda_backend.alloc(sizeof(float));
+    int blocks = sms * 8, iters = 4096;
+    ms = time_ms(5, [&] {
+        SIMT_LAUNCH(fma_kernel, blocks, 256, 0, st, sink, iters, 0.999f, 1e-3f);
+        LAUNCH_CHECK();
+    });
+    double flops = 16.0 * iters * blocks * 256 / (ms * 1e6);
+    cuda_backend.free(sink);
+    row("copy kernel (peak)", bw, bw, "GB/s");
+    row("FMA loop (peak)", flops, flops, "GFLOP/s");
+
+    /* the reference network's GEMMs at batch 128 */
+    const int B = 128;
+    NetDesc d = net_reference(28, 28, 1, 10);
+    int h = d.in_h, w = d.in_w, c = d.stem_c;
+    size_t big = (size_t)B * 28 * 28 * 384;
+    float *X = dev_random(big, 1), *Y = dev_random(big, 2), *Wt = dev_random(384 * 384, 3);
+#if defined(GPU_BENCH_CUBLAS)
+    cublasHandle_t cb;
+    int have_cublas = cublasCreate(&cb) == CUBLAS_STATUS_SUCCESS;
+    if (have_cublas) cublasSetStream(cb, st);
+#endif
+    for (int i = 0; i < d.nblocks; i++) {
+        const BlockDesc *k = &d.blk[i];
+        int E = k->e * c, ho = (h + 2 * (k->k / 2) - k->k) / k->s + 1, P = B * h * w;
+        /* expand: z [P,E] = x [P,c] w [c,E]; dx [P,c] = dz [P,E] w^T; dw [c,E] = x^T dz */
+        struct { const char *what; int ta, tb, M, N, K; float *A, *B, *C; } g[3] = {
+            {"fwd", 0, 0, P, E, c, X, Wt, Y}, {"dgrad", 0, 1, P, c, E, X, Wt, Y},
+            {"wgrad", 1, 0, c, E, P, X, Y, Wt}};
+        for (int j = 0; j < 3 && (i == 0 || i == 3); j++) {   /* blocks at 28x28 and 7x7 */
+            char name[64];
+            double f = 2.0 * g[j].M * g[j].N * g[j].K;
+            int lda = g[j].ta ? g[j].M : g[j].K, ldb = g[j].tb ? g[j].K : g[j].N;
+            for (int tf = 0; tf < 2; tf++) {
+                if (tf && !cuda_set_tf32(1)) continue;
+                ms = time_ms(20, [&] {
+                    cuda_backend.gemm(g[j].ta, g[j].tb, g[j].M, g[j].N, g[j].K, 1.0f, g[j].A, lda,
+                                      g[j].B, ldb, 0.0f, g[j].C, g[j].N);
+                });
+                cuda_set_tf32(0);
+                snprintf(name, sizeof name, "gemm%s b%d %s %dx%dx%d", tf ? " tf32" : "", i,
+                         g[j].what, g[j].M, g[j].N, g[j].K);
+                row(name, f / (ms * 1e6), flops, "GFLOP/s");
+            }
+#if defined(GPU_BENCH_CUBLAS)
+            if (have_cublas) {
+                /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T */
+                const float one = 1.0f, zero = 0.0f;
+                ms = time_ms(20, [&] {
+                    cublasSgemm(cb, g[j].tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                g[j].ta ? CUBLAS_OP_T : CUBLAS_OP_N, g[j].N, g[j].M, g[j].K, &one,
+                                g[j].B, ldb, g[j].A, lda, &zero, g[j].C, g[j].N);
+                });
+                snprintf(name, sizeof name, "cublas b%d %s %dx%dx%d", i, g[j].what, g[j].M,
+                         g[j].N, g[j].K);
+                row(name, f / (ms * 1e6), flops, "GFLOP/s");
+            }
+#endif
+        }
+        h = ho, w = (w + 2 * (k->k / 2) - k->k) / k->s + 1, c = k->co;
+    }
+
+    /* batchnorm and depthwise on block 0's expanded tensor: 28x28x96, batch 128 */
+    {
+        int C = 96, P = B * 28 * 28, s = 2, K = 3, Ho = 14;
+        float *stats = dev_random(8 * 384, 4);
+        float *mean = stats, *istd = stats + 384, *rm = stats + 768, *rv = stats + 1152;
+        float *gam = stats + 1536, *bet = stats + 1920, *dg = stats + 2304, *db = stats + 2688;
+        double mb = (double)P * C * sizeof(float);
+        ms = time_ms(20, [&] {
+            cuda_backend.bn_fwd_train(Y, mean, istd, rm, rv, X, gam, bet, P, C, 0.1f, 1);
+        });
+        row("bn_fwd_train 100352x96 (z, y)", 2 * mb / (ms * 1e6), bw, "GB/s");
+        ms = time_ms(20, [&] { cuda_backend.bn_fwd_eval(Y, X, gam, bet, rm, rv, P, C, 1); });
+        row("bn_fwd_eval 100352x96 (z, y)", 2 * mb / (ms * 1e6), bw, "GB/s");
+        ms = time_ms(20, [&] {
+            cuda_backend.bn_bwd(Y, dg, db, Y, X, mean, istd, gam, bet, P, C, 1);
+        });
+        row("bn_bwd 100352x96 (dy, z, dz)", 3 * mb / (ms * 1e6), bw, "GB/s");
+        double ob = (double)B * Ho * Ho * C * sizeof(float);
+        ms = time_ms(20, [&] { cuda_backend.dw_fwd(Y, X, Wt, K * C, C, B, 28, 28, C, K, s); });
+        row("dw_fwd 28x28x96 k3 s2 (x, y)", (mb + ob) / (ms * 1e6), bw, "GB/s");
+        ms = time_ms(20, [&] { cuda_backend.dw_bwd_x(Y, X, Wt, K * C, C, B, 28, 28, C, K, s); });
+        row("dw_bwd_x 28x28x96 k3 s2 (dy, dx)", (mb + ob) / (ms * 1e6), bw, "GB/s");
+        ms = time_ms(20, [&] { cuda_backend.dw_bwd_w(Wt, K * C, C, Y, X, B, 28, 28, C, K, s); });
+        row("dw_bwd_w 28x28x96 k3 s2 (dy, x)", (mb + ob) / (ms * 1e6), bw, "GB/s");
+        cuda_backend.free(stats);
+    }
+#if defined(GPU_BENCH_CUBLAS)
+    if (have_cublas) cublasDestroy(cb);
+#endif
+    cuda_backend.free(X), cuda_backend.free(Y), cuda_backend.free(Wt);
+
+    printf("\n%-44s %12s %10s\n", "kernel", "rate", "of peak");
+    for (int i = 0; i < nrows; i++)
+        printf("%-44s %8.0f %-7s %5.1f%%\n", rows[i].name, rows[i].value, rows[i].unit,
+               100 * rows[i].value / rows[i].peak);
+    return 0;
+}

@@ -1,0 +1,279 @@
+/* conv.cu: the stem's dense KxK convolution (forward, weight gradient) and
+ * the depthwise KxK convolution (forward, input gradient, weight gradient),
+ * NHWC, stride s, pad K/2, as the Backend's ops in nta.h. Pointwise (1x1)
+ * convolutions are GEMMs (gemm.cu).
+ *
+ * Forward and input-gradient kernels give one output element to a thread,
+ * channels fastest, so a warp reads and writes consecutive addresses; each
+ * thread sums its taps in the order the CPU reference does.
+ * Weight gradients are sums over every output pixel. They are deterministic
+ * without atomics: the pixels are cut into `parts` contiguous ranges, one
+ * thread sums one range for one weight into a scratch row part[p][...], and a
+ * second kernel adds the rows to dw in order p = 0, 1, ...
+ * Shapes: see nta.h; Ho, Wo are the output size, Npix = N*Ho*Wo.
+ */
+#include "nta_cuda.h"
+
+static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+/* How many pixel ranges a weight gradient uses: about 64k threads in all,
+ * at least `min_pix` pixels per range, at most 2048 ranges. */
+static int grad_parts(long npix, long weights, long min_pix)
+{
+    long by_threads = 65536 / (weights > 0 ? weights : 1), by_pix = (npix + min_pix - 1) / min_pix;
+    long p = by_threads < by_pix ? by_threads : by_pix;
+    return (int)(p < 1 ? 1 : p > 2048 ? 2048 : p);
+}
+
+/* dst[i] += sum over p of part[p * n + i], p in order */
+__global__ void sum_parts_kernel(float *dst, const float *__restrict__ part, int parts, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int p = 0; p < parts; p++) s += part[(size_t)p * n + i];
+        dst[i] += s;
+    }
+}
+
+/* -------------------------------------------------------------- stem conv */
+
+/* y [N,Ho,Wo,Co] = x [N,H,W,Ci] * w [K,K,Ci,Co] */
+__global__ void conv_fwd_kernel(float *y, const float *__restrict__ x, const float *__restrict__ w,
+                                int N, int H, int W, int Ci, int Co, int K, int s, int Ho, int Wo)
+{
+    size_t total = (size_t)N * Ho * Wo * Co;
+    int pad = K / 2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int co = (int)(i % Co);
+        size_t pix = i / Co;
+        int ox = (int)(pix % Wo), oy = (int)(pix / Wo % Ho), n = (int)(pix / Wo / Ho);
+        float acc = 0.0f;
+        for (int ky = 0; ky < K; ky++) {
+            int iy = oy * s - pad + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < K; kx++) {
+                int ix = ox * s - pad + kx;
+                if (ix < 0 || ix >= W) continue;
+                const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
+                const float *wk = w + (size_t)(ky * K + kx) * Ci * Co + co;
+                for (int ci = 0; ci < Ci; ci++) acc += xi[ci] * wk[(size_t)ci * Co];
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
+                   int Co, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    size_t total = (size_t)N * Ho * Wo * Co;
+    if (!total) return;
+    SIMT_LAUNCH(conv_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, N, H,
+                W, Ci, Co, K, s, Ho, Wo);
+    LAUNCH_CHECK();
+}
+
+/* part [parts, K*K*Ci*Co]: row p sums x (tap) * dy over pixel range p. Thread
+ * i holds weight i % nw of range i / nw; co is fastest, so a warp reads one
+ * x value and consecutive dy values. */
+__global__ void conv_bwd_w_kernel(float *part, const float *__restrict__ dy,
+                                  const float *__restrict__ x, int N, int H, int W, int Ci,
+                                  int Co, int K, int s, int Ho, int Wo, int parts)
+{
+    int nw = K * K * Ci * Co, pad = K / 2;
+    long npix = (long)N * Ho * Wo;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)parts * nw;
+         i += (long)gridDim.x * blockDim.x) {
+        int p = (int)(i / nw), wi = (int)(i % nw);
+        int co = wi % Co, ci = wi / Co % Ci, tap = wi / Co / Ci, ky = tap / K, kx = tap % K;
+        long lo = npix * p / parts, hi = npix * (p + 1) / parts;
+        int ox = (int)(lo % Wo), oy = (int)(lo / Wo % Ho), n = (int)(lo / Wo / Ho);
+        float acc = 0.0f;
+        for (long q = lo; q < hi; q++) {
+            int iy = oy * s - pad + ky, ix = ox * s - pad + kx;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                acc += x[(((size_t)n * H + iy) * W + ix) * Ci + ci] * dy[(size_t)q * Co + co];
+            if (++ox == Wo) {
+                ox = 0;
+                if (++oy == Ho) oy = 0, n++;
+            }
+        }
+        part[i] = acc;
+    }
+}
+
+void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
+                     int Co, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), nw = K * K * Ci * Co;
+    long npix = (long)N * Ho * Wo;
+    if (!npix || !nw) return;
+    int parts = grad_parts(npix, nw, 32);
+    float *part = (float *)cuda_scratch((size_t)parts * nw * sizeof(float));
+    cudaStream_t st = cuda_stream();
+    SIMT_LAUNCH(conv_bwd_w_kernel, cuda_grid((size_t)parts * nw), CUDA_THREADS, 0, st, part, dy, x,
+                N, H, W, Ci, Co, K, s, Ho, Wo, parts);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(sum_parts_kernel, cuda_grid(nw), CUDA_THREADS, 0, st, dw, part, parts, nw);
+    LAUNCH_CHECK();
+}
+
+/* ---------------------------------------------------------- depthwise conv */
+
+/* y [N,Ho,Wo,C]: tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c] */
+__global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, const float *__restrict__ w,
+                              int ldr, int ldc, int N, int H, int W, int C, int K, int s, int Ho,
+                              int Wo)
+{
+    size_t total = (size_t)N * Ho * Wo * C;
+    int pad = K / 2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        size_t pix = i / C;
+        int ox = (int)(pix % Wo), oy = (int)(pix / Wo % Ho), n = (int)(pix / Wo / Ho);
+        float acc = 0.0f;
+        for (int ky = 0; ky < K; ky++) {
+            int iy = oy * s - pad + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < K; kx++) {
+                int ix = ox * s - pad + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += x[(((size_t)n * H + iy) * W + ix) * C + c] *
+                       w[(size_t)ky * ldr + (size_t)kx * ldc + c];
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
+                 int W, int C, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    size_t total = (size_t)N * Ho * Wo * C;
+    if (!total) return;
+    SIMT_LAUNCH(dw_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
+                ldc, N, H, W, C, K, s, Ho, Wo);
+    LAUNCH_CHECK();
+}
+
+/* dx [N,H,W,C], gathered per input element: the outputs (oy,ox) whose tap
+ * (ky,kx) reads (iy,ix) have oy*s = iy + pad - ky, ox*s = ix + pad - kx. */
+__global__ void dw_bwd_x_kernel(float *dx, const float *__restrict__ dy,
+                                const float *__restrict__ w, int ldr, int ldc, int N, int H,
+                                int W, int C, int K, int s, int Ho, int Wo)
+{
+    size_t total = (size_t)N * H * W * C;
+    int pad = K / 2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        size_t pix = i / C;
+        int ix = (int)(pix % W), iy = (int)(pix / W % H), n = (int)(pix / W / H);
+        float acc = 0.0f;
+        for (int ky = 0; ky < K; ky++) {
+            int t = iy + pad - ky;
+            if (t < 0 || t % s || t / s >= Ho) continue;
+            for (int kx = 0; kx < K; kx++) {
+                int u = ix + pad - kx;
+                if (u < 0 || u % s || u / s >= Wo) continue;
+                acc += dy[(((size_t)n * Ho + t / s) * Wo + u / s) * C + c] *
+                       w[(size_t)ky * ldr + (size_t)kx * ldc + c];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
+                   int W, int C, int K, int s)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    size_t total = (size_t)N * H * W * C;
+    if (!total) return;
+    SIMT_LAUNCH(dw_bwd_x_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), dx, dy, w,
+                ldr, ldc, N, H, W, C, K, s, Ho, Wo);
+    LAUNCH_CHECK();
+}
+
+/* part [parts, K*K, C]: thread i sums, for channel i % C over pixel range
+ * i / C, dy * x at each of the K*K taps (kept in registers: K is a template
+ * argument). */
+template <int K>
+__global__ void dw_bwd_w_kernel(float *part, const float *__restrict__ dy,
+                                const float *__restrict__ x, int N, int H, int W, int C, int s,
+                                int Ho, int Wo, int parts)
+{
+    const int pad = K / 2;
+    long npix = (long)N * Ho * Wo;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)parts * C;
+         i += (long)gridDim.x * blockDim.x) {
+        int p = (int)(i / C), c = (int)(i % C);
+        long lo = npix * p / parts, hi = npix * (p + 1) / parts;
+        int ox = (int)(lo % Wo), oy = (int)(lo / Wo % Ho), n = (int)(lo / Wo / Ho);
+        float acc[K * K];
+UNROLL
+        for (int k = 0; k < K * K; k++) acc[k] = 0.0f;
+        for (long q = lo; q < hi; q++) {
+            float g = dy[(size_t)q * C + c];
+UNROLL
+            for (int ky = 0; ky < K; ky++) {
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                const float *xr = x + ((size_t)n * H + iy) * W * C + c;
+UNROLL
+                for (int kx = 0; kx < K; kx++) {
+                    int ix = ox * s - pad + kx;
+                    if (ix >= 0 && ix < W) acc[ky * K + kx] += g * xr[(size_t)ix * C];
+                }
+            }
+            if (++ox == Wo) {
+                ox = 0;
+                if (++oy == Ho) oy = 0, n++;
+            }
+        }
+UNROLL
+        for (int k = 0; k < K * K; k++) part[((size_t)p * K * K + k) * C + c] = acc[k];
+    }
+}
+
+/* dw (pitches ldr, ldc) += sum over p of part[p] [K*K, C], p in order */
+__global__ void dw_sum_parts_kernel(float *dw, int ldr, int ldc, const float *__restrict__ part,
+                                    int parts, int K, int C)
+{
+    int n = K * K * C;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int p = 0; p < parts; p++) s += part[(size_t)p * n + i];
+        int tap = i / C, c = i % C;
+        dw[(size_t)(tap / K) * ldr + (size_t)(tap % K) * ldc + c] += s;
+    }
+}
+
+typedef void (*DwGradKernel)(float *, const float *, const float *, int, int, int, int, int, int,
+                             int, int);
+
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N, int H,
+                   int W, int C, int K, int s)
+{
+    DwGradKernel kernel = K == 1 ? dw_bwd_w_kernel<1>
+                          : K == 3 ? dw_bwd_w_kernel<3>
+                          : K == 5 ? dw_bwd_w_kernel<5>
+                          : K == 7 ? dw_bwd_w_kernel<7> : NULL;
+    if (!kernel) nta_die("cuda: depthwise kernels of size %d are not built (1, 3, 5, 7 are)", K);
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    long npix = (long)N * Ho * Wo;
+    if (!npix || !C) return;
+    int parts = grad_parts(npix, C, 16);
+    float *part = (float *)cuda_scratch((size_t)parts * K * K * C * sizeof(float));
+    cudaStream_t st = cuda_stream();
+    SIMT_LAUNCH(kernel, cuda_grid((size_t)parts * C), CUDA_THREADS, 0, st, part, dy, x, N, H, W,
+                C, s, Ho, Wo, parts);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(dw_sum_parts_kernel, cuda_grid((size_t)K * K * C), CUDA_THREADS, 0, st, dw, ldr,
+                ldc, part, parts, K, C);
+    LAUNCH_CHECK();
+}

@@ -1,0 +1,128 @@
+/* cuda.cu: the CUDA backend's host side: is a device usable (and why not),
+ * device memory, the one stream, scratch space, and the Backend table whose
+ * ops live in kernels.cu, gemm.cu and conv.cu.
+ *
+ * Every op is queued on one stream and returns at once; only download and
+ * the loss (which returns numbers to the host) wait for the stream. Memory
+ * comes from cudaMalloc and is zeroed when allocated, as the Backend promises.
+ * Built by nvcc this is the GPU backend; built with g++ and simt.h it runs
+ * the same kernels on the CPU emulator (the tests' "device").
+ */
+#include "nta_cuda.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------- the device */
+
+extern "C" int cuda_available(char *why, size_t len)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    cudaGetLastError();   /* a failed probe must not stay the last error */
+    /* 35 = cudaErrorInsufficientDriver (no driver, or one too old for this
+     * runtime), 100 = cudaErrorNoDevice: both mean there is no GPU to use */
+    if ((int)e == 35) {
+        snprintf(why, len, "no CUDA GPU (no driver found)");
+        return 0;
+    }
+    if ((int)e == 100 || (e == cudaSuccess && n < 1)) {
+        snprintf(why, len, "no CUDA GPU (no device found)");
+        return 0;
+    }
+    if (e != cudaSuccess) {
+        snprintf(why, len, "no CUDA GPU (%s)", cudaGetErrorString(e));
+        return 0;
+    }
+#if defined(__CUDACC__)
+    cudaDeviceProp prop;
+    e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(why, len, "no usable CUDA GPU (%s)", cudaGetErrorString(e));
+        return 0;
+    }
+    if (prop.major < 8) {
+        snprintf(why, len, "no usable CUDA GPU (%s is sm_%d%d; this nta has kernels for sm_80 and newer)",
+                 prop.name, prop.major, prop.minor);
+        return 0;
+    }
+    snprintf(why, len, "%s (sm_%d%d, %d SMs, %.0f GiB)", prop.name, prop.major, prop.minor,
+             prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
+#else
+    snprintf(why, len, "the SIMT emulator on the CPU (simt.h)");
+#endif
+    return 1;
+}
+
+cudaStream_t cuda_stream(void)
+{
+    static cudaStream_t stream;
+    static int ready;
+    if (!ready) {
+        CUDA_CHECK(cudaSetDevice(0));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+        ready = 1;
+    }
+    return stream;
+}
+
+void *cuda_scratch(size_t bytes)
+{
+    static void *buf;
+    static size_t cap;
+    if (bytes > cap) {
+        CUDA_CHECK(cudaFree(buf));   /* waits for the work that used it */
+        cap = bytes + bytes / 2;
+        CUDA_CHECK(cudaMalloc(&buf, cap));
+    }
+    return buf;
+}
+
+/* ----------------------------------------------------------------- memory */
+
+static void *cuda_alloc(size_t bytes)
+{
+    void *p = NULL;
+    cuda_stream();
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation)
+        nta_die("out of GPU memory allocating %zu bytes (try a smaller --batch)", bytes);
+    CUDA_CHECK(e);
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
+    return p;
+}
+
+static void cuda_free(void *p) { CUDA_CHECK(cudaFree(p)); }
+
+/* The host buffer may be reused as soon as this returns. */
+static void cuda_upload(void *dst, const void *src, size_t bytes)
+{
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+}
+
+static void cuda_download(void *dst, const void *src, size_t bytes)
+{
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+}
+
+static void cuda_zero(void *p, size_t bytes)
+{
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
+}
+
+/* ------------------------------------------------------------ the backend */
+
+/* In the order of the Backend struct (nta.h). */
+const Backend cuda_backend = {
+    "cuda",
+    cuda_alloc, cuda_free, cuda_upload, cuda_download, cuda_zero,
+    cuda_gemm,
+    cuda_conv_fwd, cuda_conv_bwd_w,
+    cuda_dw_fwd, cuda_dw_bwd_x, cuda_dw_bwd_w,
+    cuda_bn_fwd_train, cuda_bn_fwd_eval, cuda_bn_bwd,
+    cuda_add, cuda_gap_fwd, cuda_gap_bwd,
+    cuda_bias_fwd, cuda_bias_bwd,
+    cuda_xent, cuda_sgd,
+};

@@ -1,0 +1,267 @@
+/* gemm.cu: C[M,N] = alpha op(A) op(B) + beta C on the GPU, row-major with
+ * leading dimensions, the Backend's gemm (nta.h).
+ *
+ *   SIMT path (every device, and the emulator the tests run on): a block of
+ *   256 threads computes a 64x64 tile of C; the K dimension is walked in
+ *   slices of 16 staged in shared memory (the next slice is loaded into
+ *   registers while the current one is multiplied); each thread keeps a 4x4
+ *   register tile at a stride of 16 rows/columns (conflict-free reads).
+ *   TF32 path (nvcc only, sm_80+, off unless asked for): the same tiling fed
+ *   to tensor cores through wmma m16n16k8 fragments, fp32 accumulation.
+ *
+ * Small C with long K (the weight gradients, [Ci,Co] from P = N*H*W rows)
+ * would leave the GPU idle, so K is split: block z computes the product of
+ * its slice of K into a scratch buffer part [splits, M, N], and a second
+ * kernel sums the slices in order (deterministic: no atomics) and applies
+ * alpha and beta. beta == 0 never reads C.
+ * Shapes: A is [M,K] (lda) or, with ta, [K,M]; B is [K,N] (ldb) or, with tb, [N,K].
+ */
+#include "nta_cuda.h"
+
+#if defined(__CUDACC__)
+#include <mma.h>
+#endif
+
+enum { TM = 64, TN = 64, TK = 16, GEMM_THREADS = 256 };
+
+/* op(A)[m,k] and op(B)[k,n] from global memory */
+template <int T> __device__ __forceinline__ float load_op(const float *X, int ld, int r, int c)
+{
+    return T ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+}
+
+/* Fetch this thread's 4 elements of the 64x16 slice of op(A) at (m0, k0) and
+ * of the 16x64 slice of op(B) at (k0, n0), zero outside the matrices. The
+ * element order follows memory: along k when A is [M,K], along m when it is
+ * [K,M] (and the same for B), so a warp reads consecutive addresses. */
+template <int TA, int TB>
+__device__ __forceinline__ void fetch_slices(float ra[4], float rb[4], const float *A, int lda,
+                                             const float *B, int ldb, int M, int N, int kend,
+                                             int m0, int n0, int k0, int t)
+{
+    UNROLL
+    for (int q = 0; q < 4; q++) {
+        int i = t + q * GEMM_THREADS;
+        int m = TA ? i % TM : i / TK, k = TA ? i / TM : i % TK;
+        ra[q] = m0 + m < M && k0 + k < kend ? load_op<TA>(A, lda, m0 + m, k0 + k) : 0.0f;
+        int n = TB ? i / TK : i % TN, kb = TB ? i % TK : i / TN;
+        rb[q] = k0 + kb < kend && n0 + n < N ? load_op<TB>(B, ldb, k0 + kb, n0 + n) : 0.0f;
+    }
+}
+
+/* Store the fetched elements as As[k][m] and Bs[k][n]. */
+template <int TA, int TB>
+__device__ __forceinline__ void store_slices(float (*As)[TM + 1], float (*Bs)[TN + 1],
+                                             const float ra[4], const float rb[4], int t)
+{
+    UNROLL
+    for (int q = 0; q < 4; q++) {
+        int i = t + q * GEMM_THREADS;
+        int m = TA ? i % TM : i / TK, k = TA ? i / TM : i % TK;
+        As[k][m] = ra[q];
+        int n = TB ? i / TK : i % TN, kb = TB ? i % TK : i / TN;
+        Bs[kb][n] = rb[q];
+    }
+}
+
+/* One 64x64 tile of C per block, slice z of K.
+ * grid: x = tiles along M, y = tiles along N, z = splits of K (kchunk each).
+ * part == NULL: C = alpha acc + beta C; else part[z][M][N] = acc. */
+template <int TA, int TB>
+__global__ void __launch_bounds__(GEMM_THREADS)
+sgemm_kernel(int M, int N, int K, int kchunk, float alpha, const float *__restrict__ A, int lda,
+             const float *__restrict__ B, int ldb, float beta, float *C, int ldc, float *part)
+{
+    __shared__ float As[TK][TM + 1];   /* As[k][m] = op(A)[m0+m, k0+k] */
+    __shared__ float Bs[TK][TN + 1];   /* Bs[k][n] = op(B)[k0+k, n0+n] */
+    int t = threadIdx.x, tx = t % 16, ty = t / 16;
+    int m0 = blockIdx.x * TM, n0 = blockIdx.y * TN;
+    int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+    float acc[4][4] = {{0.0f}}, ra[4], rb[4];
+
+    fetch_slices<TA, TB>(ra, rb, A, lda, B, ldb, M, N, kend, m0, n0, kbeg, t);
+    for (int k0 = kbeg; k0 < kend; k0 += TK) {
+        store_slices<TA, TB>(As, Bs, ra, rb, t);
+        __syncthreads();
+        if (k0 + TK < kend)   /* the next slice travels while this one is used */
+            fetch_slices<TA, TB>(ra, rb, A, lda, B, ldb, M, N, kend, m0, n0, k0 + TK, t);
+UNROLL
+        for (int k = 0; k < TK; k++) {
+            float a[4], b[4];
+UNROLL
+            for (int i = 0; i < 4; i++) a[i] = As[k][ty + 16 * i];
+UNROLL
+            for (int j = 0; j < 4; j++) b[j] = Bs[k][tx + 16 * j];
+UNROLL
+            for (int i = 0; i < 4; i++)
+UNROLL
+                for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; i++) {
+        int m = m0 + ty + 16 * i;
+        if (m >= M) continue;
+        for (int j = 0; j < 4; j++) {
+            int n = n0 + tx + 16 * j;
+            if (n >= N) continue;
+            if (part) {
+                part[((size_t)blockIdx.z * M + m) * N + n] = acc[i][j];
+            } else {
+                float *c = C + (size_t)m * ldc + n;
+                *c = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+            }
+        }
+    }
+}
+
+/* C[M,N] = alpha * sum over z of part[z] + beta C, slices summed in order. */
+__global__ void splitk_reduce_kernel(float *C, int ldc, const float *__restrict__ part,
+                                     int splits, int M, int N, float alpha, float beta)
+{
+    size_t MN = (size_t)M * N;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < MN;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int z = 0; z < splits; z++) s += part[z * MN + i];
+        float *c = C + (i / N) * ldc + i % N;
+        *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+    }
+}
+
+/* ------------------------------------------------------ TF32 tensor cores */
+
+#if defined(__CUDACC__)
+using namespace nvcuda;
+enum { TF_THREADS = 128, TF_LDA = TK + 4, TF_LDB = TN + 4 };
+
+/* The 64x64 tile as 4 warps of 32x32, each 2x2 wmma fragments of 16x16. */
+template <int TA, int TB>
+__global__ void __launch_bounds__(TF_THREADS)
+tf32_kernel(int M, int N, int K, int kchunk, float alpha, const float *__restrict__ A, int lda,
+            const float *__restrict__ B, int ldb, float beta, float *C, int ldc, float *part)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    __shared__ __align__(32) float As[TM][TF_LDA];   /* As[m][k], rounded to tf32 */
+    __shared__ __align__(32) float Bs[TK][TF_LDB];   /* Bs[k][n] */
+    __shared__ __align__(32) float Cs[TM][TF_LDB];   /* the accumulators, for the epilogue */
+    int t = threadIdx.x, warp = t / 32, wm = warp / 2, wn = warp % 2;
+    int m0 = blockIdx.x * TM, n0 = blockIdx.y * TN;
+    int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+
+    for (int k0 = kbeg; k0 < kend; k0 += TK) {
+        for (int i = t; i < TM * TK; i += TF_THREADS) {
+            int m = TA ? i % TM : i / TK, k = TA ? i / TM : i % TK;
+            float v = m0 + m < M && k0 + k < kend ? load_op<TA>(A, lda, m0 + m, k0 + k) : 0.0f;
+            As[m][k] = wmma::__float_to_tf32(v);
+            int n = TB ? i / TK : i % TN, kb = TB ? i % TK : i / TN;
+            v = k0 + kb < kend && n0 + n < N ? load_op<TB>(B, ldb, k0 + kb, n0 + n) : 0.0f;
+            Bs[kb][n] = wmma::__float_to_tf32(v);
+        }
+        __syncthreads();
+        for (int kk = 0; kk < TK; kk += 8) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+            for (int i = 0; i < 2; i++)
+                wmma::load_matrix_sync(fa[i], &As[wm * 32 + i * 16][kk], TF_LDA);
+            for (int j = 0; j < 2; j++)
+                wmma::load_matrix_sync(fb[j], &Bs[kk][wn * 32 + j * 16], TF_LDB);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], TF_LDB,
+                                    wmma::mem_row_major);
+    __syncthreads();
+    for (int i = t; i < TM * TN; i += TF_THREADS) {
+        int m = m0 + i / TN, n = n0 + i % TN;
+        if (m >= M || n >= N) continue;
+        float v = Cs[i / TN][i % TN];
+        if (part) {
+            part[((size_t)blockIdx.z * M + m) * N + n] = v;
+        } else {
+            float *c = C + (size_t)m * ldc + n;
+            *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
+        }
+    }
+#endif
+}
+#endif
+
+/* --------------------------------------------------------------- launcher */
+
+static int tf32_on = -1;   /* -1: not yet decided (NTA_TF32 in the environment) */
+
+int cuda_gemm_tf32_supported(void)
+{
+#if defined(__CUDACC__)
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+        return 0;
+    return major >= 8;
+#else
+    return 0;   /* the emulator has no tensor cores */
+#endif
+}
+
+extern "C" int cuda_set_tf32(int on)
+{
+    tf32_on = on && cuda_gemm_tf32_supported();
+    return tf32_on;
+}
+
+typedef void (*GemmKernel)(int, int, int, int, float, const float *, int, const float *, int,
+                           float, float *, int, float *);
+
+void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc)
+{
+    static const GemmKernel simt[2][2] = {{sgemm_kernel<0, 0>, sgemm_kernel<0, 1>},
+                                          {sgemm_kernel<1, 0>, sgemm_kernel<1, 1>}};
+    if (M <= 0 || N <= 0) return;
+    if (tf32_on < 0) {
+        const char *e = getenv("NTA_TF32");
+        cuda_set_tf32(e && *e && *e != '0');
+    }
+    GemmKernel kernel = simt[!!ta][!!tb];
+    int threads = GEMM_THREADS;
+#if defined(__CUDACC__)
+    static const GemmKernel tf32[2][2] = {{tf32_kernel<0, 0>, tf32_kernel<0, 1>},
+                                          {tf32_kernel<1, 0>, tf32_kernel<1, 1>}};
+    if (tf32_on) kernel = tf32[!!ta][!!tb], threads = TF_THREADS;
+#endif
+    /* Split K when the tiles of C alone give fewer than 256 blocks; each
+     * split keeps at least 256 of K. The choice depends on the shape only. */
+    unsigned gm = (M + TM - 1) / TM, gn = (N + TN - 1) / TN;
+    long tiles = (long)gm * gn;
+    int splits = 1, kchunk = K > 0 ? K : 1;
+    if (tiles < 256 && K >= 512) {
+        long by_tiles = (256 + tiles - 1) / tiles, by_k = K / 256;
+        splits = (int)(by_tiles < by_k ? by_tiles : by_k);
+        if (splits > 64) splits = 64;
+        kchunk = (K + splits - 1) / splits;
+        kchunk = (kchunk + TK - 1) / TK * TK;
+        splits = (K + kchunk - 1) / kchunk;
+    }
+    cudaStream_t st = cuda_stream();
+    if (splits == 1) {
+        SIMT_LAUNCH(kernel, dim3(gm, gn, 1), threads, 0, st, M, N, K, kchunk, alpha, A, lda, B,
+                    ldb, beta, C, ldc, (float *)NULL);
+        LAUNCH_CHECK();
+        return;
+    }
+    float *part = (float *)cuda_scratch((size_t)splits * M * N * sizeof(float));
+    SIMT_LAUNCH(kernel, dim3(gm, gn, splits), threads, 0, st, M, N, K, kchunk, alpha, A, lda, B,
+                ldb, beta, C, ldc, part);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(splitk_reduce_kernel, cuda_grid((size_t)M * N), CUDA_THREADS, 0, st, C, ldc, part,
+                splits, M, N, alpha, beta);
+    LAUNCH_CHECK();
+}

@@ -1,0 +1,418 @@
+/* kernels.cu: batchnorm (train, eval, backward, with the fused ReLU6),
+ * residual add, global average pool, bias, softmax cross-entropy and the SGD
+ * step on the GPU, as the Backend's ops in nta.h (cpu.c is the reference).
+ *
+ * Column reductions over P rows (batchnorm statistics and gradients) are
+ * deterministic: a block of 32x8 threads sums one range of rows ("chunk") for
+ * 32 channels, its 8 row lanes are added in order through shared memory into
+ * a scratch row part[chunk][C], and one thread per channel adds the chunks in
+ * order in double. The number of chunks depends on P only.
+ * Elementwise kernels are grid-stride loops over at most 1024 blocks.
+ * Shapes: see nta.h.
+ */
+#include "nta_cuda.h"
+
+#include <math.h>
+
+/* --------------------------------------------------------------- batchnorm */
+
+enum { BN_TX = 32, BN_TY = 8 };
+
+/* Chunks of rows for P rows: about 256 rows each, at most 1024. */
+static int bn_chunks(int P)
+{
+    int c = (P + 255) / 256;
+    return c < 1 ? 1 : c > 1024 ? 1024 : c;
+}
+
+/* Sum a1, a2 of this thread over the 8 row lanes of the block, in order, into
+ * part1[chunk][c], part2[chunk][c]. Every thread of the block calls it. */
+__device__ void bn_block_sum(float *part1, float *part2, float a1, float a2, int c, int C)
+{
+    __shared__ float s1[BN_TY][BN_TX], s2[BN_TY][BN_TX];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    s1[ty][tx] = a1;
+    s2[ty][tx] = a2;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        float t1 = 0.0f, t2 = 0.0f;
+        for (int i = 0; i < BN_TY; i++) t1 += s1[i][tx], t2 += s2[i][tx];
+        part1[(size_t)blockIdx.y * C + c] = t1;
+        part2[(size_t)blockIdx.y * C + c] = t2;
+    }
+}
+
+/* part1 [chunks,C] = sums of d, part2 = sums of d*d, d = z - center (center NULL: 0).
+ * grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_moments_kernel(float *part1, float *part2, const float *__restrict__ z,
+                                  const float *__restrict__ center, int P, int C)
+{
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
+    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
+    float a1 = 0.0f, a2 = 0.0f;
+    if (c < C) {
+        float m = center ? center[c] : 0.0f;
+        for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
+            float d = z[(size_t)r * C + c] - m;
+            a1 += d;
+            a2 += d * d;
+        }
+    }
+    bn_block_sum(part1, part2, a1, a2, c, C);
+}
+
+/* mean [C] = column means from the chunks of pass 1 */
+__global__ void bn_mean_kernel(float *mean, const float *__restrict__ part1, int chunks, int P,
+                               int C)
+{
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int k = 0; k < chunks; k++) s += part1[(size_t)k * C + c];
+        mean[c] = (float)(s / P);
+    }
+}
+
+/* From the chunks of pass 2 (around the mean): istd, the running averages,
+ * and scale/shift [C] each for the apply kernel. */
+__global__ void bn_var_kernel(float *istd, float *run_mean, float *run_var, float *scale,
+                              float *shift, const float *__restrict__ part1,
+                              const float *__restrict__ part2, const float *__restrict__ mean,
+                              const float *__restrict__ gamma, const float *__restrict__ beta,
+                              int chunks, int P, int C, float momentum)
+{
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        double s1 = 0, s2 = 0;
+        for (int k = 0; k < chunks; k++) s1 += part1[(size_t)k * C + c], s2 += part2[(size_t)k * C + c];
+        double m1 = s1 / P, var = s2 / P - m1 * m1;
+        if (var < 0) var = 0;
+        float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+        istd[c] = is;
+        run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
+        run_var[c] = (1 - momentum) * run_var[c] +
+                     momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
+        scale[c] = gamma[c] * is;
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+}
+
+/* y [P,C] = z * scale + shift, then ReLU6 if asked */
+__global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
+                                const float *__restrict__ scale, const float *__restrict__ shift,
+                                size_t n, int C, int relu6)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        float v = z[i] * scale[c] + shift[c];
+        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+        y[i] = v;
+    }
+}
+
+void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
+                       const float *z, const float *gamma, const float *beta, int P, int C,
+                       float momentum, int relu6)
+{
+    if (P <= 0 || C <= 0) return;
+    int chunks = bn_chunks(P);
+    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 2) * C * sizeof(float));
+    float *part2 = part1 + (size_t)chunks * C, *scale = part2 + (size_t)chunks * C,
+          *shift = scale + C;
+    cudaStream_t st = cuda_stream();
+    dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
+    unsigned gc = cuda_grid(C);
+    /* pass 1: the mean; pass 2: the variance around it (no cancellation) */
+    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, (const float *)NULL, P, C);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_mean_kernel, gc, CUDA_THREADS, 0, st, mean, part1, chunks, P, C);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, mean, P, C);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_var_kernel, gc, CUDA_THREADS, 0, st, istd, run_mean, run_var, scale, shift,
+                part1, part2, mean, gamma, beta, chunks, P, C, momentum);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, scale, shift,
+                (size_t)P * C, C, relu6);
+    LAUNCH_CHECK();
+}
+
+/* y = gamma (z - run_mean) / sqrt(run_var + eps) + beta, then ReLU6 if asked */
+__global__ void bn_eval_kernel(float *y, const float *__restrict__ z,
+                               const float *__restrict__ gamma, const float *__restrict__ beta,
+                               const float *__restrict__ run_mean,
+                               const float *__restrict__ run_var, size_t n, int C, int relu6)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
+        float shift = beta[c] - run_mean[c] * scale;
+        float v = z[i] * scale + shift;
+        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+        y[i] = v;
+    }
+}
+
+void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
+                      const float *run_mean, const float *run_var, int P, int C, int relu6)
+{
+    size_t n = (size_t)P * C;
+    if (!n) return;
+    SIMT_LAUNCH(bn_eval_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), y, z, gamma, beta,
+                run_mean, run_var, n, C, relu6);
+    LAUNCH_CHECK();
+}
+
+/* Backward pass 1, with xh = (z - mean) istd and g = dy masked by ReLU6
+ * (0 < gamma xh + beta < 6): dz = g (dz may be dy), part1 = sums of g,
+ * part2 = sums of g xh. grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const float *dy,
+                                   const float *__restrict__ z, const float *__restrict__ mean,
+                                   const float *__restrict__ istd,
+                                   const float *__restrict__ gamma,
+                                   const float *__restrict__ beta, int P, int C, int relu6)
+{
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
+    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
+    float a1 = 0.0f, a2 = 0.0f;
+    if (c < C) {
+        float m = mean[c], is = istd[c], ga = gamma[c], be = beta[c];
+        for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
+            size_t i = (size_t)r * C + c;
+            float xh = (z[i] - m) * is, g = dy[i];
+            if (relu6) {
+                float pre = ga * xh + be;
+                g = pre > 0.0f && pre < 6.0f ? g : 0.0f;
+            }
+            dz[i] = g;
+            a1 += g;
+            a2 += g * xh;
+        }
+    }
+    bn_block_sum(part1, part2, a1, a2, c, C);
+}
+
+/* dbeta += sum g, dgamma += sum g xh; coef [3,C] = mean g, mean g xh, gamma istd */
+__global__ void bn_bwd_coef_kernel(float *dgamma, float *dbeta, float *coef,
+                                   const float *__restrict__ part1,
+                                   const float *__restrict__ part2,
+                                   const float *__restrict__ gamma,
+                                   const float *__restrict__ istd, int chunks, int P, int C)
+{
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        double b = 0, g = 0;
+        for (int k = 0; k < chunks; k++) b += part1[(size_t)k * C + c], g += part2[(size_t)k * C + c];
+        dbeta[c] += (float)b;
+        dgamma[c] += (float)g;
+        coef[c] = (float)(b / P);
+        coef[C + c] = (float)(g / P);
+        coef[2 * C + c] = gamma[c] * istd[c];
+    }
+}
+
+/* Backward pass 2: dz = gamma istd (g - mean(g) - xh mean(g xh)), g held in dz */
+__global__ void bn_bwd_apply_kernel(float *dz, const float *__restrict__ z,
+                                    const float *__restrict__ mean,
+                                    const float *__restrict__ istd,
+                                    const float *__restrict__ coef, size_t n, int C)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        float xh = (z[i] - mean[c]) * istd[c];
+        dz[i] = coef[2 * C + c] * (dz[i] - coef[c] - xh * coef[C + c]);
+    }
+}
+
+void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const float *z,
+                 const float *mean, const float *istd, const float *gamma, const float *beta,
+                 int P, int C, int relu6)
+{
+    if (P <= 0 || C <= 0) return;
+    int chunks = bn_chunks(P);
+    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 3) * C * sizeof(float));
+    float *part2 = part1 + (size_t)chunks * C, *coef = part2 + (size_t)chunks * C;
+    cudaStream_t st = cuda_stream();
+    dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
+    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, part1, part2, dz, dy, z, mean, istd, gamma,
+                beta, P, C, relu6);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_bwd_coef_kernel, cuda_grid(C), CUDA_THREADS, 0, st, dgamma, dbeta, coef, part1,
+                part2, gamma, istd, chunks, P, C);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(bn_bwd_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, dz, z, mean,
+                istd, coef, (size_t)P * C, C);
+    LAUNCH_CHECK();
+}
+
+/* ------------------------------------------------------ small elementwise ops */
+
+/* y [n] += x [n] */
+__global__ void add_kernel(float *y, const float *__restrict__ x, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+
+void cuda_add(float *y, const float *x, size_t n)
+{
+    if (!n) return;
+    SIMT_LAUNCH(add_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), y, x, n);
+    LAUNCH_CHECK();
+}
+
+/* y [N,C] = mean over HW of x [N,HW,C]: one thread per (n, c), rows in order */
+__global__ void gap_fwd_kernel(float *y, const float *__restrict__ x, int N, int HW, int C)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N * C; i += gridDim.x * blockDim.x) {
+        int n = i / C, c = i % C;
+        const float *xn = x + (size_t)n * HW * C + c;
+        float s = 0.0f;
+        for (int p = 0; p < HW; p++) s += xn[(size_t)p * C];
+        y[i] = s / HW;
+    }
+}
+
+void cuda_gap_fwd(float *y, const float *x, int N, int HW, int C)
+{
+    if (N <= 0 || C <= 0) return;
+    SIMT_LAUNCH(gap_fwd_kernel, cuda_grid((size_t)N * C), CUDA_THREADS, 0, cuda_stream(), y, x, N,
+                HW, C);
+    LAUNCH_CHECK();
+}
+
+/* dx [N,HW,C] = dy [N,C] / HW */
+__global__ void gap_bwd_kernel(float *dx, const float *__restrict__ dy, int N, int HW, int C)
+{
+    size_t n = (size_t)N * HW * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dx[i] = dy[i / ((size_t)HW * C) * C + i % C] / HW;
+}
+
+void cuda_gap_bwd(float *dx, const float *dy, int N, int HW, int C)
+{
+    size_t n = (size_t)N * HW * C;
+    if (!n) return;
+    SIMT_LAUNCH(gap_bwd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), dx, dy, N, HW, C);
+    LAUNCH_CHECK();
+}
+
+/* y [M,N] += b [N] per row */
+__global__ void bias_fwd_kernel(float *y, const float *__restrict__ b, size_t n, int N)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += b[i % N];
+}
+
+void cuda_bias_fwd(float *y, const float *b, int M, int N)
+{
+    size_t n = (size_t)M * N;
+    if (!n) return;
+    SIMT_LAUNCH(bias_fwd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), y, b, n, N);
+    LAUNCH_CHECK();
+}
+
+/* db [N] += column sums of dy [M,N]: one thread per column, rows in order */
+__global__ void bias_bwd_kernel(float *db, const float *__restrict__ dy, int M, int N)
+{
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) {
+        float s = db[j];
+        for (int i = 0; i < M; i++) s += dy[(size_t)i * N + j];
+        db[j] = s;
+    }
+}
+
+void cuda_bias_bwd(float *db, const float *dy, int M, int N)
+{
+    if (M <= 0 || N <= 0) return;
+    SIMT_LAUNCH(bias_bwd_kernel, cuda_grid(N), CUDA_THREADS, 0, cuda_stream(), db, dy, M, N);
+    LAUNCH_CHECK();
+}
+
+/* ------------------------------------------------------------ cross-entropy */
+
+/* One warp per row of logits [N,L]: the arg-max (the first of equal maxima, as
+ * the CPU), the softmax in double, dlogits [N,L] = (softmax - onehot) / N, and
+ * per row loss [N] (double) and right [N] (0/1). */
+__global__ void xent_kernel(float *dlogits, double *loss, int *right,
+                            const float *__restrict__ logits, const int32_t *__restrict__ label,
+                            int N, int L)
+{
+    int lane = threadIdx.x % 32;
+    int n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= N) return;   /* the whole warp leaves together */
+    const float *z = logits + (size_t)n * L;
+    float *d = dlogits + (size_t)n * L;
+    int best = -1;
+    float bv = 0.0f;
+    for (int j = lane; j < L; j += 32)
+        if (best < 0 || z[j] > bv) best = j, bv = z[j];
+    for (int off = 16; off > 0; off /= 2) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+        int ob = __shfl_xor_sync(0xffffffffu, best, off);
+        if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+    }
+    double zmax = z[best], sum = 0;
+    for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
+    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    int y = label[n];
+    for (int j = lane; j < L; j += 32) {
+        float v = (float)(exp((double)z[j] - zmax) / sum / N);
+        if (j == y) v -= 1.0f / N;
+        d[j] = v;
+    }
+    if (lane == 0) {
+        loss[n] = log(sum) - ((double)z[y] - zmax);
+        right[n] = best == y;
+    }
+}
+
+double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label, int N,
+                 int L)
+{
+    if (N <= 0 || L <= 0) {
+        if (correct) *correct = 0;
+        return 0;
+    }
+    size_t bytes = (size_t)N * (sizeof(double) + sizeof(int));
+    double *loss = (double *)cuda_scratch(bytes);
+    int *right = (int *)(loss + N);
+    cudaStream_t st = cuda_stream();
+    SIMT_LAUNCH(xent_kernel, (N + 7) / 8, 256, 0, st, dlogits, loss, right, logits, label, N, L);
+    LAUNCH_CHECK();
+    /* the host sums the rows in order */
+    double *host = (double *)nta_malloc(bytes);
+    int *hright = (int *)(host + N);
+    CUDA_CHECK(cudaMemcpyAsync(host, loss, bytes, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    double sum = 0;
+    int r = 0;
+    for (int n = 0; n < N; n++) sum += host[n], r += hright[n];
+    free(host);
+    if (correct) *correct = r;
+    return sum;
+}
+
+/* ---------------------------------------------------------------- optimiser */
+
+/* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */
+__global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g, size_t n, float lr,
+                           float mu, float wd)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float d = g[i] + wd * w[i];
+        m[i] = mu * m[i] + d;
+        w[i] -= lr * m[i];
+    }
+}
+
+void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+{
+    if (!n) return;
+    SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, n, lr, mu, wd);
+    LAUNCH_CHECK();
+}

@@ -1,0 +1,93 @@
+/* nta_cuda.h: what the CUDA sources (cuda.cu, kernels.cu, gemm.cu, conv.cu)
+ * share: the error-checking macros, the one stream, device scratch, and the
+ * host launchers of each op (same arguments as the Backend table in nta.h).
+ *
+ * Every .cu file compiles twice: with nvcc for the GPU, and as C++ with g++
+ * and simt.h for the CPU emulator the tests run on (see simt.h). Kernel code
+ * is plain CUDA; launches go through SIMT_LAUNCH.
+ * Shapes: see the legend in nta.h.
+ */
+#ifndef NTA_CUDA_H
+#define NTA_CUDA_H
+
+#include "simt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "nta.h"
+}
+
+/* Wrap every runtime call: on failure print file:line, the call and CUDA's
+ * error text, then exit(1). */
+#define CUDA_CHECK(call)                                                                   \
+    do {                                                                                   \
+        cudaError_t err_ = (call);                                                         \
+        if (err_ != cudaSuccess) {                                                         \
+            fprintf(stderr, "nta: CUDA error at %s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
+                    cudaGetErrorString(err_));                                             \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+/* After a launch: a bad configuration or (emulated) a faulting kernel. */
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+/* Unroll the loop that follows (nvcc's #pragma unroll; g++ has its own). */
+#if defined(__CUDACC__)
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 64")
+#endif
+
+#define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */
+
+/* The stream every op runs on (created at first use). */
+cudaStream_t cuda_stream(void);
+/* Device scratch of at least `bytes`, valid until the next call (ops on the one
+ * stream run in order, so an op may use it for its partial sums). */
+void *cuda_scratch(size_t bytes);
+/* Blocks for a grid-stride loop over n items of CUDA_THREADS threads each. */
+static inline unsigned cuda_grid(size_t n)
+{
+    size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > 1024 ? 1024 : b);
+}
+
+/* gemm.cu */
+void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+/* 1: the TF32 tensor-core path is compiled in and the device has it (sm_80+). */
+int cuda_gemm_tf32_supported(void);
+
+/* conv.cu */
+void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
+                   int Co, int K, int s);
+void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
+                     int Co, int K, int s);
+void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
+                 int W, int C, int K, int s);
+void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
+                   int W, int C, int K, int s);
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N, int H,
+                   int W, int C, int K, int s);
+
+/* kernels.cu */
+void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
+                       const float *z, const float *gamma, const float *beta, int P, int C,
+                       float momentum, int relu6);
+void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
+                      const float *run_mean, const float *run_var, int P, int C, int relu6);
+void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const float *z,
+                 const float *mean, const float *istd, const float *gamma, const float *beta,
+                 int P, int C, int relu6);
+void cuda_add(float *y, const float *x, size_t n);
+void cuda_gap_fwd(float *y, const float *x, int N, int HW, int C);
+void cuda_gap_bwd(float *dx, const float *dy, int N, int HW, int C);
+void cuda_bias_fwd(float *y, const float *b, int M, int N);
+void cuda_bias_bwd(float *db, const float *dy, int M, int N);
+double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label,
+                 int N, int L);
+void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+
+#endif

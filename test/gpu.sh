@@ -1,0 +1,35 @@
+#!/bin/bash
+# test/gpu.sh: the checks that need an NVIDIA GPU (sm_80 or newer) and the CUDA
+# toolkit (nvcc, libcudart_static.a). One prepared script:
+#   1. build nta, nta-emu, test/run-gpu (the test suite with the CUDA backend
+#      on the real device instead of the emulator) and bench/gpu_bench;
+#   2. run test/run-gpu: every CUDA op and whole training steps against the
+#      CPU reference (TF32 GEMM too), the CLI with --device cuda and auto;
+#   3. time the kernels against the device's measured peaks (and cuBLAS/cuDNN
+#      through python3-torch where it is installed); the table comes last.
+# Exit status: that of the tests (the timings never fail it).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
+else
+    echo "gpu.sh: nvidia-smi not found (continuing: the tests ask the runtime)"
+fi
+make -j"$(nproc)" nta nta-emu test/run-gpu bench/gpu_bench || { echo "gpu.sh: build failed"; exit 1; }
+ldd nta | grep -q libcudart && echo "gpu.sh: warning: nta needs libcudart.so (expected static)"
+
+echo "== tests on the device (test/run-gpu)"
+./test/run-gpu
+rc=$?
+
+echo "== kernel timings"
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    python3 bench/torch_gpu.py || echo "gpu.sh: bench/torch_gpu.py failed"
+else
+    echo "(python3-torch with CUDA not found: no PyTorch/cuDNN column)"
+fi
+./bench/gpu_bench || echo "gpu.sh: bench/gpu_bench failed"
+echo "gpu.sh: tests $([ $rc = 0 ] && echo passed || echo FAILED)"
+exit $rc

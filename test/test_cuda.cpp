@@ -1,0 +1,704 @@
+/* test/test_cuda.cpp: the CUDA backend (cuda.cu, kernels.cu, gemm.cu, conv.cu)
+ * against the CPU reference (cpu.c): every op on odd shapes, whole training
+ * steps of a fixed network and of a supernet slice, then the command line
+ * with --device. In test/run the backend runs on the SIMT emulator (simt.h);
+ * in test/run-gpu (test/gpu.sh) the same checks run on the real device.
+ *
+ * Inputs are made on the host, copied to both backends, and the outputs
+ * compared element by element: |cuda - cpu| <= abs + rel * |cpu|, with the
+ * (abs, rel) of each kind of op in the one table below. TEST_CUDA_SHOW=1
+ * prints the worst error of every comparison in units of its tolerance.
+ * Launches are kept small (at most ~1e5 threads) so the emulator is quick.
+ */
+extern "C" {
+#include "../nta.h"
+#include "test.h"
+}
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ tolerances */
+
+/* Float sums in another order (tiles, split K, partial sums, warp trees)
+ * differ from the CPU's by a few units in the last place of the terms'
+ * magnitudes; TF32 keeps 10 bits of mantissa. */
+static const struct Tol {
+    const char *what;
+    double abs, rel;
+} tols[] = {
+    {"gemm", 5e-5, 1e-5},          /* inputs in [-1,1], K <= 3000: the CPU's own error
+                                      against float64 reaches 1.5e-5 */
+    {"gemm tf32", 2e-2, 1e-2},     /* the real device's tensor cores only */
+    {"conv", 1e-5, 1e-5},          /* stem and depthwise, forward and gradients */
+    {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
+    {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
+    {"xent", 1e-9, 1e-6},          /* dlogits, per-batch loss */
+    {"step", 1e-5, 1e-4},          /* a network's loss, gradients, parameters after 2 steps */
+    {"cli loss", 1e-4, 1e-3},      /* test loss after training 1 epoch on each backend */
+};
+
+static const Tol *tol(const char *what)
+{
+    for (size_t i = 0; i < sizeof tols / sizeof *tols; i++)
+        if (!strcmp(tols[i].what, what)) return &tols[i];
+    fprintf(stderr, "test_cuda: no tolerance named '%s'\n", what);
+    exit(1);
+}
+
+static int show;   /* TEST_CUDA_SHOW=1 */
+
+/* Compare got with ref (n floats, both NaN counts as equal: untouched padding).
+ * Returns the worst error in units of the tolerance. */
+static double compare(const char *tname, const char *what, const float *got, const float *ref,
+                      size_t n)
+{
+    const Tol *t = tol(tname);
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(got[i]) && isnan(ref[i])) continue;
+        double e = fabs((double)got[i] - ref[i]) / (t->abs + t->rel * fabs((double)ref[i]));
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e, at = i;
+    }
+    if (show) printf("  %-44s %-11s %.3f\n", what, tname, worst);
+    CHECK(worst <= 1, "%s: element %zu is %.9g, the CPU's %.9g (%.3g tolerances '%s')", what, at,
+          n ? got[at] : 0.0f, n ? ref[at] : 0.0f, worst, tname);
+    return worst;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static const Backend *cu = &cuda_backend, *cpu = &cpu_backend;
+
+static float *randv(Rng *r, size_t n, float lo, float hi)
+{
+    float *v = (float *)nta_malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * rng_uniform(r);
+    return v;
+}
+
+static float *copyv(const float *x, size_t n)
+{
+    float *v = (float *)nta_malloc((n ? n : 1) * sizeof(float));
+    memcpy(v, x, n * sizeof(float));
+    return v;
+}
+
+/* A device copy of host floats. */
+static float *dev(const float *host, size_t n)
+{
+    float *d = (float *)cu->alloc((n ? n : 1) * sizeof(float));
+    cu->upload(d, host, n * sizeof(float));
+    return d;
+}
+
+/* Download n floats into a new host buffer and free the device copy. */
+static float *back(float *d, size_t n)
+{
+    float *h = (float *)nta_malloc((n ? n : 1) * sizeof(float));
+    cu->download(h, d, n * sizeof(float));
+    cu->free(d);
+    return h;
+}
+
+static int osz(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+
+/* ------------------------------------------------------------ memory */
+
+static void test_memory(void)
+{
+    size_t n = 3000;
+    unsigned char *d = (unsigned char *)cu->alloc(n), h[3000];
+    memset(h, 0x5a, n);
+    cu->download(h, d, n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= h[i] == 0;
+    CHECK(zero, "alloc must return zeroed memory");
+    memset(h, 7, n);
+    cu->upload(d, h, n);
+    cu->zero(d + 100, 50);
+    memset(h, 1, n);
+    cu->download(h, d, n);
+    CHECK(h[99] == 7 && h[100] == 0 && h[149] == 0 && h[150] == 7, "zero clears exactly its bytes");
+    cu->free(d);
+}
+
+/* ------------------------------------------------------------ GEMM */
+
+static void gemm_case(Rng *r, const char *tname, int ta, int tb, int M, int N, int K, float beta)
+{
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = randv(r, na, -1, 1), *B = randv(r, nb, -1, 1), *C = randv(r, nc, -1, 1);
+    if (beta == 0)   /* must not be read */
+        for (size_t i = 0; i < nc; i++) C[i] = NAN;
+    float *dA = dev(A, na), *dB = dev(B, nb), *dC = dev(C, nc);
+    cpu->gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, beta, C, ldc);
+    cu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, beta, dC, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "gemm ta=%d tb=%d %dx%dx%d beta=%g", ta, tb, M, N, K, beta);
+    if (K >= 512 && beta == 0) {   /* split K: the same bits every time */
+        float *dC2 = dev(C, nc), *got2;
+        cu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, beta, dC2, ldc);
+        float *got1 = (float *)nta_malloc(nc * sizeof(float));
+        cu->download(got1, dC, nc * sizeof(float));
+        got2 = back(dC2, nc);
+        CHECK(!memcmp(got1, got2, nc * sizeof(float)), "%s is not deterministic", what);
+        free(got1), free(got2);
+    }
+    float *got = back(dC, nc);
+    compare(tname, what, got, C, nc);
+    cu->free(dA), cu->free(dB);
+    free(A), free(B), free(C), free(got);
+}
+
+static void test_gemm(const char *tname)
+{
+    Rng r;
+    rng_seed(&r, 11);
+    /* tile edges (64x64x16), K = 0, and split K (small C, long K) */
+    static const int shapes[][3] = {{1, 1, 1},    {37, 29, 41},  {64, 64, 16}, {65, 63, 17},
+                                    {130, 70, 33}, {7, 5, 0},    {300, 20, 9}, {40, 30, 3000},
+                                    {5, 200, 700}, {96, 24, 1030}};
+    static const float betas[] = {0.0f, 1.0f, 1.3f};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                gemm_case(&r, tname, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2],
+                          betas[(s + ta + 2 * tb) % 3]);
+}
+
+/* ------------------------------------------------------------ stem conv */
+
+static void test_conv(void)
+{
+    Rng r;
+    rng_seed(&r, 12);
+    static const int cases[][7] = {/* N, H, W, Ci, Co, K, s */
+                                   {2, 9, 7, 3, 16, 3, 1}, {3, 8, 8, 1, 5, 5, 2},
+                                   {1, 11, 6, 2, 7, 7, 1}, {2, 5, 5, 4, 3, 1, 2},
+                                   {2, 10, 9, 3, 33, 3, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int N = cases[c][0], H = cases[c][1], W = cases[c][2], Ci = cases[c][3], Co = cases[c][4];
+        int K = cases[c][5], s = cases[c][6], Ho = osz(H, K, s), Wo = osz(W, K, s);
+        size_t nx = (size_t)N * H * W * Ci, ny = (size_t)N * Ho * Wo * Co, nw = (size_t)K * K * Ci * Co;
+        float *x = randv(&r, nx, -1, 1), *w = randv(&r, nw, -1, 1), *dy = randv(&r, ny, -1, 1);
+        float *y = randv(&r, ny, 0, 0), *gw = randv(&r, nw, -1, 1);
+        float *dx = dev(x, nx), *dwt = dev(w, nw), *ddy = dev(dy, ny), *dyo = dev(y, ny), *dgw = dev(gw, nw);
+        char what[128];
+        cpu->conv_fwd(y, x, w, N, H, W, Ci, Co, K, s);
+        cu->conv_fwd(dyo, dx, dwt, N, H, W, Ci, Co, K, s);
+        float *got = back(dyo, ny);
+        snprintf(what, sizeof what, "conv_fwd N%d %dx%dx%d->%d K%d s%d", N, H, W, Ci, Co, K, s);
+        compare("conv", what, got, y, ny);
+        free(got);
+        cpu->conv_bwd_w(gw, dy, x, N, H, W, Ci, Co, K, s);
+        cu->conv_bwd_w(dgw, ddy, dx, N, H, W, Ci, Co, K, s);
+        got = back(dgw, nw);
+        snprintf(what, sizeof what, "conv_bwd_w N%d %dx%dx%d->%d K%d s%d", N, H, W, Ci, Co, K, s);
+        compare("conv", what, got, gw, nw);
+        free(got);
+        cu->free(dx), cu->free(dwt), cu->free(ddy);
+        free(x), free(w), free(dy), free(y), free(gw);
+    }
+}
+
+/* ------------------------------------------------------------ depthwise */
+
+/* KxK window at the centre of a [7,7,Cmax] tensor, its first C channels. */
+static void dw_case(Rng *r, int N, int H, int W, int C, int Cmax, int K, int s)
+{
+    int Ho = osz(H, K, s), Wo = osz(W, K, s), off = (7 - K) / 2, ldr = 7 * Cmax, ldc = Cmax;
+    size_t nx = (size_t)N * H * W * C, ny = (size_t)N * Ho * Wo * C, nw = (size_t)49 * Cmax;
+    size_t woff = (size_t)off * ldr + (size_t)off * ldc;
+    float *x = randv(r, nx, -1, 1), *w = randv(r, nw, -1, 1), *dy = randv(r, ny, -1, 1);
+    float *y = randv(r, ny, 0, 0), *gx = randv(r, nx, 5, 5), *gw = randv(r, nw, -1, 1);
+    float *dx = dev(x, nx), *dwt = dev(w, nw), *ddy = dev(dy, ny);
+    float *dyo = dev(y, ny), *dgx = dev(gx, nx), *dgw = dev(gw, nw), *dgw2 = dev(gw, nw);
+    char what[128], shape[64];
+    snprintf(shape, sizeof shape, "N%d %dx%dx%d/%d K%d s%d", N, H, W, C, Cmax, K, s);
+
+    cpu->dw_fwd(y, x, w + woff, ldr, ldc, N, H, W, C, K, s);
+    cu->dw_fwd(dyo, dx, dwt + woff, ldr, ldc, N, H, W, C, K, s);
+    float *got = back(dyo, ny);
+    snprintf(what, sizeof what, "dw_fwd %s", shape);
+    compare("conv", what, got, y, ny);
+    free(got);
+
+    cpu->dw_bwd_x(gx, dy, w + woff, ldr, ldc, N, H, W, C, K, s);
+    cu->dw_bwd_x(dgx, ddy, dwt + woff, ldr, ldc, N, H, W, C, K, s);
+    got = back(dgx, nx);
+    snprintf(what, sizeof what, "dw_bwd_x %s", shape);
+    compare("conv", what, got, gx, nx);
+    free(got);
+
+    /* the whole [7,7,Cmax] tensor: outside the window it must be untouched */
+    cpu->dw_bwd_w(gw + woff, ldr, ldc, dy, x, N, H, W, C, K, s);
+    cu->dw_bwd_w(dgw + woff, ldr, ldc, ddy, dx, N, H, W, C, K, s);
+    cu->dw_bwd_w(dgw2 + woff, ldr, ldc, ddy, dx, N, H, W, C, K, s);
+    got = back(dgw, nw);
+    float *again = back(dgw2, nw);
+    snprintf(what, sizeof what, "dw_bwd_w %s", shape);
+    compare("conv", what, got, gw, nw);
+    CHECK(!memcmp(got, again, nw * sizeof(float)), "dw_bwd_w %s is not deterministic", shape);
+    free(got), free(again);
+    cu->free(dx), cu->free(dwt), cu->free(ddy);
+    free(x), free(w), free(dy), free(y), free(gx), free(gw);
+}
+
+static void test_depthwise(void)
+{
+    Rng r;
+    rng_seed(&r, 13);
+    static const int ks[] = {1, 3, 5, 7};
+    for (int k = 0; k < 4; k++)
+        for (int s = 1; s <= 2; s++) {
+            dw_case(&r, 2, 9, 7, 37, 48, ks[k], s);
+            dw_case(&r, 1, 6, 11, 5, 5, ks[k], s);
+        }
+    dw_case(&r, 4, 14, 14, 70, 72, 5, 1);   /* many pixel ranges in the weight gradient */
+}
+
+/* ------------------------------------------------------------ batchnorm */
+
+static void bn_case(Rng *r, int P, int C, int relu6)
+{
+    size_t n = (size_t)P * C;
+    char what[128], shape[64];
+    snprintf(shape, sizeof shape, "P%d C%d relu6=%d", P, C, relu6);
+    /* channels with their own offsets and scales; gamma, beta push some
+     * pre-activations past 0 and 6 */
+    float *z = randv(r, n, -1, 1), *off = randv(r, C, -3, 3), *sc = randv(r, C, 0.1f, 4);
+    for (size_t i = 0; i < n; i++) z[i] = z[i] * sc[i % C] + off[i % C];
+    float *gamma = randv(r, C, 0.5f, 3), *beta = randv(r, C, -1, 3);
+    float *rm = randv(r, C, -1, 1), *rv = randv(r, C, 0.5f, 2);
+    float *y = randv(r, n, 0, 0), *mean = randv(r, C, 0, 0), *istd = randv(r, C, 0, 0);
+    float *dz_ = dev(z, n), *dg = dev(gamma, C), *db = dev(beta, C), *drm = dev(rm, C), *drv = dev(rv, C);
+    float *dy_ = dev(y, n), *dmean = dev(mean, C), *distd = dev(istd, C);
+
+    /* train forward */
+    cpu->bn_fwd_train(y, mean, istd, rm, rv, z, gamma, beta, P, C, 0.1f, relu6);
+    cu->bn_fwd_train(dy_, dmean, distd, drm, drv, dz_, dg, db, P, C, 0.1f, relu6);
+    float *hy = (float *)nta_malloc(n * sizeof(float)), *hc = (float *)nta_malloc(C * sizeof(float));
+    cu->download(hy, dy_, n * sizeof(float));
+    snprintf(what, sizeof what, "bn_fwd_train y %s", shape);
+    compare("bn", what, hy, y, n);
+    static const char *names[] = {"mean", "istd", "run_mean", "run_var"};
+    float *dstat[] = {dmean, distd, drm, drv}, *hstat[] = {mean, istd, rm, rv};
+    for (int k = 0; k < 4; k++) {
+        cu->download(hc, dstat[k], C * sizeof(float));
+        snprintf(what, sizeof what, "bn_fwd_train %s %s", names[k], shape);
+        compare("bn", what, hc, hstat[k], C);
+    }
+    /* the same again gives the same bits */
+    float *y2 = dev(y, n), *m2 = dev(mean, C), *i2 = dev(istd, C), *rm2 = dev(rm, C), *rv2 = dev(rv, C);
+    float *hy2 = (float *)nta_malloc(n * sizeof(float));
+    cu->upload(drm, rm, C * sizeof(float));
+    cu->upload(drv, rv, C * sizeof(float));
+    cu->bn_fwd_train(dy_, dmean, distd, drm, drv, dz_, dg, db, P, C, 0.1f, relu6);
+    cu->bn_fwd_train(y2, m2, i2, rm2, rv2, dz_, dg, db, P, C, 0.1f, relu6);
+    cu->download(hy, dy_, n * sizeof(float));
+    cu->download(hy2, y2, n * sizeof(float));
+    CHECK(!memcmp(hy, hy2, n * sizeof(float)), "bn_fwd_train %s is not deterministic", shape);
+    cu->free(y2), cu->free(m2), cu->free(i2), cu->free(rm2), cu->free(rv2);
+    free(hy2);
+
+    /* eval forward with the (updated) running statistics */
+    cu->upload(drm, rm, C * sizeof(float));
+    cu->upload(drv, rv, C * sizeof(float));
+    cpu->bn_fwd_eval(y, z, gamma, beta, rm, rv, P, C, relu6);
+    cu->bn_fwd_eval(dy_, dz_, dg, db, drm, drv, P, C, relu6);
+    cu->download(hy, dy_, n * sizeof(float));
+    snprintf(what, sizeof what, "bn_fwd_eval %s", shape);
+    compare("bn", what, hy, y, n);
+
+    /* backward from the CPU's saved statistics, into a separate dz and in place */
+    cu->upload(dmean, mean, C * sizeof(float));
+    cu->upload(distd, istd, C * sizeof(float));
+    float *gy = randv(r, n, -1, 1), *dzr = randv(r, n, 0, 0), *dgam = randv(r, C, -1, 1),
+          *dbet = randv(r, C, -1, 1);
+    for (int inplace = 0; inplace < 2; inplace++) {
+        float *dgy = dev(gy, n), *ddz = inplace ? dgy : dev(dzr, n), *ddg = dev(dgam, C), *ddb = dev(dbet, C);
+        float *rg = copyv(dgam, C), *rb = copyv(dbet, C);
+        cpu->bn_bwd(dzr, rg, rb, gy, z, mean, istd, gamma, beta, P, C, relu6);
+        cu->bn_bwd(ddz, ddg, ddb, dgy, dz_, dmean, distd, dg, db, P, C, relu6);
+        cu->download(hy, ddz, n * sizeof(float));
+        snprintf(what, sizeof what, "bn_bwd dz %s%s", shape, inplace ? " in place" : "");
+        compare("bn", what, hy, dzr, n);
+        cu->download(hc, ddg, C * sizeof(float));
+        snprintf(what, sizeof what, "bn_bwd dgamma %s%s", shape, inplace ? " in place" : "");
+        compare("bn", what, hc, rg, C);
+        cu->download(hc, ddb, C * sizeof(float));
+        snprintf(what, sizeof what, "bn_bwd dbeta %s%s", shape, inplace ? " in place" : "");
+        compare("bn", what, hc, rb, C);
+        cu->free(dgy), cu->free(ddg), cu->free(ddb);
+        if (!inplace) cu->free(ddz);
+        free(rg), free(rb);
+    }
+    cu->free(dz_), cu->free(dg), cu->free(db), cu->free(drm), cu->free(drv), cu->free(dy_);
+    cu->free(dmean), cu->free(distd);
+    free(z), free(off), free(sc), free(gamma), free(beta), free(rm), free(rv), free(y), free(mean);
+    free(istd), free(hy), free(hc), free(gy), free(dzr), free(dgam), free(dbet);
+}
+
+static void test_batchnorm(void)
+{
+    Rng r;
+    rng_seed(&r, 14);
+    /* one row; a few; several chunks of 256 rows; C not a multiple of 32 */
+    static const int cases[][2] = {{1, 3}, {37, 5}, {600, 33}, {1000, 70}, {257, 32}, {2000, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int relu6 = 0; relu6 < 2; relu6++) bn_case(&r, cases[c][0], cases[c][1], relu6);
+}
+
+/* ------------------------------------------------------------ small ops */
+
+static void test_small_ops(void)
+{
+    Rng r;
+    rng_seed(&r, 15);
+    char what[64];
+    /* add */
+    size_t n = 1001;
+    float *y = randv(&r, n, -1, 1), *x = randv(&r, n, -1, 1), *dy_ = dev(y, n), *dx = dev(x, n);
+    cpu->add(y, x, n);
+    cu->add(dy_, dx, n);
+    float *got = back(dy_, n);
+    compare("elementwise", "add n=1001", got, y, n);
+    free(got), free(y), free(x);
+    cu->free(dx);
+
+    /* pooling: N=3, HW=35, C=37 */
+    int N = 3, HW = 35, C = 37;
+    size_t nx = (size_t)N * HW * C, np = (size_t)N * C;
+    x = randv(&r, nx, -1, 1), y = randv(&r, np, 0, 0);
+    dx = dev(x, nx), dy_ = dev(y, np);
+    cpu->gap_fwd(y, x, N, HW, C);
+    cu->gap_fwd(dy_, dx, N, HW, C);
+    got = back(dy_, np);
+    compare("elementwise", "gap_fwd N3 HW35 C37", got, y, np);
+    free(got);
+    float *g = randv(&r, np, -1, 1), *gx = randv(&r, nx, 9, 9), *dg = dev(g, np), *dgx = dev(gx, nx);
+    cpu->gap_bwd(gx, g, N, HW, C);
+    cu->gap_bwd(dgx, dg, N, HW, C);
+    got = back(dgx, nx);
+    compare("elementwise", "gap_bwd N3 HW35 C37", got, gx, nx);
+    free(got), free(x), free(y), free(g), free(gx);
+    cu->free(dx), cu->free(dg);
+
+    /* bias: M=13, N=37 */
+    int M = 13;
+    N = 37;
+    y = randv(&r, (size_t)M * N, -1, 1);
+    float *b = randv(&r, N, -1, 1), *db = dev(b, N);
+    dy_ = dev(y, (size_t)M * N);
+    cpu->bias_fwd(y, b, M, N);
+    cu->bias_fwd(dy_, db, M, N);
+    got = back(dy_, (size_t)M * N);
+    compare("elementwise", "bias_fwd M13 N37", got, y, (size_t)M * N);
+    free(got);
+    dy_ = dev(y, (size_t)M * N);
+    cpu->bias_bwd(b, y, M, N);
+    cu->bias_bwd(db, dy_, M, N);
+    got = back(db, N);
+    compare("elementwise", "bias_bwd M13 N37", got, b, N);
+    free(got), free(y), free(b);
+    cu->free(dy_);
+
+    /* SGD */
+    float *w = randv(&r, n, -1, 1), *m = randv(&r, n, -1, 1), *gr = randv(&r, n, -1, 1);
+    float *dw = dev(w, n), *dm = dev(m, n), *dgr = dev(gr, n);
+    cpu->sgd(w, m, gr, n, 0.1f, 0.9f, 1e-3f);
+    cu->sgd(dw, dm, dgr, n, 0.1f, 0.9f, 1e-3f);
+    got = back(dw, n);
+    compare("elementwise", "sgd w", got, w, n);
+    free(got);
+    got = back(dm, n);
+    compare("elementwise", "sgd momentum", got, m, n);
+    free(got), free(w), free(m), free(gr);
+    cu->free(dgr);
+
+    /* cross-entropy: rows with tied maxima, one class, many classes */
+    static const int shapes[][2] = {{13, 10}, {5, 1}, {9, 37}, {3, 100}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int R = shapes[s][0], L = shapes[s][1];
+        size_t nl = (size_t)R * L;
+        float *z = randv(&r, nl, -4, 4), *d = randv(&r, nl, 0, 0);
+        int32_t *lab = (int32_t *)nta_malloc(R * sizeof(int32_t));
+        for (int i = 0; i < R; i++) lab[i] = (int32_t)rng_below(&r, (uint32_t)L);
+        if (L > 7) z[3] = z[7] = 5.0f, z[L + 2] = z[L + 5] = 4.5f, lab[0] = 7, lab[1] = 2;
+        float *dz_ = dev(z, nl), *dd = dev(d, nl);
+        int32_t *dlab = (int32_t *)cu->alloc(R * sizeof(int32_t));
+        cu->upload(dlab, lab, R * sizeof(int32_t));
+        int c1 = -1, c2 = -2;
+        double l1 = cpu->xent(d, &c1, z, lab, R, L), l2 = cu->xent(dd, &c2, dz_, dlab, R, L);
+        got = back(dd, nl);
+        snprintf(what, sizeof what, "xent dlogits N%d L%d", R, L);
+        compare("xent", what, got, d, nl);
+        float fl1 = (float)l1, fl2 = (float)l2;
+        snprintf(what, sizeof what, "xent loss N%d L%d", R, L);
+        compare("xent", what, &fl2, &fl1, 1);
+        CHECK(c1 == c2, "xent N%d L%d: %d right, the CPU %d", R, L, c2, c1);
+        free(got), free(z), free(d), free(lab);
+        cu->free(dz_), cu->free(dlab);
+    }
+}
+
+/* ------------------------------------------------------------ whole steps */
+
+/* Train two steps of the same network on both backends from the same
+ * initialisation and batch; compare loss, gradients and parameters (running
+ * statistics included), then the eval-mode logits. */
+static void step_case(const char *name, const NetDesc *d, const Arch *arch, int B)
+{
+    Net *a = net_create(d, cpu, B, 21, 0), *b = net_create(d, cu, B, 21, 0);
+    if (arch) net_set_arch(a, arch), net_set_arch(b, arch);
+    Rng r;
+    rng_seed(&r, 22);
+    size_t nx = (size_t)B * d->in_h * d->in_w * d->in_c, nf = a->nfloats;
+    float *x = randv(&r, nx, -2, 2), *h = (float *)nta_malloc(nf * sizeof(float));
+    int32_t *y = (int32_t *)nta_malloc(B * sizeof(int32_t));
+    for (int i = 0; i < B; i++) y[i] = (int32_t)rng_below(&r, (uint32_t)d->classes);
+    cpu->upload(a->x_in, x, nx * sizeof(float)), cu->upload(b->x_in, x, nx * sizeof(float));
+    cpu->upload(a->y_in, y, B * sizeof(int32_t)), cu->upload(b->y_in, y, B * sizeof(int32_t));
+    char what[160];
+    for (int step = 0; step < 2; step++) {
+        Net *n2[2] = {a, b};
+        double loss[2];
+        int right[2];
+        for (int k = 0; k < 2; k++) {
+            net_zero_grad(n2[k]);
+            net_forward(n2[k], B, 1);
+            loss[k] = net_loss(n2[k], B, &right[k]);
+            net_backward(n2[k], B);
+        }
+        float l0 = (float)loss[0], l1 = (float)loss[1];
+        snprintf(what, sizeof what, "%s step %d loss", name, step);
+        compare("step", what, &l1, &l0, 1);
+        CHECK(right[0] == right[1], "%s step %d: %d right, the CPU %d", name, step, right[1], right[0]);
+        cu->download(h, b->g, nf * sizeof(float));
+        for (int i = 0; i < a->nparam; i++) {
+            const ParamInfo *pi = &a->param[i];
+            snprintf(what, sizeof what, "%s step %d grad %s", name, step, pi->name);
+            compare("step", what, h + pi->off, a->g + pi->off, pi->n);
+        }
+        net_update(a, 0.1f, 0.9f, 5e-4f);
+        net_update(b, 0.1f, 0.9f, 5e-4f);
+    }
+    cu->download(h, b->p, nf * sizeof(float));
+    for (int i = 0; i < a->nparam; i++) {
+        const ParamInfo *pi = &a->param[i];
+        snprintf(what, sizeof what, "%s after 2 steps %s", name, pi->name);
+        compare("step", what, h + pi->off, a->p + pi->off, pi->n);
+    }
+    net_forward(a, B, 0);
+    net_forward(b, B, 0);
+    size_t nl = (size_t)B * d->classes;
+    cu->download(h, b->logits, nl * sizeof(float));
+    snprintf(what, sizeof what, "%s eval logits", name);
+    compare("step", what, h, a->logits, nl);
+    free(x), free(h), free(y);
+    net_free(a), net_free(b);
+}
+
+static void test_steps(void)
+{
+    /* the CPU side on one thread: tiny layers gain nothing from more, and
+     * lose much when the machine is busy */
+    int threads = omp_get_max_threads();
+    cpu_set_threads(1);
+    /* every feature: both strides, residuals, K = 3, 5, 7, odd channel counts */
+    NetDesc d = {};
+    d.in_h = 11, d.in_w = 9, d.in_c = 2, d.stem_c = 6, d.stem_k = 3, d.nblocks = 4;
+    d.head_c = 20, d.classes = 5;
+    d.blk[0] = BlockDesc{3, 3, 2, 7};
+    d.blk[1] = BlockDesc{5, 2, 1, 7};
+    d.blk[2] = BlockDesc{7, 3, 2, 9};
+    d.blk[3] = BlockDesc{3, 1, 1, 9};
+    step_case("fixed net", &d, NULL, 4);
+    /* a random slice of a small supernet: kernels and channels read through
+     * the full tensors' pitches */
+    Space sp = space_default();
+    NetDesc s = net_supernet(10, 10, 1, 4, &sp, 2);
+    Rng r;
+    rng_seed(&r, 23);
+    Arch arch = arch_random(&s, &r);
+    step_case("supernet slice", &s, &arch, 3);
+    cpu_set_threads(threads);
+}
+
+/* ------------------------------------------------------------ command line */
+
+static char dir[] = "/tmp/nta-cuda-XXXXXX";
+static char out[32768];
+
+/* Run "BIN ARGS", capture stdout+stderr into out[], return the exit code. */
+static int run_nta(const char *bin, const char *args)
+{
+    char cmd[2048], path[256];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s %s > %s 2>&1", bin, args, path);
+    int rc = test_run(cmd);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
+/* A raw IDX file of unsigned bytes with the given dims (as test_cli.c). */
+static void write_idx(const char *name, int ndim, const int *dims, const uint8_t *data)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    uint8_t head[4] = {0, 0, 8, (uint8_t)ndim};
+    size_t n = 1;
+    fwrite(head, 1, 4, f);
+    for (int i = 0; i < ndim; i++) {
+        uint8_t be[4] = {(uint8_t)(dims[i] >> 24), (uint8_t)(dims[i] >> 16), (uint8_t)(dims[i] >> 8),
+                         (uint8_t)dims[i]};
+        fwrite(be, 1, 4, f);
+        n *= dims[i];
+    }
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* n images of 28x28: class c is a bright 8x8 square in corner c, plus noise. */
+static void write_dataset(const char *images, const char *labels, int n, int classes, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    uint8_t *pix = (uint8_t *)nta_calloc((size_t)n * 784, 1), *lab = (uint8_t *)nta_malloc(n);
+    for (int i = 0; i < n; i++) {
+        int c = (int)rng_below(&r, classes), y0 = c / 2 * 18 + 1, x0 = c % 2 * 18 + 1;
+        lab[i] = (uint8_t)c;
+        for (int p = 0; p < 784; p++) pix[i * 784 + p] = (uint8_t)rng_below(&r, 60);
+        for (int y = y0; y < y0 + 8; y++)
+            for (int x = x0; x < x0 + 8; x++) pix[i * 784 + y * 28 + x] = 255;
+    }
+    int di[3] = {n, 28, 28}, dl[1] = {n};
+    write_idx(images, 3, di, pix);
+    write_idx(labels, 1, dl, lab);
+    free(pix), free(lab);
+}
+
+/* "test accuracy A% (loss L)" of a train or eval run; -1 if absent */
+static void accuracy_of(double *acc, double *loss)
+{
+    const char *t = strstr(out, "test accuracy ");
+    *acc = t ? atof(t + 14) : -1;
+    const char *l = t ? strstr(t, "(loss ") : NULL;
+    *loss = l ? atof(l + 6) : -1;
+}
+
+/* Lines of out that start with prefix. */
+static int lines_starting(const char *prefix)
+{
+    int n = 0;
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        n += !strncmp(p, prefix, strlen(prefix));
+    return n;
+}
+
+static void test_cli_devices(void)
+{
+    char data[512], args[1024], common[768];
+    write_dataset("tr-img", "tr-lab", 32, 4, 1);
+    write_dataset("te-img", "te-lab", 8, 4, 2);
+    snprintf(data, sizeof data, "idx:%s/tr-img,%s/tr-lab,%s/te-img,%s/te-lab", dir, dir, dir, dir);
+    snprintf(common, sizeof common, "--data %s --limit 24 --epochs 1 --batch 8 --val 8 --lr 0.05 --augment 0 --threads 1",
+             data);
+
+    /* the training loop on the CUDA backend (emulated), against the CPU */
+    snprintf(args, sizeof args, "train --device cuda %s -o %s/emu.nta", common, dir);
+    int rc = run_nta("./nta-emu", args);
+    double acc_cu, loss_cu, acc_cpu, loss_cpu;
+    accuracy_of(&acc_cu, &loss_cu);
+    CHECK(rc == 0 && lines_starting("device: cuda, the SIMT emulator") == 1 && acc_cu >= 0,
+          "./nta-emu %s: exit %d:\n%s", args, rc, out);
+    snprintf(args, sizeof args, "train --device cpu %s -o %s/cpu.nta", common, dir);
+    rc = run_nta("./nta", args);
+    accuracy_of(&acc_cpu, &loss_cpu);
+    CHECK(rc == 0 && acc_cpu >= 0 && !strstr(out, "device:"), "./nta %s: exit %d:\n%s", args, rc, out);
+    float fc = (float)loss_cu, fr = (float)loss_cpu;
+    compare("cli loss", "test loss after 1 epoch, emulated CUDA vs CPU", &fc, &fr, 1);
+    char acc_text[32];
+    snprintf(acc_text, sizeof acc_text, "%.2f%%", acc_cu);
+    snprintf(args, sizeof args, "eval %s/emu.nta --device cuda --data %s", dir, data);
+    rc = run_nta("./nta-emu", args);
+    CHECK(rc == 0 && strstr(out, acc_text), "./nta-emu %s: exit %d, want the accuracy train "
+          "reported (%s):\n%s", args, rc, acc_text, out);
+
+    /* the real binary: --device cuda needs a GPU, auto falls back with one line */
+    snprintf(args, sizeof args, "train --device cuda %s -o %s/m.nta", common, dir);
+    rc = run_nta("./nta", args);
+#if defined(NTA_HAS_CUDA)
+    int gpu = rc == 0;
+    if (gpu)
+        CHECK(lines_starting("device: cuda, ") == 1, "./nta %s on a GPU:\n%s", args, out);
+    else
+        CHECK(rc == 1 && strstr(out, "nta: --device cuda: no ") && strstr(out, "; use --device cpu"),
+              "./nta %s without a GPU: exit %d (want 1) and the reason:\n%s", args, rc, out);
+    snprintf(args, sizeof args, "train --device auto %s -o %s/m.nta", common, dir);
+    rc = run_nta("./nta", args);
+    if (gpu)
+        CHECK(rc == 0 && lines_starting("device: cuda, ") == 1, "./nta %s:\n%s", args, out);
+    else
+        CHECK(rc == 0 && lines_starting("device: ") == 1 &&
+                  lines_starting("device: no CUDA GPU (") == 1 && strstr(out, "); using the CPU\n"),
+              "./nta %s without a GPU: exit %d, want one fallback line:\n%s", args, rc, out);
+#else
+    CHECK(rc == 1 && strstr(out, "built without the CUDA backend"),
+          "./nta %s (no CUDA in this build): exit %d:\n%s", args, rc, out);
+    snprintf(args, sizeof args, "train --device auto %s -o %s/m.nta", common, dir);
+    rc = run_nta("./nta", args);
+    CHECK(rc == 0 && !strstr(out, "device:"), "./nta %s: exit %d:\n%s", args, rc, out);
+#endif
+}
+
+/* ------------------------------------------------------------ the group */
+
+#if defined(NTA_TEST_GPU)
+/* test/run-gpu links the real CUDA runtime: the emulator's own tests have no
+ * place there. */
+extern "C" void test_simt(void) { printf("(simt emulator tests: not in the GPU runner)\n"); }
+#endif
+
+extern "C" void test_cuda(void)
+{
+    const char *s = getenv("TEST_CUDA_SHOW");
+    show = s && *s && *s != '0';
+    char why[256];
+    int ok = cuda_available(why, sizeof why);
+    CHECK(ok, "cuda_available: %s", why);
+    if (!ok) return;
+    if (show) printf("cuda backend on %s\n", why);
+    cuda_set_tf32(0);
+    double t = nta_now();
+#define TIMED(call) (call, show ? printf("%s: %.2f s\n", #call, nta_now() - t) : 0, t = nta_now())
+    TIMED(test_memory());
+    TIMED(test_gemm("gemm"));
+    if (cuda_set_tf32(1)) {   /* a real device with tensor cores */
+        TIMED(test_gemm("gemm tf32"));
+        cuda_set_tf32(0);
+    }
+    TIMED(test_conv());
+    TIMED(test_depthwise());
+    TIMED(test_batchnorm());
+    TIMED(test_small_ops());
+    TIMED(test_steps());
+    if (!mkdtemp(dir)) {
+        CHECK(0, "cannot make a temporary directory");
+        return;
+    }
+    TIMED(test_cli_devices());
+#undef TIMED
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    test_run(cmd);
+}

@@ -1,0 +1,353 @@
+/* test/test_super.c: the supernet. Architecture strings (round trip and every
+ * kind of bad token), costs counted by hand, a sub-architecture inside the
+ * supernet against a standalone network holding the same sliced weights
+ * (forward and gradients), batchnorm recalibration, and pretrain's resume
+ * giving the same checkpoint as an unbroken run. */
+#define _POSIX_C_SOURCE 200809L
+#include "../nta.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static NetDesc super28(void)
+{
+    Space sp = space_default();
+    return net_supernet(28, 28, 1, 10, &sp, 4);
+}
+
+/* ------------------------------------------------------------- strings */
+
+static int same_arch(const NetDesc *d, const Arch *a, const Arch *b)
+{
+    char x[512], y[512];
+    arch_format(d, a, x, sizeof x);
+    arch_format(d, b, y, sizeof y);
+    return !strcmp(x, y);
+}
+
+static void test_strings(void)
+{
+    NetDesc d = super28();
+    Rng r;
+    rng_seed(&r, 5);
+    char text[512], err[512];
+    int ok = 1;
+    for (int t = 0; t < 200; t++) {
+        Arch a = arch_random(&d, &r), b;
+        arch_format(&d, &a, text, sizeof text);
+        ok &= arch_parse(&d, text, &b, err, sizeof err) == 0 && same_arch(&d, &a, &b);
+        int first[NET_MAX_STAGES + 1], ns = net_stages(&d, first);
+        for (int s = 0; s < ns; s++) {
+            ok &= a.depth[s] == b.depth[s];
+            for (int j = 0; j < a.depth[s]; j++)
+                ok &= a.k[first[s] + j] == b.k[first[s] + j] && a.e[first[s] + j] == b.e[first[s] + j];
+        }
+    }
+    CHECK(ok, "200 random architectures round-trip through their text exactly");
+    Arch big = arch_largest(&d), small = arch_smallest(&d);
+    arch_format(&d, &big, text, sizeof text);
+    CHECK(!strcmp(text, "k7e6-k7e6-k7e6-k7e6/k7e6-k7e6-k7e6-k7e6/k7e6-k7e6-k7e6-k7e6"), "largest: %s", text);
+    arch_format(&d, &small, text, sizeof text);
+    CHECK(!strcmp(text, "k3e3-k3e3/k3e3-k3e3/k3e3-k3e3"), "smallest: %s", text);
+
+    static const struct { const char *text, *msg; } bad[] = {
+        {"k4e6-k3e6/k3e6-k3e6/k3e6-k3e6", "token 1 ('k4e6'): kernel 4 is not one of 3,5,7"},
+        {"k3e6-k3e5/k3e6-k3e6/k3e6-k3e6", "token 2 ('k3e5'): expansion 5 is not one of 3,4,6"},
+        {"k3e6-k3e6/k3e6/k3e6-k3e6", "stage 2 has 1 blocks, fewer than the smallest depth 2"},
+        {"k3e6-k3e6-k3e6-k3e6-k3e6/k3e6-k3e6/k3e6-k3e6", "stage 1 has more than its 4 blocks at token 5"},
+        {"k3e6-k3e6/k3e6-k3e6", "names 2 stages; this network has 3"},
+        {"k3e6-k3e6/k3e6-k3e6/k3e6-k3e6/k3e6", "unexpected '/k3e6' after token 6"},
+        {"k3e6-k3e6/k3e6-k3e6/k3e6-k3e6 ", "unexpected ' ' after token 6"},
+        {"largest", "token 1 ('largest') is not of the form kKeE"},
+        {"", "token 1 ('') is not of the form kKeE"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Arch a;
+        int rc = arch_parse(&d, bad[i].text, &a, err, sizeof err);
+        CHECK(rc == -1 && strstr(err, bad[i].msg), "'%s' rejected with '%s': got '%s'", bad[i].text,
+              bad[i].msg, rc ? err : "accepted");
+    }
+    /* the engine's reference network is one architecture of the space */
+    Arch ref;
+    NetDesc want = net_reference(28, 28, 1, 10), got;
+    CHECK(arch_parse(&d, "k3e6-k3e6/k3e6-k3e6/k3e6-k3e6", &ref, err, sizeof err) == 0, "reference parses: %s", err);
+    got = arch_standalone(&d, &ref);
+    CHECK(!memcmp(&got, &want, sizeof got), "the reference network is a member of the supernet");
+    /* a description with its space survives the model-file text form */
+    NetDesc back;
+    net_desc_format(&d, text, sizeof text);
+    CHECK(net_desc_parse(&back, text, err, sizeof err) == 0 && !memcmp(&back, &d, sizeof d),
+          "supernet description round trip: %s", text);
+}
+
+/* ---------------------------------------------------------------- costs */
+
+static void test_costs(void)
+{
+    NetDesc d = super28();
+    Arch a;
+    char err[256];
+    /* smallest: k3 e3, two blocks per stage. Multiply-accumulates per image:
+     * stem 784*9*16
+     * stage 1: b0 16->48 @28x28, dw3 @14x14, 48->24 @14x14; b1 24->72 @14, dw3 @14, 72->24 @14
+     * stage 2: b0 24->72 @14, dw3 @7, 72->32 @7;            b1 32->96 @7, dw3 @7, 96->32 @7
+     * stage 3: b0 32->96 @7, dw3 @4, 96->64 @4;             b1 64->192 @4, dw3 @4, 192->64 @4
+     * head 64->128 @4; linear 128->10 */
+    double macs = 784.0 * 9 * 16 +
+                  784 * 16 * 48 + 196 * 9 * 48 + 196 * 48 * 24 + 196 * 24 * 72 + 196 * 9 * 72 + 196 * 72 * 24 +
+                  196 * 24 * 72 + 49 * 9 * 72 + 49 * 72 * 32 + 49 * 32 * 96 + 49 * 9 * 96 + 49 * 96 * 32 +
+                  49 * 32 * 96 + 16 * 9 * 96 + 16 * 96 * 64 + 16 * 64 * 192 + 16 * 9 * 192 + 16 * 192 * 64 +
+                  16 * 64 * 128 + 128 * 10;
+    /* params: weights + BN gamma/beta (2 per channel) per layer */
+    size_t params = 9 * 16 + 32 +
+                    16 * 48 + 96 + 9 * 48 + 96 + 48 * 24 + 48 + 24 * 72 + 144 + 9 * 72 + 144 + 72 * 24 + 48 +
+                    24 * 72 + 144 + 9 * 72 + 144 + 72 * 32 + 64 + 32 * 96 + 192 + 9 * 96 + 192 + 96 * 32 + 64 +
+                    32 * 96 + 192 + 9 * 96 + 192 + 96 * 64 + 128 + 64 * 192 + 384 + 9 * 192 + 384 + 192 * 64 + 128 +
+                    64 * 128 + 256 + 128 * 10 + 10;
+    a = arch_smallest(&d);
+    NetDesc s = arch_standalone(&d, &a);
+    CHECK(net_flops(&s) == 2 * macs && net_params(&s) == params,
+          "smallest: %.0f FLOPs %zu params, by hand %.0f %zu", net_flops(&s), net_params(&s), 2 * macs, params);
+
+    /* mixed: stage 1 k7e6, k5e4, k3e3; stage 2 k5e3, k3e6; stage 3 k3e4 x4 */
+    CHECK(arch_parse(&d, "k7e6-k5e4-k3e3/k5e3-k3e6/k3e4-k3e4-k3e4-k3e4", &a, err, sizeof err) == 0, "%s", err);
+    macs = 784.0 * 9 * 16 +
+           784 * 16 * 96 + 196 * 49 * 96 + 196 * 96 * 24 +   /* 16->96 k7 s2 */
+           196 * 24 * 96 + 196 * 25 * 96 + 196 * 96 * 24 +   /* 24->96 k5 */
+           196 * 24 * 72 + 196 * 9 * 72 + 196 * 72 * 24 +    /* 24->72 k3 */
+           196 * 24 * 72 + 49 * 25 * 72 + 49 * 72 * 32 +     /* 24->72 k5 s2 */
+           49 * 32 * 192 + 49 * 9 * 192 + 49 * 192 * 32 +     /* 32->192 k3 */
+           49 * 32 * 128 + 16 * 9 * 128 + 16 * 128 * 64 +     /* 32->128 k3 s2 */
+           3 * (16 * 64 * 256 + 16 * 9 * 256 + 16 * 256 * 64) + /* 64->256 k3 x3 */
+           16 * 64 * 128 + 128 * 10;
+    params = 9 * 16 + 32 +
+             16 * 96 + 192 + 49 * 96 + 192 + 96 * 24 + 48 +
+             24 * 96 + 192 + 25 * 96 + 192 + 96 * 24 + 48 +
+             24 * 72 + 144 + 9 * 72 + 144 + 72 * 24 + 48 +
+             24 * 72 + 144 + 25 * 72 + 144 + 72 * 32 + 64 +
+             32 * 192 + 384 + 9 * 192 + 384 + 192 * 32 + 64 +
+             32 * 128 + 256 + 9 * 128 + 256 + 128 * 64 + 128 +
+             3 * (64 * 256 + 512 + 9 * 256 + 512 + 256 * 64 + 128) +
+             64 * 128 + 256 + 128 * 10 + 10;
+    s = arch_standalone(&d, &a);
+    CHECK(net_flops(&s) == 2 * macs && net_params(&s) == params,
+          "mixed: %.0f FLOPs %zu params, by hand %.0f %zu", net_flops(&s), net_params(&s), 2 * macs, params);
+}
+
+/* ------------------------------------------- sub-network == standalone */
+
+/* Copy tensor `sn` of the supernet into `tn` of the standalone net: leading
+ * rows/columns, except depthwise weights, whose KxK window is centred. */
+static void copy_slice(const ParamInfo *tp, float *dst, const ParamInfo *sp, const float *src)
+{
+    if (strstr(tp->name, ".dw.w")) {                     /* [K,K,E] inside [Km,Km,Em] */
+        int K = tp->dims[0], E = tp->dims[2], Km = sp->dims[0], Em = sp->dims[2], o = (Km - K) / 2;
+        for (int y = 0; y < K; y++)
+            for (int x = 0; x < K; x++)
+                for (int c = 0; c < E; c++) dst[(y * K + x) * E + c] = src[((y + o) * Km + x + o) * Em + c];
+    } else if (tp->ndim == 2) {                          /* [R,C] inside [Rm,Cm] */
+        for (int r = 0; r < tp->dims[0]; r++)
+            for (int c = 0; c < tp->dims[1]; c++) dst[r * tp->dims[1] + c] = src[r * sp->dims[1] + c];
+    } else {
+        memcpy(dst, src, tp->n * sizeof(float));         /* vectors, the stem */
+    }
+}
+
+/* Name of block i's tensor in the other network: "b<i>.rest" -> "b<j>.rest". */
+static const ParamInfo *find_param(const Net *net, const char *name, int from, int to)
+{
+    char want[64];
+    if (name[0] == 'b' && atoi(name + 1) == from) snprintf(want, sizeof want, "b%d%s", to, strchr(name, '.'));
+    else snprintf(want, sizeof want, "%s", name);
+    for (int i = 0; i < net->nparam; i++)
+        if (!strcmp(net->param[i].name, want)) return &net->param[i];
+    return NULL;
+}
+
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double e = 0, m = 1e-20;
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs(a[i] - b[i])), m = fmax(m, fabs(b[i]));
+    return e / m;
+}
+
+static void check_standalone(const NetDesc *d, const Arch *a)
+{
+    int B = 3, first[NET_MAX_STAGES + 1], ns = net_stages(d, first), map[NET_MAX_BLOCKS], nb = 0;
+    char text[512];
+    arch_format(d, a, text, sizeof text);
+    NetDesc sd = arch_standalone(d, a);
+    Net *S = net_create(d, &cpu_backend, B, 21, 0), *T = net_create(&sd, &cpu_backend, B, 22, 0);
+    net_set_arch(S, a);
+    for (int s = 0; s < ns; s++)
+        for (int j = 0; j < a->depth[s]; j++) map[nb++] = first[s] + j;  /* standalone -> super */
+    /* move the weights of the active slice (and BN statistics) over */
+    int missing = 0;
+    for (int i = 0; i < T->nparam; i++) {
+        const ParamInfo *tp = &T->param[i];
+        int j = tp->name[0] == 'b' ? atoi(tp->name + 1) : -1;
+        const ParamInfo *sp = find_param(S, tp->name, j, j >= 0 ? map[j] : -1);
+        if (!sp) { missing++; continue; }
+        copy_slice(tp, T->p + tp->off, sp, S->p + sp->off);
+    }
+    CHECK(missing == 0, "%s: %d tensors without a supernet counterpart", text, missing);
+    Rng r;
+    rng_seed(&r, 23);
+    size_t nx = (size_t)B * d->in_h * d->in_w * d->in_c;
+    for (size_t i = 0; i < nx; i++) S->x_in[i] = T->x_in[i] = rng_normal(&r);
+    for (int i = 0; i < B; i++) S->y_in[i] = T->y_in[i] = (int32_t)rng_below(&r, 10);
+
+    net_zero_grad(S), net_zero_grad(T);
+    net_forward(S, B, 1), net_forward(T, B, 1);
+    net_loss(S, B, NULL), net_loss(T, B, NULL);
+    double e = rel_diff(S->logits, T->logits, (size_t)B * 10);
+    CHECK(e < 1e-5, "%s: supernet logits vs standalone: rel diff %.2e", text, e);
+    net_backward(S, B), net_backward(T, B);
+    /* the standalone gradients are the slices of the supernet gradients... */
+    double worst = 0;
+    float *slice = nta_malloc(S->nfloats * sizeof(float));
+    for (int i = 0; i < T->nparam; i++) {
+        const ParamInfo *tp = &T->param[i];
+        if (tp->kind == PARAM_STAT) continue;
+        int j = tp->name[0] == 'b' ? atoi(tp->name + 1) : -1;
+        const ParamInfo *sp = find_param(S, tp->name, j, j >= 0 ? map[j] : -1);
+        copy_slice(tp, slice, sp, S->g + sp->off);
+        worst = fmax(worst, rel_diff(slice, T->g + tp->off, tp->n));
+    }
+    CHECK(worst < 1e-4, "%s: supernet gradients vs standalone: worst rel diff %.2e", text, worst);
+    /* ...and nothing lands outside them: zero a copy of each active slice, the rest must be 0 */
+    memcpy(slice, S->g, S->nfloats * sizeof(float));
+    float *zero = nta_calloc(S->nfloats, sizeof(float));
+    for (int i = 0; i < T->nparam; i++) {
+        const ParamInfo *tp = &T->param[i];
+        int j = tp->name[0] == 'b' ? atoi(tp->name + 1) : -1;
+        const ParamInfo *sp = find_param(S, tp->name, j, j >= 0 ? map[j] : -1);
+        /* copy_slice in reverse: write zeros into the slice's places */
+        ParamInfo fake = *sp;
+        if (strstr(tp->name, ".dw.w")) {
+            int K = tp->dims[0], E = tp->dims[2], Km = sp->dims[0], Em = sp->dims[2], o = (Km - K) / 2;
+            for (int y = 0; y < K; y++)
+                for (int x = 0; x < K; x++)
+                    for (int c = 0; c < E; c++) slice[sp->off + ((y + o) * Km + x + o) * Em + c] = 0;
+        } else if (tp->ndim == 2) {
+            for (int rr = 0; rr < tp->dims[0]; rr++)
+                for (int c = 0; c < tp->dims[1]; c++) slice[sp->off + rr * sp->dims[1] + c] = 0;
+        } else {
+            memset(slice + sp->off, 0, tp->n * sizeof(float));
+        }
+        (void)fake;
+    }
+    CHECK(!memcmp(slice, zero, S->nfloats * sizeof(float)), "%s: gradients outside the active slices", text);
+    free(slice), free(zero);
+    net_free(S), net_free(T);
+}
+
+static void test_standalone(void)
+{
+    NetDesc d = super28();
+    Rng r;
+    rng_seed(&r, 9);
+    Arch a = arch_smallest(&d);
+    check_standalone(&d, &a);
+    a = arch_largest(&d);
+    check_standalone(&d, &a);
+    for (int i = 0; i < 3; i++) {
+        a = arch_random(&d, &r);
+        check_standalone(&d, &a);
+    }
+}
+
+/* ----------------------------------------------------- recalibration */
+
+/* After recalibration on T batches the running mean of the stem's BN is the
+ * mean of the T batch means (momentum 1/(t+1)). */
+static void test_recalibrate(void)
+{
+    NetDesc d = super28();
+    DataSplits ds;
+    memset(&ds, 0, sizeof ds);
+    Dataset *tr = &ds.train;
+    tr->n = 40, tr->h = 28, tr->w = 28, tr->c = 1, tr->classes = 10;
+    tr->pix = nta_malloc(40 * 784);
+    tr->label = nta_calloc(40, sizeof(int32_t));
+    Rng r;
+    rng_seed(&r, 3);
+    for (int i = 0; i < 40 * 784; i++) tr->pix[i] = (uint8_t)rng_below(&r, 256);
+    ds.mean[0] = 0.5f, ds.std[0] = 0.25f;
+    int B = 8, T = 3;
+    Net *net = net_create(&d, &cpu_backend, B, 4, 0);
+    Arch a = arch_smallest(&d);
+    net_set_arch(net, &a);
+    net_recalibrate(net, &ds, T, 77);
+    /* redo by hand: the same batches (same seed and draw), the stem's batch means */
+    double want[16] = {0};
+    Rng q;
+    rng_seed(&q, 77);
+    int idx[8];
+    float *x = nta_malloc(B * 784 * sizeof(float));
+    int32_t y[8];
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < B; j++) idx[j] = (int)rng_below(&q, 40);
+        data_batch(&ds, tr, idx, B, x, y, NULL);
+        memcpy(net->x_in, x, B * 784 * sizeof(float));
+        net_forward(net, B, 1);                          /* saved batch mean in sv_stem */
+        for (int c = 0; c < 16; c++) want[c] += net->sv_stem.mean[c] / T;
+    }
+    double e = 0;
+    Net *again = net_create(&d, &cpu_backend, B, 4, 0);
+    net_set_arch(again, &a);
+    net_recalibrate(again, &ds, T, 77);
+    for (int c = 0; c < 16; c++) e = fmax(e, fabs(again->bn_stem.run_mean[c] - want[c]));
+    CHECK(e < 1e-5, "recalibrated running mean is the mean of the batch means: error %.2e", e);
+    free(x), free(tr->pix), free(tr->label);
+    net_free(net), net_free(again);
+}
+
+/* ------------------------------------------------------------- resume */
+
+static void test_resume(void)
+{
+    char dir[] = "/tmp/nta-super-XXXXXX", cmd[4096], data[1024], img[256], lab[256];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(img, sizeof img, "%s/img", dir);
+    snprintf(lab, sizeof lab, "%s/lab", dir);
+    test_write_dataset(img, lab, 120, 4, 5);
+    snprintf(data, sizeof data, "--data idx:%s,%s --batch 16 --val 16 --calib 2 --epochs 3 --depth 2 "
+             "--min-depth 1 --kernels 3,5 --expands 2,3", img, lab);
+    /* unbroken: 3 epochs; broken: a copy of the checkpoint after epoch 1, resumed */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta pretrain %s -o %s/a.nta > %s/a.log 2>&1 && "
+             "OMP_NUM_THREADS=2 ./nta pretrain %s --epochs 1 -o %s/b1.nta > %s/b1.log 2>&1", data, dir, dir,
+             data, dir, dir);
+    CHECK(test_run(cmd) == 0, "pretrain runs on tiny data (see %s/*.log)", dir);
+    /* the 1-epoch run wrote epochs=1 into its checkpoint: it is not the same run */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta pretrain %s --resume %s/b1.nta -o %s/b.nta > %s/b.log 2>&1",
+             data, dir, dir, dir);
+    CHECK(test_run(cmd) == 1, "resuming a run with other settings is refused");
+    /* the same run stopped after epoch 1, then resumed */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta pretrain %s --stop-after 1 -o %s/c.nta > %s/c.log 2>&1 && "
+             "OMP_NUM_THREADS=2 ./nta pretrain %s --resume %s/c.nta -o %s/d.nta > %s/d.log 2>&1 "
+             "&& cmp -s %s/a.nta %s/d.nta", data, dir, dir, data, dir, dir, dir, dir, dir);
+    CHECK(test_run(cmd) == 0, "a resumed pretrain ends with the same checkpoint, byte for byte (see %s)", dir);
+    snprintf(cmd, sizeof cmd, "grep -q 'largest' %s/a.log && grep -q 'resuming from' %s/d.log", dir, dir);
+    CHECK(test_run(cmd) == 0, "pretrain reports the largest and smallest; resume says so");
+    /* eval of sub-architectures of the result */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --calib 2 --random 3 "
+             "> %s/e.log 2>&1 && grep -c 'k[35]e[23]' %s/e.log | grep -q 3", dir, img, lab, dir, dir);
+    CHECK(test_run(cmd) == 0, "eval --random 3 prints three architectures (see %s/e.log)", dir);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --arch k7e6 > %s/f.log 2>&1; "
+             "test $? = 1 && grep -q 'kernel 7 is not one of 3,5' %s/f.log", dir, img, lab, dir, dir);
+    CHECK(test_run(cmd) == 0, "eval --arch with a bad token names it");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (!test_failed) test_run(cmd);
+}
+
+void test_super(void)
+{
+    test_strings();
+    test_costs();
+    test_standalone();
+    test_recalibrate();
+    test_resume();
+}
