@@ -321,6 +321,49 @@ void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
 int net_save(const Net *net, const char *path, const char *meta, int checkpoint);
 Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- search */
+
+typedef struct {
+    Arch arch;
+    double fitness;          /* higher is better */
+    double mflops;
+    size_t params;
+} Candidate;
+
+/* The fitness of an architecture (e.g. a validation metric); deterministic. */
+typedef double (*SearchFitness)(void *ctx, const Arch *a);
+
+typedef struct {
+    int population;          /* candidates kept per generation */
+    int generations;
+    int parents;             /* the fittest candidates that make children */
+    int mutants, crosses;    /* children per generation by mutation, by crossover */
+    float mutate_prob;       /* per choice */
+    double budget_mflops;    /* <= 0: no budget */
+    uint64_t seed;
+} SearchCfg;
+
+/* An evolution in progress: resumable from (gen, rng, pop). */
+typedef struct {
+    int gen;                 /* generations done; 0 = the initial population */
+    Rng rng;
+    int n;                   /* candidates in pop */
+    Candidate *pop;          /* [population], fittest first */
+} SearchState;
+
+double search_mflops(const NetDesc *d, const Arch *a);
+/* The initial population: distinct random architectures within budget, scored.
+ * Returns -1 with a message when the budget admits no architecture. */
+int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx,
+                SearchState *st, char *err, size_t errlen);
+/* One generation: children by mutation and crossover of the fittest parents,
+ * within budget and new, scored; the fittest `population` survive. */
+void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx, SearchState *st);
+void search_free(SearchState *st);
+/* n random architectures within budget, scored, fittest first in out[n]. */
+int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness fit, void *ctx,
+                  Candidate *out, char *err, size_t errlen);
+
 /* ------------------------------------------------------------- schedule */
 
 /* Cosine learning rate with linear warm-up: step in [0, total). */

@@ -29,6 +29,7 @@ void test_write_dataset(const char *images, const char *labels, int n, int class
 void test_cpu(void);
 void test_net(void);
 void test_super(void);
+void test_search(void);
 void test_data(void);
 void test_fixture(void);
 void test_cli(void);

@@ -1,0 +1,180 @@
+/* search.c: architecture search inside a supernet under a cost budget.
+ *
+ * Evolution (the shape of single-path one-shot NAS): a population drawn at
+ * random within the budget; each generation keeps the `parents` fittest
+ * candidates, makes children by mutation (every choice resampled with a small
+ * probability) and by crossover (every choice taken from one of two parents),
+ * rejects children over budget (they are drawn again), scores the new ones and
+ * keeps the fittest `population`. Random search scores N random architectures
+ * within the budget. The fitness is a callback (the target task's validation
+ * metric with inherited weights, in `nta adapt`); higher is better.
+ *
+ * Every draw comes from one seeded generator, so a search is deterministic for
+ * a seed. Each generation is reported through a callback (the terminal line and
+ * the search log are the caller's).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "nta.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ cost */
+
+double search_mflops(const NetDesc *d, const Arch *a)
+{
+    NetDesc s = arch_standalone(d, a);
+    return 1e-6 * net_flops(&s);
+}
+
+static Candidate candidate(const NetDesc *d, const Arch *a)
+{
+    NetDesc s = arch_standalone(d, a);
+    Candidate c = {.arch = *a, .mflops = 1e-6 * net_flops(&s), .params = net_params(&s)};
+    return c;
+}
+
+/* ---------------------------------------------------- making architectures */
+
+/* Up to this many draws for one architecture within the budget. */
+#define SEARCH_TRIES 10000
+
+/* A random architecture within budget, or -1 when none was found. */
+static int draw_in_budget(const NetDesc *d, double budget, Rng *r, Arch *out)
+{
+    for (int t = 0; t < SEARCH_TRIES; t++) {
+        *out = arch_random(d, r);
+        if (budget <= 0 || search_mflops(d, out) <= budget) return 0;
+    }
+    return -1;
+}
+
+/* Resample each choice (kernel, expansion of each block; depth of each stage)
+ * with probability p. */
+static Arch mutate(const NetDesc *d, const Arch *a, float p, Rng *r)
+{
+    Arch m = *a, fresh = arch_random(d, r);
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    for (int s = 0; s < ns; s++)
+        if (rng_uniform(r) < p) m.depth[s] = fresh.depth[s];
+    for (int i = 0; i < d->nblocks; i++) {
+        if (rng_uniform(r) < p) m.k[i] = fresh.k[i];
+        if (rng_uniform(r) < p) m.e[i] = fresh.e[i];
+    }
+    return m;
+}
+
+/* Each choice from one of the two parents, with equal odds. */
+static Arch crossover(const NetDesc *d, const Arch *a, const Arch *b, Rng *r)
+{
+    Arch c = *a;
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    for (int s = 0; s < ns; s++)
+        if (rng_below(r, 2)) c.depth[s] = b->depth[s];
+    for (int i = 0; i < d->nblocks; i++) {
+        if (rng_below(r, 2)) c.k[i] = b->k[i];
+        if (rng_below(r, 2)) c.e[i] = b->e[i];
+    }
+    return c;
+}
+
+/* Same active architecture (choices of inactive blocks do not count). */
+static int same(const NetDesc *d, const Arch *a, const Arch *b)
+{
+    char x[512], y[512];
+    arch_format(d, a, x, sizeof x);
+    arch_format(d, b, y, sizeof y);
+    return !strcmp(x, y);
+}
+
+static int seen_before(const NetDesc *d, const Candidate *pool, int n, const Arch *a)
+{
+    for (int i = 0; i < n; i++)
+        if (same(d, &pool[i].arch, a)) return 1;
+    return 0;
+}
+
+/* Fittest first; ties go to the cheaper architecture. */
+static int by_fitness(const void *x, const void *y)
+{
+    const Candidate *a = x, *b = y;
+    if (a->fitness != b->fitness) return a->fitness > b->fitness ? -1 : 1;
+    return (a->mflops > b->mflops) - (a->mflops < b->mflops);
+}
+
+/* ------------------------------------------------------------ searches */
+
+static int no_budget_error(const NetDesc *d, const SearchCfg *cfg, char *err, size_t errlen)
+{
+    Arch small = arch_smallest(d);
+    snprintf(err, errlen, "no architecture within the budget of %.2f MFLOPs found in %d draws "
+             "(the smallest costs %.2f MFLOPs)", cfg->budget_mflops, SEARCH_TRIES, search_mflops(d, &small));
+    return -1;
+}
+
+int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness fit, void *ctx,
+                  Candidate *out, char *err, size_t errlen)
+{
+    Rng r;
+    rng_seed(&r, cfg->seed);
+    for (int i = 0; i < n; i++) {
+        Arch a;
+        if (draw_in_budget(d, cfg->budget_mflops, &r, &a)) return no_budget_error(d, cfg, err, errlen);
+        out[i] = candidate(d, &a);
+        out[i].fitness = fit(ctx, &out[i].arch);
+    }
+    qsort(out, (size_t)n, sizeof *out, by_fitness);
+    return 0;
+}
+
+int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx,
+                SearchState *st, char *err, size_t errlen)
+{
+    st->gen = 0;
+    st->n = 0;
+    st->pop = nta_calloc((size_t)cfg->population, sizeof(Candidate));
+    rng_seed(&st->rng, cfg->seed);
+    for (int tries = 0; st->n < cfg->population && tries < SEARCH_TRIES; tries++) {
+        Arch a;
+        if (draw_in_budget(d, cfg->budget_mflops, &st->rng, &a)) return no_budget_error(d, cfg, err, errlen);
+        if (seen_before(d, st->pop, st->n, &a)) continue;
+        st->pop[st->n] = candidate(d, &a);
+        st->pop[st->n].fitness = fit(ctx, &a);
+        st->n++;
+    }
+    qsort(st->pop, (size_t)st->n, sizeof *st->pop, by_fitness);
+    return 0;
+}
+
+void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx, SearchState *st)
+{
+    int parents = cfg->parents < st->n ? cfg->parents : st->n, want = cfg->mutants + cfg->crosses;
+    Candidate *all = nta_calloc((size_t)(st->n + want), sizeof(Candidate));
+    memcpy(all, st->pop, (size_t)st->n * sizeof(Candidate));
+    int n = st->n;
+    for (int c = 0; c < want; c++) {
+        /* a new child within budget, or give up on this one */
+        for (int t = 0; t < SEARCH_TRIES; t++) {
+            const Arch *p = &st->pop[rng_below(&st->rng, (uint32_t)parents)].arch;
+            Arch child = c < cfg->mutants
+                             ? mutate(d, p, cfg->mutate_prob, &st->rng)
+                             : crossover(d, p, &st->pop[rng_below(&st->rng, (uint32_t)parents)].arch, &st->rng);
+            if (cfg->budget_mflops > 0 && search_mflops(d, &child) > cfg->budget_mflops) continue;
+            if (seen_before(d, all, n, &child)) continue;
+            all[n] = candidate(d, &child);
+            all[n].fitness = fit(ctx, &child);
+            n++;
+            break;
+        }
+    }
+    qsort(all, (size_t)n, sizeof *all, by_fitness);
+    memcpy(st->pop, all, (size_t)st->n * sizeof(Candidate));
+    free(all);
+    st->gen++;
+}
+
+void search_free(SearchState *st)
+{
+    free(st->pop);
+    st->pop = NULL;
+}
