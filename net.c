@@ -706,6 +706,77 @@ void net_update(Net *net, float lr, float momentum, float wd)
     }
 }
 
+/* ---------------------------------------------- moving weights between nets */
+
+/* Copy tensor sp of a supernet (host copy src) into tensor tp of a network
+ * holding a slice of it (host copy dst): the centred KxK window of depthwise
+ * weights, the leading rows and columns of everything else. */
+static void copy_slice(float *dst, const ParamInfo *tp, const float *src, const ParamInfo *sp)
+{
+    if (strstr(tp->name, ".dw.w")) {                      /* [K,K,E] inside [Km,Km,Em] */
+        int K = tp->dims[0], E = tp->dims[2], Km = sp->dims[0], Em = sp->dims[2], o = (Km - K) / 2;
+        for (int y = 0; y < K; y++)
+            for (int x = 0; x < K; x++)
+                memcpy(dst + (size_t)(y * K + x) * E, src + (size_t)((y + o) * Km + x + o) * Em,
+                       (size_t)E * sizeof(float));
+    } else if (tp->ndim >= 2) {                           /* [R,C] inside [Rm,Cm] (the stem: whole) */
+        int R = 1, C = tp->dims[tp->ndim - 1], Cm = sp->dims[sp->ndim - 1];
+        for (int i = 0; i < tp->ndim - 1; i++) R *= tp->dims[i];
+        for (int r = 0; r < R; r++) memcpy(dst + (size_t)r * C, src + (size_t)r * Cm, (size_t)C * sizeof(float));
+    } else {
+        memcpy(dst, src, tp->n * sizeof(float));          /* [C] vectors: the leading C */
+    }
+}
+
+const ParamInfo *net_param(const Net *net, const char *name)
+{
+    for (int i = 0; i < net->nparam; i++)
+        if (!strcmp(net->param[i].name, name)) return &net->param[i];
+    return NULL;
+}
+
+/* Copy every tensor of dst that src has (block j of dst is block map[j] of
+ * src; map NULL: the same index), sliced as copy_slice does, except the
+ * tensors whose names start with `skip` (NULL: none). */
+static void copy_params(Net *dst, const Net *src, const int *map, const char *skip)
+{
+    float *hs = nta_malloc(src->nfloats * sizeof(float)), *hd = nta_malloc(dst->nfloats * sizeof(float));
+    src->be->download(hs, src->p, src->nfloats * sizeof(float));
+    dst->be->download(hd, dst->p, dst->nfloats * sizeof(float));
+    for (int i = 0; i < dst->nparam; i++) {
+        const ParamInfo *tp = &dst->param[i];
+        char name[64];
+        if (skip && !strncmp(tp->name, skip, strlen(skip))) continue;
+        if (tp->name[0] == 'b' && map) snprintf(name, sizeof name, "b%d%s", map[atoi(tp->name + 1)], strchr(tp->name, '.'));
+        else snprintf(name, sizeof name, "%s", tp->name);
+        const ParamInfo *sp = net_param(src, name);
+        if (!sp) nta_die("internal: tensor '%s' has no counterpart '%s'", tp->name, name);
+        copy_slice(hd + tp->off, tp, hs + sp->off, sp);
+    }
+    dst->be->upload(dst->p, hd, dst->nfloats * sizeof(float));
+    free(hs), free(hd);
+}
+
+Net *net_extract(const Net *super, const Arch *a, int B)
+{
+    NetDesc sd = arch_standalone(&super->d, a);
+    int first[NET_MAX_STAGES + 1], ns = net_stages(&super->d, first), map[NET_MAX_BLOCKS], nb = 0;
+    for (int s = 0; s < ns; s++)
+        for (int j = 0; j < a->depth[s]; j++) map[nb++] = first[s] + j;
+    Net *net = net_create(&sd, super->be, B, 0, 0);
+    copy_params(net, super, map, NULL);
+    return net;
+}
+
+Net *net_rehead(const Net *src, int classes, uint64_t seed)
+{
+    NetDesc d = src->d;
+    d.classes = classes;
+    Net *net = net_create(&d, src->be, src->B, seed, 0);
+    copy_params(net, src, NULL, "fc.");
+    return net;
+}
+
 /* ---------------------------------------------- batchnorm recalibration */
 
 /* Running statistics are not shared between sub-architectures: before an
@@ -794,11 +865,17 @@ int net_save(const Net *net, const char *path, const char *meta, int checkpoint)
     Bytes b = {0};
     bytes_put(&b, MODEL_MAGIC, 8);
     bytes_u32(&b, MODEL_VERSION);
-    size_t tl = strlen(desc) + 1 + (meta ? strlen(meta) : 0);
+    char norm[256] = "";
+    if (net->norm_set)
+        snprintf(norm, sizeof norm, "norm=%.9g,%.9g,%.9g,%.9g/%.9g,%.9g,%.9g,%.9g\n", net->norm_mean[0],
+                 net->norm_mean[1], net->norm_mean[2], net->norm_mean[3], net->norm_std[0],
+                 net->norm_std[1], net->norm_std[2], net->norm_std[3]);
+    size_t tl = strlen(desc) + 1 + (meta ? strlen(meta) : 0) + strlen(norm);
     bytes_u32(&b, (uint32_t)tl);
     bytes_put(&b, desc, strlen(desc));
     bytes_put(&b, "\n", 1);
     if (meta) bytes_put(&b, meta, strlen(meta));
+    bytes_put(&b, norm, strlen(norm));
     bytes_u32(&b, (uint32_t)net->nparam * (checkpoint ? 2 : 1));
     put_tensors(&b, net, net->p, "");
     if (checkpoint) put_tensors(&b, net, net->m, "m:");
@@ -898,8 +975,14 @@ Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errl
     text[tl] = 0;
     if (net_desc_parse(&d, text, err, errlen) != 0) goto fail;
     net = net_create(&d, be, B, 0, 0);
-    const char *nl = strchr(text, '\n');
+    const char *nl = strchr(text, '\n'), *norm = strstr(text, "\nnorm=");
     snprintf(net->meta, sizeof net->meta, "%s", nl ? nl + 1 : "");
+    if (norm && (norm = strstr(net->meta, "norm="))) {
+        float *m = net->norm_mean, *s = net->norm_std;
+        net->norm_set = sscanf(norm, "norm=%g,%g,%g,%g/%g,%g,%g,%g", &m[0], &m[1], &m[2], &m[3], &s[0],
+                               &s[1], &s[2], &s[3]) == 8;
+        *(char *)norm = 0;                        /* meta keeps the caller's lines only */
+    }
     host = nta_malloc(net->nfloats * sizeof(float));
     be->download(host, net->p, net->nfloats * sizeof(float));
     uint32_t nt = rd_u32(&r);

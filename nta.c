@@ -4,6 +4,8 @@
  *
  *   nta train     train the reference network from scratch on a dataset
  *   nta pretrain  train a weight-sharing supernet (sandwich or uniform sampling)
+ *   nta adapt     NTAA: transfer a supernet to a task, search its architecture, finetune
+ *   nta finetune  the WP&F baseline (or, --from-scratch, classic NAS retraining)
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
  *   nta arch      print an architecture of the supernet layer by layer
  */
@@ -205,6 +207,21 @@ static double evaluate(Net *net, const DataSplits *d, const Dataset *s, double *
     return s->n ? (double)right / s->n : 0;
 }
 
+/* Models carry the input normalisation of the data they were trained on. */
+static void norm_from_data(Net *net, const DataSplits *d)
+{
+    memcpy(net->norm_mean, d->mean, sizeof net->norm_mean);
+    memcpy(net->norm_std, d->std, sizeof net->norm_std);
+    net->norm_set = 1;
+}
+
+static void norm_to_data(DataSplits *d, const Net *net)
+{
+    if (!net->norm_set) return;
+    memcpy(d->mean, net->norm_mean, sizeof d->mean);
+    memcpy(d->std, net->norm_std, sizeof d->std);
+}
+
 /* The network's input and classes must match the data. */
 static void check_fits(const NetDesc *nd, const DataSplits *d, const char *what)
 {
@@ -392,6 +409,7 @@ static int run_training(const Command *cmd, TrainCfg *c, int sampling)
         }
         net = net_create(&nd, be, c->batch, (uint64_t)c->seed, 1);
     }
+    norm_from_data(net, &d);
     double t0 = nta_now();
     fit(net, &d, c, sampling, start);
     char took[32];
@@ -494,6 +512,246 @@ static int cmd_pretrain(int argc, char **argv)
     return run_training(&cmd, &c, sampling);
 }
 
+/* ------------------------------------------------------ target tasks */
+
+/* A target task's data. The first `train_images` training images form the
+ * small labelled split that transfer has to make the most of. */
+static void load_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed)
+{
+    if (!strcmp(task, "mnist")) data_load(d, "mnist", val, limit, seed);
+    else if (!strncmp(task, "classify:", 9)) data_load(d, task + 9, val, limit, seed);
+    else nta_die("--task must be mnist or classify:DATA (DATA as for --data), not '%s'", task);
+    if (train_images > 0 && train_images < d->train.n) d->train.n = train_images;
+    printf("task %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", task, d->train.n,
+           d->val.n, d->test.n, d->train.h, d->train.w, d->train.c, d->train.classes);
+}
+
+/* The supernet (or model) file, with a fresh head for the task's classes. */
+static Net *load_for_task(const char *path, const Backend *be, int B, const DataSplits *d, uint64_t seed)
+{
+    char err[512];
+    Net *src = net_load(path, be, B, err, sizeof err);
+    if (!src) nta_die("%s", err);
+    NetDesc probe = src->d;
+    probe.classes = d->train.classes > d->test.classes ? d->train.classes : d->test.classes;
+    check_fits(&probe, d, path);
+    Net *net = net_rehead(src, probe.classes, seed);
+    net_free(src);
+    return net;
+}
+
+/* Settings of adapt and finetune. */
+typedef struct {
+    const char *task, *device, *out, *log, *arch;
+    int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
+    int population, generations, parents, mutants, crosses, scratch;
+    float lr, warmup, momentum, wd, budget, mutate_prob;
+} AdaptCfg;
+
+#define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
+    {"task", OPT_STR, &a.task, "mnist", "mnist, or classify:DATA with DATA as for --data of train"}, \
+    {"train-images", OPT_INT, &a.train_images, "1000", "labelled training images of the task (0 = all)"}, \
+    {"val", OPT_INT, &a.val, "500", "training images held out for validation (the search's fitness)"}, \
+    {"limit", OPT_INT, &a.limit, "0", "use only the first N images of the task's files; 0 = all"},   \
+    {epochs_name, OPT_INT, &a.epochs, epochs_def, epochs_help},                                       \
+    {"batch", OPT_INT, &a.batch, "64", "images per step"},                                           \
+    {"lr", OPT_FLOAT, &a.lr, "0.05", "peak learning rate of each training phase (cosine)"},           \
+    {"warmup", OPT_FLOAT, &a.warmup, "1", "epochs of warm-up"},                                      \
+    {"momentum", OPT_FLOAT, &a.momentum, "0.9", "SGD momentum"},                                     \
+    {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
+    {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
+    {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
+    {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
+    {"threads", OPT_INT, &a.threads, "0", "CPU threads; 0 = one per core"},                          \
+    {"device", OPT_STR, &a.device, "auto", "auto, cpu or cuda"},                                     \
+    {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"}
+
+static void check_adapt_cfg(const Command *cmd, AdaptCfg *a)
+{
+    if (a->threads == 0) a->threads = default_threads();
+    need(a->epochs >= 0 && a->batch > 1 && a->batch <= 65536 && a->calib > 0, cmd,
+         "need epochs >= 0, --batch in 2..65536, --calib >= 1");
+    need(a->lr > 0 && a->momentum >= 0 && a->momentum < 1 && a->wd >= 0 && a->warmup >= 0, cmd,
+         "--lr must be > 0, --momentum in [0,1), --wd and --warmup >= 0");
+    need(a->val > 0 && a->limit >= 0 && a->train_images >= 0 && a->threads > 0, cmd,
+         "--val must be >= 1; --limit, --train-images and --threads >= 0");
+}
+
+/* A fixed-architecture training phase with the adapt settings. */
+static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int epochs, int sampling)
+{
+    TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
+                  .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
+                  .wd = a->wd, .warmup = a->warmup};
+    if (epochs > 0) fit(net, d, &c, sampling, 0);
+}
+
+static double report_test(Net *net, const DataSplits *d, const char *what, const char *arch, double t0)
+{
+    char took[32];
+    double acc = evaluate(net, d, &d->test, NULL);
+    fmt_time(took, sizeof took, nta_now() - t0);
+    printf("%s: test accuracy %.2f%% on %d images; %.2f MFLOPs, %zu params; %s; architecture %s\n", what,
+           100 * acc, d->test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took, arch);
+    return acc;
+}
+
+static void save_model(Net *net, const AdaptCfg *a, const char *what, const char *arch)
+{
+    char meta[1024];
+    snprintf(meta, sizeof meta, "task=%s method=%s arch=%s seed=%d\n", a->task, what, arch, a->seed);
+    if (*a->out && net_save(net, a->out, meta, 0) != 0) nta_die("could not save the model to '%s'", a->out);
+    if (*a->out) printf("saved to %s\n", a->out);
+}
+
+/* The search's fitness: validation accuracy with inherited weights after BN
+ * recalibration. */
+typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; } Fitness;
+
+static double val_fitness(void *ctx, const Arch *a)
+{
+    Fitness *f = ctx;
+    return 100 * eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed);
+}
+
+static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, double budget, double t0)
+{
+    double mean = 0, cost = 0;
+    char text[512], took[32];
+    for (int i = 0; i < st->n; i++) mean += st->pop[i].fitness / st->n, cost += st->pop[i].mflops / st->n;
+    arch_format(d, &st->pop[0].arch, text, sizeof text);
+    fmt_time(took, sizeof took, nta_now() - t0);
+    printf("generation %d: best %.2f%% mean %.2f%%, best %.2f MFLOPs, mean %.2f MFLOPs (%.0f%% of budget), %s: %s\n",
+           st->gen, st->pop[0].fitness, mean, st->pop[0].mflops, cost, budget > 0 ? 100 * cost / budget : 0,
+           took, text);
+    if (log) {
+        for (int i = 0; i < st->n; i++) {
+            arch_format(d, &st->pop[i].arch, text, sizeof text);
+            fprintf(log, "%d %d %.4f %.4f %zu %s\n", st->gen, i, st->pop[i].fitness, st->pop[i].mflops,
+                    st->pop[i].params, text);
+        }
+        fflush(log);
+    }
+}
+
+static int cmd_adapt(int argc, char **argv)
+{
+    AdaptCfg a = {0};
+    const char *super[1];
+    Opt opts[] = {
+        ADAPT_OPTS(a, "finetune-epochs", "10", "epochs of finetuning the winner with its inherited weights"),
+        {"transfer-epochs", OPT_INT, &a.transfer_epochs, "10", "epochs of neural transfer (the whole supernet, sandwich rule)"},
+        {"budget-mflops", OPT_FLOAT, &a.budget, "10", "largest MFLOPs an architecture may cost"},
+        {"population", OPT_INT, &a.population, "50", "candidates kept per generation"},
+        {"generations", OPT_INT, &a.generations, "10", "generations of evolution"},
+        {"parents", OPT_INT, &a.parents, "10", "fittest candidates that make children"},
+        {"mutants", OPT_INT, &a.mutants, "25", "children by mutation per generation"},
+        {"crosses", OPT_INT, &a.crosses, "25", "children by crossover per generation (0 = no crossover)"},
+        {"mutate-prob", OPT_FLOAT, &a.mutate_prob, "0.1", "probability of resampling each choice"},
+        {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
+    };
+    Command cmd = {"adapt", "SUPERNET [options]",
+                   "NTAA: transfer a supernet to a task, search its architecture under a budget, finetune the winner",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
+    check_adapt_cfg(&cmd, &a);
+    need(a.transfer_epochs >= 0 && a.population > 0 && a.generations >= 0 && a.parents > 0 && a.mutants >= 0 &&
+         a.crosses >= 0 && a.mutate_prob >= 0 && a.mutate_prob <= 1, &cmd,
+         "need --population, --parents >= 1; --generations, --mutants, --crosses, --transfer-epochs >= 0; --mutate-prob in [0,1]");
+    opts_print(&cmd);
+    const Backend *be = pick_backend(a.device, a.threads);
+    DataSplits d;
+    load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
+    Net *net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
+    if (net->d.space.nk == 0) nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", super[0]);
+    double t0 = nta_now();
+
+    printf("neural transfer: %d epochs of the whole supernet on %s\n", a.transfer_epochs, a.task);
+    train_phase(net, &d, &a, a.transfer_epochs, SAMPLE_SANDWICH);
+
+    printf("architecture adaptation: evolution under %.2f MFLOPs\n", a.budget);
+    SearchCfg sc = {.population = a.population, .generations = a.generations, .parents = a.parents,
+                    .mutants = a.mutants, .crosses = a.crosses, .mutate_prob = a.mutate_prob,
+                    .budget_mflops = a.budget, .seed = (uint64_t)a.seed};
+    Fitness fx = {net, &d, a.calib, (uint64_t)a.seed};
+    FILE *log = *a.log ? fopen(a.log, "w") : NULL;
+    if (*a.log && !log) nta_die("cannot write the search log '%s': %s", a.log, strerror(errno));
+    SearchState st;
+    char err[512], text[512];
+    if (search_init(&net->d, &sc, val_fitness, &fx, &st, err, sizeof err)) nta_die("--budget-mflops: %s", err);
+    log_generation(log, &net->d, &st, a.budget, t0);
+    while (st.gen < a.generations) {
+        search_step(&net->d, &sc, val_fitness, &fx, &st);
+        log_generation(log, &net->d, &st, a.budget, t0);
+    }
+    if (log) fclose(log);
+    Arch best = st.pop[0].arch;
+    arch_format(&net->d, &best, text, sizeof text);
+    search_free(&st);
+
+    printf("finetuning the winner with its inherited weights: %d epochs\n", a.epochs);
+    net_set_arch(net, &best);
+    net_recalibrate(net, &d, a.calib, (uint64_t)a.seed);
+    Net *model = net_extract(net, &best, a.batch);
+    net_free(net);
+    norm_from_data(model, &d);
+    train_phase(model, &d, &a, a.epochs, SAMPLE_FIXED);
+    report_test(model, &d, "NTAA", text, t0);
+    save_model(model, &a, "ntaa", text);
+    net_free(model);
+    data_free(&d);
+    return 0;
+}
+
+static int cmd_finetune(int argc, char **argv)
+{
+    AdaptCfg a = {0};
+    const char *super[1];
+    Opt opts[] = {
+        ADAPT_OPTS(a, "epochs", "20", "epochs of finetuning"),
+        {"arch", OPT_STR, &a.arch, "largest", "the fixed architecture: largest, smallest or a string"},
+        {"from-scratch", OPT_INT, &a.scratch, "0", "1: random initial weights (classic NAS retraining), 0: inherited"},
+    };
+    Command cmd = {"finetune", "SUPERNET [options]",
+                   "WP&F baseline: finetune a fixed architecture's weights on a task (or train it from scratch)",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta finetune supernet.nta --task mnist'");
+    check_adapt_cfg(&cmd, &a);
+    need(a.scratch == 0 || a.scratch == 1, &cmd, "--from-scratch must be 0 or 1");
+    opts_print(&cmd);
+    const Backend *be = pick_backend(a.device, a.threads);
+    DataSplits d;
+    load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
+    Net *net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
+    Arch arch;
+    char err[512], text[512];
+    if (!strcmp(a.arch, "largest")) arch = arch_largest(&net->d);
+    else if (!strcmp(a.arch, "smallest")) arch = arch_smallest(&net->d);
+    else if (arch_parse(&net->d, a.arch, &arch, err, sizeof err)) nta_die("--arch: %s", err);
+    arch_format(&net->d, &arch, text, sizeof text);
+    double t0 = nta_now();
+    Net *model;
+    if (a.scratch) {
+        NetDesc sd = arch_standalone(&net->d, &arch);
+        model = net_create(&sd, be, a.batch, (uint64_t)a.seed, 0);
+    } else {
+        net_set_arch(net, &arch);
+        net_recalibrate(net, &d, a.calib, (uint64_t)a.seed);
+        model = net_extract(net, &arch, a.batch);
+    }
+    net_free(net);
+    norm_from_data(model, &d);
+    train_phase(model, &d, &a, a.epochs, SAMPLE_FIXED);
+    const char *what = a.scratch ? "from scratch" : "WP&F";
+    report_test(model, &d, what, text, t0);
+    save_model(model, &a, a.scratch ? "scratch" : "wpf", text);
+    net_free(model);
+    data_free(&d);
+    return 0;
+}
+
 /* --------------------------------------------------------------- eval */
 
 static int cmd_eval(int argc, char **argv)
@@ -527,6 +785,7 @@ static int cmd_eval(int argc, char **argv)
     DataSplits d;
     data_load(&d, data, 0, limit, 1);
     check_fits(&net->d, &d, model[0]);
+    norm_to_data(&d, net);
     int super = net->d.space.nk > 0;
     if (!super && (strcmp(arch, "largest") || random))
         nta_die("%s is a fixed network; --arch and --random apply to supernets", model[0]);
@@ -620,6 +879,8 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train the reference network on a dataset, report test accuracy"},
     {"pretrain", cmd_pretrain, "train a weight-sharing supernet on the source data"},
+    {"adapt", cmd_adapt, "NTAA: transfer a supernet to a task and adapt its architecture"},
+    {"finetune", cmd_finetune, "baselines: finetune a fixed architecture (WP&F) or train it from scratch"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };

@@ -282,6 +282,8 @@ typedef struct {
     float *logits, *dlogits;              /* [B,L] */
     float bn_momentum;
     char meta[1024];                      /* metadata lines of a loaded model file */
+    int norm_set;                         /* the input normalisation is known: */
+    float norm_mean[4], norm_std[4];      /* per channel, as DataSplits; saved with the model */
     int has_momentum;                     /* a loaded checkpoint restored net->m */
 } Net;
 
@@ -311,11 +313,19 @@ double net_flops(const NetDesc *d);
 size_t net_params(const NetDesc *d);
 /* One line per layer: shapes in and out, MFLOPs, params; then the totals. */
 void net_print(const NetDesc *d);
+/* The parameter tensor with this name, or NULL. */
+const ParamInfo *net_param(const Net *net, const char *name);
+/* A standalone network (batch B) holding architecture a's slice of a
+ * supernet's weights and batchnorm statistics. */
+Net *net_extract(const Net *super, const Arch *a, int B);
+/* The same network with a new linear head for `classes` classes (initialised
+ * from seed); every other tensor is copied. */
+Net *net_rehead(const Net *src, int classes, uint64_t seed);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
-/* Model files: magic, version, description, metadata lines, named tensors,
- * CRC32. Written to a temporary name and renamed. A checkpoint also holds the
+/* Model files: magic, version, description, metadata lines (with the input
+ * normalisation when norm_set), named tensors, CRC32. Written to a temporary name and renamed. A checkpoint also holds the
  * momentum. Load returns NULL and a message in err on failure; it keeps the
  * metadata in net->meta and restores momentum from a checkpoint. */
 int net_save(const Net *net, const char *path, const char *meta, int checkpoint);

@@ -305,9 +305,9 @@ static void test_recalibrate(void)
     net_free(net), net_free(again);
 }
 
-/* ------------------------------------------------------------- resume */
+/* ------------------------------------------ resume, adapt and baselines */
 
-static void test_resume(void)
+static void test_pipeline(void)
 {
     char dir[] = "/tmp/nta-super-XXXXXX", cmd[4096], data[1024], img[256], lab[256];
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
@@ -339,6 +339,36 @@ static void test_resume(void)
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --arch k7e6 > %s/f.log 2>&1; "
              "test $? = 1 && grep -q 'kernel 7 is not one of 3,5' %s/f.log", dir, img, lab, dir, dir);
     CHECK(test_run(cmd) == 0, "eval --arch with a bad token names it");
+    /* NTAA and the baselines on the tiny supernet, treating the same files as the task */
+    char task[600];
+    snprintf(task, sizeof task, "--task classify:idx:%s,%s --train-images 64 --val 16 --calib 2 --batch 16", img, lab);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 1 --finetune-epochs 1 "
+             "--population 4 --generations 2 --parents 2 --mutants 2 --crosses 2 --budget-mflops 20 "
+             "--log %s/s%%d.log -o %s/ad%%d.nta > %s/ad%%d.out 2>&1", dir, task, dir, dir, dir);
+    char one[4096];
+    int rc[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(one, sizeof one, cmd, i, i, i);
+        rc[i] = test_run(one);
+    }
+    snprintf(one, sizeof one, "grep -q 'NTAA: test accuracy' %s/ad0.out && test $(wc -l < %s/s0.log) = 12 && "
+             "cmp -s %s/s0.log %s/s1.log && cmp -s %s/ad0.nta %s/ad1.nta", dir, dir, dir, dir, dir, dir);
+    CHECK(rc[0] == 0 && rc[1] == 0 && test_run(one) == 0,
+          "adapt runs, logs 3 generations of 4, and repeats itself exactly for a seed (see %s/ad0.out)", dir);
+    snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --budget-mflops 0.1 > %s/ad2.out 2>&1; "
+             "test $? = 1 && grep -q 'smallest costs' %s/ad2.out", dir, task, dir, dir);
+    CHECK(test_run(one) == 0, "adapt with a budget below the smallest architecture says so");
+    for (int scratch = 0; scratch < 2; scratch++) {
+        snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta finetune %s/a.nta %s --epochs 1 --from-scratch %d "
+                 "-o %s/ft.nta > %s/ft.out 2>&1 && grep -q '%s: test accuracy' %s/ft.out", dir, task, scratch, dir,
+                 dir, scratch ? "from scratch" : "WP&F", dir);
+        CHECK(test_run(one) == 0, "finetune --from-scratch %d runs (see %s/ft.out)", scratch, dir);
+    }
+    /* eval of the finished model reproduces adapt's test accuracy (same normalisation) */
+    snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta eval %s/ad0.nta --data idx:%s,%s > %s/ev.out 2>&1 && "
+             "a=$(sed -n 's/.*NTAA: test accuracy \\([0-9.]*\\)%%.*/\\1/p' %s/ad0.out) && "
+             "grep -q \"test accuracy $a%%\" %s/ev.out", dir, img, lab, dir, dir, dir);
+    CHECK(test_run(one) == 0, "eval reproduces adapt's test accuracy (see %s/ev.out)", dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (!test_failed) test_run(cmd);
 }
@@ -349,5 +379,5 @@ void test_super(void)
     test_costs();
     test_standalone();
     test_recalibrate();
-    test_resume();
+    test_pipeline();
 }
