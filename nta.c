@@ -544,7 +544,7 @@ static Net *load_for_task(const char *path, const Backend *be, int B, const Data
 typedef struct {
     const char *task, *device, *out, *log, *arch;
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
-    int population, generations, parents, mutants, crosses, scratch;
+    int population, generations, parents, mutants, crosses, scratch, random;
     float lr, warmup, momentum, wd, budget, mutate_prob;
 } AdaptCfg;
 
@@ -648,6 +648,7 @@ static int cmd_adapt(int argc, char **argv)
         {"mutants", OPT_INT, &a.mutants, "25", "children by mutation per generation"},
         {"crosses", OPT_INT, &a.crosses, "25", "children by crossover per generation (0 = no crossover)"},
         {"mutate-prob", OPT_FLOAT, &a.mutate_prob, "0.1", "probability of resampling each choice"},
+        {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
     };
     Command cmd = {"adapt", "SUPERNET [options]",
@@ -657,8 +658,9 @@ static int cmd_adapt(int argc, char **argv)
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt_cfg(&cmd, &a);
     need(a.transfer_epochs >= 0 && a.population > 0 && a.generations >= 0 && a.parents > 0 && a.mutants >= 0 &&
-         a.crosses >= 0 && a.mutate_prob >= 0 && a.mutate_prob <= 1, &cmd,
-         "need --population, --parents >= 1; --generations, --mutants, --crosses, --transfer-epochs >= 0; --mutate-prob in [0,1]");
+         a.crosses >= 0 && a.mutate_prob >= 0 && a.mutate_prob <= 1 && a.random >= 0, &cmd,
+         "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, --transfer-epochs >= 0; "
+         "--mutate-prob in [0,1]");
     opts_print(&cmd);
     const Backend *be = pick_backend(a.device, a.threads);
     DataSplits d;
@@ -670,7 +672,7 @@ static int cmd_adapt(int argc, char **argv)
     printf("neural transfer: %d epochs of the whole supernet on %s\n", a.transfer_epochs, a.task);
     train_phase(net, &d, &a, a.transfer_epochs, SAMPLE_SANDWICH);
 
-    printf("architecture adaptation: evolution under %.2f MFLOPs\n", a.budget);
+    printf("architecture adaptation: %s under %.2f MFLOPs\n", a.random ? "random search" : "evolution", a.budget);
     SearchCfg sc = {.population = a.population, .generations = a.generations, .parents = a.parents,
                     .mutants = a.mutants, .crosses = a.crosses, .mutate_prob = a.mutate_prob,
                     .budget_mflops = a.budget, .seed = (uint64_t)a.seed};
@@ -679,9 +681,16 @@ static int cmd_adapt(int argc, char **argv)
     if (*a.log && !log) nta_die("cannot write the search log '%s': %s", a.log, strerror(errno));
     SearchState st;
     char err[512], text[512];
-    if (search_init(&net->d, &sc, val_fitness, &fx, &st, err, sizeof err)) nta_die("--budget-mflops: %s", err);
+    if (a.random) {                   /* the baseline: one "generation" of N random candidates */
+        st = (SearchState){.n = a.random, .pop = nta_calloc((size_t)a.random, sizeof(Candidate))};
+        if (search_random(&net->d, &sc, a.random, val_fitness, &fx, st.pop, err, sizeof err))
+            nta_die("--budget-mflops: %s", err);
+        sc.generations = 0;
+    } else if (search_init(&net->d, &sc, val_fitness, &fx, &st, err, sizeof err)) {
+        nta_die("--budget-mflops: %s", err);
+    }
     log_generation(log, &net->d, &st, a.budget, t0);
-    while (st.gen < a.generations) {
+    while (st.gen < sc.generations) {
         search_step(&net->d, &sc, val_fitness, &fx, &st);
         log_generation(log, &net->d, &st, a.budget, t0);
     }
@@ -697,8 +706,8 @@ static int cmd_adapt(int argc, char **argv)
     net_free(net);
     norm_from_data(model, &d);
     train_phase(model, &d, &a, a.epochs, SAMPLE_FIXED);
-    report_test(model, &d, "NTAA", text, t0);
-    save_model(model, &a, "ntaa", text);
+    report_test(model, &d, a.random ? "random search" : "NTAA", text, t0);
+    save_model(model, &a, a.random ? "random" : "ntaa", text);
     net_free(model);
     data_free(&d);
     return 0;

@@ -358,6 +358,11 @@ static void test_pipeline(void)
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --budget-mflops 0.1 > %s/ad2.out 2>&1; "
              "test $? = 1 && grep -q 'smallest costs' %s/ad2.out", dir, task, dir, dir);
     CHECK(test_run(one) == 0, "adapt with a budget below the smallest architecture says so");
+    snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 0 --finetune-epochs 1 "
+             "--random 3 --budget-mflops 20 --log %s/r.log -o %s/r.nta > %s/r.out 2>&1 && "
+             "grep -q 'random search: test accuracy' %s/r.out && test $(wc -l < %s/r.log) = 3", dir, task, dir, dir,
+             dir, dir, dir);
+    CHECK(test_run(one) == 0, "adapt --random 3 (the random-search baseline) runs (see %s/r.out)", dir);
     for (int scratch = 0; scratch < 2; scratch++) {
         snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta finetune %s/a.nta %s --epochs 1 --from-scratch %d "
                  "-o %s/ft.nta > %s/ft.out 2>&1 && grep -q '%s: test accuracy' %s/ft.out", dir, task, scratch, dir,
