@@ -544,7 +544,7 @@ static Net *load_for_task(const char *path, const Backend *be, int B, const Data
 typedef struct {
     const char *task, *device, *out, *log, *arch;
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
-    int population, generations, parents, mutants, crosses, scratch, random;
+    int population, generations, parents, mutants, crosses, scratch, random, resume;
     float lr, warmup, momentum, wd, budget, mutate_prob;
 } AdaptCfg;
 
@@ -614,6 +614,10 @@ static double val_fitness(void *ctx, const Arch *a)
     return 100 * eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed);
 }
 
+/* The search log: per generation a header "# generation G n N rng STATE", then
+ * one line per candidate, fittest first: "G rank fitness MFLOPs params arch".
+ * Fitness is written exactly (%.17g) so a resumed search ranks as the
+ * unbroken one did. */
 static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, double budget, double t0)
 {
     double mean = 0, cost = 0;
@@ -624,14 +628,50 @@ static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, d
     printf("generation %d: best %.2f%% mean %.2f%%, best %.2f MFLOPs, mean %.2f MFLOPs (%.0f%% of budget), %s: %s\n",
            st->gen, st->pop[0].fitness, mean, st->pop[0].mflops, cost, budget > 0 ? 100 * cost / budget : 0,
            took, text);
-    if (log) {
-        for (int i = 0; i < st->n; i++) {
-            arch_format(d, &st->pop[i].arch, text, sizeof text);
-            fprintf(log, "%d %d %.4f %.4f %zu %s\n", st->gen, i, st->pop[i].fitness, st->pop[i].mflops,
-                    st->pop[i].params, text);
-        }
-        fflush(log);
+    if (!log) return;
+    fprintf(log, "# generation %d n %d rng %llu\n", st->gen, st->n, (unsigned long long)st->rng.state);
+    for (int i = 0; i < st->n; i++) {
+        arch_format(d, &st->pop[i].arch, text, sizeof text);
+        fprintf(log, "%d %d %.17g %.4f %zu %s\n", st->gen, i, st->pop[i].fitness, st->pop[i].mflops,
+                st->pop[i].params, text);
     }
+    fflush(log);
+}
+
+/* The last complete generation of a search log into st; 0 if there is none. */
+static int log_restore(const char *path, const NetDesc *d, SearchState *st)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024], text[512], err[512];
+    int gen = -1, n = 0, got = 0, done = 0;
+    unsigned long long rng = 0;
+    Candidate *pop = NULL;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "# generation %d n %d rng %llu", &gen, &n, &rng) == 3) {
+            if (n < 1 || n > 100000) break;
+            pop = realloc(pop, (size_t)n * sizeof *pop);
+            if (!pop) nta_die("out of memory reading '%s'", path);
+            got = 0;
+            continue;
+        }
+        int g, rank;
+        Candidate c = {0};
+        if (!pop || sscanf(line, "%d %d %lg %lg %zu %511s", &g, &rank, &c.fitness, &c.mflops, &c.params, text) != 6 ||
+            g != gen || rank != got || arch_parse(d, text, &c.arch, err, sizeof err))
+            continue;                          /* a partial or foreign line: ignored */
+        pop[got++] = c;
+        if (got == n) {                         /* a complete generation */
+            free(st->pop);
+            st->pop = nta_malloc((size_t)n * sizeof *pop);
+            memcpy(st->pop, pop, (size_t)n * sizeof *pop);
+            st->n = n, st->gen = gen, st->rng.state = rng;
+            done = 1;
+        }
+    }
+    free(pop);
+    fclose(f);
+    return done;
 }
 
 static int cmd_adapt(int argc, char **argv)
@@ -650,6 +690,7 @@ static int cmd_adapt(int argc, char **argv)
         {"mutate-prob", OPT_FLOAT, &a.mutate_prob, "0.1", "probability of resampling each choice"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
+        {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
     };
     Command cmd = {"adapt", "SUPERNET [options]",
                    "NTAA: transfer a supernet to a task, search its architecture under a budget, finetune the winner",
@@ -665,23 +706,40 @@ static int cmd_adapt(int argc, char **argv)
     const Backend *be = pick_backend(a.device, a.threads);
     DataSplits d;
     load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
-    Net *net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
-    if (net->d.space.nk == 0) nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", super[0]);
+    /* the transferred supernet is kept beside the output, for --resume */
+    char transfer[4096];
+    snprintf(transfer, sizeof transfer, "%s.transfer", a.out);
+    need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     double t0 = nta_now();
-
-    printf("neural transfer: %d epochs of the whole supernet on %s\n", a.transfer_epochs, a.task);
-    train_phase(net, &d, &a, a.transfer_epochs, SAMPLE_SANDWICH);
+    Net *net;
+    if (a.resume) {
+        char err[512];
+        if (!(net = net_load(transfer, be, a.batch, err, sizeof err))) nta_die("--resume: %s", err);
+        check_fits(&net->d, &d, transfer);
+        printf("neural transfer: done before, resumed from %s\n", transfer);
+    } else {
+        net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
+        if (net->d.space.nk == 0)
+            nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", super[0]);
+        printf("neural transfer: %d epochs of the whole supernet on %s\n", a.transfer_epochs, a.task);
+        train_phase(net, &d, &a, a.transfer_epochs, SAMPLE_SANDWICH);
+        if (*a.out && net_save(net, transfer, "adapt: the supernet after neural transfer\n", 0))
+            nta_die("could not save '%s'", transfer);
+    }
 
     printf("architecture adaptation: %s under %.2f MFLOPs\n", a.random ? "random search" : "evolution", a.budget);
     SearchCfg sc = {.population = a.population, .generations = a.generations, .parents = a.parents,
                     .mutants = a.mutants, .crosses = a.crosses, .mutate_prob = a.mutate_prob,
                     .budget_mflops = a.budget, .seed = (uint64_t)a.seed};
     Fitness fx = {net, &d, a.calib, (uint64_t)a.seed};
-    FILE *log = *a.log ? fopen(a.log, "w") : NULL;
-    if (*a.log && !log) nta_die("cannot write the search log '%s': %s", a.log, strerror(errno));
-    SearchState st;
+    SearchState st = {0};
     char err[512], text[512];
-    if (a.random) {                   /* the baseline: one "generation" of N random candidates */
+    int resumed = a.resume && !a.random && *a.log && log_restore(a.log, &net->d, &st);
+    FILE *log = *a.log ? fopen(a.log, resumed ? "a" : "w") : NULL;
+    if (*a.log && !log) nta_die("cannot write the search log '%s': %s", a.log, strerror(errno));
+    if (resumed) {
+        printf("search: resumed after generation %d from %s\n", st.gen, a.log);
+    } else if (a.random) {                   /* the baseline: one "generation" of N random candidates */
         st = (SearchState){.n = a.random, .pop = nta_calloc((size_t)a.random, sizeof(Candidate))};
         if (search_random(&net->d, &sc, a.random, val_fitness, &fx, st.pop, err, sizeof err))
             nta_die("--budget-mflops: %s", err);
@@ -689,7 +747,7 @@ static int cmd_adapt(int argc, char **argv)
     } else if (search_init(&net->d, &sc, val_fitness, &fx, &st, err, sizeof err)) {
         nta_die("--budget-mflops: %s", err);
     }
-    log_generation(log, &net->d, &st, a.budget, t0);
+    if (!resumed) log_generation(log, &net->d, &st, a.budget, t0);
     while (st.gen < sc.generations) {
         search_step(&net->d, &sc, val_fitness, &fx, &st);
         log_generation(log, &net->d, &st, a.budget, t0);
