@@ -518,9 +518,16 @@ static int cmd_pretrain(int argc, char **argv)
  * small labelled split that transfer has to make the most of. */
 static void load_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed)
 {
-    if (!strcmp(task, "mnist")) data_load(d, "mnist", val, limit, seed);
+    if (!strcmp(task, "mnist") || !strcmp(task, "mnist-parity")) data_load(d, "mnist", val, limit, seed);
     else if (!strncmp(task, "classify:", 9)) data_load(d, task + 9, val, limit, seed);
-    else nta_die("--task must be mnist or classify:DATA (DATA as for --data), not '%s'", task);
+    else nta_die("--task must be mnist, mnist-parity or classify:DATA (DATA as for --data), not '%s'", task);
+    if (!strcmp(task, "mnist-parity")) {               /* a binary attribute: is the digit odd? */
+        Dataset *s[3] = {&d->train, &d->val, &d->test};
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < s[i]->n; j++) s[i]->label[j] %= 2;
+            s[i]->classes = 2;
+        }
+    }
     if (train_images > 0 && train_images < d->train.n) d->train.n = train_images;
     printf("task %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", task, d->train.n,
            d->val.n, d->test.n, d->train.h, d->train.w, d->train.c, d->train.classes);
@@ -549,7 +556,7 @@ typedef struct {
 } AdaptCfg;
 
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
-    {"task", OPT_STR, &a.task, "mnist", "mnist, or classify:DATA with DATA as for --data of train"}, \
+    {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, or classify:DATA with DATA as for --data of train"}, \
     {"train-images", OPT_INT, &a.train_images, "1000", "labelled training images of the task (0 = all)"}, \
     {"val", OPT_INT, &a.val, "500", "training images held out for validation (the search's fitness)"}, \
     {"limit", OPT_INT, &a.limit, "0", "use only the first N images of the task's files; 0 = all"},   \
