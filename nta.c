@@ -234,6 +234,19 @@ static void check_fits(const NetDesc *nd, const DataSplits *d, const char *what)
                 d->name, (d->train.classes > d->test.classes ? d->train.classes : d->test.classes) - 1);
 }
 
+/* An architecture named on the command line: largest, smallest, random (from
+ * r) or its text form; dies naming the option (if any) on a bad string. */
+static Arch arch_named(const NetDesc *d, const char *name, Rng *r, const char *option)
+{
+    char err[512];
+    Arch a;
+    if (!strcmp(name, "largest")) return arch_largest(d);
+    if (!strcmp(name, "smallest")) return arch_smallest(d);
+    if (!strcmp(name, "random") && r) return arch_random(d, r);
+    if (arch_parse(d, name, &a, err, sizeof err)) nta_die("%s%s%s", option ? option : "", option ? ": " : "", err);
+    return a;
+}
+
 /* ------------------------------------------------------------ training */
 
 /* Settings shared by train and pretrain. */
@@ -799,11 +812,8 @@ static int cmd_finetune(int argc, char **argv)
     DataSplits d;
     load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
     Net *net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
-    Arch arch;
-    char err[512], text[512];
-    if (!strcmp(a.arch, "largest")) arch = arch_largest(&net->d);
-    else if (!strcmp(a.arch, "smallest")) arch = arch_smallest(&net->d);
-    else if (arch_parse(&net->d, a.arch, &arch, err, sizeof err)) nta_die("--arch: %s", err);
+    char text[512];
+    Arch arch = arch_named(&net->d, a.arch, NULL, "--arch");
     arch_format(&net->d, &arch, text, sizeof text);
     double t0 = nta_now();
     Net *model;
@@ -869,10 +879,7 @@ static int cmd_eval(int argc, char **argv)
     Arch *as = nta_calloc((size_t)n, sizeof(Arch));
     double *acc = nta_calloc((size_t)n, sizeof(double)), *mf = nta_calloc((size_t)n, sizeof(double));
     for (int i = 0; i < n; i++) {
-        if (random || !strcmp(arch, "random")) as[i] = arch_random(&net->d, &r);
-        else if (!strcmp(arch, "largest")) as[i] = arch_largest(&net->d);
-        else if (!strcmp(arch, "smallest")) as[i] = arch_smallest(&net->d);
-        else if (arch_parse(&net->d, arch, &as[i], err, sizeof err)) nta_die("--arch: %s", err);
+        as[i] = arch_named(&net->d, random ? "random" : arch, &r, "--arch");
         if (super) acc[i] = eval_arch(net, &d, &d.test, &as[i], calib, (uint64_t)seed);
         else acc[i] = evaluate(net, &d, &d.test, NULL);
         NetDesc sd = arch_standalone(&net->d, &as[i]);
@@ -933,10 +940,7 @@ static int cmd_arch(int argc, char **argv)
     Space sp;
     if (parse_space(&sp, kernels, expands, min_depth, err, sizeof err)) nta_die("%s", err);
     NetDesc d = net_supernet(h, w, c, classes, &sp, depth);
-    Arch a;
-    if (!strcmp(arch[0], "largest")) a = arch_largest(&d);
-    else if (!strcmp(arch[0], "smallest")) a = arch_smallest(&d);
-    else if (arch_parse(&d, arch[0], &a, err, sizeof err)) nta_die("%s", err);
+    Arch a = arch_named(&d, arch[0], NULL, NULL);
     arch_format(&d, &a, text, sizeof text);
     printf("%s\n", text);
     NetDesc sd = arch_standalone(&d, &a);

@@ -549,42 +549,13 @@ static int run_nta(const char *bin, const char *args)
     return rc;
 }
 
-/* A raw IDX file of unsigned bytes with the given dims (as test_cli.c). */
-static void write_idx(const char *name, int ndim, const int *dims, const uint8_t *data)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    uint8_t head[4] = {0, 0, 8, (uint8_t)ndim};
-    size_t n = 1;
-    fwrite(head, 1, 4, f);
-    for (int i = 0; i < ndim; i++) {
-        uint8_t be[4] = {(uint8_t)(dims[i] >> 24), (uint8_t)(dims[i] >> 16), (uint8_t)(dims[i] >> 8),
-                         (uint8_t)dims[i]};
-        fwrite(be, 1, 4, f);
-        n *= dims[i];
-    }
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-/* n images of 28x28: class c is a bright 8x8 square in corner c, plus noise. */
+/* test_write_dataset (test_cli.c) into files of dir */
 static void write_dataset(const char *images, const char *labels, int n, int classes, uint64_t seed)
 {
-    Rng r;
-    rng_seed(&r, seed);
-    uint8_t *pix = (uint8_t *)nta_calloc((size_t)n * 784, 1), *lab = (uint8_t *)nta_malloc(n);
-    for (int i = 0; i < n; i++) {
-        int c = (int)rng_below(&r, classes), y0 = c / 2 * 18 + 1, x0 = c % 2 * 18 + 1;
-        lab[i] = (uint8_t)c;
-        for (int p = 0; p < 784; p++) pix[i * 784 + p] = (uint8_t)rng_below(&r, 60);
-        for (int y = y0; y < y0 + 8; y++)
-            for (int x = x0; x < x0 + 8; x++) pix[i * 784 + y * 28 + x] = 255;
-    }
-    int di[3] = {n, 28, 28}, dl[1] = {n};
-    write_idx(images, 3, di, pix);
-    write_idx(labels, 1, dl, lab);
-    free(pix), free(lab);
+    char img[512], lab[512];
+    snprintf(img, sizeof img, "%s/%s", dir, images);
+    snprintf(lab, sizeof lab, "%s/%s", dir, labels);
+    test_write_dataset(img, lab, n, classes, seed);
 }
 
 /* "test accuracy A% (loss L)" of a train or eval run; -1 if absent */
