@@ -838,6 +838,28 @@ static int cmd_finetune(int argc, char **argv)
 
 /* --------------------------------------------------------------- eval */
 
+/* Ranks of x[n] (1-based; ties share their mean rank). */
+static void ranks(double *r, const double *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int below = 0, same = 0;
+        for (int j = 0; j < n; j++) below += x[j] < x[i], same += x[j] == x[i];
+        r[i] = below + (same + 1) / 2.0;
+    }
+}
+
+/* Spearman's rank correlation of a[n] and b[n]: Pearson's on their ranks. */
+static double spearman(const double *a, const double *b, int n)
+{
+    double *ra = nta_malloc((size_t)n * sizeof(double)), *rb = nta_malloc((size_t)n * sizeof(double));
+    double sab = 0, saa = 0, sbb = 0, m = (n + 1) / 2.0;
+    ranks(ra, a, n), ranks(rb, b, n);
+    for (int i = 0; i < n; i++)
+        sab += (ra[i] - m) * (rb[i] - m), saa += (ra[i] - m) * (ra[i] - m), sbb += (rb[i] - m) * (rb[i] - m);
+    free(ra), free(rb);
+    return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : 0;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     const char *data, *device, *arch, *model[1];
@@ -906,6 +928,7 @@ static int cmd_eval(int argc, char **argv)
         arch_format(&net->d, &as[i], text, sizeof text);
         printf("  %7.2f%% %8.2f %9zu  %s\n", 100 * acc[i], mf[i], net_params(&sd), text);
     }
+    if (random > 2) printf("rank correlation of accuracy with MFLOPs (Spearman): %.2f\n", spearman(acc, mf, n));
     free(as), free(acc), free(mf);
     net_free(net);
     data_free(&d);

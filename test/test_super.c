@@ -334,7 +334,8 @@ static void test_pipeline(void)
     CHECK(test_run(cmd) == 0, "pretrain reports the largest and smallest; resume says so");
     /* eval of sub-architectures of the result */
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --calib 2 --random 3 "
-             "> %s/e.log 2>&1 && grep -c 'k[35]e[23]' %s/e.log | grep -q 3", dir, img, lab, dir, dir);
+             "> %s/e.log 2>&1 && grep -c 'k[35]e[23]' %s/e.log | grep -q 3 && grep -q 'Spearman' %s/e.log", dir, img, lab,
+             dir, dir, dir);
     CHECK(test_run(cmd) == 0, "eval --random 3 prints three architectures (see %s/e.log)", dir);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --arch k7e6 > %s/f.log 2>&1; "
              "test $? = 1 && grep -q 'kernel 7 is not one of 3,5' %s/f.log", dir, img, lab, dir, dir);
