@@ -4,7 +4,8 @@
 #   make demo     setup + build + the main job
 #   make test     build + all tests (prints "N passed, N failed")
 #   make test-asan  the tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make bench    the CPU benchmark against PyTorch
+#   make check-nvcc every CUDA source through nvcc for sm_80 and sm_90 (no GPU needed)
+#   make bench    the CPU benchmark against PyTorch (test/gpu.sh: the GPU checks)
 
 CC      ?= cc
 CFLAGS  ?= -O2
