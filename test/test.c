@@ -14,6 +14,19 @@ int test_run(const char *cmd)
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int test_capture(const char *cmd, const char *dir, char *out, size_t len)
+{
+    char line[4096], path[512];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(line, sizeof line, "OMP_NUM_THREADS=2 %s > %s 2>&1", cmd, path);
+    int rc = test_run(line);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(out, 1, len - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);

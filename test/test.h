@@ -22,6 +22,9 @@ extern int test_passed, test_failed;
 
 /* Run a shell command, return its exit status (-1 if it did not exit normally). */
 int test_run(const char *cmd);
+/* Run "OMP_NUM_THREADS=2 CMD" with stdout and stderr in DIR/out.txt, copy that
+ * output (NUL-terminated, cut to len) into out, return the exit status. */
+int test_capture(const char *cmd, const char *dir, char *out, size_t len);
 /* Write n 28x28 IDX images and labels (raw): class c is a bright 8x8 square in
  * corner c of a noisy background (test_cli.c). */
 void test_write_dataset(const char *images, const char *labels, int n, int classes, uint64_t seed);

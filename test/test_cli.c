@@ -14,15 +14,9 @@ static char out[16384];
 /* Run "./nta ARGS", capture stdout+stderr into out[], return the exit code. */
 static int nta(const char *args)
 {
-    char cmd[1024], path[256];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta %s > %s 2>&1", args, path);
-    int rc = test_run(cmd);
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "./nta %s", args);
+    return test_capture(cmd, dir, out, sizeof out);
 }
 
 #define EXPECT(rc_, args, text)                                                             \

@@ -538,15 +538,9 @@ static char out[32768];
 /* Run "BIN ARGS", capture stdout+stderr into out[], return the exit code. */
 static int run_nta(const char *bin, const char *args)
 {
-    char cmd[2048], path[256];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s %s > %s 2>&1", bin, args, path);
-    int rc = test_run(cmd);
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s", bin, args);
+    return test_capture(cmd, dir, out, sizeof out);
 }
 
 /* test_write_dataset (test_cli.c) into files of dir */
