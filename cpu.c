@@ -583,6 +583,38 @@ static double cpu_xent(float *dlogits, int *correct, const float *logits,
     return loss;
 }
 
+/* Mean absolute error of pred [N] against target [N]: dpred = sign(pred - t) / N
+ * (0 where equal); returns the summed absolute error. */
+static double cpu_l1(float *dpred, const float *pred, const float *target, int N)
+{
+    double loss = 0;
+    for (int n = 0; n < N; n++) {
+        float e = pred[n] - target[n];
+        dpred[n] = (float)((e > 0) - (e < 0)) / N;
+        loss += fabsf(e);
+    }
+    return loss;
+}
+
+/* Softmax entropy H = -sum p log p of each row of logits [N,L], mean over rows
+ * times weight: dlogits = weight * -p (log p + H) / N; returns the summed H. */
+static double cpu_entropy(float *dlogits, const float *logits, float weight, int N, int L)
+{
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (size_t)n * L;
+        float *d = dlogits + (size_t)n * L;
+        double zmax = z[0], sum = 0, h = 0;
+        for (int j = 1; j < L; j++) if (z[j] > zmax) zmax = z[j];
+        for (int j = 0; j < L; j++) sum += exp(z[j] - zmax);
+        double lse = zmax + log(sum);
+        for (int j = 0; j < L; j++) h -= exp(z[j] - lse) * (z[j] - lse);
+        for (int j = 0; j < L; j++) d[j] = (float)(-weight * exp(z[j] - lse) * (z[j] - lse + h) / N);
+        total += h;
+    }
+    return total;
+}
+
 HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -603,5 +635,5 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .sgd = cpu_sgd,
+    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .sgd = cpu_sgd,
 };

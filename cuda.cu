@@ -124,5 +124,5 @@ const Backend cuda_backend = {
     cuda_bn_fwd_train, cuda_bn_fwd_eval, cuda_bn_bwd,
     cuda_add, cuda_gap_fwd, cuda_gap_bwd,
     cuda_bias_fwd, cuda_bias_bwd,
-    cuda_xent, cuda_sgd,
+    cuda_xent, cuda_l1, cuda_entropy, cuda_sgd,
 };

@@ -396,6 +396,71 @@ double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_
     return sum;
 }
 
+/* ------------------------------------------------- L1 and entropy losses */
+
+/* Per row the loss [N] (double); dpred [N] = sign(pred - target) / N. */
+__global__ void l1_kernel(float *dpred, double *loss, const float *__restrict__ pred,
+                          const float *__restrict__ target, int N)
+{
+    int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float e = pred[n] - target[n];
+    dpred[n] = (float)((e > 0) - (e < 0)) / N;
+    loss[n] = fabsf(e);
+}
+
+/* One warp per row of logits [N,L]: the softmax entropy h [N] (double) and
+ * dlogits = weight * -p (log p + h) / N, in double as the CPU. */
+__global__ void entropy_kernel(float *dlogits, double *loss, const float *__restrict__ logits,
+                               float weight, int N, int L)
+{
+    int lane = threadIdx.x % 32;
+    int n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= N) return;   /* the whole warp leaves together */
+    const float *z = logits + (size_t)n * L;
+    float *d = dlogits + (size_t)n * L;
+    float zmax = z[0];
+    for (int j = lane; j < L; j += 32) zmax = fmaxf(zmax, z[j]);
+    for (int off = 16; off > 0; off /= 2) zmax = fmaxf(zmax, __shfl_xor_sync(0xffffffffu, zmax, off));
+    double sum = 0, h = 0;
+    for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
+    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    double lse = zmax + log(sum);
+    for (int j = lane; j < L; j += 32) h -= exp(z[j] - lse) * (z[j] - lse);
+    for (int off = 16; off > 0; off /= 2) h += __shfl_xor_sync(0xffffffffu, h, off);
+    for (int j = lane; j < L; j += 32) d[j] = (float)(-weight * exp(z[j] - lse) * (z[j] - lse + h) / N);
+    if (lane == 0) loss[n] = h;
+}
+
+/* The host sums the rows' losses in order, as the CPU does. */
+static double sum_rows(const double *loss, int N)
+{
+    double *host = (double *)nta_malloc((size_t)N * sizeof(double)), sum = 0;
+    CUDA_CHECK(cudaMemcpyAsync(host, loss, (size_t)N * sizeof(double), cudaMemcpyDeviceToHost, cuda_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    for (int n = 0; n < N; n++) sum += host[n];
+    free(host);
+    return sum;
+}
+
+double cuda_l1(float *dpred, const float *pred, const float *target, int N)
+{
+    if (N <= 0) return 0;
+    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
+    SIMT_LAUNCH(l1_kernel, (N + 255) / 256, 256, 0, cuda_stream(), dpred, loss, pred, target, N);
+    LAUNCH_CHECK();
+    return sum_rows(loss, N);
+}
+
+double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L)
+{
+    if (N <= 0 || L <= 0) return 0;
+    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
+    SIMT_LAUNCH(entropy_kernel, (N + 7) / 8, 256, 0, cuda_stream(), dlogits, loss, logits, weight, N, L);
+    LAUNCH_CHECK();
+    return sum_rows(loss, N);
+}
+
 /* ---------------------------------------------------------------- optimiser */
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */

@@ -532,6 +532,7 @@ Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int v
     net->act = be->alloc(net->nact * sizeof(float));
     for (int i = 0; i < 3; i++) net->gbuf[i] = be->alloc(net->ngbuf * sizeof(float));
     net->y_in = be->alloc((size_t)B * sizeof(int32_t));
+    net->t_in = be->alloc((size_t)B * sizeof(float));
     for (int i = 0; i < bd.nbind; i++) {
         *bd.bind[i].p = net->p + bd.bind[i].off;
         *bd.bind[i].g = net->g + bd.bind[i].off;
@@ -558,7 +559,7 @@ void net_free(Net *net)
     const Backend *be = net->be;
     be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
-    be->free(net->y_in);
+    be->free(net->y_in), be->free(net->t_in);
     free(net->param);
     free(net);
 }
@@ -630,7 +631,16 @@ void net_forward(Net *net, int B, int train)
 
 double net_loss(Net *net, int B, int *correct)
 {
+    if (net->loss == LOSS_L1) {
+        if (correct) *correct = 0;
+        return net->be->l1(net->dlogits, net->logits, net->t_in, B);
+    }
     return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
+}
+
+double net_entropy(Net *net, int B, float weight)
+{
+    return net->be->entropy(net->dlogits, net->logits, weight, B, net->d.classes);
 }
 
 /* ---------------------------------------------------------- backward */
@@ -765,6 +775,7 @@ Net *net_extract(const Net *super, const Arch *a, int B)
         for (int j = 0; j < a->depth[s]; j++) map[nb++] = first[s] + j;
     Net *net = net_create(&sd, super->be, B, 0, 0);
     copy_params(net, super, map, NULL);
+    net->loss = super->loss;
     return net;
 }
 
@@ -774,6 +785,7 @@ Net *net_rehead(const Net *src, int classes, uint64_t seed)
     d.classes = classes;
     Net *net = net_create(&d, src->be, src->B, seed, 0);
     copy_params(net, src, NULL, "fc.");
+    net->loss = src->loss;
     return net;
 }
 

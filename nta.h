@@ -143,6 +143,11 @@ typedef struct Backend {
      * rows whose arg-max equals the label through *correct. */
     double (*xent)(float *dlogits, int *correct, const float *logits,
                    const int32_t *label, int N, int L);
+    /* L1 regression: dpred [N] = sign(pred - target) / N, returns sum |pred - target| */
+    double (*l1)(float *dpred, const float *pred, const float *target, int N);
+    /* Softmax entropy of logits [N,L] (unlabelled data): dlogits [N,L] = weight *
+     * grad of the mean entropy; returns the summed entropy. */
+    double (*entropy)(float *dlogits, const float *logits, float weight, int N, int L);
     /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
     void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
 } Backend;
@@ -264,6 +269,8 @@ typedef struct {
     float *act; size_t nact;              /* activations */
     float *gbuf[3]; size_t ngbuf;         /* activation-gradient scratch, each [ngbuf] */
     int32_t *y_in;                        /* [B] labels */
+    float *t_in;                          /* [B] regression targets */
+    int loss;                             /* LOSS_XENT (y_in) or LOSS_L1 (t_in, one output) */
     /* stem */
     float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
     BnParams bn_stem, gbn_stem;
@@ -287,6 +294,8 @@ typedef struct {
     int has_momentum;                     /* a loaded checkpoint restored net->m */
 } Net;
 
+enum { LOSS_XENT, LOSS_L1 };
+
 /* Build a network for batch B on backend be; print one line per layer if verbose.
  * Weights are initialised from seed (Kaiming-normal convs, BN gamma 1, beta 0). */
 Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose);
@@ -296,9 +305,13 @@ void net_set_arch(Net *net, const Arch *a);
 /* Forward B' <= B images x [B',H,W,Cin] (backend memory already holds them at
  * net->x_in). train: batch statistics; else running statistics. */
 void net_forward(Net *net, int B, int train);
-/* Softmax cross-entropy of net->logits against net->y_in; fills net->dlogits.
- * Returns the summed loss; *correct = right answers. */
+/* The loss of net->logits (LOSS_XENT: softmax cross-entropy against net->y_in;
+ * LOSS_L1: absolute error of the one output against net->t_in); fills
+ * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
+/* The softmax entropy of net->logits (unlabelled images) times weight: fills
+ * net->dlogits; returns the summed entropy. */
+double net_entropy(Net *net, int B, float weight);
 /* Backward from net->dlogits. Gradients are accumulated into net->g. */
 void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);

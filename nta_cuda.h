@@ -88,6 +88,8 @@ void cuda_bias_fwd(float *y, const float *b, int M, int N);
 void cuda_bias_bwd(float *db, const float *dy, int M, int N);
 double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label,
                  int N, int L);
+double cuda_l1(float *dpred, const float *pred, const float *target, int N);
+double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L);
 void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
 
 #endif

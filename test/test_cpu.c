@@ -318,6 +318,47 @@ static void xent_f(void *ctx, float *y)
     y[0] = (float)(be->xent(c->scratch, NULL, c->z, c->label, c->N, c->L) / c->N);
 }
 
+typedef struct { int N, L; float *z, *t, weight; float *scratch; } LossCase;
+
+static void l1_f(void *ctx, float *y)
+{
+    LossCase *c = ctx;
+    y[0] = (float)(be->l1(c->scratch, c->z, c->t, c->N) / c->N);
+}
+
+static void entropy_f(void *ctx, float *y)
+{
+    LossCase *c = ctx;
+    y[0] = (float)(c->weight * be->entropy(c->scratch, c->z, c->weight, c->N, c->L) / c->N);
+}
+
+/* L1 and entropy: values by hand, gradients numerically. */
+static void test_losses(Rng *r)
+{
+    float z[6] = {0.5f, -1, 2, 0.25f, 3, -2}, t[6] = {0, 1, 1.5f, -1, 2, 0}, d[6], one = 1, y;
+    LossCase lc = {6, 1, z, t, 1, d};
+    float scratch[6];
+    lc.scratch = scratch;
+    double l = be->l1(d, z, t, 6);
+    CHECK(fabs(l - 7.25) < 1e-6 && d[0] == 1.0f / 6 && d[1] == -1.0f / 6, "l1 value %.6f (want 7.25), dpred %g %g",
+          l, d[0], d[1]);
+    double e = grad_check(l1_f, &lc, z, 6, d, &one, &y, 1);
+    CHECK(e < GRAD_TOL, "l1 gradient: rel error %.2e", e);
+
+    LossCase ec = {3, 4, randv(r, 12, 2), NULL, 0.3f, nta_malloc(12 * 4)};
+    float *dl = nta_malloc(12 * 4);
+    double h = be->entropy(dl, ec.z, ec.weight, 3, 4), want = 0;
+    for (int n = 0; n < 3; n++) {
+        double s = 0;
+        for (int j = 0; j < 4; j++) s += exp(ec.z[n * 4 + j]);
+        for (int j = 0; j < 4; j++) want -= exp(ec.z[n * 4 + j]) / s * (ec.z[n * 4 + j] - log(s));
+    }
+    CHECK(fabs(h - want) < 1e-5 * want, "entropy value %.6f vs %.6f", h, want);
+    e = grad_check(entropy_f, &ec, ec.z, 12, dl, &one, &y, 1);
+    CHECK(e < GRAD_TOL, "entropy gradient: rel error %.2e", e);
+    free(ec.z), free(ec.scratch), free(dl);
+}
+
 static void test_small_ops(void)
 {
     Rng r;
@@ -361,6 +402,7 @@ static void test_small_ops(void)
           loss, want, correct, right);
     e = grad_check(xent_f, &xc, xc.z, 20, dl, &one, &loss1, 1);
     CHECK(e < GRAD_TOL, "cross-entropy gradient: rel error %.2e", e);
+    test_losses(&r);
 
     /* SGD with momentum and weight decay, two steps by hand */
     float w[2] = {1, -2}, m[2] = {0, 0}, gr[2] = {0.5f, 0.25f};

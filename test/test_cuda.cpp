@@ -36,6 +36,7 @@ static const struct Tol {
     {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
     {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
     {"xent", 1e-9, 1e-6},          /* dlogits, per-batch loss */
+    {"loss", 1e-9, 1e-6},          /* l1 and entropy: gradient, per-batch loss */
     {"step", 1e-5, 1e-4},          /* a network's loss, gradients, parameters after 2 steps */
     {"cli loss", 1e-4, 1e-3},      /* test loss after training 1 epoch on each backend */
 };
@@ -442,8 +443,29 @@ static void test_small_ops(void)
         snprintf(what, sizeof what, "xent loss N%d L%d", R, L);
         compare("xent", what, &fl2, &fl1, 1);
         CHECK(c1 == c2, "xent N%d L%d: %d right, the CPU %d", R, L, c2, c1);
-        free(got), free(z), free(d), free(lab);
-        cu->free(dz_), cu->free(dlab);
+        free(got);
+
+        /* the entropy of the same logits, and L1 of their first column */
+        float *e1 = randv(&r, nl, 0, 0), *t = randv(&r, R, -4, 4), *dt = dev(t, R), *de = dev(e1, nl);
+        double h1 = cpu->entropy(e1, z, 0.3f, R, L), h2 = cu->entropy(de, dz_, 0.3f, R, L);
+        got = back(de, nl);
+        snprintf(what, sizeof what, "entropy dlogits N%d L%d", R, L);
+        compare("loss", what, got, e1, nl);
+        float fh1 = (float)h1, fh2 = (float)h2;
+        snprintf(what, sizeof what, "entropy N%d L%d", R, L);
+        compare("loss", what, &fh2, &fh1, 1);
+        free(got);
+        float *p = randv(&r, R, -4, 4), *dp = dev(p, R);
+        float *dl1 = dev(e1, R);
+        h1 = cpu->l1(e1, p, t, R), h2 = cu->l1(dl1, dp, dt, R);
+        got = back(dl1, R);
+        snprintf(what, sizeof what, "l1 dpred N%d", R);
+        compare("loss", what, got, e1, R);
+        fh1 = (float)h1, fh2 = (float)h2;
+        snprintf(what, sizeof what, "l1 N%d", R);
+        compare("loss", what, &fh2, &fh1, 1);
+        free(got), free(e1), free(t), free(p), free(z), free(d), free(lab);
+        cu->free(dt), cu->free(dp), cu->free(dz_), cu->free(dlab);
     }
 }
 
