@@ -64,11 +64,19 @@ static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 
 /* --------------------------------------------------------------- GEMM */
 
-/* C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. Blocking: for each KC slice of
- * K, B is packed into NR-wide column panels and A into MR-tall row panels
- * (alpha folded in, zero-padded at the edges); the micro-kernel multiplies one
- * MR x KC panel by one KC x NR panel into a 6x16 register tile. */
-enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 1024 };
+/* C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. Blocking: K is cut into KC
+ * slices, the columns into NC blocks and NR-wide panels, the rows into MR tiles; the
+ * micro-kernel multiplies an MR x kc tile of A by a kc x NR panel of B into a
+ * 6x16 register tile. A is read where it lies (its six rows, or with ta six
+ * adjacent columns, are streams the prefetcher follows), so the activations,
+ * the big operand, are never copied. B is read in place too when it is not
+ * transposed and its width is a multiple of 8; otherwise it is packed into
+ * zero-padded NR-wide panels. The first K slice stores into C when beta is 0,
+ * so C is written once instead of being cleared first. */
+enum { MR = 6, NR = 16, KC = 256, NC = 512 };
+/* ISO C mode keeps a*b+c as two roundings; the GEMM wants fused multiply-adds */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
 typedef float v8 __attribute__((vector_size(32)));
 
 static inline float at(const float *X, int trans, int ld, int r, int c)
@@ -76,17 +84,12 @@ static inline float at(const float *X, int trans, int ld, int r, int c)
     return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
 }
 
-/* pack op(A)[i0:i0+mc, p0:p0+kc] * alpha into panels pa[mc/MR][kc][MR] */
-static void pack_a(float *pa, const float *A, int ta, int lda, int i0, int mc,
-                   int p0, int kc, float alpha)
-{
-    for (int ip = 0; ip < mc; ip += MR)
-        for (int p = 0; p < kc; p++)
-            for (int i = 0; i < MR; i++, pa++)
-                *pa = ip + i < mc ? alpha * at(A, ta, lda, i0 + ip + i, p0 + p) : 0.0f;
-}
+/* unaligned 8-float load and store (macros: a v8 return value would change
+ * the ABI of the portable clone) */
+#define load8(p) ({ v8 v_; memcpy(&v_, (p), 32); v_; })
+#define store8(p, v) do { v8 v_ = (v); memcpy((p), &v_, 32); } while (0)
 
-/* pack op(B)[p0:p0+kc, j0:j0+nc] into panels pb[nc/NR][kc][NR] */
+/* pack op(B)[p0:p0+kc, j0:j0+nc] into zero-padded panels pb[nc/NR][kc][NR] */
 static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
                    int j0, int nc)
 {
@@ -96,80 +99,125 @@ static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
                 *pb = jp + j < nc ? at(B, tb, ldb, p0 + p, j0 + jp + j) : 0.0f;
 }
 
-/* C[0:mr, 0:nr] += a-panel [kc][MR] x b-panel [kc][NR] (panels 64-byte aligned) */
+/* C[0:mr, 0:nr] = (store ? 0 : C) + alpha * A-tile x B-panel. Element (i, p)
+ * of the tile is a[i*lda + p] (ta = 0) or a[p*lda + i] (ta = 1); row p of
+ * the panel is b + p*ldb, 8*nv wide (nv = 1 or 2). ta and nv are constants
+ * at every call, so each use is specialised; the 6 x 8nv sums stay in
+ * registers. */
 static inline __attribute__((always_inline)) void micro_kernel(
-    int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr)
+    int kc, const float *a, int lda, int ta, const float *b, int ldb, int nv,
+    float *C, int ldc, int mr, int nr, float alpha, int store)
 {
-    v8 c[MR][2];
-    memset(c, 0, sizeof c);
-    for (int p = 0; p < kc; p++, a += MR, b += NR) {
-        v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8);
+    v8 c[MR][2] = {{{0}}}, z = {0};
+    for (int p = 0; p < kc; p++, b += ldb) {
+        v8 b0 = load8(b), b1 = nv == 2 ? load8(b + 8) : z;
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            v8 ai = {a[i], a[i], a[i], a[i], a[i], a[i], a[i], a[i]};
+            float s = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+            v8 ai = {s, s, s, s, s, s, s, s};
             c[i][0] += ai * b0;
-            c[i][1] += ai * b1;
+            if (nv == 2) c[i][1] += ai * b1;
         }
     }
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++) {
-            v8 t0, t1;
-            memcpy(&t0, C + (size_t)i * ldc, 32);
-            memcpy(&t1, C + (size_t)i * ldc + 8, 32);
-            t0 += c[i][0];
-            t1 += c[i][1];
-            memcpy(C + (size_t)i * ldc, &t0, 32);
-            memcpy(C + (size_t)i * ldc + 8, &t1, 32);
-        }
+    if (alpha != 1.0f)
+        for (int i = 0; i < MR; i++) c[i][0] *= alpha, c[i][1] *= alpha;
+    if (mr == MR && nr == 8 * nv) {
+        for (int i = 0; i < MR; i++)
+            for (int v = 0; v < nv; v++) {
+                float *q = C + (size_t)i * ldc + 8 * v;
+                store8(q, store ? c[i][v] : load8(q) + c[i][v]);
+            }
     } else {
         float t[MR][NR];
         memcpy(t, c, sizeof t);
         for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++) C[(size_t)i * ldc + j] += t[i][j];
+            for (int j = 0; j < nr; j++) {
+                float *q = C + (size_t)i * ldc + j;
+                *q = store ? t[i][j] : *q + t[i][j];
+            }
     }
 }
 
-/* C[M,N] += alpha op(A) op(B) on the calling thread */
+/* One tile: dispatch to the specialised kernels. An edge tile of fewer than
+ * MR rows is first copied, zero-padded, into edge [kc][MR]. */
+static inline __attribute__((always_inline)) void tile(
+    int kc, const float *a, int lda, int ta, const float *b, int ldb, float *C, int ldc,
+    int mr, int nr, float alpha, int store, float *edge)
+{
+    int nv = nr > 8 ? 2 : 1;
+    if (mr < MR) {
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < MR; i++)
+                edge[p * MR + i] = i < mr ? (ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]) : 0.0f;
+        a = edge, lda = MR, ta = 1;
+    }
+    if (ta) {
+        if (nv == 2) micro_kernel(kc, a, lda, 1, b, ldb, 2, C, ldc, mr, nr, alpha, store);
+        else micro_kernel(kc, a, lda, 1, b, ldb, 1, C, ldc, mr, nr, alpha, store);
+    } else {
+        if (nv == 2) micro_kernel(kc, a, lda, 0, b, ldb, 2, C, ldc, mr, nr, alpha, store);
+        else micro_kernel(kc, a, lda, 0, b, ldb, 1, C, ldc, mr, nr, alpha, store);
+    }
+}
+
+/* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C) on the calling thread */
 HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb,
-                            float *C, int ldc)
+                            float *C, int ldc, int beta0)
 {
+    int direct = !tb && N % 8 == 0;
+    float *edge = scratch(1, (size_t)KC * MR);
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
         int ncp = (nc + NR - 1) / NR * NR;
         for (int pc = 0; pc < K; pc += KC) {
-            int kc = K - pc < KC ? K - pc : KC;
-            float *pb = scratch(0, (size_t)kc * ncp);
-            pack_b(pb, B, tb, ldb, pc, kc, jc, nc);
-            for (int ic = 0; ic < M; ic += MC) {
-                int mc = M - ic < MC ? M - ic : MC;
-                float *pa = scratch(1, (size_t)kc * MC);
-                pack_a(pa, A, ta, lda, ic, mc, pc, kc, alpha);
-                for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        micro_kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
-                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                                     mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
+            int kc = K - pc < KC ? K - pc : KC, store = beta0 && pc == 0;
+            const float *pb = B + (size_t)pc * ldb + jc;
+            if (!direct) {
+                float *buf = scratch(0, (size_t)kc * ncp);
+                pack_b(buf, B, tb, ldb, pc, kc, jc, nc);
+                pb = buf;
+            }
+            /* the A tile stays in L1 while it meets every panel of B (in L2) */
+            for (int i = 0; i < M; i += MR) {
+                const float *a = ta ? A + (size_t)pc * lda + i : A + (size_t)i * lda + pc;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *b = direct ? pb + jr : pb + (size_t)jr * kc;
+                    tile(kc, a, lda, ta, b, direct ? ldb : NR, C + (size_t)i * ldc + jc + jr, ldc,
+                         M - i < MR ? M - i : MR, nr, alpha, store, edge);
+                }
             }
         }
     }
 }
+
+#pragma GCC pop_options
+
+/* Per-thread partial products of the K split, kept between calls. */
+static float *gemm_part;
+static size_t gemm_part_cap;
 
 static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0) memset(c, 0, N * sizeof(float));
-        else if (beta != 1) for (int j = 0; j < N; j++) c[j] *= beta;
+    if (K <= 0 || (beta != 0 && beta != 1)) {    /* C = beta C first; then accumulate */
+        for (int i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (beta == 0) memset(c, 0, N * sizeof(float));
+            else for (int j = 0; j < N; j++) c[j] *= beta;
+        }
+        if (K <= 0) return;
+        beta = 1;
     }
-    if (K <= 0) return;
-    int nt = omp_get_max_threads();
-    if (M >= 4 * MR * nt || (long)K < 4L * M) {
+    /* inside a parallel region (inference runs pieces of the batch on each
+     * thread) the GEMM runs on the calling thread alone */
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
+    if (nt == 1 || M >= 4 * MR * nt || (long)K < 4L * M) {
         /* Tall C: split the rows between threads */
-#pragma omp parallel
+#pragma omp parallel if (nt > 1)
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
             split(M / MR, t, n, &lo, &hi);
@@ -178,28 +226,43 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
             if (hi > lo)
                 gemm_serial(ta, tb, hi - lo, N, K, alpha,
                             ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
-                            C + (size_t)lo * ldc, ldc);
+                            C + (size_t)lo * ldc, ldc, beta0);
         }
         return;
     }
-    /* Small C, long K (weight gradients): split K, sum the partial products
-     * in thread order. */
-    float *part = nta_calloc((size_t)nt * M * N, sizeof(float));
+    /* Small C, long K (weight gradients): split K; each thread stores its
+     * partial product, then the rows of C are shared out and each sums the
+     * partials in thread order (deterministic for a thread count). */
+    size_t mn = (size_t)M * N;
+    if (gemm_part_cap < (size_t)nt * mn) {
+        free(gemm_part);
+        gemm_part_cap = (size_t)nt * mn;
+        gemm_part = aligned_alloc(64, (gemm_part_cap * sizeof(float) + 63) & ~(size_t)63);
+        if (!gemm_part) nta_die("out of memory allocating the GEMM's partial products");
+    }
+    float *part = gemm_part;
 #pragma omp parallel
     {
-        int t = omp_get_thread_num(), lo, hi;
-        split(K, t, omp_get_num_threads(), &lo, &hi);
+        int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
+        split(K, t, n, &lo, &hi);
+        float *pt = part + (size_t)t * mn;
         if (hi > lo)
             gemm_serial(ta, tb, M, N, hi - lo, alpha,
                         ta ? A + (size_t)lo * lda : A + lo, lda,
-                        tb ? B + lo : B + (size_t)lo * ldb, ldb,
-                        part + (size_t)t * M * N, N);
+                        tb ? B + lo : B + (size_t)lo * ldb, ldb, pt, N, 1);
+        else
+            memset(pt, 0, mn * sizeof(float));
+#pragma omp barrier
+        split(M, t, n, &lo, &hi);
+        for (int i = lo; i < hi; i++) {
+            float *c = C + (size_t)i * ldc;
+            for (int u = 0; u < n; u++) {
+                const float *q = part + (size_t)u * mn + (size_t)i * N;
+                if (u == 0 && beta0) memcpy(c, q, N * sizeof(float));
+                else for (int j = 0; j < N; j++) c[j] += q[j];
+            }
+        }
     }
-    for (int t = 0; t < nt; t++)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)i * ldc + j] += part[((size_t)t * M + i) * N + j];
-    free(part);
 }
 
 /* -------------------------------------------------------- dense conv */
@@ -367,8 +430,9 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 
 /* --------------------------------------------------------- batchnorm */
 
-/* Column sums of f(row) over P rows of C channels, in double, deterministic:
- * each thread sums its rows in float blocks of 64, adding blocks in double. */
+/* Column sums of z - center and of its square over P rows of C channels, in
+ * double, deterministic: each thread sums its rows in float blocks of 64,
+ * adding blocks in double. */
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
@@ -423,13 +487,12 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
 {
     double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
     float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
-    /* pass 1: the mean; pass 2: the variance around it (no cancellation) */
-    memset(scale, 0, C * sizeof(float));
-    col_moments(s1, s2, z, scale, P, C);
-    for (int c = 0; c < C; c++) mean[c] = (float)(s1[c] / P);
-    col_moments(s1, s2, z, mean, P, C);
+    /* one pass: moments of z - z[0] (the first row); shifted by a sample of
+     * the batch, the variance suffers no cancellation however large the mean */
+    col_moments(s1, s2, z, z, P, C);
     for (int c = 0; c < C; c++) {
         double m1 = s1[c] / P, var = s2[c] / P - m1 * m1;
+        mean[c] = (float)(z[c] + m1);
         if (var < 0) var = 0;
         istd[c] = (float)(1.0 / sqrt(var + NTA_BN_EPS));
         run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];

@@ -593,40 +593,75 @@ static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const Bn
         net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
 }
 
-void net_forward(Net *net, int B, int train)
+/* The forward pass of images [b0, b0+n) of the batch (every op sees a batch of
+ * n images; the tensors are the batch's, offset to image b0). Training needs
+ * the whole batch at once (batch statistics); inference does not. */
+static void forward_part(Net *net, int b0, int n, int train)
 {
     const Backend *be = net->be;
     const NetDesc *d = &net->d;
     int h = d->in_h, w = d->in_w;
+    size_t hw = (size_t)h * w;
+#define IMG(ptr, per_image) ((ptr) + (size_t)b0 * (per_image))   /* image b0 of a [B,...] tensor */
 
-    be->conv_fwd(net->z_stem, net->x_in, net->w_stem, B, h, w, d->in_c, d->stem_c, d->stem_k, 1);
-    bn_forward(net, net->a_stem, &net->sv_stem, net->z_stem, &net->bn_stem, B * h * w,
-               d->stem_c, 1, train);
+    be->conv_fwd(IMG(net->z_stem, hw * d->stem_c), IMG(net->x_in, hw * d->in_c), net->w_stem, n,
+                 h, w, d->in_c, d->stem_c, d->stem_k, 1);
+    bn_forward(net, IMG(net->a_stem, hw * d->stem_c), &net->sv_stem,
+               IMG(net->z_stem, hw * d->stem_c), &net->bn_stem, n * h * w, d->stem_c, 1, train);
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
         if (!net->on[i]) continue;
         /* the active slice: K x K centre of the depthwise weights, the first E
          * expanded channels; weights are read with the full tensors' pitches */
-        int pin = B * k->h * k->w, pout = B * k->ho * k->wo, Em = k->emax;
+        int pin = n * k->h * k->w, pout = n * k->ho * k->wo, Em = k->emax;
         int K = net->arch.k[i], E = net->arch.e[i] * k->ci, off = (k->kmax - K) / 2;
-        const float *x = input_of(net, i);                      /* [B,h,w,Ci] */
+        size_t in_img = (size_t)k->h * k->w, out_img = (size_t)k->ho * k->wo;
+        const float *x = IMG(input_of(net, i), in_img * k->ci);   /* [n,h,w,Ci] */
+        float *z_exp = IMG(k->z_exp, in_img * E), *a_exp = IMG(k->a_exp, in_img * E);
+        float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
+        float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, Em, 0, k->z_exp, E);
-        bn_forward(net, k->a_exp, &k->sv_exp, k->z_exp, &k->bn_exp, pin, E, 1, train);
-        be->dw_fwd(k->z_dw, k->a_exp, wdw, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
-        bn_forward(net, k->a_dw, &k->sv_dw, k->z_dw, &k->bn_dw, pout, E, 1, train);
-        be->gemm(0, 0, pout, k->co, E, 1, k->a_dw, E, k->w_proj, k->co, 0, k->z_proj, k->co);
-        bn_forward(net, k->out, &k->sv_proj, k->z_proj, &k->bn_proj, pout, k->co, 0, train);
-        if (k->s == 1 && k->ci == k->co) be->add(k->out, x, (size_t)pout * k->co);
+        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, Em, 0, z_exp, E);
+        bn_forward(net, a_exp, &k->sv_exp, z_exp, &k->bn_exp, pin, E, 1, train);
+        be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
+        bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, train);
+        be->gemm(0, 0, pout, k->co, E, 1, a_dw, E, k->w_proj, k->co, 0, z_proj, k->co);
+        bn_forward(net, out, &k->sv_proj, z_proj, &k->bn_proj, pout, k->co, 0, train);
+        if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
     }
-    const float *x = input_of(net, d->nblocks);                /* [B,hh,hw,Cl] */
-    int ph = B * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
-    be->gemm(0, 0, ph, d->head_c, cl, 1, x, cl, net->w_head, d->head_c, 0, net->z_head, d->head_c);
-    bn_forward(net, net->a_head, &net->sv_head, net->z_head, &net->bn_head, ph, d->head_c, 1, train);
-    be->gap_fwd(net->pooled, net->a_head, B, net->hh * net->hw, d->head_c);
-    be->gemm(0, 0, B, d->classes, d->head_c, 1, net->pooled, d->head_c, net->w_fc, d->classes, 0,
-             net->logits, d->classes);
-    be->bias_fwd(net->logits, net->b_fc, B, d->classes);
+    size_t head_img = (size_t)net->hh * net->hw;
+    int ph = n * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
+    const float *x = IMG(input_of(net, d->nblocks), head_img * cl);   /* [n,hh,hw,Cl] */
+    float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
+    float *pooled = IMG(net->pooled, d->head_c), *logits = IMG(net->logits, d->classes);
+    be->gemm(0, 0, ph, d->head_c, cl, 1, x, cl, net->w_head, d->head_c, 0, z_head, d->head_c);
+    bn_forward(net, a_head, &net->sv_head, z_head, &net->bn_head, ph, d->head_c, 1, train);
+    be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
+    be->gemm(0, 0, n, d->classes, d->head_c, 1, pooled, d->head_c, net->w_fc, d->classes, 0,
+             logits, d->classes);
+    be->bias_fwd(logits, net->b_fc, n, d->classes);
+#undef IMG
+}
+
+/* Images per piece when inference splits the batch. On the CPU each thread
+ * runs whole pieces of EVAL_PIECE images through the network on its own, so
+ * a piece's activations stay in the core's cache and the threads never wait
+ * for each other; the ops then run single-threaded (nested OpenMP regions are
+ * inactive). A GPU runs the whole batch at once. */
+enum { EVAL_PIECE = 2 };
+
+void net_forward(Net *net, int B, int train)
+{
+    if (train || net->be != &cpu_backend || B <= EVAL_PIECE) {
+        forward_part(net, 0, B, train);
+        return;
+    }
+    int pieces = (B + EVAL_PIECE - 1) / EVAL_PIECE;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int p = 0; p < pieces; p++) {
+        int b0 = p * EVAL_PIECE;
+        forward_part(net, b0, B - b0 < EVAL_PIECE ? B - b0 : EVAL_PIECE, 0);
+    }
 }
 
 double net_loss(Net *net, int B, int *correct)

@@ -3,7 +3,11 @@
 # batch, 2 threads, random data: training-step and inference images per second.
 #   bench/bench.sh                 (BENCH_SECONDS=10 per measurement by default)
 #   BENCH_SECONDS=1 bench/bench.sh (a quick check; noisy numbers)
-# Prints a markdown table, then the machine and the torch version.
+#   BENCH_TABLES=0 bench/bench.sh  (only the whole-step table)
+# Prints a markdown table, then the machine and the torch version; then, per
+# batch, where nta's step spends its time (bench/ops.c) and our GEMM against
+# OpenBLAS on the network's shapes (bench/gemm.c; needs libopenblas-dev, which
+# is linked into that benchmark only, never into nta).
 set -e
 cd "$(dirname "$0")/.."
 
@@ -13,6 +17,17 @@ PY=/usr/bin/python3
 export OMP_NUM_THREADS=$THREADS
 
 make nta bench/step >&2
+OBJ="build/util.o build/cpu.o build/net.o build/data.o build/search.o"
+TABLES=${BENCH_TABLES:-1}
+if [ "$TABLES" = 1 ]; then
+    cc -O2 -std=c11 -Wall -Wextra -fopenmp -I. bench/ops.c $OBJ -o build/bench-ops -lz -lm >&2
+    if [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ]; then
+        cc -O2 -std=c11 -Wall -Wextra -fopenmp -I. bench/gemm.c $OBJ -o build/bench-gemm -lz -lm -lopenblas >&2
+    else
+        echo "bench: no OpenBLAS (apt-get install libopenblas-dev): no GEMM table" >&2
+        rm -f build/bench-gemm
+    fi
+fi
 
 if ! $PY -c 'import torch' 2>/dev/null; then
     echo "bench: installing python3-torch" >&2
@@ -47,3 +62,10 @@ echo
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}; $THREADS threads, ${SECONDS_EACH} s per measurement;" \
      "torch $($PY -c 'import torch; print(torch.__version__)')"
+
+if [ "$TABLES" = 1 ]; then
+    for B in 64 256; do
+        build/bench-ops "$B" "$THREADS" 20
+        if [ -x build/bench-gemm ]; then build/bench-gemm "$B" "$THREADS" 20; fi
+    done
+fi

@@ -70,8 +70,11 @@ static void test_gemm(void)
 {
     Rng r;
     rng_seed(&r, 1);
-    /* shapes cover the row split, the K split and the edges of the 6x16 tile */
-    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300}};
+    /* shapes cover the row split, the K split, the edges of the 6x16 tile, B
+     * read in place (width a multiple of 8) and K longer than one slice with
+     * beta 0 and 1.3 */
+    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300},
+                       {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,9 +200,41 @@ static void test_learns(void)
     net_free(net);
 }
 
+/* Inference on the CPU runs the batch in pieces, one thread per piece; a copy
+ * of the CPU backend (not &cpu_backend) runs the whole batch at once, op by
+ * op. Both must give the same logits, with a batch that leaves a short piece,
+ * on one thread and on two. */
+static void test_eval_pieces(void)
+{
+    NetDesc d = tiny_desc();
+    Backend whole = cpu_backend;
+    int was = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        cpu_set_threads(threads);
+        int B = 7;
+        Net *a = net_create(&d, &cpu_backend, B, 5, 0), *b = net_create(&d, &whole, B, 5, 0);
+        fill_batch(a, B, 9);
+        fill_batch(b, B, 9);
+        net_forward(a, B, 1);          /* running statistics away from their start */
+        net_forward(b, B, 1);
+        net_forward(a, B, 0);
+        net_forward(b, B, 0);
+        double err = 0, mag = 0;
+        for (int i = 0; i < B * d.classes; i++) {
+            err = fmax(err, fabs((double)a->logits[i] - b->logits[i]));
+            mag = fmax(mag, fabs((double)b->logits[i]));
+        }
+        CHECK(mag > 0 && err <= 1e-5 * mag, "inference in pieces (%d threads): logits differ by %.2e of %.2e",
+              threads, err, mag);
+        net_free(a), net_free(b);
+    }
+    cpu_set_threads(was);
+}
+
 void test_net(void)
 {
     test_net_gradient();
+    test_eval_pieces();
     test_costs();
     test_desc_text();
     test_model_files();
