@@ -178,3 +178,38 @@ void search_free(SearchState *st)
     free(st->pop);
     st->pop = NULL;
 }
+
+/* ------------------------------------------------------------ Pareto front */
+
+typedef struct { double mflops, fitness; int idx; } ParetoKey;
+
+/* Ascending MFLOPs, then descending fitness, then index: a total order. */
+static int by_cost(const void *pa, const void *pb)
+{
+    const ParetoKey *a = pa, *b = pb;
+    if (a->mflops != b->mflops) return a->mflops < b->mflops ? -1 : 1;
+    if (a->fitness != b->fitness) return a->fitness > b->fitness ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* Sorted by cost, a candidate is on the front exactly when it is fitter than
+ * every candidate before it (those cost no more and, at equal cost, are at
+ * least as fit); of exact duplicates the first is kept. NaN values are never
+ * on the front. */
+int search_pareto(const Candidate *pop, int n, int *front)
+{
+    ParetoKey *key = nta_malloc((size_t)(n > 0 ? n : 1) * sizeof *key);
+    int m = 0, count = 0;
+    for (int i = 0; i < n; i++)
+        if (pop[i].fitness == pop[i].fitness && pop[i].mflops == pop[i].mflops)
+            key[m++] = (ParetoKey){pop[i].mflops, pop[i].fitness, i};
+    qsort(key, (size_t)m, sizeof *key, by_cost);
+    double best = 0;
+    for (int j = 0; j < m; j++)
+        if (count == 0 || key[j].fitness > best) {
+            front[count++] = key[j].idx;
+            best = key[j].fitness;
+        }
+    free(key);
+    return count;
+}

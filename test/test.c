@@ -32,7 +32,7 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"cpu ops", test_cpu}, {"network", test_net}, {"supernet", test_super},
-        {"search", test_search}, {"data", test_data},
+        {"search", test_search}, {"report", test_report}, {"data", test_data},
         {"pytorch fixture", test_fixture}, {"simt emulator", test_simt},
         {"command line", test_cli}, {"cuda backend", test_cuda},
     };
