@@ -194,6 +194,7 @@ static void ds_alloc(Dataset *s, int n, int h, int w, int c)
     s->n = n, s->h = h, s->w = w, s->c = c, s->classes = 0;
     s->pix = nta_malloc((size_t)n * h * w * c);
     s->label = nta_malloc((size_t)n * sizeof *s->label);
+    s->value = NULL;
 }
 
 /* Add room for `more` images at the end; returns the index of the first. */
@@ -212,6 +213,7 @@ static void ds_free(Dataset *s)
 {
     free(s->pix);
     free(s->label);
+    free(s->value);
     memset(s, 0, sizeof *s);
 }
 
@@ -223,6 +225,10 @@ static void ds_take(Dataset *dst, const Dataset *src, const int *idx, int n)
     for (int i = 0; i < n; i++) {
         memcpy(dst->pix + (size_t)i * img, src->pix + (size_t)idx[i] * img, img);
         dst->label[i] = src->label[idx[i]];
+    }
+    if (src->value) {
+        dst->value = nta_malloc((size_t)n * sizeof *dst->value);
+        for (int i = 0; i < n; i++) dst->value[i] = src->value[idx[i]];
     }
 }
 
@@ -561,6 +567,133 @@ void data_free(DataSplits *d)
     ds_free(&d->train);
     ds_free(&d->val);
     ds_free(&d->test);
+    ds_free(&d->target);
+}
+
+/* ------------------------------------------------------------ the tasks */
+
+/* Seeds of the tasks' fixed transformations: the same on every run. */
+#define TASK_ROT_SEED 0x726f74u
+#define TASK_UDA_SEED 0x756461u
+
+/* dst [H,W] = src [H,W] rotated by deg degrees about the centre (bilinear,
+ * black outside). */
+static void rotate_image(uint8_t *dst, const uint8_t *src, int H, int W, float deg)
+{
+    float rad = deg * 3.14159265f / 180, c = cosf(rad), s = sinf(rad);
+    float cy = (H - 1) / 2.0f, cx = (W - 1) / 2.0f;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            /* the source point that lands on (x, y) */
+            float sx = c * (x - cx) + s * (y - cy) + cx, sy = -s * (x - cx) + c * (y - cy) + cy;
+            int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
+            float fx = sx - x0, fy = sy - y0, v = 0;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++) {
+                    int xx = x0 + dx, yy = y0 + dy;
+                    if (xx < 0 || yy < 0 || xx >= W || yy >= H) continue;
+                    v += (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy) * src[yy * W + xx];
+                }
+            dst[y * W + x] = (uint8_t)lrintf(v > 255 ? 255 : v);
+        }
+}
+
+/* Every image rotated by its own angle in [-DATA_ROT_MAX, DATA_ROT_MAX];
+ * value = angle / DATA_ROT_MAX. */
+static void split_rotate(Dataset *s, Rng *r)
+{
+    size_t img = ds_image_bytes(s);
+    uint8_t *tmp = nta_malloc(img);
+    s->value = nta_malloc((size_t)s->n * sizeof *s->value);
+    for (int i = 0; i < s->n; i++) {
+        float u = 2 * rng_uniform(r) - 1;
+        memcpy(tmp, s->pix + i * img, img);
+        rotate_image(s->pix + i * img, tmp, s->h, s->w, u * DATA_ROT_MAX);
+        s->value[i] = u;
+    }
+    free(tmp);
+}
+
+/* The images of s whose label is in [lo, hi), at most max (0 = all), in order. */
+static void split_select(Dataset *dst, const Dataset *s, int lo, int hi, int max)
+{
+    int *idx = nta_malloc(((size_t)s->n + 1) * sizeof *idx), n = 0;
+    for (int i = 0; i < s->n && (max <= 0 || n < max); i++)
+        if (s->label[i] >= lo && s->label[i] < hi) idx[n++] = i;
+    ds_take(dst, s, idx, n);
+    free(idx);
+}
+
+/* Digits blended onto random background images: the brighter of the digit
+ * and the background dimmed to 40%, so the digit stays visible over clutter.
+ * Labels are zeroed when the images are to be unlabelled. */
+static void split_blend(Dataset *dst, const Dataset *digits, const Dataset *bg, int keep_labels, Rng *r)
+{
+    size_t img = ds_image_bytes(digits);
+    ds_alloc(dst, digits->n, digits->h, digits->w, digits->c);
+    for (int i = 0; i < digits->n; i++) {
+        const uint8_t *a = digits->pix + i * img, *b = bg->pix + rng_below(r, (uint32_t)bg->n) * img;
+        for (size_t p = 0; p < img; p++) {
+            int v = b[p] * 2 / 5;
+            dst->pix[i * img + p] = (uint8_t)(a[p] > v ? a[p] : v);
+        }
+        dst->label[i] = keep_labels ? digits->label[i] : 0;
+    }
+    dst->classes = digits->classes;
+}
+
+static void split_retrieval(DataSplits *d, int val)
+{
+    Dataset all = d->train, test = d->test;
+    split_select(&d->train, &all, 0, 6, 0);
+    split_select(&d->val, &all, 6, 10, val);
+    split_select(&d->test, &test, 6, 10, 0);
+    ds_free(&all), ds_free(&test);
+    d->train.classes = 6;                 /* the head; val and test: identities 6-9 */
+    d->val.classes = d->test.classes = 10;
+}
+
+static void split_uda(DataSplits *d, Rng *r)
+{
+    DataSplits f = {0};
+    load_fashion(&f);
+    if (f.train.h != d->train.h || f.train.w != d->train.w || f.train.c != d->train.c)
+        nta_die("mnist-uda: the Fashion-MNIST backgrounds are not %dx%d", d->train.h, d->train.w);
+    Dataset test = d->test;
+    rng_seed(r, TASK_UDA_SEED);           /* one stream per split: the test images never */
+    split_blend(&d->test, &test, &f.test, 1, r);   /* depend on --val or --train-images */
+    rng_seed(r, TASK_UDA_SEED + 1);
+    split_blend(&d->target, &d->train, &f.train, 0, r);
+    ds_free(&test);
+    data_free(&f);
+}
+
+void data_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed)
+{
+    static const char *known[] = {"mnist", "mnist-parity", "mnist-rotation", "mnist-retrieval", "mnist-uda"};
+    int k = -1;
+    for (int i = 0; i < 5; i++) if (!strcmp(task, known[i])) k = i;
+    if (k < 0 && strncmp(task, "classify:", 9))
+        nta_die("unknown task '%s': use mnist, mnist-parity, mnist-rotation, mnist-retrieval, "
+                "mnist-uda or classify:DATA (DATA as for --data)", task);
+    Rng r;
+    data_load(d, k < 0 ? task + 9 : "mnist", k == 3 ? 0 : val, limit, seed);
+    snprintf(d->name, sizeof d->name, "%s", task);
+    d->kind = k == 2 ? TASK_REGRESS : k == 3 ? TASK_RETRIEVE : k == 4 ? TASK_UDA : TASK_CLASSIFY;
+    Dataset *s[3] = {&d->train, &d->val, &d->test};
+    if (k == 1)                                     /* a binary attribute: is the digit odd? */
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < s[i]->n; j++) s[i]->label[j] %= 2;
+            s[i]->classes = 2;
+        }
+    for (int i = 0; i < 3 && k == 2; i++) {        /* one stream per split, as above */
+        rng_seed(&r, TASK_ROT_SEED + (uint64_t)i);
+        split_rotate(s[i], &r);
+    }
+    if (k == 3) split_retrieval(d, val);
+    if (k == 4) split_uda(d, &r);
+    if (train_images > 0 && train_images < d->train.n) d->train.n = train_images;
+    if (k == 3 && val > 0 && d->val.n < 2) nta_die("mnist-retrieval: --val %d leaves %d validation images; need 2 or more", val, d->val.n);
 }
 
 /* -------------------------------------------------------------- batches */

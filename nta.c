@@ -6,6 +6,7 @@
  *   nta pretrain  train a weight-sharing supernet (sandwich or uniform sampling)
  *   nta adapt     NTAA: transfer a supernet to a task, search its architecture, finetune
  *   nta finetune  the WP&F baseline (or, --from-scratch, classic NAS retraining)
+ *   nta demo      pretrain (or reuse) a supernet, NTAA and the baselines on every task, a report
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
  *   nta arch      print an architecture of the supernet layer by layer
  */
@@ -16,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ options */
@@ -177,35 +179,17 @@ static void fmt_time(char *buf, size_t len, double s)
     else snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }
 
-/* Load images idx[0..B) of split s into the network's input and labels. */
-static void load_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx, int B,
-                       float *x, int32_t *y, Rng *aug)
+/* "accuracy 93.10%", "MAE 3.21 degrees" or "mAP 71.20% (rank-1 90.00%)" */
+static const char *fmt_metric(char *buf, size_t len, const DataSplits *d, double m, double second)
 {
-    data_batch(d, s, idx, B, x, y, aug);
-    net->be->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
-    net->be->upload(net->y_in, y, (size_t)B * sizeof(int32_t));
+    if (d->kind == TASK_REGRESS) snprintf(buf, len, "MAE %.2f degrees", m);
+    else if (d->kind == TASK_RETRIEVE) snprintf(buf, len, "mAP %.2f%% (rank-1 %.2f%%)", m, second);
+    else snprintf(buf, len, "accuracy %.2f%%", m);
+    return buf;
 }
 
-/* Accuracy (and mean loss) of the network on a whole split, running statistics. */
-static double evaluate(Net *net, const DataSplits *d, const Dataset *s, double *loss)
-{
-    int B = net->B, right = 0;
-    double sum = 0;
-    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float));
-    int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
-    int *idx = nta_malloc((size_t)B * sizeof(int));
-    for (int i = 0; i < s->n; i += B) {
-        int b = s->n - i < B ? s->n - i : B, c = 0;
-        for (int j = 0; j < b; j++) idx[j] = i + j;
-        load_batch(net, d, s, idx, b, x, y, NULL);
-        net_forward(net, b, 0);
-        sum += net_loss(net, b, &c);
-        right += c;
-    }
-    free(x), free(y), free(idx);
-    if (loss) *loss = s->n ? sum / s->n : 0;
-    return s->n ? (double)right / s->n : 0;
-}
+/* Higher is better: the search's fitness of a metric. */
+static double fitness_of(const DataSplits *d, double m) { return task_lower_better(d) ? -m : m; }
 
 /* Models carry the input normalisation of the data they were trained on. */
 static void norm_from_data(Net *net, const DataSplits *d)
@@ -222,16 +206,16 @@ static void norm_to_data(DataSplits *d, const Net *net)
     memcpy(d->std, net->norm_std, sizeof d->std);
 }
 
-/* The network's input and classes must match the data. */
+/* The network's input and outputs must match the data. */
 static void check_fits(const NetDesc *nd, const DataSplits *d, const char *what)
 {
     const Dataset *t = &d->test;
     if (nd->in_h != t->h || nd->in_w != t->w || nd->in_c != t->c)
         nta_die("%s expects %dx%dx%d images, but data '%s' has %dx%dx%d", what, nd->in_h,
                 nd->in_w, nd->in_c, d->name, t->h, t->w, t->c);
-    if (nd->classes < d->train.classes || nd->classes < d->test.classes)
-        nta_die("%s has %d classes, but data '%s' has labels up to %d", what, nd->classes,
-                d->name, (d->train.classes > d->test.classes ? d->train.classes : d->test.classes) - 1);
+    if (nd->classes < task_outputs(d))
+        nta_die("%s has %d outputs, but data '%s' needs %d (labels up to %d)", what, nd->classes,
+                d->name, task_outputs(d), task_outputs(d) - 1);
 }
 
 /* An architecture named on the command line: largest, smallest, random (from
@@ -254,6 +238,7 @@ typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
     int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     float lr, momentum, wd, warmup;
+    float uda_weight;     /* TASK_UDA: weight of the target images' entropy */
 } TrainCfg;
 
 enum { SAMPLE_FIXED, SAMPLE_SANDWICH, SAMPLE_UNIFORM };
@@ -314,13 +299,58 @@ static Net *resume_from(const TrainCfg *c, int sampling, const Backend *be, int 
     return net;
 }
 
-/* Accuracy of architecture a on split s after BN recalibration. */
+/* The task metric of architecture a on split s after BN recalibration. */
 static double eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
-                        uint64_t seed)
+                        uint64_t seed, double *second)
 {
     net_set_arch(net, a);
     net_recalibrate(net, d, calib, seed);
-    return evaluate(net, d, s, NULL);
+    return task_score(net, d, s, second);
+}
+
+/* One forward/backward pass of the active architecture on the batch already
+ * uploaded; returns the loss. With unlabelled target images (TASK_UDA), a
+ * second pass on a target batch adds the gradient of uda_weight x their mean
+ * softmax entropy; x, y hold the labelled batch to upload again afterwards. */
+static double train_pass(Net *net, const DataSplits *d, const TrainCfg *c, const float *x,
+                         const int32_t *y, int *correct, Rng *rng)
+{
+    int B = c->batch;
+    double loss = net_loss(net, B, correct);
+    net_backward(net, B);
+    if (d->kind != TASK_UDA || c->uda_weight <= 0) return loss;
+    const Dataset *t = &d->target;
+    int *idx = nta_malloc((size_t)B * sizeof(int));
+    float *xt = nta_malloc((size_t)B * t->h * t->w * t->c * sizeof(float));
+    int32_t *yt = nta_malloc((size_t)B * sizeof(int32_t));
+    for (int j = 0; j < B; j++) idx[j] = (int)rng_below(rng, (uint32_t)t->n);
+    task_batch(net, d, t, idx, B, xt, yt, c->augment ? rng : NULL);
+    net_forward(net, B, 1);
+    net_entropy(net, B, c->uda_weight);
+    net_backward(net, B);
+    net->be->upload(net->x_in, x, (size_t)B * t->h * t->w * t->c * sizeof(float));
+    net->be->upload(net->y_in, y, (size_t)B * sizeof(int32_t));
+    free(idx), free(xt), free(yt);
+    return loss;
+}
+
+/* The validation line of an epoch: the metric of the network, or of a
+ * supernet's largest and smallest architectures after recalibration. */
+static void report_val(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int ep)
+{
+    char m1[96], m2[96];
+    double s1, s2;
+    if (!d->val.n) return;
+    if (sampling == SAMPLE_FIXED) {
+        double v = task_score(net, d, &d->val, &s1);
+        printf("epoch %d: val %s\n", ep, fmt_metric(m1, sizeof m1, d, v, s1));
+        return;
+    }
+    Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
+    double vb = eval_arch(net, d, &d->val, &big, c->calib, (uint64_t)c->seed, &s1);
+    double vs = eval_arch(net, d, &d->val, &small, c->calib, (uint64_t)c->seed, &s2);
+    printf("epoch %d: val largest %s, smallest %s\n", ep, fmt_metric(m1, sizeof m1, d, vb, s1),
+           fmt_metric(m2, sizeof m2, d, vs, s2));
 }
 
 /* Train for epochs start+1..c->epochs. Fixed networks run one forward/backward
@@ -331,7 +361,7 @@ static double eval_arch(Net *net, const DataSplits *d, const Dataset *s, const A
  * seed, so a resumed run repeats an unbroken one exactly. */
 static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
 {
-    int B = c->batch, steps = d->train.n / B;
+    int B = c->batch, steps = d->train.n / B, classify = d->kind != TASK_REGRESS;
     const Dataset *tr = &d->train;
     int *perm = nta_malloc((size_t)tr->n * sizeof(int));
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
@@ -340,7 +370,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
     int tty = isatty(fileno(stdout));
     double t0 = nta_now(), tlast = t0;
     long step0 = step;
-    char eta[32], meta[512];
+    char eta[32], meta[512], acc[48] = "";
     Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
 
     for (int ep = start + 1; ep <= c->epochs; ep++) {
@@ -351,7 +381,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
         int right = 0, seen = 0;
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0, passes = sampling == SAMPLE_SANDWICH ? 4 : 1;
-            load_batch(net, d, tr, perm + (size_t)s * B, B, x, y, c->augment ? &rng : NULL);
+            task_batch(net, d, tr, perm + (size_t)s * B, B, x, y, c->augment ? &rng : NULL);
             net_zero_grad(net);
             for (int p = 0; p < passes; p++) {
                 if (sampling != SAMPLE_FIXED) {
@@ -361,31 +391,23 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
                     net_set_arch(net, &a);
                 }
                 net_forward(net, B, 1);
-                double l = net_loss(net, B, &corr);
+                double l = train_pass(net, d, c, x, y, &corr, &rng);
                 if (p == 0) loss += l, right += corr, seen += B;  /* report the largest */
-                net_backward(net, B);
             }
             net_update(net, lr_cosine(c->lr, step, warm, total), c->momentum, c->wd);
             double now = nta_now();
             if (now - tlast > (tty ? 0.5 : 30) || s == steps - 1) {
                 double rate = (step + 1 - step0) * (double)B / (now - t0);
                 fmt_time(eta, sizeof eta, (total - step - 1) * (double)B / rate);
-                printf("%sepoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.0f img/s ETA %s%s",
-                       tty ? "\r" : "", ep, c->epochs, s + 1, steps, loss / seen,
-                       100.0 * right / seen, rate, eta, tty ? "\033[K" : "\n");
+                if (classify) snprintf(acc, sizeof acc, " train acc %.2f%%", 100.0 * right / seen);
+                printf("%sepoch %d/%d step %d/%d loss %.4f%s %.0f img/s ETA %s%s", tty ? "\r" : "", ep,
+                       c->epochs, s + 1, steps, loss / seen, acc, rate, eta, tty ? "\033[K" : "\n");
                 fflush(stdout);
                 tlast = now;
             }
         }
         if (tty) printf("\n");
-        if (d->val.n && sampling == SAMPLE_FIXED) {
-            double vloss, vacc = evaluate(net, d, &d->val, &vloss);
-            printf("epoch %d: val loss %.4f val acc %.2f%%\n", ep, vloss, 100 * vacc);
-        } else if (d->val.n) {
-            double vb = eval_arch(net, d, &d->val, &big, c->calib, (uint64_t)c->seed);
-            double vs = eval_arch(net, d, &d->val, &small, c->calib, (uint64_t)c->seed);
-            printf("epoch %d: val acc largest %.2f%%, smallest %.2f%%\n", ep, 100 * vb, 100 * vs);
-        }
+        report_val(net, d, c, sampling, ep);
         train_meta(meta, sizeof meta, c, sampling, ep);
         if (*c->out && net_save(net, c->out, meta, 1) != 0) nta_die("could not save the checkpoint '%s'", c->out);
         if (ep == c->stop_after && ep < c->epochs) break;
@@ -431,16 +453,16 @@ static int run_training(const Command *cmd, TrainCfg *c, int sampling)
         printf("stopped after epoch %d of %d in %s; continue with --resume %s\n", c->stop_after, c->epochs,
                took, c->out);
     } else if (sampling == SAMPLE_FIXED) {
-        double tloss, tacc = evaluate(net, &d, &d.test, &tloss);
-        printf("test accuracy %.2f%% (loss %.4f) on %d images; %.2f MFLOPs, %zu params; trained in %s\n",
-               100 * tacc, tloss, d.test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took);
+        double tacc = task_score(net, &d, &d.test, NULL);
+        printf("test accuracy %.2f%% on %d images; %.2f MFLOPs, %zu params; trained in %s\n", tacc,
+               d.test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took);
     } else {
         printf("supernet trained in %s; test accuracy after BN recalibration on %d batches:\n", took, c->calib);
         Arch ends[2] = {arch_largest(&net->d), arch_smallest(&net->d)};
         for (int i = 0; i < 2; i++) {
             NetDesc sd = arch_standalone(&net->d, &ends[i]);
-            double acc = eval_arch(net, &d, &d.test, &ends[i], c->calib, (uint64_t)c->seed);
-            printf("  %-8s %6.2f%%  %6.2f MFLOPs %8zu params\n", i ? "smallest" : "largest", 100 * acc,
+            double acc = eval_arch(net, &d, &d.test, &ends[i], c->calib, (uint64_t)c->seed, NULL);
+            printf("  %-8s %6.2f%%  %6.2f MFLOPs %8zu params\n", i ? "smallest" : "largest", acc,
                    1e-6 * net_flops(&sd), net_params(&sd));
         }
     }
@@ -527,49 +549,16 @@ static int cmd_pretrain(int argc, char **argv)
 
 /* ------------------------------------------------------ target tasks */
 
-/* A target task's data. The first `train_images` training images form the
- * small labelled split that transfer has to make the most of. */
-static void load_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed)
-{
-    if (!strcmp(task, "mnist") || !strcmp(task, "mnist-parity")) data_load(d, "mnist", val, limit, seed);
-    else if (!strncmp(task, "classify:", 9)) data_load(d, task + 9, val, limit, seed);
-    else nta_die("--task must be mnist, mnist-parity or classify:DATA (DATA as for --data), not '%s'", task);
-    if (!strcmp(task, "mnist-parity")) {               /* a binary attribute: is the digit odd? */
-        Dataset *s[3] = {&d->train, &d->val, &d->test};
-        for (int i = 0; i < 3; i++) {
-            for (int j = 0; j < s[i]->n; j++) s[i]->label[j] %= 2;
-            s[i]->classes = 2;
-        }
-    }
-    if (train_images > 0 && train_images < d->train.n) d->train.n = train_images;
-    printf("task %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", task, d->train.n,
-           d->val.n, d->test.n, d->train.h, d->train.w, d->train.c, d->train.classes);
-}
-
-/* The supernet (or model) file, with a fresh head for the task's classes. */
-static Net *load_for_task(const char *path, const Backend *be, int B, const DataSplits *d, uint64_t seed)
-{
-    char err[512];
-    Net *src = net_load(path, be, B, err, sizeof err);
-    if (!src) nta_die("%s", err);
-    NetDesc probe = src->d;
-    probe.classes = d->train.classes > d->test.classes ? d->train.classes : d->test.classes;
-    check_fits(&probe, d, path);
-    Net *net = net_rehead(src, probe.classes, seed);
-    net_free(src);
-    return net;
-}
-
-/* Settings of adapt and finetune. */
+/* Settings of adapt, finetune and demo. */
 typedef struct {
     const char *task, *device, *out, *log, *arch;
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
     int population, generations, parents, mutants, crosses, scratch, random, resume;
-    float lr, warmup, momentum, wd, budget, mutate_prob;
+    float lr, warmup, momentum, wd, budget, mutate_prob, uda_weight;
 } AdaptCfg;
 
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
-    {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, or classify:DATA with DATA as for --data of train"}, \
+    {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, mnist-rotation, mnist-retrieval, mnist-uda, or classify:DATA with DATA as for --data of train"}, \
     {"train-images", OPT_INT, &a.train_images, "1000", "labelled training images of the task (0 = all)"}, \
     {"val", OPT_INT, &a.val, "500", "training images held out for validation (the search's fitness)"}, \
     {"limit", OPT_INT, &a.limit, "0", "use only the first N images of the task's files; 0 = all"},   \
@@ -581,57 +570,121 @@ typedef struct {
     {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
     {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
     {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
+    {"uda-weight", OPT_FLOAT, &a.uda_weight, "0.1", "mnist-uda: weight of the unlabelled target images' entropy"}, \
     {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
     {"threads", OPT_INT, &a.threads, "0", "CPU threads; 0 = one per core"},                          \
-    {"device", OPT_STR, &a.device, "auto", "auto, cpu or cuda"},                                     \
-    {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"}
+    {"device", OPT_STR, &a.device, "auto", "auto, cpu or cuda"}
+
+#define SEARCH_OPTS(a, d_transfer, d_budget, d_population, d_generations, d_parents, d_mutants, d_crosses)           \
+    {"transfer-epochs", OPT_INT, &a.transfer_epochs, d_transfer, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
+    {"budget-mflops", OPT_FLOAT, &a.budget, d_budget, "largest MFLOPs an architecture may cost"},        \
+    {"population", OPT_INT, &a.population, d_population, "candidates kept per generation"},             \
+    {"generations", OPT_INT, &a.generations, d_generations, "generations of evolution"},                 \
+    {"parents", OPT_INT, &a.parents, d_parents, "fittest candidates that make children"},                 \
+    {"mutants", OPT_INT, &a.mutants, d_mutants, "children by mutation per generation"},                  \
+    {"crosses", OPT_INT, &a.crosses, d_crosses, "children by crossover per generation (0 = no crossover)"}, \
+    {"mutate-prob", OPT_FLOAT, &a.mutate_prob, "0.1", "probability of resampling each choice"}
 
 static void check_adapt_cfg(const Command *cmd, AdaptCfg *a)
 {
     if (a->threads == 0) a->threads = default_threads();
     need(a->epochs >= 0 && a->batch > 1 && a->batch <= 65536 && a->calib > 0, cmd,
          "need epochs >= 0, --batch in 2..65536, --calib >= 1");
-    need(a->lr > 0 && a->momentum >= 0 && a->momentum < 1 && a->wd >= 0 && a->warmup >= 0, cmd,
-         "--lr must be > 0, --momentum in [0,1), --wd and --warmup >= 0");
+    need(a->lr > 0 && a->momentum >= 0 && a->momentum < 1 && a->wd >= 0 && a->warmup >= 0 && a->uda_weight >= 0,
+         cmd, "--lr must be > 0, --momentum in [0,1), --wd, --warmup and --uda-weight >= 0");
     need(a->val > 0 && a->limit >= 0 && a->train_images >= 0 && a->threads > 0, cmd,
          "--val must be >= 1; --limit, --train-images and --threads >= 0");
 }
 
-/* A fixed-architecture training phase with the adapt settings. */
+static void check_search_cfg(const Command *cmd, const AdaptCfg *a)
+{
+    need(a->transfer_epochs >= 0 && a->population > 0 && a->generations >= 0 && a->parents > 0 &&
+         a->mutants >= 0 && a->crosses >= 0 && a->mutate_prob >= 0 && a->mutate_prob <= 1 && a->random >= 0,
+         cmd, "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, "
+              "--transfer-epochs >= 0; --mutate-prob in [0,1]");
+}
+
+/* The task's data, with a line saying what it holds. */
+static void load_task(DataSplits *d, const AdaptCfg *a)
+{
+    data_task(d, a->task, a->train_images, a->val, a->limit, (uint64_t)a->seed);
+    printf("task %s: %d train, %d val, %d test images of %dx%dx%d, %d outputs, metric %s", a->task,
+           d->train.n, d->val.n, d->test.n, d->train.h, d->train.w, d->train.c, task_outputs(d),
+           task_metric_name(d));
+    if (d->kind == TASK_UDA) printf("; %d unlabelled target-domain images", d->target.n);
+    printf("\n");
+}
+
+/* The supernet (or model) file, with a fresh head for the task. */
+static Net *load_for_task(const char *path, const Backend *be, int B, const DataSplits *d, uint64_t seed)
+{
+    char err[512];
+    Net *src = net_load(path, be, B, err, sizeof err);
+    if (!src) nta_die("%s", err);
+    NetDesc probe = src->d;
+    probe.classes = task_outputs(d);
+    check_fits(&probe, d, path);
+    Net *net = net_rehead(src, probe.classes, seed);
+    net_free(src);
+    net->loss = task_loss(d);
+    return net;
+}
+
+/* A training phase with the adapt settings (no checkpoints). */
 static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int epochs, int sampling)
 {
     TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
                   .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
-                  .wd = a->wd, .warmup = a->warmup};
+                  .wd = a->wd, .warmup = a->warmup, .uda_weight = a->uda_weight};
     if (epochs > 0) fit(net, d, &c, sampling, 0);
 }
 
-static double report_test(Net *net, const DataSplits *d, const char *what, const char *arch, double t0)
+/* Neural transfer: the supernet with a new head, trained on the task with the
+ * sandwich rule. */
+static Net *transfer(const char *super, const Backend *be, const DataSplits *d, const AdaptCfg *a)
 {
-    char took[32];
-    double acc = evaluate(net, d, &d->test, NULL);
-    fmt_time(took, sizeof took, nta_now() - t0);
-    printf("%s: test accuracy %.2f%% on %d images; %.2f MFLOPs, %zu params; %s; architecture %s\n", what,
-           100 * acc, d->test.n, 1e-6 * net_flops(&net->d), net_params(&net->d), took, arch);
-    return acc;
+    Net *net = load_for_task(super, be, a->batch, d, (uint64_t)a->seed);
+    if (net->d.space.nk == 0)
+        nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", super);
+    printf("neural transfer: %d epochs of the whole supernet on %s\n", a->transfer_epochs, a->task);
+    train_phase(net, d, a, a->transfer_epochs, SAMPLE_SANDWICH);
+    return net;
 }
 
-static void save_model(Net *net, const AdaptCfg *a, const char *what, const char *arch)
+/* Finetune a standalone model, adapt its BN to the target domain (UDA), and
+ * score it on the test split into row (seconds counted from t0). */
+static void finish(Net *model, const DataSplits *d, const AdaptCfg *a, int epochs, const char *method,
+                   const char *arch, double t0, ReportRow *row)
+{
+    char m[128], took[32];
+    norm_from_data(model, d);
+    train_phase(model, d, a, epochs, SAMPLE_FIXED);
+    task_adapt_bn(model, d, a->calib, (uint64_t)a->seed);
+    *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(&model->d),
+                       .params = net_params(&model->d), .seconds = nta_now() - t0};
+    row->metric = task_score(model, d, &d->test, &row->second);
+    snprintf(row->arch, sizeof row->arch, "%s", arch);
+    fmt_time(took, sizeof took, row->seconds);
+    printf("%s: test %s on %d images; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
+           fmt_metric(m, sizeof m, d, row->metric, row->second), d->test.n, row->mflops, row->params, took, arch);
+}
+
+static void save_model(Net *net, const AdaptCfg *a, const char *out, const char *what, const char *arch)
 {
     char meta[1024];
     snprintf(meta, sizeof meta, "task=%s method=%s arch=%s seed=%d\n", a->task, what, arch, a->seed);
-    if (*a->out && net_save(net, a->out, meta, 0) != 0) nta_die("could not save the model to '%s'", a->out);
-    if (*a->out) printf("saved to %s\n", a->out);
+    if (*out && net_save(net, out, meta, 0) != 0) nta_die("could not save the model to '%s'", out);
+    if (*out) printf("saved to %s\n", out);
 }
 
-/* The search's fitness: validation accuracy with inherited weights after BN
- * recalibration. */
+/* The search's fitness: the validation metric (higher is better) with
+ * inherited weights after BN recalibration. */
 typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; } Fitness;
 
 static double val_fitness(void *ctx, const Arch *a)
 {
     Fitness *f = ctx;
-    return 100 * eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed);
+    return fitness_of(f->d, eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
 }
 
 /* The search log: per generation a header "# generation G n N rng STATE", then
@@ -645,7 +698,7 @@ static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, d
     for (int i = 0; i < st->n; i++) mean += st->pop[i].fitness / st->n, cost += st->pop[i].mflops / st->n;
     arch_format(d, &st->pop[0].arch, text, sizeof text);
     fmt_time(took, sizeof took, nta_now() - t0);
-    printf("generation %d: best %.2f%% mean %.2f%%, best %.2f MFLOPs, mean %.2f MFLOPs (%.0f%% of budget), %s: %s\n",
+    printf("generation %d: fitness best %.2f mean %.2f, best %.2f MFLOPs, mean %.2f MFLOPs (%.0f%% of budget), %s: %s\n",
            st->gen, st->pop[0].fitness, mean, st->pop[0].mflops, cost, budget > 0 ? 100 * cost / budget : 0,
            took, text);
     if (!log) return;
@@ -694,23 +747,91 @@ static int log_restore(const char *path, const NetDesc *d, SearchState *st)
     return done;
 }
 
+/* What a search leaves for the report: best and mean fitness per generation. */
+typedef struct { int ngen; double best[256], mean[256]; } Progress;
+
+static void progress_add(Progress *p, const SearchState *st)
+{
+    if (!p || p->ngen >= 256) return;
+    double mean = 0;
+    for (int i = 0; i < st->n; i++) mean += st->pop[i].fitness / st->n;
+    p->best[p->ngen] = st->pop[0].fitness, p->mean[p->ngen] = mean, p->ngen++;
+}
+
+/* Evolution (random == 0) or random search of N architectures on the
+ * transferred supernet; st ends with the last population, fittest first.
+ * resume: continue from the log's last complete generation if it has one. */
+static void search_arch(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path,
+                        int resume, SearchState *st, Progress *prog)
+{
+    printf("architecture adaptation: %s under %.2f MFLOPs, fitness: validation %s\n",
+           random ? "random search" : "evolution", a->budget, task_metric_name(d));
+    SearchCfg sc = {.population = a->population, .generations = a->generations, .parents = a->parents,
+                    .mutants = a->mutants, .crosses = a->crosses, .mutate_prob = a->mutate_prob,
+                    .budget_mflops = a->budget, .seed = (uint64_t)a->seed};
+    Fitness fx = {net, d, a->calib, (uint64_t)a->seed};
+    char err[512];
+    double t0 = nta_now();
+    *st = (SearchState){0};
+    int resumed = resume && !random && *log_path && log_restore(log_path, &net->d, st);
+    FILE *log = *log_path ? fopen(log_path, resumed ? "a" : "w") : NULL;
+    if (*log_path && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
+    if (resumed) {
+        printf("search: resumed after generation %d from %s\n", st->gen, log_path);
+    } else if (random) {                   /* the baseline: one "generation" of N random candidates */
+        *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
+        if (search_random(&net->d, &sc, random, val_fitness, &fx, st->pop, err, sizeof err))
+            nta_die("--budget-mflops: %s", err);
+        sc.generations = 0;
+    } else if (search_init(&net->d, &sc, val_fitness, &fx, st, err, sizeof err)) {
+        nta_die("--budget-mflops: %s", err);
+    }
+    if (!resumed) log_generation(log, &net->d, st, a->budget, t0);
+    progress_add(prog, st);
+    while (st->gen < sc.generations) {
+        search_step(&net->d, &sc, val_fitness, &fx, st);
+        log_generation(log, &net->d, st, a->budget, t0);
+        progress_add(prog, st);
+    }
+    if (log) fclose(log);
+}
+
+/* The standalone winner of a search, holding its inherited weights. */
+static Net *winner(Net *net, const DataSplits *d, const AdaptCfg *a, const Arch *best)
+{
+    net_set_arch(net, best);
+    net_recalibrate(net, d, a->calib, (uint64_t)a->seed);
+    return net_extract(net, best, a->batch);
+}
+
+/* A fixed architecture of the supernet, finetuned: WP&F (inherited weights)
+ * or classic NAS (scratch: random initial weights). */
+static Net *fixed_model(const char *super, const Backend *be, const DataSplits *d, const AdaptCfg *a,
+                        const Arch *arch, int scratch)
+{
+    Net *net = load_for_task(super, be, a->batch, d, (uint64_t)a->seed), *model;
+    if (scratch) {
+        NetDesc sd = arch_standalone(&net->d, arch);
+        model = net_create(&sd, be, a->batch, (uint64_t)a->seed, 0);
+        model->loss = net->loss;
+    } else {
+        model = winner(net, d, a, arch);
+    }
+    net_free(net);
+    return model;
+}
+
 static int cmd_adapt(int argc, char **argv)
 {
     AdaptCfg a = {0};
     const char *super[1];
     Opt opts[] = {
         ADAPT_OPTS(a, "finetune-epochs", "10", "epochs of finetuning the winner with its inherited weights"),
-        {"transfer-epochs", OPT_INT, &a.transfer_epochs, "10", "epochs of neural transfer (the whole supernet, sandwich rule)"},
-        {"budget-mflops", OPT_FLOAT, &a.budget, "10", "largest MFLOPs an architecture may cost"},
-        {"population", OPT_INT, &a.population, "50", "candidates kept per generation"},
-        {"generations", OPT_INT, &a.generations, "10", "generations of evolution"},
-        {"parents", OPT_INT, &a.parents, "10", "fittest candidates that make children"},
-        {"mutants", OPT_INT, &a.mutants, "25", "children by mutation per generation"},
-        {"crosses", OPT_INT, &a.crosses, "25", "children by crossover per generation (0 = no crossover)"},
-        {"mutate-prob", OPT_FLOAT, &a.mutate_prob, "0.1", "probability of resampling each choice"},
+        SEARCH_OPTS(a, "10", "10", "50", "10", "10", "25", "25"),
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
         {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
+        {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"},
     };
     Command cmd = {"adapt", "SUPERNET [options]",
                    "NTAA: transfer a supernet to a task, search its architecture under a budget, finetune the winner",
@@ -718,74 +839,40 @@ static int cmd_adapt(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, super, 1);
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt_cfg(&cmd, &a);
-    need(a.transfer_epochs >= 0 && a.population > 0 && a.generations >= 0 && a.parents > 0 && a.mutants >= 0 &&
-         a.crosses >= 0 && a.mutate_prob >= 0 && a.mutate_prob <= 1 && a.random >= 0, &cmd,
-         "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, --transfer-epochs >= 0; "
-         "--mutate-prob in [0,1]");
+    check_search_cfg(&cmd, &a);
+    need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     opts_print(&cmd);
     const Backend *be = pick_backend(a.device, a.threads);
     DataSplits d;
-    load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
+    load_task(&d, &a);
     /* the transferred supernet is kept beside the output, for --resume */
-    char transfer[4096];
-    snprintf(transfer, sizeof transfer, "%s.transfer", a.out);
-    need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
+    char transferred[4096], text[512];
+    snprintf(transferred, sizeof transferred, "%s.transfer", a.out);
     double t0 = nta_now();
     Net *net;
     if (a.resume) {
         char err[512];
-        if (!(net = net_load(transfer, be, a.batch, err, sizeof err))) nta_die("--resume: %s", err);
-        check_fits(&net->d, &d, transfer);
-        printf("neural transfer: done before, resumed from %s\n", transfer);
+        if (!(net = net_load(transferred, be, a.batch, err, sizeof err))) nta_die("--resume: %s", err);
+        check_fits(&net->d, &d, transferred);
+        net->loss = task_loss(&d);
+        printf("neural transfer: done before, resumed from %s\n", transferred);
     } else {
-        net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
-        if (net->d.space.nk == 0)
-            nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", super[0]);
-        printf("neural transfer: %d epochs of the whole supernet on %s\n", a.transfer_epochs, a.task);
-        train_phase(net, &d, &a, a.transfer_epochs, SAMPLE_SANDWICH);
-        if (*a.out && net_save(net, transfer, "adapt: the supernet after neural transfer\n", 0))
-            nta_die("could not save '%s'", transfer);
+        net = transfer(super[0], be, &d, &a);
+        if (*a.out && net_save(net, transferred, "adapt: the supernet after neural transfer\n", 0))
+            nta_die("could not save '%s'", transferred);
     }
-
-    printf("architecture adaptation: %s under %.2f MFLOPs\n", a.random ? "random search" : "evolution", a.budget);
-    SearchCfg sc = {.population = a.population, .generations = a.generations, .parents = a.parents,
-                    .mutants = a.mutants, .crosses = a.crosses, .mutate_prob = a.mutate_prob,
-                    .budget_mflops = a.budget, .seed = (uint64_t)a.seed};
-    Fitness fx = {net, &d, a.calib, (uint64_t)a.seed};
-    SearchState st = {0};
-    char err[512], text[512];
-    int resumed = a.resume && !a.random && *a.log && log_restore(a.log, &net->d, &st);
-    FILE *log = *a.log ? fopen(a.log, resumed ? "a" : "w") : NULL;
-    if (*a.log && !log) nta_die("cannot write the search log '%s': %s", a.log, strerror(errno));
-    if (resumed) {
-        printf("search: resumed after generation %d from %s\n", st.gen, a.log);
-    } else if (a.random) {                   /* the baseline: one "generation" of N random candidates */
-        st = (SearchState){.n = a.random, .pop = nta_calloc((size_t)a.random, sizeof(Candidate))};
-        if (search_random(&net->d, &sc, a.random, val_fitness, &fx, st.pop, err, sizeof err))
-            nta_die("--budget-mflops: %s", err);
-        sc.generations = 0;
-    } else if (search_init(&net->d, &sc, val_fitness, &fx, &st, err, sizeof err)) {
-        nta_die("--budget-mflops: %s", err);
-    }
-    if (!resumed) log_generation(log, &net->d, &st, a.budget, t0);
-    while (st.gen < sc.generations) {
-        search_step(&net->d, &sc, val_fitness, &fx, &st);
-        log_generation(log, &net->d, &st, a.budget, t0);
-    }
-    if (log) fclose(log);
+    SearchState st;
+    search_arch(net, &d, &a, a.random, a.log, a.resume, &st, NULL);
     Arch best = st.pop[0].arch;
     arch_format(&net->d, &best, text, sizeof text);
     search_free(&st);
-
     printf("finetuning the winner with its inherited weights: %d epochs\n", a.epochs);
-    net_set_arch(net, &best);
-    net_recalibrate(net, &d, a.calib, (uint64_t)a.seed);
-    Net *model = net_extract(net, &best, a.batch);
+    Net *model = winner(net, &d, &a, &best);
     net_free(net);
-    norm_from_data(model, &d);
-    train_phase(model, &d, &a, a.epochs, SAMPLE_FIXED);
-    report_test(model, &d, a.random ? "random search" : "NTAA", text, t0);
-    save_model(model, &a, a.random ? "random" : "ntaa", text);
+    ReportRow row;
+    const char *method = a.random ? "random search" : "NTAA";
+    finish(model, &d, &a, a.epochs, method, text, t0, &row);
+    save_model(model, &a, a.out, a.random ? "random" : "ntaa", text);
     net_free(model);
     data_free(&d);
     return 0;
@@ -799,6 +886,7 @@ static int cmd_finetune(int argc, char **argv)
         ADAPT_OPTS(a, "epochs", "20", "epochs of finetuning"),
         {"arch", OPT_STR, &a.arch, "largest", "the fixed architecture: largest, smallest or a string"},
         {"from-scratch", OPT_INT, &a.scratch, "0", "1: random initial weights (classic NAS retraining), 0: inherited"},
+        {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"},
     };
     Command cmd = {"finetune", "SUPERNET [options]",
                    "WP&F baseline: finetune a fixed architecture's weights on a task (or train it from scratch)",
@@ -810,29 +898,199 @@ static int cmd_finetune(int argc, char **argv)
     opts_print(&cmd);
     const Backend *be = pick_backend(a.device, a.threads);
     DataSplits d;
-    load_task(&d, a.task, a.train_images, a.val, a.limit, (uint64_t)a.seed);
-    Net *net = load_for_task(super[0], be, a.batch, &d, (uint64_t)a.seed);
-    char text[512];
-    Arch arch = arch_named(&net->d, a.arch, NULL, "--arch");
-    arch_format(&net->d, &arch, text, sizeof text);
+    load_task(&d, &a);
+    char err[512], text[512];
+    Net *probe = net_load(super[0], be, 2, err, sizeof err);
+    if (!probe) nta_die("%s", err);
+    Arch arch = arch_named(&probe->d, a.arch, NULL, "--arch");
+    arch_format(&probe->d, &arch, text, sizeof text);
+    net_free(probe);
     double t0 = nta_now();
-    Net *model;
-    if (a.scratch) {
-        NetDesc sd = arch_standalone(&net->d, &arch);
-        model = net_create(&sd, be, a.batch, (uint64_t)a.seed, 0);
-    } else {
-        net_set_arch(net, &arch);
-        net_recalibrate(net, &d, a.calib, (uint64_t)a.seed);
-        model = net_extract(net, &arch, a.batch);
-    }
-    net_free(net);
-    norm_from_data(model, &d);
-    train_phase(model, &d, &a, a.epochs, SAMPLE_FIXED);
-    const char *what = a.scratch ? "from scratch" : "WP&F";
-    report_test(model, &d, what, text, t0);
-    save_model(model, &a, a.scratch ? "scratch" : "wpf", text);
+    Net *model = fixed_model(super[0], be, &d, &a, &arch, a.scratch);
+    ReportRow row;
+    finish(model, &d, &a, a.epochs, a.scratch ? "from scratch" : "WP&F", text, t0, &row);
+    save_model(model, &a, a.out, a.scratch ? "scratch" : "wpf", text);
     net_free(model);
     data_free(&d);
+    return 0;
+}
+
+/* --------------------------------------------------------------- demo */
+
+/* NTAA and the three baselines on one task, from one supernet, under one
+ * budget; the results and the search's traces go into t. */
+static void demo_task(const char *super, const Backend *be, const AdaptCfg *a, int random, const char *dir,
+                      ReportTask *t)
+{
+    DataSplits d;
+    char log[4096], out[4096], text[512];
+    ReportRow *row = t->rows;
+    load_task(&d, a);
+    snprintf(t->task, sizeof t->task, "%s", a->task);
+    t->metric_name = task_metric_name(&d);
+    t->second_name = d.kind == TASK_RETRIEVE ? "rank-1 %" : NULL;
+    t->lower_better = task_lower_better(&d);
+    t->budget_mflops = a->budget;
+
+    double t0 = nta_now();
+    Net *net = transfer(super, be, &d, a);
+    double t_transfer = nta_now() - t0;
+
+    /* NTAA: evolution on the transferred supernet, the winner finetuned */
+    Progress *prog = nta_calloc(1, sizeof *prog);
+    SearchState st;
+    snprintf(log, sizeof log, "%s/%s.search.log", dir, a->task);
+    search_arch(net, &d, a, 0, log, 0, &st, prog);
+    Arch best = st.pop[0].arch;
+    arch_format(&net->d, &best, text, sizeof text);
+    Net *model = winner(net, &d, a, &best);
+    finish(model, &d, a, a->epochs, "NTAA", text, t0, row++);
+    snprintf(out, sizeof out, "%s/%s.ntaa.nta", dir, a->task);
+    save_model(model, a, out, "ntaa", text);
+    net_free(model);
+    t->desc = net->d, t->arch = best;
+    t->ngen = prog->ngen, t->npop = st.n, t->pop = st.pop;   /* the report keeps the last population */
+    t->gen_best = nta_malloc(prog->ngen * sizeof(double)), t->gen_mean = nta_malloc(prog->ngen * sizeof(double));
+    double sign = t->lower_better ? -1 : 1;                  /* fitness back to the metric's units */
+    for (int g = 0; g < prog->ngen; g++) t->gen_best[g] = sign * prog->best[g], t->gen_mean[g] = sign * prog->mean[g];
+    for (int i = 0; i < st.n; i++) t->pop[i].fitness *= sign;
+    free(prog);
+
+    /* random search: as many architectures as evolution scored, same supernet */
+    double t1 = nta_now() - t_transfer;
+    SearchState rs;
+    snprintf(log, sizeof log, "%s/%s.random.log", dir, a->task);
+    search_arch(net, &d, a, random, log, 0, &rs, NULL);
+    Arch rbest = rs.pop[0].arch;
+    arch_format(&net->d, &rbest, text, sizeof text);
+    search_free(&rs);
+    model = winner(net, &d, a, &rbest);
+    net_free(net);
+    finish(model, &d, a, a->epochs, "random search", text, t1, row++);
+    net_free(model);
+
+    /* WP&F (the largest architecture) and the winner from scratch, with as
+     * many epochs as transfer and finetuning together */
+    int epochs = a->transfer_epochs + a->epochs;
+    for (int scratch = 0; scratch < 2; scratch++) {
+        Arch arch = scratch ? best : arch_largest(&t->desc);
+        arch_format(&t->desc, &arch, text, sizeof text);
+        printf("%s: %d epochs\n", scratch ? "from scratch (classic NAS)" : "WP&F (largest)", epochs);
+        double t2 = nta_now();
+        model = fixed_model(super, be, &d, a, &arch, scratch);
+        finish(model, &d, a, epochs, scratch ? "from scratch" : "WP&F", text, t2, row++);
+        net_free(model);
+    }
+    t->nrows = (int)(row - t->rows);
+    data_free(&d);
+}
+
+/* "NTAA matches WP&F with fewer MFLOPs on N of M tasks; ..." */
+static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
+{
+    int wpf = 0, scratch = 0;
+    char lost[512] = "";
+    for (int i = 0; i < n; i++) {
+        const ReportRow *r = t[i].rows;         /* NTAA, random, WP&F, scratch */
+        double s = t[i].lower_better ? -1 : 1;
+        int ok = s * r[0].metric >= s * r[2].metric && r[0].mflops < r[2].mflops;
+        wpf += ok;
+        scratch += s * r[0].metric > s * r[3].metric;
+        if (!ok) snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? ", " : "", t[i].task);
+    }
+    snprintf(buf, len,
+             "NTAA was at least as good as WP&F on the task metric with fewer MFLOPs on %d of %d tasks%s%s%s; "
+             "inherited weights beat training the same architecture from scratch on %d of %d.",
+             wpf, n, *lost ? " (not on " : "", lost, *lost ? ")" : "", scratch, n);
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    AdaptCfg a = {0};
+    const char *dir, *supernet, *tasks;
+    int pretrain_epochs, quick, random;
+    Opt opts[] = {
+        {"dir", OPT_STR, &dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
+        {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
+        {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
+        {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
+        ADAPT_OPTS(a, "finetune-epochs", "8", "epochs of finetuning the winners"),
+        SEARCH_OPTS(a, "4", "15", "16", "6", "4", "8", "8"),
+        {"random", OPT_INT, &random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
+        {"quick", OPT_INT, &quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
+    };
+    Command cmd = {"demo", "[options]",
+                   "pretrain (or reuse) a supernet, then NTAA and its baselines on every task; write a report",
+                   opts, sizeof opts / sizeof *opts};
+    opts_parse(&cmd, argc, argv, NULL, 0);
+    if (quick) {
+        a.limit = 800, a.train_images = 128, a.val = 64, a.batch = 32, a.calib = 2, a.transfer_epochs = 1;
+        a.epochs = 1, a.population = 4, a.generations = 1, a.parents = 2, a.mutants = 2, a.crosses = 2;
+    }
+    check_adapt_cfg(&cmd, &a);
+    check_search_cfg(&cmd, &a);
+    need(pretrain_epochs > 0 && random >= 0, &cmd, "--pretrain-epochs must be >= 1, --random >= 0");
+    if (!random) random = a.population + a.generations * (a.mutants + a.crosses);
+    opts_print(&cmd);
+    if (mkdir(dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", dir, strerror(errno));
+    double t0 = nta_now();
+    char path[4096], intro[8192], verdict[1024], took[32];
+    snprintf(path, sizeof path, "%s", *supernet ? supernet : "");
+    if (!*supernet) snprintf(path, sizeof path, "%s/supernet.nta", dir);
+    int reuse = access(path, R_OK) == 0;
+    if (!reuse && *supernet) nta_die("--supernet: cannot read '%s': %s", supernet, strerror(errno));
+    if (!reuse) {
+        char epochs[16], seed[16], threads[16];
+        snprintf(epochs, sizeof epochs, "%d", pretrain_epochs);
+        snprintf(seed, sizeof seed, "%d", a.seed);
+        snprintf(threads, sizeof threads, "%d", a.threads);
+        char *args[24] = {"--epochs", epochs, "--seed", seed, "--threads", threads, "--device", (char *)a.device,
+                          "--out", path};
+        int n = 10;
+        if (quick) {
+            char *q[] = {"--limit", "800", "--val", "64", "--batch", "32", "--calib", "2", "--depth", "2", "--min-depth", "1"};
+            for (size_t i = 0; i < sizeof q / sizeof *q; i++) args[n++] = q[i];
+        }
+        printf("== pretraining the supernet on fashion-mnist (%s)\n", path);
+        cmd_pretrain(n, args);
+    }
+    double t_pre = nta_now() - t0;
+    fmt_time(took, sizeof took, t_pre);
+    const Backend *be = pick_backend(a.device, a.threads);
+
+    ReportTask *rt = nta_calloc(16, sizeof *rt);
+    int nt = 0;
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof list, "%s", tasks);
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (nt == 16) nta_die("--tasks: at most 16 tasks");
+        AdaptCfg at = a;
+        at.task = name;
+        printf("== task %s\n", name);
+        demo_task(path, be, &at, random, dir, &rt[nt++]);
+    }
+    double total = nta_now() - t0;
+    char all[32];
+    fmt_time(all, sizeof all, total);
+    demo_verdict(verdict, sizeof verdict, rt, nt);
+    snprintf(intro, sizeof intro,
+             "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
+             "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
+             "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
+             "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
+             "training of NTAA's architecture get %d epochs. Backend %s, %d threads, seed %d%s. "
+             "Total time %s. %s",
+             path, reuse ? "reused" : took, a.train_images, a.val, a.transfer_epochs, a.population, a.generations,
+             a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, nt ? rt[0].rows[2].mflops : 0,
+             a.transfer_epochs + a.epochs, be->name, a.threads, a.seed,
+             quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", all, verdict);
+    char md[4096], html[4096], err[512];
+    snprintf(md, sizeof md, "%s/report.md", dir);
+    snprintf(html, sizeof html, "%s/report.html", dir);
+    if (report_write(md, html, intro, rt, nt, err, sizeof err)) nta_die("%s", err);
+    printf("== done in %s. %s\nreport: %s and %s\n", all, verdict, md, html);
+    for (int i = 0; i < nt; i++) free(rt[i].pop), free(rt[i].gen_best), free(rt[i].gen_mean);
+    free(rt);
     return 0;
 }
 
@@ -862,10 +1120,11 @@ static double spearman(const double *a, const double *b, int n)
 
 static int cmd_eval(int argc, char **argv)
 {
-    const char *data, *device, *arch, *model[1];
+    const char *data, *task, *device, *arch, *model[1];
     int batch, threads, limit, calib, random, seed;
     Opt opts[] = {
         {"data", OPT_STR, &data, "fashion-mnist", "dataset whose test split is evaluated"},
+        {"task", OPT_STR, &task, "", "instead of --data: a task of adapt (e.g. mnist-rotation), scored by its metric"},
         {"arch", OPT_STR, &arch, "largest", "for a supernet: largest, smallest, random or an architecture string"},
         {"random", OPT_INT, &random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
         {"calib", OPT_INT, &calib, "20", "training batches for BN recalibration (supernets)"},
@@ -885,12 +1144,15 @@ static int cmd_eval(int argc, char **argv)
          "--batch must be in 2..65536, --calib >= 1, --limit, --random, --threads >= 0");
     opts_print(&cmd);
     const Backend *be = pick_backend(device, threads);
-    char err[512], text[512];
+    char err[512], text[512], m[128];
+    double second;
     Net *net = net_load(model[0], be, batch, err, sizeof err);
     if (!net) nta_die("%s", err);
     DataSplits d;
-    data_load(&d, data, 0, limit, 1);
+    if (*task) data_task(&d, task, 0, 0, limit, 1);
+    else data_load(&d, data, 0, limit, 1);
     check_fits(&net->d, &d, model[0]);
+    net->loss = task_loss(&d);
     norm_to_data(&d, net);
     int super = net->d.space.nk > 0;
     if (!super && (strcmp(arch, "largest") || random))
@@ -902,8 +1164,8 @@ static int cmd_eval(int argc, char **argv)
     double *acc = nta_calloc((size_t)n, sizeof(double)), *mf = nta_calloc((size_t)n, sizeof(double));
     for (int i = 0; i < n; i++) {
         as[i] = arch_named(&net->d, random ? "random" : arch, &r, "--arch");
-        if (super) acc[i] = eval_arch(net, &d, &d.test, &as[i], calib, (uint64_t)seed);
-        else acc[i] = evaluate(net, &d, &d.test, NULL);
+        if (super) acc[i] = eval_arch(net, &d, &d.test, &as[i], calib, (uint64_t)seed, &second);
+        else acc[i] = task_score(net, &d, &d.test, &second);
         NetDesc sd = arch_standalone(&net->d, &as[i]);
         mf[i] = 1e-6 * net_flops(&sd);
     }
@@ -917,18 +1179,18 @@ static int cmd_eval(int argc, char **argv)
     for (int i = 0; i < n && !random; i++) {
         NetDesc sd = arch_standalone(&net->d, &as[i]);
         arch_format(&net->d, &as[i], text, sizeof text);
-        printf("%s on %s: test accuracy %.2f%% on %d images; %.2f MFLOPs, %zu params%s%s\n", model[0],
-               d.name, 100 * acc[i], d.test.n, mf[i], net_params(&sd), super ? "; architecture " : "",
-               super ? text : "");
+        printf("%s on %s: test %s on %d images; %.2f MFLOPs, %zu params%s%s\n", model[0], d.name,
+               fmt_metric(m, sizeof m, &d, acc[i], second), d.test.n, mf[i], net_params(&sd),
+               super ? "; architecture " : "", super ? text : "");
     }
     if (random) printf("%s on %s, %d test images, BN recalibrated per architecture:\n  %8s %8s %9s  %s\n",
-                       model[0], d.name, d.test.n, "accuracy", "MFLOPs", "params", "architecture");
+                       model[0], d.name, d.test.n, task_metric_name(&d), "MFLOPs", "params", "architecture");
     for (int i = 0; i < n && random; i++) {
         NetDesc sd = arch_standalone(&net->d, &as[i]);
         arch_format(&net->d, &as[i], text, sizeof text);
-        printf("  %7.2f%% %8.2f %9zu  %s\n", 100 * acc[i], mf[i], net_params(&sd), text);
+        printf("  %8.2f %8.2f %9zu  %s\n", acc[i], mf[i], net_params(&sd), text);
     }
-    if (random > 2) printf("rank correlation of accuracy with MFLOPs (Spearman): %.2f\n", spearman(acc, mf, n));
+    if (random > 2) printf("rank correlation of the metric with MFLOPs (Spearman): %.2f\n", spearman(acc, mf, n));
     free(as), free(acc), free(mf);
     net_free(net);
     data_free(&d);
@@ -982,6 +1244,7 @@ static const struct {
     {"pretrain", cmd_pretrain, "train a weight-sharing supernet on the source data"},
     {"adapt", cmd_adapt, "NTAA: transfer a supernet to a task and adapt its architecture"},
     {"finetune", cmd_finetune, "baselines: finetune a fixed architecture (WP&F) or train it from scratch"},
+    {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };

@@ -49,8 +49,12 @@ typedef struct {
     int n, h, w, c;         /* n images of [H,W,C] */
     uint8_t *pix;           /* [n,H,W,C] */
     int32_t *label;         /* [n] */
+    float *value;           /* [n] regression targets, or NULL */
     int classes;            /* 1 + the largest label */
 } Dataset;
+
+/* What a task asks of the network (see data_task). */
+enum { TASK_CLASSIFY, TASK_REGRESS, TASK_RETRIEVE, TASK_UDA };
 
 typedef struct {
     Dataset train, val, test;
@@ -58,6 +62,9 @@ typedef struct {
     int pad;                /* random-crop padding (pixels) when augmenting */
     int flip;               /* random horizontal flip when augmenting */
     char name[64];
+    int kind;               /* TASK_*: TASK_CLASSIFY for plain datasets */
+    Dataset target;         /* TASK_UDA: unlabelled target-domain training images
+                               (labels zeroed); test is then the target domain */
 } DataSplits;
 
 /* Spec forms: "fashion-mnist", "mnist", "idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS]",
@@ -68,6 +75,15 @@ typedef struct {
  * out of the training split by a shuffle seeded with `seed`. */
 void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t seed);
 void data_free(DataSplits *d);
+/* The target tasks (README, "Tasks"), built deterministically from the
+ * installed data: "mnist", "mnist-parity", "mnist-rotation" (value = angle /
+ * DATA_ROT_MAX), "mnist-retrieval" (train on digits 0-5; val and test hold
+ * digits 6-9 as unseen identities), "mnist-uda" (labelled MNIST; target:
+ * MNIST digits blended onto Fashion-MNIST images), or "classify:SPEC" with
+ * SPEC as for data_load. train_images > 0 keeps the first that many labelled
+ * training images. Dies naming the task when it is unknown. */
+#define DATA_ROT_MAX 45.0f
+void data_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed);
 /* Read one IDX file (raw or gzip). On failure returns -1 and writes a message
  * naming the file into err. ndim/dims: the IDX header; *bytes: the payload. */
 int data_read_idx(const char *path, int *ndim, int dims[4], uint8_t **bytes,
@@ -343,6 +359,28 @@ void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
  * metadata in net->meta and restores momentum from a checkpoint. */
 int net_save(const Net *net, const char *path, const char *meta, int checkpoint);
 Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ task */
+
+/* task.c: what each task kind (TASK_*) trains and measures. */
+int task_outputs(const DataSplits *d);          /* the head's width */
+int task_loss(const DataSplits *d);             /* LOSS_XENT or LOSS_L1, for net->loss */
+const char *task_metric_name(const DataSplits *d);
+int task_lower_better(const DataSplits *d);     /* 1: an error (MAE) */
+/* Images idx[0..B) of s (augmented when aug) into x, y and the network's
+ * inputs: x_in, y_in, and t_in when s has regression values. */
+void task_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx, int B, float *x,
+                int32_t *y, Rng *aug);
+/* The task's metric on split s with the network's running statistics:
+ * accuracy %, MAE in degrees, or retrieval mAP % (rank-1 % in *second, else
+ * NAN there). */
+double task_score(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
+ * the others: returns mAP %, rank-1 % in *rank1. */
+double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);
+/* TASK_UDA: re-estimate the batchnorm statistics on the unlabelled target
+ * images (batchnorm adaptation); other kinds: nothing. */
+void task_adapt_bn(Net *net, const DataSplits *d, int batches, uint64_t seed);
 
 /* ---------------------------------------------------------------- search */
 

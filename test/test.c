@@ -34,7 +34,7 @@ int main(void)
         {"cpu ops", test_cpu}, {"network", test_net}, {"supernet", test_super},
         {"search", test_search}, {"report", test_report}, {"data", test_data},
         {"pytorch fixture", test_fixture}, {"simt emulator", test_simt},
-        {"command line", test_cli}, {"cuda backend", test_cuda},
+        {"command line", test_cli}, {"tasks", test_task}, {"cuda backend", test_cuda},
     };
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
         int p = test_passed, f = test_failed;

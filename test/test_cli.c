@@ -98,7 +98,7 @@ static void test_end_to_end(void)
              "train --data idx:%s/tr-img,%s/tr-lab,%s/te-img,%s/te-lab --epochs 5 --batch 16 "
              "--val 32 --lr 0.05 -o %s", dir, dir, dir, dir, model);
     EXPECT(0, args, "test accuracy");
-    CHECK(strstr(out, "epoch 5: val loss") && strstr(out, "img/s ETA"), "training prints progress:\n%s", out);
+    CHECK(strstr(out, "epoch 5: val accuracy ") && strstr(out, "img/s ETA"), "training prints progress:\n%s", out);
     double acc = -1;
     const char *t = strstr(out, "test accuracy ");
     if (t) acc = atof(t + 14);

@@ -384,7 +384,7 @@ static void test_pipeline(void)
     }
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta finetune %s/a.nta --task mnist-parity --limit 300 --val 50 "
              "--epochs 1 --calib 2 --batch 16 -o %s/par.nta > %s/par.out 2>&1 && "
-             "grep -q 'task mnist-parity: 250 train, 50 val, 300 test images of 28x28x1, 2 classes' %s/par.out", dir,
+             "grep -q 'task mnist-parity: 250 train, 50 val, 300 test images of 28x28x1, 2 outputs' %s/par.out", dir,
              dir, dir, dir);
     CHECK(test_run(one) == 0, "the mnist-parity task is a two-class problem (see %s/par.out)", dir);
     /* eval of the finished model reproduces adapt's test accuracy (same normalisation) */

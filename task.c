@@ -1,0 +1,132 @@
+/* task.c: what a task measures. Batches with their labels or regression
+ * targets, the metric of a split (accuracy, MAE, retrieval rank-1 and mAP),
+ * and batchnorm adaptation to a target domain.
+ *
+ *   kind            head                loss          metric (test split)
+ *   TASK_CLASSIFY   classes             cross-entropy accuracy %
+ *   TASK_REGRESS    1 (angle / 45)      L1            MAE in degrees (lower is better)
+ *   TASK_RETRIEVE   training identities cross-entropy mAP % (and rank-1 %) of the
+ *                                                     pooled features, each image a
+ *                                                     query against all the others
+ *   TASK_UDA        classes             cross-entropy accuracy % on the target domain,
+ *                   (+ entropy of unlabelled target   after BN statistics are
+ *                    images, see fit in nta.c)        re-estimated on target images
+ */
+#include "nta.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int task_outputs(const DataSplits *d)
+{
+    if (d->kind == TASK_REGRESS) return 1;
+    if (d->kind == TASK_RETRIEVE) return d->train.classes;
+    return d->train.classes > d->test.classes ? d->train.classes : d->test.classes;
+}
+
+const char *task_metric_name(const DataSplits *d)
+{
+    return d->kind == TASK_REGRESS ? "MAE (degrees)" : d->kind == TASK_RETRIEVE ? "mAP %" : "accuracy %";
+}
+
+int task_lower_better(const DataSplits *d) { return d->kind == TASK_REGRESS; }
+
+int task_loss(const DataSplits *d) { return d->kind == TASK_REGRESS ? LOSS_L1 : LOSS_XENT; }
+
+void task_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx, int B, float *x,
+                int32_t *y, Rng *aug)
+{
+    data_batch(d, s, idx, B, x, y, aug);
+    net->be->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
+    net->be->upload(net->y_in, y, (size_t)B * sizeof(int32_t));
+    if (!s->value) return;
+    float *t = nta_malloc((size_t)B * sizeof(float));
+    for (int b = 0; b < B; b++) t[b] = s->value[idx[b]];
+    net->be->upload(net->t_in, t, (size_t)B * sizeof(float));
+    free(t);
+}
+
+/* Average precision of one query: sim [n] to every image, the query itself
+ * (index q) excluded; positives share its label. *top1: the most similar
+ * other image shares it. */
+static double average_precision(const float *sim, const int32_t *label, int n, int q, int *top1)
+{
+    int *order = nta_malloc((size_t)n * sizeof *order), m = 0;
+    for (int i = 0; i < n; i++)
+        if (i != q) order[m++] = i;
+    /* insertion by similarity, descending; ties by index (deterministic) */
+    for (int i = 1; i < m; i++) {
+        int v = order[i], j = i;
+        while (j > 0 && (sim[order[j - 1]] < sim[v] || (sim[order[j - 1]] == sim[v] && order[j - 1] > v)))
+            order[j] = order[j - 1], j--;
+        order[j] = v;
+    }
+    double ap = 0;
+    int hits = 0;
+    for (int r = 0; r < m; r++)
+        if (label[order[r]] == label[q]) ap += (double)++hits / (r + 1);
+    *top1 = m > 0 && label[order[0]] == label[q];
+    free(order);
+    return hits ? ap / hits : 0;
+}
+
+double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1)
+{
+    float *e = nta_malloc((size_t)n * dim * sizeof(float)), *sim = nta_malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) {                    /* cosine similarity: unit rows */
+        double ss = 0;
+        for (int k = 0; k < dim; k++) ss += (double)emb[(size_t)i * dim + k] * emb[(size_t)i * dim + k];
+        float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
+        for (int k = 0; k < dim; k++) e[(size_t)i * dim + k] = emb[(size_t)i * dim + k] * inv;
+    }
+    double map = 0;
+    int right = 0;
+    for (int q = 0; q < n; q++) {
+        for (int i = 0; i < n; i++) {
+            float dot = 0;
+            for (int k = 0; k < dim; k++) dot += e[(size_t)q * dim + k] * e[(size_t)i * dim + k];
+            sim[i] = dot;
+        }
+        int top1;
+        map += average_precision(sim, label, n, q, &top1);
+        right += top1;
+    }
+    free(e), free(sim);
+    if (rank1) *rank1 = n ? 100.0 * right / n : 0;
+    return n ? 100 * map / n : 0;
+}
+
+double task_score(Net *net, const DataSplits *d, const Dataset *s, double *second)
+{
+    int B = net->B, right = 0, dim = net->d.head_c;
+    double err = 0;
+    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float));
+    float *emb = d->kind == TASK_RETRIEVE ? nta_malloc(((size_t)s->n + 1) * dim * sizeof(float)) : NULL;
+    int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
+    int *idx = nta_malloc((size_t)B * sizeof(int));
+    for (int i = 0; i < s->n; i += B) {
+        int b = s->n - i < B ? s->n - i : B, c = 0;
+        for (int j = 0; j < b; j++) idx[j] = i + j;
+        task_batch(net, d, s, idx, b, x, y, NULL);
+        net_forward(net, b, 0);
+        if (emb) net->be->download(emb + (size_t)i * dim, net->pooled, (size_t)b * dim * sizeof(float));
+        else err += net_loss(net, b, &c);   /* L1: the summed absolute error */
+        right += c;
+    }
+    double m = 0;
+    if (second) *second = NAN;
+    if (emb) m = task_retrieval(emb, s->label, s->n, dim, second);
+    else if (d->kind == TASK_REGRESS) m = s->n ? DATA_ROT_MAX * err / s->n : 0;
+    else m = s->n ? 100.0 * right / s->n : 0;
+    free(x), free(y), free(idx), free(emb);
+    return m;
+}
+
+void task_adapt_bn(Net *net, const DataSplits *d, int batches, uint64_t seed)
+{
+    if (d->kind != TASK_UDA) return;
+    DataSplits t = *d;
+    t.train = d->target;
+    net_recalibrate(net, &t, batches, seed);
+}
