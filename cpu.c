@@ -88,6 +88,15 @@ static inline float at(const float *X, int trans, int ld, int r, int c)
  * the ABI of the portable clone) */
 #define load8(p) ({ v8 v_; memcpy(&v_, (p), 32); v_; })
 #define store8(p, v) do { v8 v_ = (v); memcpy((p), &v_, 32); } while (0)
+typedef int vi8 __attribute__((vector_size(32)));
+/* min(max(t, 0), 6) of a v8 */
+#define relu6_8(t) ({ v8 t_ = (t), z_ = {0}, six_ = z_ + 6.0f; vi8 m_ = t_ > z_;              \
+                      t_ = (v8)((vi8)t_ & m_); m_ = t_ < six_;                              \
+                      (v8)(((vi8)t_ & m_) | ((vi8)six_ & ~m_)); })
+
+/* An epilogue applied as C is stored after the last K slice: per column j,
+ * C = C * scale[j] + shift[j], then ReLU6 if relu6 (batchnorm in eval mode). */
+typedef struct { const float *scale, *shift; int relu6; } Epi;
 
 /* pack op(B)[p0:p0+kc, j0:j0+nc] into zero-padded panels pb[nc/NR][kc][NR] */
 static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
@@ -99,14 +108,16 @@ static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
                 *pb = jp + j < nc ? at(B, tb, ldb, p0 + p, j0 + jp + j) : 0.0f;
 }
 
-/* C[0:mr, 0:nr] = (store ? 0 : C) + alpha * A-tile x B-panel. Element (i, p)
+/* C[0:mr, 0:nr] = (store ? 0 : C) + alpha * A-tile x B-panel, then the
+ * epilogue of columns sc, sh [nr] if sc is not NULL. Element (i, p)
  * of the tile is a[i*lda + p] (ta = 0) or a[p*lda + i] (ta = 1); row p of
  * the panel is b + p*ldb, 8*nv wide (nv = 1 or 2). ta and nv are constants
  * at every call, so each use is specialised; the 6 x 8nv sums stay in
  * registers. */
 static inline __attribute__((always_inline)) void micro_kernel(
     int kc, const float *a, int lda, int ta, const float *b, int ldb, int nv,
-    float *C, int ldc, int mr, int nr, float alpha, int store)
+    float *C, int ldc, int mr, int nr, float alpha, int store, const float *sc,
+    const float *sh, int relu6)
 {
     v8 c[MR][2] = {{{0}}}, z = {0};
     for (int p = 0; p < kc; p++, b += ldb) {
@@ -125,15 +136,24 @@ static inline __attribute__((always_inline)) void micro_kernel(
         for (int i = 0; i < MR; i++)
             for (int v = 0; v < nv; v++) {
                 float *q = C + (size_t)i * ldc + 8 * v;
-                store8(q, store ? c[i][v] : load8(q) + c[i][v]);
+                v8 t = store ? c[i][v] : load8(q) + c[i][v];
+                if (sc) {
+                    t = t * load8(sc + 8 * v) + load8(sh + 8 * v);
+                    if (relu6) t = relu6_8(t);
+                }
+                store8(q, t);
             }
     } else {
         float t[MR][NR];
         memcpy(t, c, sizeof t);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++) {
-                float *q = C + (size_t)i * ldc + j;
-                *q = store ? t[i][j] : *q + t[i][j];
+                float *q = C + (size_t)i * ldc + j, v = store ? t[i][j] : *q + t[i][j];
+                if (sc) {
+                    v = v * sc[j] + sh[j];
+                    if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+                }
+                *q = v;
             }
     }
 }
@@ -142,7 +162,8 @@ static inline __attribute__((always_inline)) void micro_kernel(
  * MR rows is first copied, zero-padded, into edge [kc][MR]. */
 static inline __attribute__((always_inline)) void tile(
     int kc, const float *a, int lda, int ta, const float *b, int ldb, float *C, int ldc,
-    int mr, int nr, float alpha, int store, float *edge)
+    int mr, int nr, float alpha, int store, float *edge, const float *sc, const float *sh,
+    int relu6)
 {
     int nv = nr > 8 ? 2 : 1;
     if (mr < MR) {
@@ -152,18 +173,19 @@ static inline __attribute__((always_inline)) void tile(
         a = edge, lda = MR, ta = 1;
     }
     if (ta) {
-        if (nv == 2) micro_kernel(kc, a, lda, 1, b, ldb, 2, C, ldc, mr, nr, alpha, store);
-        else micro_kernel(kc, a, lda, 1, b, ldb, 1, C, ldc, mr, nr, alpha, store);
+        if (nv == 2) micro_kernel(kc, a, lda, 1, b, ldb, 2, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
+        else micro_kernel(kc, a, lda, 1, b, ldb, 1, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
     } else {
-        if (nv == 2) micro_kernel(kc, a, lda, 0, b, ldb, 2, C, ldc, mr, nr, alpha, store);
-        else micro_kernel(kc, a, lda, 0, b, ldb, 1, C, ldc, mr, nr, alpha, store);
+        if (nv == 2) micro_kernel(kc, a, lda, 0, b, ldb, 2, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
+        else micro_kernel(kc, a, lda, 0, b, ldb, 1, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
     }
 }
 
-/* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C) on the calling thread */
+/* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C) on the calling thread, then
+ * the epilogue ep if not NULL */
 HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb,
-                            float *C, int ldc, int beta0)
+                            float *C, int ldc, int beta0, const Epi *ep)
 {
     int direct = !tb && N % 8 == 0;
     float *edge = scratch(1, (size_t)KC * MR);
@@ -172,6 +194,7 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
         int ncp = (nc + NR - 1) / NR * NR;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC, store = beta0 && pc == 0;
+            const Epi *e = pc + kc >= K ? ep : NULL;     /* the last slice */
             const float *pb = B + (size_t)pc * ldb + jc;
             if (!direct) {
                 float *buf = scratch(0, (size_t)kc * ncp);
@@ -185,7 +208,9 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                     int nr = nc - jr < NR ? nc - jr : NR;
                     const float *b = direct ? pb + jr : pb + (size_t)jr * kc;
                     tile(kc, a, lda, ta, b, direct ? ldb : NR, C + (size_t)i * ldc + jc + jr, ldc,
-                         M - i < MR ? M - i : MR, nr, alpha, store, edge);
+                         M - i < MR ? M - i : MR, nr, alpha, store, edge,
+                         e ? e->scale + jc + jr : NULL, e ? e->shift + jc + jr : NULL,
+                         e ? e->relu6 : 0);
                 }
             }
         }
@@ -198,9 +223,10 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
 static float *gemm_part;
 static size_t gemm_part_cap;
 
-static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
+/* cpu_gemm, then the epilogue ep (if not NULL) */
+static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
-                     float beta, float *C, int ldc)
+                     float beta, float *C, int ldc, const Epi *ep)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || (beta != 0 && beta != 1)) {    /* C = beta C first; then accumulate */
@@ -209,13 +235,21 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
             if (beta == 0) memset(c, 0, N * sizeof(float));
             else for (int j = 0; j < N; j++) c[j] *= beta;
         }
-        if (K <= 0) return;
+        if (K <= 0) {
+            if (ep)
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        float *q = C + (size_t)i * ldc + j, v = *q * ep->scale[j] + ep->shift[j];
+                        *q = ep->relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
+                    }
+            return;
+        }
         beta = 1;
     }
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
-    if (nt == 1 || M >= 4 * MR * nt || (long)K < 4L * M) {
+    if (nt == 1 || ep || M >= 4 * MR * nt || (long)K < 4L * M) {
         /* Tall C: split the rows between threads */
 #pragma omp parallel if (nt > 1)
         {
@@ -226,7 +260,7 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
             if (hi > lo)
                 gemm_serial(ta, tb, hi - lo, N, K, alpha,
                             ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
-                            C + (size_t)lo * ldc, ldc, beta0);
+                            C + (size_t)lo * ldc, ldc, beta0, ep);
         }
         return;
     }
@@ -249,7 +283,7 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
         if (hi > lo)
             gemm_serial(ta, tb, M, N, hi - lo, alpha,
                         ta ? A + (size_t)lo * lda : A + lo, lda,
-                        tb ? B + lo : B + (size_t)lo * ldb, ldb, pt, N, 1);
+                        tb ? B + lo : B + (size_t)lo * ldb, ldb, pt, N, 1, NULL);
         else
             memset(pt, 0, mn * sizeof(float));
 #pragma omp barrier
@@ -263,6 +297,13 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
             }
         }
     }
+}
+
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* -------------------------------------------------------- dense conv */
@@ -505,15 +546,35 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
     free(scale);
 }
 
-static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
-                            const float *run_mean, const float *run_var, int P, int C, int relu6)
+/* Eval-mode batchnorm as y = z * scale + shift: scale, shift [C] */
+static void bn_eval_coeffs(float *scale, float *shift, const float *gamma, const float *beta,
+                           const float *run_mean, const float *run_var, int C)
 {
-    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
     for (int c = 0; c < C; c++) {
         scale[c] = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
         shift[c] = beta[c] - run_mean[c] * scale[c];
     }
+}
+
+static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
+                            const float *run_mean, const float *run_var, int P, int C, int relu6)
+{
+    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
+    bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
     bn_apply(y, z, scale, shift, P, C, relu6);
+    free(scale);
+}
+
+/* Inference: the pointwise conv with its batchnorm (+ReLU6) as the GEMM's
+ * epilogue, applied to each register tile as it is stored: one pass over y. */
+static void cpu_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,
+                             const float *gamma, const float *beta, const float *run_mean,
+                             const float *run_var, int M, int N, int K, int relu6)
+{
+    float *scale = nta_malloc(2 * (size_t)(N > 0 ? N : 1) * sizeof(float)), *shift = scale + N;
+    bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, N);
+    Epi ep = {scale, shift, relu6};
+    gemm_run(0, 0, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, y, N, &ep);
     free(scale);
 }
 
@@ -699,4 +760,5 @@ const Backend cpu_backend = {
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
     .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .sgd = cpu_sgd,
+    .gemm_bn_eval = cpu_gemm_bn_eval,
 };

@@ -137,7 +137,7 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
 }
 
 /* y = gamma (z - run_mean) / sqrt(run_var + eps) + beta, then ReLU6 if asked */
-__global__ void bn_eval_kernel(float *y, const float *__restrict__ z,
+__global__ void bn_eval_kernel(float *y, const float *z,   /* z may be y (gemm_bn_eval) */
                                const float *__restrict__ gamma, const float *__restrict__ beta,
                                const float *__restrict__ run_mean,
                                const float *__restrict__ run_var, size_t n, int C, int relu6)
@@ -161,6 +161,15 @@ void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float 
     SIMT_LAUNCH(bn_eval_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), y, z, gamma, beta,
                 run_mean, run_var, n, C, relu6);
     LAUNCH_CHECK();
+}
+
+/* Inference: the pointwise conv, then its batchnorm in place over the output */
+void cuda_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,
+                       const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, int M, int N, int K, int relu6)
+{
+    cuda_gemm(0, 0, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, y, N);
+    cuda_bn_fwd_eval(y, y, gamma, beta, run_mean, run_var, M, N, relu6);
 }
 
 /* Backward pass 1, with xh = (z - mean) istd and g = dy masked by ReLU6

@@ -593,6 +593,21 @@ static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const Bn
         net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
 }
 
+/* y = BN(z) (+ReLU6) of the pointwise conv z [P,N] = x [P,K] (ldx) w [K,N] (ldw);
+ * in eval mode one fused op that never writes z */
+static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnParams *bn,
+                          const float *x, int ldx, const float *w, int ldw, int P, int N, int K,
+                          int relu6, int train)
+{
+    if (train) {
+        net->be->gemm(0, 0, P, N, K, 1, x, ldx, w, ldw, 0, z, N);
+        bn_forward(net, y, sv, z, bn, P, N, relu6, 1);
+    } else {
+        net->be->gemm_bn_eval(y, x, ldx, w, ldw, bn->gamma, bn->beta, bn->run_mean, bn->run_var,
+                              P, N, K, relu6);
+    }
+}
+
 /* The forward pass of images [b0, b0+n) of the batch (every op sees a batch of
  * n images; the tensors are the batch's, offset to image b0). Training needs
  * the whole batch at once (batch statistics); inference does not. */
@@ -621,12 +636,12 @@ static void forward_part(Net *net, int b0, int n, int train)
         float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
         float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        be->gemm(0, 0, pin, E, k->ci, 1, x, k->ci, k->w_exp, Em, 0, z_exp, E);
-        bn_forward(net, a_exp, &k->sv_exp, z_exp, &k->bn_exp, pin, E, 1, train);
+        pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, pin, E,
+                      k->ci, 1, train);
         be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
         bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, train);
-        be->gemm(0, 0, pout, k->co, E, 1, a_dw, E, k->w_proj, k->co, 0, z_proj, k->co);
-        bn_forward(net, out, &k->sv_proj, z_proj, &k->bn_proj, pout, k->co, 0, train);
+        pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, pout,
+                      k->co, E, 0, train);
         if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
     }
     size_t head_img = (size_t)net->hh * net->hw;
@@ -634,8 +649,8 @@ static void forward_part(Net *net, int b0, int n, int train)
     const float *x = IMG(input_of(net, d->nblocks), head_img * cl);   /* [n,hh,hw,Cl] */
     float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
     float *pooled = IMG(net->pooled, d->head_c), *logits = IMG(net->logits, d->classes);
-    be->gemm(0, 0, ph, d->head_c, cl, 1, x, cl, net->w_head, d->head_c, 0, z_head, d->head_c);
-    bn_forward(net, a_head, &net->sv_head, z_head, &net->bn_head, ph, d->head_c, 1, train);
+    pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
+                  ph, d->head_c, cl, 1, train);
     be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
     be->gemm(0, 0, n, d->classes, d->head_c, 1, pooled, d->head_c, net->w_fc, d->classes, 0,
              logits, d->classes);
@@ -671,11 +686,6 @@ double net_loss(Net *net, int B, int *correct)
         return net->be->l1(net->dlogits, net->logits, net->t_in, B);
     }
     return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
-}
-
-double net_entropy(Net *net, int B, float weight)
-{
-    return net->be->entropy(net->dlogits, net->logits, weight, B, net->d.classes);
 }
 
 /* ---------------------------------------------------------- backward */

@@ -238,7 +238,7 @@ typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
     int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     float lr, momentum, wd, warmup;
-    float uda_weight;     /* TASK_UDA: weight of the target images' entropy */
+    float uda_weight;     /* TASK_UDA: weight of the target images' mean entropy */
 } TrainCfg;
 
 enum { SAMPLE_FIXED, SAMPLE_SANDWICH, SAMPLE_UNIFORM };
@@ -308,32 +308,6 @@ static double eval_arch(Net *net, const DataSplits *d, const Dataset *s, const A
     return task_score(net, d, s, second);
 }
 
-/* One forward/backward pass of the active architecture on the batch already
- * uploaded; returns the loss. With unlabelled target images (TASK_UDA), a
- * second pass on a target batch adds the gradient of uda_weight x their mean
- * softmax entropy; x, y hold the labelled batch to upload again afterwards. */
-static double train_pass(Net *net, const DataSplits *d, const TrainCfg *c, const float *x,
-                         const int32_t *y, int *correct, Rng *rng)
-{
-    int B = c->batch;
-    double loss = net_loss(net, B, correct);
-    net_backward(net, B);
-    if (d->kind != TASK_UDA || c->uda_weight <= 0) return loss;
-    const Dataset *t = &d->target;
-    int *idx = nta_malloc((size_t)B * sizeof(int));
-    float *xt = nta_malloc((size_t)B * t->h * t->w * t->c * sizeof(float));
-    int32_t *yt = nta_malloc((size_t)B * sizeof(int32_t));
-    for (int j = 0; j < B; j++) idx[j] = (int)rng_below(rng, (uint32_t)t->n);
-    task_batch(net, d, t, idx, B, xt, yt, c->augment ? rng : NULL);
-    net_forward(net, B, 1);
-    net_entropy(net, B, c->uda_weight);
-    net_backward(net, B);
-    net->be->upload(net->x_in, x, (size_t)B * t->h * t->w * t->c * sizeof(float));
-    net->be->upload(net->y_in, y, (size_t)B * sizeof(int32_t));
-    free(idx), free(xt), free(yt);
-    return loss;
-}
-
 /* The validation line of an epoch: the metric of the network, or of a
  * supernet's largest and smallest architectures after recalibration. */
 static void report_val(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int ep)
@@ -361,7 +335,9 @@ static void report_val(Net *net, const DataSplits *d, const TrainCfg *c, int sam
  * seed, so a resumed run repeats an unbroken one exactly. */
 static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
 {
-    int B = c->batch, steps = d->train.n / B, classify = d->kind != TASK_REGRESS;
+    /* per: labelled images per step (TASK_UDA: half the batch, the rest target images) */
+    int B = c->batch, per = d->kind == TASK_UDA ? B / 2 : B, steps = d->train.n / per;
+    int classify = d->kind != TASK_REGRESS;
     const Dataset *tr = &d->train;
     int *perm = nta_malloc((size_t)tr->n * sizeof(int));
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
@@ -381,7 +357,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
         int right = 0, seen = 0;
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0, passes = sampling == SAMPLE_SANDWICH ? 4 : 1;
-            task_batch(net, d, tr, perm + (size_t)s * B, B, x, y, c->augment ? &rng : NULL);
+            task_train_batch(net, d, perm + (size_t)s * per, B, x, y, c->augment ? &rng : NULL, &rng);
             net_zero_grad(net);
             for (int p = 0; p < passes; p++) {
                 if (sampling != SAMPLE_FIXED) {
@@ -391,13 +367,14 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
                     net_set_arch(net, &a);
                 }
                 net_forward(net, B, 1);
-                double l = train_pass(net, d, c, x, y, &corr, &rng);
-                if (p == 0) loss += l, right += corr, seen += B;  /* report the largest */
+                double l = task_train_loss(net, d, B, c->uda_weight, &corr);
+                net_backward(net, B);
+                if (p == 0) loss += l, right += corr, seen += per;  /* report the largest */
             }
             net_update(net, lr_cosine(c->lr, step, warm, total), c->momentum, c->wd);
             double now = nta_now();
             if (now - tlast > (tty ? 0.5 : 30) || s == steps - 1) {
-                double rate = (step + 1 - step0) * (double)B / (now - t0);
+                double rate = (step + 1 - step0) * (double)B / (now - t0);   /* images through the network */
                 fmt_time(eta, sizeof eta, (total - step - 1) * (double)B / rate);
                 if (classify) snprintf(acc, sizeof acc, " train acc %.2f%%", 100.0 * right / seen);
                 printf("%sepoch %d/%d step %d/%d loss %.4f%s %.0f img/s ETA %s%s", tty ? "\r" : "", ep,
@@ -651,15 +628,14 @@ static Net *transfer(const char *super, const Backend *be, const DataSplits *d, 
     return net;
 }
 
-/* Finetune a standalone model, adapt its BN to the target domain (UDA), and
- * score it on the test split into row (seconds counted from t0). */
+/* Finetune a standalone model and score it on the test split into row
+ * (seconds counted from t0). */
 static void finish(Net *model, const DataSplits *d, const AdaptCfg *a, int epochs, const char *method,
                    const char *arch, double t0, ReportRow *row)
 {
     char m[128], took[32];
     norm_from_data(model, d);
     train_phase(model, d, a, epochs, SAMPLE_FIXED);
-    task_adapt_bn(model, d, a->calib, (uint64_t)a->seed);
     *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(&model->d),
                        .params = net_params(&model->d), .seconds = nta_now() - t0};
     row->metric = task_score(model, d, &d->test, &row->second);
@@ -1118,15 +1094,30 @@ static double spearman(const double *a, const double *b, int n)
     return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : 0;
 }
 
+/* A random architecture whose MFLOPs fall in bin i of n equal bins between
+ * the smallest and the largest architecture (rejection sampling). */
+static Arch arch_in_bin(const NetDesc *d, Rng *r, int i, int n)
+{
+    Arch lo = arch_smallest(d), hi = arch_largest(d);
+    double a = search_mflops(d, &lo), b = search_mflops(d, &hi), w = (b - a) / n;
+    for (int t = 0; t < 1000000; t++) {
+        Arch x = arch_random(d, r);
+        double f = search_mflops(d, &x);
+        if (f >= a + i * w && (f < a + (i + 1) * w || (i == n - 1 && f <= b))) return x;
+    }
+    return i < n / 2 ? lo : hi;   /* a bin no random draw reaches: its end of the space */
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     const char *data, *task, *device, *arch, *model[1];
-    int batch, threads, limit, calib, random, seed;
+    int batch, threads, limit, calib, random, seed, spread;
     Opt opts[] = {
         {"data", OPT_STR, &data, "fashion-mnist", "dataset whose test split is evaluated"},
         {"task", OPT_STR, &task, "", "instead of --data: a task of adapt (e.g. mnist-rotation), scored by its metric"},
         {"arch", OPT_STR, &arch, "largest", "for a supernet: largest, smallest, random or an architecture string"},
         {"random", OPT_INT, &random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
+        {"spread", OPT_INT, &spread, "0", "1: draw the i-th random architecture from the i-th of N equal MFLOPs bins between the smallest and the largest"},
         {"calib", OPT_INT, &calib, "20", "training batches for BN recalibration (supernets)"},
         {"seed", OPT_INT, &seed, "1", "seed of random architectures and recalibration batches"},
         {"batch", OPT_INT, &batch, "256", "images per forward pass"},
@@ -1140,8 +1131,8 @@ static int cmd_eval(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta eval model.nta'");
     if (threads == 0) threads = default_threads();
-    need(batch > 1 && batch <= 65536 && limit >= 0 && threads > 0 && calib > 0 && random >= 0, &cmd,
-         "--batch must be in 2..65536, --calib >= 1, --limit, --random, --threads >= 0");
+    need(batch > 1 && batch <= 65536 && limit >= 0 && threads > 0 && calib > 0 && random >= 0 &&
+         (spread == 0 || spread == 1), &cmd, "--batch must be in 2..65536, --calib >= 1, --limit, --random, --threads >= 0, --spread 0 or 1");
     opts_print(&cmd);
     const Backend *be = pick_backend(device, threads);
     char err[512], text[512], m[128];
@@ -1163,7 +1154,7 @@ static int cmd_eval(int argc, char **argv)
     Arch *as = nta_calloc((size_t)n, sizeof(Arch));
     double *acc = nta_calloc((size_t)n, sizeof(double)), *mf = nta_calloc((size_t)n, sizeof(double));
     for (int i = 0; i < n; i++) {
-        as[i] = arch_named(&net->d, random ? "random" : arch, &r, "--arch");
+        as[i] = random && spread ? arch_in_bin(&net->d, &r, i, n) : arch_named(&net->d, random ? "random" : arch, &r, "--arch");
         if (super) acc[i] = eval_arch(net, &d, &d.test, &as[i], calib, (uint64_t)seed, &second);
         else acc[i] = task_score(net, &d, &d.test, &second);
         NetDesc sd = arch_standalone(&net->d, &as[i]);

@@ -166,6 +166,12 @@ typedef struct Backend {
     double (*entropy)(float *dlogits, const float *logits, float weight, int N, int L);
     /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
     void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+    /* Inference, a pointwise conv and its batchnorm (running statistics) in one
+     * pass: y [M,N] = BN_eval(x [M,K] (ldx) w [K,N] (ldw)), then ReLU6 if relu6.
+     * The same as gemm into y then bn_fwd_eval in place, up to rounding. */
+    void (*gemm_bn_eval)(float *y, const float *x, int ldx, const float *w, int ldw,
+                         const float *gamma, const float *beta, const float *run_mean,
+                         const float *run_var, int M, int N, int K, int relu6);
 } Backend;
 
 extern const Backend cpu_backend;
@@ -325,9 +331,6 @@ void net_forward(Net *net, int B, int train);
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
-/* The softmax entropy of net->logits (unlabelled images) times weight: fills
- * net->dlogits; returns the summed entropy. */
-double net_entropy(Net *net, int B, float weight);
 /* Backward from net->dlogits. Gradients are accumulated into net->g. */
 void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
@@ -378,9 +381,14 @@ double task_score(Net *net, const DataSplits *d, const Dataset *s, double *secon
 /* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
  * the others: returns mAP %, rank-1 % in *rank1. */
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);
-/* TASK_UDA: re-estimate the batchnorm statistics on the unlabelled target
- * images (batchnorm adaptation); other kinds: nothing. */
-void task_adapt_bn(Net *net, const DataSplits *d, int batches, uint64_t seed);
+/* A training batch: images idx[0..B) of the training split, or for TASK_UDA
+ * B/2 of them followed by B - B/2 target images drawn by rng. */
+void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, int32_t *y, Rng *aug,
+                      Rng *rng);
+/* The training loss of that batch (net_loss; TASK_UDA: cross-entropy of the
+ * first B/2 rows plus uda_weight x the mean entropy of the rest); fills
+ * net->dlogits, returns the summed labelled loss. */
+double task_train_loss(Net *net, const DataSplits *d, int B, float uda_weight, int *correct);
 
 /* ---------------------------------------------------------------- search */
 

@@ -78,6 +78,10 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
                        float momentum, int relu6);
 void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
                       const float *run_mean, const float *run_var, int P, int C, int relu6);
+/* gemm then bn_fwd_eval in place (the CPU fuses them; here two launches) */
+void cuda_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,
+                       const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, int M, int N, int K, int relu6);
 void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const float *z,
                  const float *mean, const float *istd, const float *gamma, const float *beta,
                  int P, int C, int relu6);

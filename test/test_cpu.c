@@ -102,6 +102,34 @@ static void test_gemm(void)
             }
 }
 
+/* The fused inference op against its unfused reference (gemm, then
+ * bn_fwd_eval in place): tile edges, B read in place and packed, K longer
+ * than one slice, small and tall M, with and without ReLU6. */
+static void test_gemm_bn_eval(void)
+{
+    Rng r;
+    rng_seed(&r, 2);
+    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 24, 5}, {61, 48, 300}, {9, 130, 7}, {500, 16, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int relu6 = 0; relu6 < 2; relu6++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldx = K + 3, ldw = N + 2;
+            float *x = randv(&r, (size_t)M * ldx, 1), *w = randv(&r, (size_t)K * ldw, 1);
+            float *gamma = randv(&r, N, 1), *beta = randv(&r, N, 3), *rm = randv(&r, N, 1);
+            float *rv = randv(&r, N, 0.5f);
+            for (int j = 0; j < N; j++) rv[j] += 1.0f;           /* variances in [0.5, 1.5] */
+            float *y = nta_malloc((size_t)M * N * sizeof(float)), *z = nta_malloc((size_t)M * N * sizeof(float));
+            double *ref = nta_malloc((size_t)M * N * sizeof(double));
+            be->gemm(0, 0, M, N, K, 1, x, ldx, w, ldw, 0, z, N);
+            be->bn_fwd_eval(z, z, gamma, beta, rm, rv, M, N, relu6);
+            for (size_t i = 0; i < (size_t)M * N; i++) ref[i] = z[i];
+            be->gemm_bn_eval(y, x, ldx, w, ldw, gamma, beta, rm, rv, M, N, K, relu6);
+            double e = max_rel(y, ref, (size_t)M * N);
+            CHECK(e < 1e-5, "gemm_bn_eval %dx%dx%d relu6=%d: rel error %.2e against gemm + bn_fwd_eval",
+                  M, N, K, relu6, e);
+            free(x), free(w), free(gamma), free(beta), free(rm), free(rv), free(y), free(z), free(ref);
+        }
+}
+
 /* ---------------------------------------------------------- convolutions */
 
 static int osz(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
@@ -424,6 +452,7 @@ static void test_small_ops(void)
 void test_cpu(void)
 {
     test_gemm();
+    test_gemm_bn_eval();
     test_conv();
     test_depthwise();
     test_batchnorm();

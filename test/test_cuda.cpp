@@ -32,6 +32,8 @@ static const struct Tol {
     {"gemm", 5e-5, 1e-5},          /* inputs in [-1,1], K <= 3000: the CPU's own error
                                       against float64 reaches 1.5e-5 */
     {"gemm tf32", 2e-2, 1e-2},     /* the real device's tensor cores only */
+    {"gemm+bn", 2e-4, 4e-5},       /* gemm's error times a batchnorm scale of up to 2, plus
+                                      the batchnorm's own rounding */
     {"conv", 1e-5, 1e-5},          /* stem and depthwise, forward and gradients */
     {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
     {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
@@ -170,6 +172,34 @@ static void test_gemm(const char *tname)
             for (int tb = 0; tb < 2; tb++)
                 gemm_case(&r, tname, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2],
                           betas[(s + ta + 2 * tb) % 3]);
+}
+
+/* The fused inference op (pointwise conv + eval batchnorm + ReLU6) against
+ * the CPU's, which fuses it into its GEMM. */
+static void test_gemm_bn_eval(void)
+{
+    Rng r;
+    rng_seed(&r, 17);
+    static const int shapes[][3] = {{1, 1, 1}, {37, 29, 41}, {130, 48, 300}, {65, 16, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int relu6 = 0; relu6 < 2; relu6++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldx = K + 3, ldw = N + 2;
+            size_t nx = (size_t)M * ldx, nw = (size_t)K * ldw, ny = (size_t)M * N;
+            float *x = randv(&r, nx, -1, 1), *w = randv(&r, nw, -1, 1);
+            float *gamma = randv(&r, N, 0.5f, 1.5f), *beta = randv(&r, N, -3, 3);
+            float *rm = randv(&r, N, -1, 1), *rv = randv(&r, N, 0.5f, 1.5f);
+            float *y = (float *)nta_malloc(ny * sizeof(float));
+            cpu->gemm_bn_eval(y, x, ldx, w, ldw, gamma, beta, rm, rv, M, N, K, relu6);
+            float *dx = dev(x, nx), *dw = dev(w, nw), *dg = dev(gamma, N), *db = dev(beta, N);
+            float *dm = dev(rm, N), *dv = dev(rv, N), *dy = (float *)cu->alloc(ny * sizeof(float));
+            cu->gemm_bn_eval(dy, dx, ldx, dw, ldw, dg, db, dm, dv, M, N, K, relu6);
+            float *hy = back(dy, ny);
+            char what[96];
+            snprintf(what, sizeof what, "gemm_bn_eval %dx%dx%d relu6=%d", M, N, K, relu6);
+            compare("gemm+bn", what, hy, y, ny);
+            cu->free(dx), cu->free(dw), cu->free(dg), cu->free(db), cu->free(dm), cu->free(dv);
+            free(x), free(w), free(gamma), free(beta), free(rm), free(rv), free(y), free(hy);
+        }
 }
 
 /* ------------------------------------------------------------ stem conv */
@@ -670,6 +700,7 @@ extern "C" void test_cuda(void)
 #define TIMED(call) (call, show ? printf("%s: %.2f s\n", #call, nta_now() - t) : 0, t = nta_now())
     TIMED(test_memory());
     TIMED(test_gemm("gemm"));
+    TIMED(test_gemm_bn_eval());
     if (cuda_set_tf32(1)) {   /* a real device with tensor cores */
         TIMED(test_gemm("gemm tf32"));
         cuda_set_tf32(0);
