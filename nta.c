@@ -991,7 +991,7 @@ static int cmd_demo(int argc, char **argv)
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
         ADAPT_OPTS(a, "finetune-epochs", "8", "epochs of finetuning the winners"),
-        SEARCH_OPTS(a, "4", "15", "16", "6", "4", "8", "8"),
+        SEARCH_OPTS(a, "4", "20", "16", "6", "4", "8", "8"),
         {"random", OPT_INT, &random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"quick", OPT_INT, &quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
     };
