@@ -155,8 +155,9 @@ static void test_conv(void)
 {
     Rng r;
     rng_seed(&r, 2);
-    int cases[][6] = {{2, 7, 6, 1, 5, 3}, {2, 5, 5, 3, 4, 3}, {1, 6, 7, 2, 3, 5}};
-    for (size_t t = 0; t < 3; t++) {
+    /* the last: 16 output channels, the stem's register path */
+    int cases[][6] = {{2, 7, 6, 1, 5, 3}, {2, 5, 5, 3, 4, 3}, {1, 6, 7, 2, 3, 5}, {2, 6, 5, 2, 16, 3}};
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
         for (int s = 1; s <= 2; s++) {
             ConvCase c = {cases[t][0], cases[t][1], cases[t][2], cases[t][3], cases[t][4],
                           cases[t][5], s, 0, 0, NULL, NULL};
