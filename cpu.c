@@ -249,6 +249,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
+    if ((double)M * N * K < 5e5) nt = 1;   /* tiny (the classifier): waking threads costs more */
     if (nt == 1 || ep || M >= 4 * MR * nt || (long)K < 4L * M) {
         /* Tall C: split the rows between threads */
 #pragma omp parallel if (nt > 1)

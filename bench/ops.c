@@ -2,6 +2,9 @@
  * reference network spend their time, per backend op. Wraps every op of
  * cpu_backend in a timer (the step runs unchanged through net.c) and prints
  * one markdown row per op: calls per step and milliseconds per step.
+ * Inference splits the batch into pieces run on each thread (net.c) only for
+ * cpu_backend itself, so with this wrapped copy it runs the whole batch op by
+ * op: its table shows where the time goes, not the pieces' speed.
  *   usage: bench/ops BATCH [THREADS [STEPS]]
  * The minimum over STEPS of each op's per-step time is reported, which keeps
  * the table steady on a shared machine. */
@@ -12,11 +15,11 @@
 
 enum { OP_GEMM, OP_CONV_FWD, OP_CONV_BWD_W, OP_DW_FWD, OP_DW_BWD_X, OP_DW_BWD_W,
        OP_BN_TRAIN, OP_BN_EVAL, OP_BN_BWD, OP_ADD, OP_GAP_FWD, OP_GAP_BWD, OP_BIAS_FWD,
-       OP_BIAS_BWD, OP_XENT, OP_SGD, OP_ZERO, NOPS };
+       OP_BIAS_BWD, OP_XENT, OP_SGD, OP_ZERO, OP_GEMM_BN_EVAL, NOPS };
 static const char *op_name[NOPS] = {
     "gemm", "conv_fwd", "conv_bwd_w", "dw_fwd", "dw_bwd_x", "dw_bwd_w", "bn_fwd_train",
     "bn_fwd_eval", "bn_bwd", "add", "gap_fwd", "gap_bwd", "bias_fwd", "bias_bwd", "xent",
-    "sgd", "zero"};
+    "sgd", "zero", "gemm_bn_eval"};
 static double t_op[NOPS];    /* seconds in this step */
 static int n_op[NOPS];       /* calls in this step */
 
@@ -64,6 +67,10 @@ static double t_xent(float *d, int *correct, const float *z, const int32_t *y, i
 static void t_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
 { TIMED(OP_SGD, cpu_backend.sgd(w, m, g, n, lr, mu, wd)); }
 static void t_zero(void *p, size_t bytes) { TIMED(OP_ZERO, cpu_backend.zero(p, bytes)); }
+static void t_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,
+                           const float *g, const float *b, const float *rm, const float *rv,
+                           int M, int N, int K, int relu6)
+{ TIMED(OP_GEMM_BN_EVAL, cpu_backend.gemm_bn_eval(y, x, ldx, w, ldw, g, b, rm, rv, M, N, K, relu6)); }
 
 int main(int argc, char **argv)
 {
@@ -80,7 +87,7 @@ int main(int argc, char **argv)
     be.bn_fwd_train = t_bn_train, be.bn_fwd_eval = t_bn_eval, be.bn_bwd = t_bn_bwd;
     be.add = t_add, be.gap_fwd = t_gap_fwd, be.gap_bwd = t_gap_bwd;
     be.bias_fwd = t_bias_fwd, be.bias_bwd = t_bias_bwd, be.xent = t_xent, be.sgd = t_sgd;
-    be.zero = t_zero;
+    be.zero = t_zero, be.gemm_bn_eval = t_gemm_bn_eval;
     NetDesc d = net_reference(28, 28, 1, 10);
     Net *net = net_create(&d, &be, B, 1, 0);
     Rng r;
