@@ -6,12 +6,14 @@
  * this benchmark only, never into nta.
  *   usage: bench/gemm BATCH [THREADS [REPS]]
  * Prints a markdown table: shape, where it is used, GFLOP/s of each, ratio. */
+#define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct { int ta, tb, M, N, K, lda, ldb, ldc; float beta; int count; } Shape;
 static Shape shapes[64];
@@ -89,7 +91,12 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < na; j++) A[j] = rng_normal(&r);
         for (size_t j = 0; j < nb; j++) Bm[j] = rng_normal(&r);
         float *C2 = calloc((size_t)s->M * s->ldc, sizeof(float));
-        double to = best_time(1, s, A, Bm, C, reps), tb = best_time(0, s, A, Bm, C2, reps);
+        /* a pause before each: idle OpenMP and OpenBLAS threads spin for a
+         * while after their last work and would steal the other's cores */
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+        double tb = best_time(0, s, A, Bm, C2, reps);
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+        double to = best_time(1, s, A, Bm, C, reps);
         if (s->beta == 0) {      /* same operands, so the same product */
             double err = 0, mag = 0;
             for (size_t j = 0; j < (size_t)s->M * s->ldc; j++) {
