@@ -1,6 +1,7 @@
-/* task.c: what a task measures. Batches with their labels or regression
- * targets, the metric of a split (accuracy, MAE, retrieval rank-1 and mAP),
- * and batchnorm adaptation to a target domain.
+/* task.c: what a task trains on and measures. Batches with their labels or
+ * regression targets (and, for domain adaptation, unlabelled target images),
+ * the training loss, and the metric of a split (accuracy, MAE, retrieval
+ * rank-1 and mAP).
  *
  *   kind            head                loss          metric (test split)
  *   TASK_CLASSIFY   classes             cross-entropy accuracy %
@@ -55,33 +56,36 @@ void task_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx,
     free(t);
 }
 
+typedef struct { float sim; int i; } Ranked;
+
+/* By similarity, descending; ties by index, so the order is deterministic. */
+static int ranked_cmp(const void *pa, const void *pb)
+{
+    const Ranked *a = pa, *b = pb;
+    if (a->sim != b->sim) return a->sim < b->sim ? 1 : -1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
 /* Average precision of one query: sim [n] to every image, the query itself
  * (index q) excluded; positives share its label. *top1: the most similar
- * other image shares it. */
-static double average_precision(const float *sim, const int32_t *label, int n, int q, int *top1)
+ * other image shares it. r: scratch [n]. */
+static double average_precision(const float *sim, const int32_t *label, int n, int q, int *top1, Ranked *r)
 {
-    int *order = nta_malloc((size_t)n * sizeof *order), m = 0;
+    int m = 0, hits = 0;
     for (int i = 0; i < n; i++)
-        if (i != q) order[m++] = i;
-    /* insertion by similarity, descending; ties by index (deterministic) */
-    for (int i = 1; i < m; i++) {
-        int v = order[i], j = i;
-        while (j > 0 && (sim[order[j - 1]] < sim[v] || (sim[order[j - 1]] == sim[v] && order[j - 1] > v)))
-            order[j] = order[j - 1], j--;
-        order[j] = v;
-    }
+        if (i != q) r[m++] = (Ranked){sim[i], i};
+    qsort(r, (size_t)m, sizeof *r, ranked_cmp);
     double ap = 0;
-    int hits = 0;
-    for (int r = 0; r < m; r++)
-        if (label[order[r]] == label[q]) ap += (double)++hits / (r + 1);
-    *top1 = m > 0 && label[order[0]] == label[q];
-    free(order);
+    for (int k = 0; k < m; k++)
+        if (label[r[k].i] == label[q]) ap += (double)++hits / (k + 1);
+    *top1 = m > 0 && label[r[0].i] == label[q];
     return hits ? ap / hits : 0;
 }
 
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1)
 {
     float *e = nta_malloc((size_t)n * dim * sizeof(float)), *sim = nta_malloc((size_t)n * sizeof(float));
+    Ranked *r = nta_malloc(((size_t)n + 1) * sizeof *r);
     for (int i = 0; i < n; i++) {                    /* cosine similarity: unit rows */
         double ss = 0;
         for (int k = 0; k < dim; k++) ss += (double)emb[(size_t)i * dim + k] * emb[(size_t)i * dim + k];
@@ -97,10 +101,10 @@ double task_retrieval(const float *emb, const int32_t *label, int n, int dim, do
             sim[i] = dot;
         }
         int top1;
-        map += average_precision(sim, label, n, q, &top1);
+        map += average_precision(sim, label, n, q, &top1, r);
         right += top1;
     }
-    free(e), free(sim);
+    free(e), free(sim), free(r);
     if (rank1) *rank1 = n ? 100.0 * right / n : 0;
     return n ? 100 * map / n : 0;
 }
