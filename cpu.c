@@ -322,29 +322,8 @@ HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
         int n = r / Ho, oy = r % Ho;
         for (int ox = 0; ox < Wo; ox++) {
             float *yo = y + ((size_t)r * Wo + ox) * Co;
-            if (Co == 16) {     /* the stem: the 16 sums stay in two registers */
-                v8 a0 = {0}, a1 = a0;
-                for (int ky = 0; ky < K; ky++) {
-                    int iy = oy * s - pad + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < K; kx++) {
-                        int ix = ox * s - pad + kx;
-                        if (ix < 0 || ix >= W) continue;
-                        const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
-                        const float *wk = w + (size_t)(ky * K + kx) * Ci * 16;
-                        for (int ci = 0; ci < Ci; ci++, wk += 16) {
-                            v8 xs = {0};
-                            xs += xi[ci];
-                            a0 += xs * load8(wk);
-                            a1 += xs * load8(wk + 8);
-                        }
-                    }
-                }
-                store8(yo, a0);
-                store8(yo + 8, a1);
-                continue;
-            }
-            memset(yo, 0, Co * sizeof(float));
+            v8 a0 = {0}, a1 = a0;       /* Co == 16 (the stem): the sums stay in two registers */
+            if (Co != 16) memset(yo, 0, Co * sizeof(float));
             for (int ky = 0; ky < K; ky++) {
                 int iy = oy * s - pad + ky;
                 if (iy < 0 || iy >= H) continue;
@@ -353,9 +332,22 @@ HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
                     if (ix < 0 || ix >= W) continue;
                     const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
                     const float *wk = w + (size_t)(ky * K + kx) * Ci * Co;
+                    if (Co == 16) {
+                        for (int ci = 0; ci < Ci; ci++, wk += 16) {
+                            v8 xs = {0};
+                            xs += xi[ci];
+                            a0 += xs * load8(wk);
+                            a1 += xs * load8(wk + 8);
+                        }
+                        continue;
+                    }
                     for (int ci = 0; ci < Ci; ci++)
                         for (int co = 0; co < Co; co++) yo[co] += xi[ci] * wk[ci * Co + co];
                 }
+            }
+            if (Co == 16) {
+                store8(yo, a0);
+                store8(yo + 8, a1);
             }
         }
     }

@@ -1011,8 +1011,8 @@ static int cmd_demo(int argc, char **argv)
     if (mkdir(dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", dir, strerror(errno));
     double t0 = nta_now();
     char path[4096], intro[8192], verdict[1024], took[32];
-    snprintf(path, sizeof path, "%s", *supernet ? supernet : "");
-    if (!*supernet) snprintf(path, sizeof path, "%s/supernet.nta", dir);
+    if (*supernet) snprintf(path, sizeof path, "%s", supernet);
+    else snprintf(path, sizeof path, "%s/supernet.nta", dir);
     int reuse = access(path, R_OK) == 0;
     if (!reuse && *supernet) nta_die("--supernet: cannot read '%s': %s", supernet, strerror(errno));
     if (!reuse) {

@@ -23,8 +23,10 @@ static void test_retrieval_metric(void)
     double rank1, map = task_retrieval(emb, label, 4, 2, &rank1);
     CHECK(fabs(map - 100 * 5.0 / 12) < 1e-9 && rank1 == 0, "retrieval by hand: mAP %.4f (want 41.6667), rank-1 %.1f (want 0)",
           map, rank1);
-    for (int i = 0; i < 8; i++) emb[i] *= (float)(i + 1);   /* cosine ignores each row's length... */
-    const float pts[8] = {1, 0, 2, 0.1f, 0, 3, 0.1f, 1};      /* ...and separated identities rank perfectly */
+    for (int i = 0; i < 8; i++) emb[i] *= (float)(i / 2 + 1);   /* cosine ignores each row's length */
+    double map2 = task_retrieval(emb, label, 4, 2, &rank1);
+    CHECK(fabs(map2 - map) < 1e-6 && rank1 == 0, "rows scaled: mAP %.4f, want %.4f", map2, map);
+    const float pts[8] = {1, 0, 2, 0.1f, 0, 3, 0.1f, 1};          /* separated identities rank perfectly */
     map = task_retrieval(pts, label, 4, 2, &rank1);
     CHECK(fabs(map - 100) < 1e-9 && rank1 == 100, "separated identities: mAP %.2f, rank-1 %.2f", map, rank1);
 }
