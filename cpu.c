@@ -754,6 +754,22 @@ static double cpu_entropy(float *dlogits, const float *logits, float weight, int
     return total;
 }
 
+/* Linear MMD of x [N,C] between rows [0,S) and [S,N): with m = mean_a - mean_b
+ * per channel, loss = weight * sum m^2; dx = 2 weight m / S on the first rows,
+ * -2 weight m / (N-S) on the rest. */
+static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weight)
+{
+    double loss = 0;
+    for (int c = 0; c < C; c++) {
+        double a = 0, b = 0;
+        for (int n = 0; n < N; n++) *(n < S ? &a : &b) += x[(size_t)n * C + c];
+        double m = a / S - b / (N - S);
+        for (int n = 0; n < N; n++) dx[(size_t)n * C + c] = (float)(2 * weight * m / (n < S ? S : -(N - S)));
+        loss += m * m;
+    }
+    return weight * loss;
+}
+
 HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -774,6 +790,6 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .sgd = cpu_sgd,
+    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval,
 };

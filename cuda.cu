@@ -124,6 +124,6 @@ const Backend cuda_backend = {
     cuda_bn_fwd_train, cuda_bn_fwd_eval, cuda_bn_bwd,
     cuda_add, cuda_gap_fwd, cuda_gap_bwd,
     cuda_bias_fwd, cuda_bias_bwd,
-    cuda_xent, cuda_l1, cuda_entropy, cuda_sgd,
+    cuda_xent, cuda_l1, cuda_entropy, cuda_mmd, cuda_sgd,
     cuda_gemm_bn_eval,
 };

@@ -470,6 +470,31 @@ double cuda_entropy(float *dlogits, const float *logits, float weight, int N, in
     return sum_rows(loss, N);
 }
 
+/* One thread per channel of x [N,C]: m = mean of rows [0,S) - mean of rows
+ * [S,N) in double, loss [C] = m^2, dx = 2 weight m / S on the first rows and
+ * -2 weight m / (N-S) on the rest, as the CPU. */
+__global__ void mmd_kernel(float *dx, double *loss, const float *__restrict__ x, int N, int S, int C,
+                           float weight)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double a = 0, b = 0;
+    for (int n = 0; n < S; n++) a += x[(size_t)n * C + c];
+    for (int n = S; n < N; n++) b += x[(size_t)n * C + c];
+    double m = a / S - b / (N - S);
+    for (int n = 0; n < N; n++) dx[(size_t)n * C + c] = (float)(2 * weight * m / (n < S ? S : -(N - S)));
+    loss[c] = m * m;
+}
+
+double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight)
+{
+    if (C <= 0) return 0;
+    double *loss = (double *)cuda_scratch((size_t)C * sizeof(double));
+    SIMT_LAUNCH(mmd_kernel, (C + 255) / 256, 256, 0, cuda_stream(), dx, loss, x, N, S, C, weight);
+    LAUNCH_CHECK();
+    return weight * sum_rows(loss, C);
+}
+
 /* ---------------------------------------------------------------- optimiser */
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */

@@ -483,6 +483,7 @@ static void net_layout(Builder *bd)
     ACT(&net->pooled, (size_t)B * d->head_c);
     ACT(&net->logits, (size_t)B * d->classes);
     ACT(&net->dlogits, (size_t)B * d->classes);
+    ACT(&net->dpooled_add, (size_t)B * d->head_c);
     net->ngbuf = maxact;
 #undef ACT
 }
@@ -710,6 +711,7 @@ void net_backward(Net *net, int B)
     be->gemm(1, 0, Ch, L, B, 1, net->pooled, Ch, net->dlogits, L, 1, net->g_fc, L);
     be->bias_bwd(net->gb_fc, net->dlogits, B, L);
     be->gemm(0, 1, B, Ch, L, 1, net->dlogits, L, net->w_fc, L, 0, g1, Ch);
+    if (net->dpooled_on) be->add(g1, net->dpooled_add, (size_t)B * Ch);
     be->gap_bwd(g0, g1, B, net->hh * net->hw, Ch);
     bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
     const float *x = input_of(net, d->nblocks);

@@ -238,7 +238,7 @@ typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
     int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     float lr, momentum, wd, warmup;
-    float uda_weight;     /* TASK_UDA: weight of the target images' mean entropy */
+    float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
 } TrainCfg;
 
 enum { SAMPLE_FIXED, SAMPLE_SANDWICH, SAMPLE_UNIFORM };
@@ -367,7 +367,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
                     net_set_arch(net, &a);
                 }
                 net_forward(net, B, 1);
-                double l = task_train_loss(net, d, B, c->uda_weight, &corr);
+                double l = task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
                 net_backward(net, B);
                 if (p == 0) loss += l, right += corr, seen += per;  /* report the largest */
             }
@@ -531,7 +531,7 @@ typedef struct {
     const char *task, *device, *out, *log, *arch;
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
     int population, generations, parents, mutants, crosses, scratch, random, resume;
-    float lr, warmup, momentum, wd, budget, mutate_prob, uda_weight;
+    float lr, warmup, momentum, wd, budget, mutate_prob, uda_entropy, uda_mmd;
 } AdaptCfg;
 
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
@@ -547,7 +547,8 @@ typedef struct {
     {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
     {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
     {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
-    {"uda-weight", OPT_FLOAT, &a.uda_weight, "0.1", "mnist-uda: weight of the unlabelled target images' entropy"}, \
+    {"uda-entropy", OPT_FLOAT, &a.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
+    {"uda-mmd", OPT_FLOAT, &a.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
     {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
     {"threads", OPT_INT, &a.threads, "0", "CPU threads; 0 = one per core"},                          \
     {"device", OPT_STR, &a.device, "auto", "auto, cpu or cuda"}
@@ -567,8 +568,8 @@ static void check_adapt_cfg(const Command *cmd, AdaptCfg *a)
     if (a->threads == 0) a->threads = default_threads();
     need(a->epochs >= 0 && a->batch > 1 && a->batch <= 65536 && a->calib > 0, cmd,
          "need epochs >= 0, --batch in 2..65536, --calib >= 1");
-    need(a->lr > 0 && a->momentum >= 0 && a->momentum < 1 && a->wd >= 0 && a->warmup >= 0 && a->uda_weight >= 0,
-         cmd, "--lr must be > 0, --momentum in [0,1), --wd, --warmup and --uda-weight >= 0");
+    need(a->lr > 0 && a->momentum >= 0 && a->momentum < 1 && a->wd >= 0 && a->warmup >= 0 && a->uda_entropy >= 0 && a->uda_mmd >= 0,
+         cmd, "--lr must be > 0, --momentum in [0,1); --wd, --warmup, --uda-entropy, --uda-mmd >= 0");
     need(a->val > 0 && a->limit >= 0 && a->train_images >= 0 && a->threads > 0, cmd,
          "--val must be >= 1; --limit, --train-images and --threads >= 0");
 }
@@ -612,7 +613,8 @@ static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int ep
 {
     TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
                   .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
-                  .wd = a->wd, .warmup = a->warmup, .uda_weight = a->uda_weight};
+                  .wd = a->wd, .warmup = a->warmup,
+                  .uda_entropy = a->uda_entropy, .uda_mmd = a->uda_mmd};
     if (epochs > 0) fit(net, d, &c, sampling, 0);
 }
 

@@ -164,6 +164,10 @@ typedef struct Backend {
     /* Softmax entropy of logits [N,L] (unlabelled data): dlogits [N,L] = weight *
      * grad of the mean entropy; returns the summed entropy. */
     double (*entropy)(float *dlogits, const float *logits, float weight, int N, int L);
+    /* Linear MMD between the first S rows of x [N,C] and the other N-S: returns
+     * weight * |mean of the first - mean of the rest|^2; dx [N,C] = its gradient.
+     * Needs 0 < S < N. */
+    double (*mmd)(float *dx, const float *x, int N, int S, int C, float weight);
     /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
     void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one
@@ -309,6 +313,8 @@ typedef struct {
     float *pooled;                        /* [B,Ch] */
     float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [Ch,L], [L] */
     float *logits, *dlogits;              /* [B,L] */
+    float *dpooled_add;                   /* [B,Ch] added to the gradient of pooled when */
+    int dpooled_on;                       /* dpooled_on (a loss on the features: domain adaptation) */
     float bn_momentum;
     char meta[1024];                      /* metadata lines of a loaded model file */
     int norm_set;                         /* the input normalisation is known: */
@@ -386,9 +392,10 @@ double task_retrieval(const float *emb, const int32_t *label, int n, int dim, do
 void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, int32_t *y, Rng *aug,
                       Rng *rng);
 /* The training loss of that batch (net_loss; TASK_UDA: cross-entropy of the
- * first B/2 rows plus uda_weight x the mean entropy of the rest); fills
- * net->dlogits, returns the summed labelled loss. */
-double task_train_loss(Net *net, const DataSplits *d, int B, float uda_weight, int *correct);
+ * first B/2 rows, plus entropy x the mean softmax entropy of the rest, plus
+ * mmd x the linear MMD between the two halves' pooled features); fills
+ * net->dlogits (and net->dpooled_add), returns the summed labelled loss. */
+double task_train_loss(Net *net, const DataSplits *d, int B, float entropy, float mmd, int *correct);
 
 /* ---------------------------------------------------------------- search */
 

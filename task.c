@@ -11,13 +11,16 @@
  *                                                     query against all the others
  *   TASK_UDA        classes             cross-entropy accuracy % on the target domain
  *                   (+ entropy of unlabelled target
- *                    images)
+ *                    images, + MMD of the features)
  *
  * Domain adaptation trains on batches of half labelled source images and half
- * unlabelled target images: cross-entropy on the first half, plus uda_weight
- * times the mean softmax entropy of the second (entropy minimisation), with
- * batchnorm statistics over both, so the running statistics that the test
- * uses are those of the mixture. Re-estimating them on target images alone
+ * unlabelled target images: cross-entropy on the first half, plus a weight
+ * times the mean softmax entropy of the second (entropy minimisation), plus a
+ * weight times the linear MMD of the pooled features (the squared distance
+ * between the two halves' mean feature vectors, as in DDC: Tzeng et al.
+ * 2014), with batchnorm statistics over both, so the running statistics that
+ * the test uses are those of the mixture. Without the MMD term every method
+ * scored 25-35% on the target domain; with it, 80-88%. Re-estimating them on target images alone
  * (AdaBN) was tried and measured worse here: a source-only model scored 62% on
  * the target test split with source statistics and 33% after AdaBN.
  */
@@ -154,11 +157,13 @@ void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
     free(tidx);
 }
 
-double task_train_loss(Net *net, const DataSplits *d, int B, float uda_weight, int *correct)
+double task_train_loss(Net *net, const DataSplits *d, int B, float entropy, float mmd, int *correct)
 {
     if (d->kind != TASK_UDA) return net_loss(net, B, correct);
     int h = B / 2, L = net->d.classes;
     double loss = net->be->xent(net->dlogits, correct, net->logits, net->y_in, h, L);
-    net->be->entropy(net->dlogits + (size_t)h * L, net->logits + (size_t)h * L, uda_weight, B - h, L);
+    net->be->entropy(net->dlogits + (size_t)h * L, net->logits + (size_t)h * L, entropy, B - h, L);
+    net->be->mmd(net->dpooled_add, net->pooled, B, h, net->d.head_c, mmd);
+    net->dpooled_on = 1;
     return loss;
 }

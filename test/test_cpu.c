@@ -364,7 +364,14 @@ static void entropy_f(void *ctx, float *y)
     y[0] = (float)(c->weight * be->entropy(c->scratch, c->z, c->weight, c->N, c->L) / c->N);
 }
 
-/* L1 and entropy: values by hand, gradients numerically. */
+/* MMD between the first 3 of N rows and the rest (z [N,L]) */
+static void mmd_f(void *ctx, float *y)
+{
+    LossCase *c = ctx;
+    y[0] = (float)be->mmd(c->scratch, c->z, c->N, 3, c->L, c->weight);
+}
+
+/* L1, entropy and MMD: values by hand, gradients numerically. */
 static void test_losses(Rng *r)
 {
     float z[6] = {0.5f, -1, 2, 0.25f, 3, -2}, t[6] = {0, 1, 1.5f, -1, 2, 0}, d[6], one = 1, y;
@@ -389,6 +396,19 @@ static void test_losses(Rng *r)
     e = grad_check(entropy_f, &ec, ec.z, 12, dl, &one, &y, 1);
     CHECK(e < GRAD_TOL, "entropy gradient: rel error %.2e", e);
     free(ec.z), free(ec.scratch), free(dl);
+
+    /* MMD of rows {0,1,2} against {3,4}: by hand, then numerically */
+    LossCase mc = {5, 4, randv(r, 20, 2), NULL, 0.7f, nta_malloc(20 * 4)};
+    float *dm = nta_malloc(20 * 4);
+    double m = be->mmd(dm, mc.z, 5, 3, 4, mc.weight), want_m = 0;
+    for (int c = 0; c < 4; c++) {
+        double a = (mc.z[c] + mc.z[4 + c] + mc.z[8 + c]) / 3, b = (mc.z[12 + c] + mc.z[16 + c]) / 2;
+        want_m += mc.weight * (a - b) * (a - b);
+    }
+    CHECK(fabs(m - want_m) < 1e-6 * want_m, "mmd value %.6f vs %.6f", m, want_m);
+    e = grad_check(mmd_f, &mc, mc.z, 20, dm, &one, &y, 1);
+    CHECK(e < GRAD_TOL, "mmd gradient: rel error %.2e", e);
+    free(mc.z), free(mc.scratch), free(dm);
 }
 
 static void test_small_ops(void)

@@ -494,6 +494,16 @@ static void test_small_ops(void)
         fh1 = (float)h1, fh2 = (float)h2;
         snprintf(what, sizeof what, "l1 N%d", R);
         compare("loss", what, &fh2, &fh1, 1);
+        /* the MMD of the logits' first R/2 rows against the rest (as features) */
+        float *dm = dev(z, nl);
+        h1 = cpu->mmd(d, z, R, R / 2, L, 0.7f), h2 = cu->mmd(dm, dz_, R, R / 2, L, 0.7f);
+        free(got);
+        got = back(dm, nl);
+        snprintf(what, sizeof what, "mmd dx N%d C%d", R, L);
+        compare("loss", what, got, d, nl);
+        fh1 = (float)h1, fh2 = (float)h2;
+        snprintf(what, sizeof what, "mmd N%d C%d", R, L);
+        compare("loss", what, &fh2, &fh1, 1);
         free(got), free(e1), free(t), free(p), free(z), free(d), free(lab);
         cu->free(dt), cu->free(dp), cu->free(dz_), cu->free(dlab);
     }
