@@ -237,6 +237,8 @@ static Arch arch_named(const NetDesc *d, const char *name, Rng *r, const char *o
 typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
     int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
+    int keep_best;        /* fixed networks: end with the weights of the epoch (0: before
+                           * training) whose validation metric was best */
     float lr, momentum, wd, warmup;
     float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
 } TrainCfg;
@@ -309,22 +311,24 @@ static double eval_arch(Net *net, const DataSplits *d, const Dataset *s, const A
 }
 
 /* The validation line of an epoch: the metric of the network, or of a
- * supernet's largest and smallest architectures after recalibration. */
-static void report_val(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int ep)
+ * supernet's largest and smallest architectures after recalibration. Returns
+ * a fixed network's validation fitness (higher is better), else NAN. */
+static double report_val(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int ep)
 {
     char m1[96], m2[96];
     double s1, s2;
-    if (!d->val.n) return;
+    if (!d->val.n) return NAN;
     if (sampling == SAMPLE_FIXED) {
         double v = task_score(net, d, &d->val, &s1);
         printf("epoch %d: val %s\n", ep, fmt_metric(m1, sizeof m1, d, v, s1));
-        return;
+        return fitness_of(d, v);
     }
     Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
     double vb = eval_arch(net, d, &d->val, &big, c->calib, (uint64_t)c->seed, &s1);
     double vs = eval_arch(net, d, &d->val, &small, c->calib, (uint64_t)c->seed, &s2);
     printf("epoch %d: val largest %s, smallest %s\n", ep, fmt_metric(m1, sizeof m1, d, vb, s1),
            fmt_metric(m2, sizeof m2, d, vs, s2));
+    return NAN;
 }
 
 /* Train for epochs start+1..c->epochs. Fixed networks run one forward/backward
@@ -348,6 +352,12 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
     long step0 = step;
     char eta[32], meta[512], acc[48] = "";
     Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
+    /* keep_best: the best weights so far (parameters and running statistics) */
+    size_t bytes = net->nfloats * sizeof(float);
+    float *best = c->keep_best && sampling == SAMPLE_FIXED && d->val.n ? nta_malloc(bytes) : NULL;
+    double best_fit = best ? report_val(net, d, c, sampling, start) : NAN;
+    int best_ep = start;
+    if (best) net->be->download(best, net->p, bytes);
 
     for (int ep = start + 1; ep <= c->epochs; ep++) {
         Rng rng;
@@ -384,12 +394,17 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
             }
         }
         if (tty) printf("\n");
-        report_val(net, d, c, sampling, ep);
+        double v = report_val(net, d, c, sampling, ep);
+        if (best && v > best_fit) best_fit = v, best_ep = ep, net->be->download(best, net->p, bytes);
         train_meta(meta, sizeof meta, c, sampling, ep);
         if (*c->out && net_save(net, c->out, meta, 1) != 0) nta_die("could not save the checkpoint '%s'", c->out);
         if (ep == c->stop_after && ep < c->epochs) break;
     }
-    free(perm), free(x), free(y);
+    if (best && best_ep != c->epochs) {
+        net->be->upload(net->p, best, bytes);
+        printf("keeping the weights of epoch %d, the best on validation\n", best_ep);
+    }
+    free(perm), free(x), free(y), free(best);
 }
 
 static int parse_space(Space *sp, const char *kernels, const char *expands, int min_depth,
@@ -530,7 +545,8 @@ static int cmd_pretrain(int argc, char **argv)
 typedef struct {
     const char *task, *device, *out, *log, *arch;
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
-    int population, generations, parents, mutants, crosses, scratch, random, resume;
+    int population, generations, parents, mutants, crosses, scratch, random, resume, keep_best;
+    int seeds;            /* demo: finetuning runs per method (finish) */
     float lr, warmup, momentum, wd, budget, mutate_prob, uda_entropy, uda_mmd;
 } AdaptCfg;
 
@@ -547,6 +563,7 @@ typedef struct {
     {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
     {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
     {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
+    {"keep-best", OPT_INT, &a.keep_best, "1", "1: a finetuned model keeps its epoch (0 = as inherited) with the best validation metric; 0: the last"}, \
     {"uda-entropy", OPT_FLOAT, &a.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
     {"uda-mmd", OPT_FLOAT, &a.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
     {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
@@ -572,6 +589,7 @@ static void check_adapt_cfg(const Command *cmd, AdaptCfg *a)
          cmd, "--lr must be > 0, --momentum in [0,1); --wd, --warmup, --uda-entropy, --uda-mmd >= 0");
     need(a->val > 0 && a->limit >= 0 && a->train_images >= 0 && a->threads > 0, cmd,
          "--val must be >= 1; --limit, --train-images and --threads >= 0");
+    need(a->keep_best == 0 || a->keep_best == 1, cmd, "--keep-best must be 0 or 1");
 }
 
 static void check_search_cfg(const Command *cmd, const AdaptCfg *a)
@@ -612,6 +630,7 @@ static Net *load_for_task(const char *path, const Backend *be, int B, const Data
 static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int epochs, int sampling)
 {
     TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
+                  .keep_best = a->keep_best && sampling == SAMPLE_FIXED,
                   .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
                   .wd = a->wd, .warmup = a->warmup,
                   .uda_entropy = a->uda_entropy, .uda_mmd = a->uda_mmd};
@@ -631,20 +650,41 @@ static Net *transfer(const char *super, const Backend *be, const DataSplits *d, 
 }
 
 /* Finetune a standalone model and score it on the test split into row
- * (seconds counted from t0). */
+ * (seconds counted from t0). With a->seeds = n > 1, n runs from the same
+ * starting weights with seeds seed+n-1 down to seed (shuffles, augmentation);
+ * row gets their mean and standard deviation, and the model ends as the run
+ * with the command's own seed. */
 static void finish(Net *model, const DataSplits *d, const AdaptCfg *a, int epochs, const char *method,
                    const char *arch, double t0, ReportRow *row)
 {
     char m[128], took[32];
+    int n = a->seeds > 1 ? a->seeds : 1;
+    size_t bytes = model->nfloats * sizeof(float);
+    float *start = n > 1 ? nta_malloc(bytes) : NULL;
+    double sum = 0, sum2 = 0, sum_second = 0;
     norm_from_data(model, d);
-    train_phase(model, d, a, epochs, SAMPLE_FIXED);
-    *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(&model->d),
-                       .params = net_params(&model->d), .seconds = nta_now() - t0};
-    row->metric = task_score(model, d, &d->test, &row->second);
+    if (start) model->be->download(start, model->p, bytes);
+    for (int k = n - 1; k >= 0; k--) {
+        AdaptCfg run = *a;
+        run.seed = a->seed + k;
+        if (k < n - 1) {   /* back to the starting weights, no momentum */
+            model->be->upload(model->p, start, bytes);
+            model->be->zero(model->m, bytes);
+        }
+        train_phase(model, d, &run, epochs, SAMPLE_FIXED);
+        double second, metric = task_score(model, d, &d->test, &second);
+        if (n > 1) printf("%s, seed %d: test %s\n", method, run.seed, fmt_metric(m, sizeof m, d, metric, second));
+        sum += metric, sum2 += metric * metric, sum_second += second;
+    }
+    *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(&model->d), .params = net_params(&model->d),
+                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n};
+    row->sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : NAN;
     snprintf(row->arch, sizeof row->arch, "%s", arch);
     fmt_time(took, sizeof took, row->seconds);
-    printf("%s: test %s on %d images; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
-           fmt_metric(m, sizeof m, d, row->metric, row->second), d->test.n, row->mflops, row->params, took, arch);
+    printf("%s: test %s on %d images%s; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
+           fmt_metric(m, sizeof m, d, row->metric, row->second), d->test.n, n > 1 ? ", mean of the seeds" : "",
+           row->mflops, row->params, took, arch);
+    free(start);
 }
 
 static void save_model(Net *net, const AdaptCfg *a, const char *out, const char *what, const char *arch)
@@ -995,6 +1035,7 @@ static int cmd_demo(int argc, char **argv)
         ADAPT_OPTS(a, "finetune-epochs", "8", "epochs of finetuning the winners"),
         SEARCH_OPTS(a, "4", "20", "16", "6", "4", "8", "8"),
         {"random", OPT_INT, &random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
+        {"seeds", OPT_INT, &a.seeds, "3", "finetuning runs per method (seeds SEED, SEED+1, ...); the report gives their mean and standard deviation"},
         {"quick", OPT_INT, &quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
     };
     Command cmd = {"demo", "[options]",
@@ -1004,10 +1045,11 @@ static int cmd_demo(int argc, char **argv)
     if (quick) {
         a.limit = 800, a.train_images = 128, a.val = 64, a.batch = 32, a.calib = 2, a.transfer_epochs = 1;
         a.epochs = 1, a.population = 4, a.generations = 1, a.parents = 2, a.mutants = 2, a.crosses = 2;
+        a.seeds = 2;
     }
     check_adapt_cfg(&cmd, &a);
     check_search_cfg(&cmd, &a);
-    need(pretrain_epochs > 0 && random >= 0, &cmd, "--pretrain-epochs must be >= 1, --random >= 0");
+    need(pretrain_epochs > 0 && random >= 0 && a.seeds >= 1, &cmd, "--pretrain-epochs and --seeds must be >= 1, --random >= 0");
     if (!random) random = a.population + a.generations * (a.mutants + a.crosses);
     opts_print(&cmd);
     if (mkdir(dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", dir, strerror(errno));
@@ -1056,11 +1098,15 @@ static int cmd_demo(int argc, char **argv)
              "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
              "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
              "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
-             "training of NTAA's architecture get %d epochs. Backend %s, %d threads, seed %d%s. "
+             "training of NTAA's architecture get %d epochs%s; each finetuning runs with %d seed%s. "
+             "Backend %s, %d threads, seed %d%s. "
              "Total time %s. %s",
              path, reuse ? "reused" : took, a.train_images, a.val, a.transfer_epochs, a.population, a.generations,
              a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, nt ? rt[0].rows[2].mflops : 0,
-             a.transfer_epochs + a.epochs, be->name, a.threads, a.seed,
+             a.transfer_epochs + a.epochs,
+             a.keep_best ? "; every finetuned model keeps its epoch with the best validation metric" : "",
+             a.seeds, a.seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
+             be->name, a.threads, a.seed,
              quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", all, verdict);
     char md[4096], html[4096], err[512];
     snprintf(md, sizeof md, "%s/report.md", dir);

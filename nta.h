@@ -450,7 +450,9 @@ int search_pareto(const Candidate *pop, int n, int *front);
 /* One method's result on one task. */
 typedef struct {
     const char *method;       /* "NTAA", "WP&F", "random search", "from scratch" */
-    double metric;            /* the task's metric on its test split */
+    double metric;            /* the task's metric on its test split (mean over runs) */
+    double sd;                /* its standard deviation over the runs, when runs > 1 */
+    int runs;                 /* finetuning runs with different seeds (0 or 1: one) */
     double second;            /* a second metric (retrieval: rank-1 %), NAN if none */
     double mflops;
     size_t params;

@@ -97,11 +97,21 @@ static double metric_of(const ReportTask *t, const char *method)
     return NAN;
 }
 
+/* A row's metric, "92.75" or, over several runs, "92.75 ± 0.40". */
+static const char *fmt_row_metric(const ReportRow *r, char *buf, size_t len)
+{
+    char m[32], s[32];
+    fmt2(r->metric, m, sizeof m);
+    if (r->runs > 1) snprintf(buf, len, "%s ± %s", m, fmt2(r->sd, s, sizeof s));
+    else snprintf(buf, len, "%s", m);
+    return buf;
+}
+
 /* --------------------------------------------------------------- markdown */
 
 static void md_table(FILE *f, const ReportTask *t)
 {
-    char a[32], b[32], c[32], d[32], e[32];
+    char a[80], b[32], c[32], d[32], e[32];
     fprintf(f, "| method | %s |", t->metric_name);
     if (t->second_name) fprintf(f, " %s |", t->second_name);
     fprintf(f, " MFLOPs | params | wall time | architecture |\n|---|---:|");
@@ -109,7 +119,7 @@ static void md_table(FILE *f, const ReportTask *t)
     fprintf(f, "---:|---:|---:|---|\n");
     for (int i = 0; i < t->nrows; i++) {
         const ReportRow *r = &t->rows[i];
-        fprintf(f, "| %s | %s |", r->method ? r->method : "?", fmt2(r->metric, a, sizeof a));
+        fprintf(f, "| %s | %s |", r->method ? r->method : "?", fmt_row_metric(r, a, sizeof a));
         if (t->second_name) fprintf(f, " %s |", fmt2(r->second, b, sizeof b));
         fprintf(f, " %s | %s | %s | `%s` |\n", fmt2(r->mflops, c, sizeof c),
                 fmt_params(r->params, d, sizeof d), fmt_time(r->seconds, e, sizeof e), r->arch);
@@ -183,7 +193,7 @@ static void html_cell(FILE *f, const char *tag, const char *s)
 
 static void html_table(FILE *f, const ReportTask *t)
 {
-    char a[32], b[32], c[32], d[32], e[32];
+    char a[80], b[32], c[32], d[32], e[32];
     int best = best_row(t);
     fprintf(f, "<table>\n<tr><th>method</th>");
     html_cell(f, "th", t->metric_name);
@@ -193,7 +203,7 @@ static void html_table(FILE *f, const ReportTask *t)
         const ReportRow *r = &t->rows[i];
         fprintf(f, "<tr%s>", i == best ? " class=\"best\"" : "");
         html_cell(f, "td", r->method ? r->method : "?");
-        html_cell(f, "td", fmt2(r->metric, a, sizeof a));
+        html_cell(f, "td", fmt_row_metric(r, a, sizeof a));
         if (t->second_name) html_cell(f, "td", fmt2(r->second, b, sizeof b));
         html_cell(f, "td", fmt2(r->mflops, c, sizeof c));
         html_cell(f, "td", fmt_params(r->params, d, sizeof d));

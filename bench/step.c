@@ -1,12 +1,32 @@
 /* bench/step.c: images per second of one training step and of inference of
- * the reference 28x28 network on the CPU backend, on random data.
- *   usage: bench/step BATCH [THREADS [SECONDS]]
- * Prints: "nta batch B threads T: train X img/s, infer Y img/s". */
+ * a 28x28x1 network on the CPU backend, on random data.
+ *   usage: bench/step BATCH [THREADS [SECONDS [NET]]]
+ *          bench/step --desc [NET]
+ * NET: reference (net_reference, the default), largest or smallest (the
+ * largest / smallest architecture of the default supernet, net_supernet with
+ * space_default() and stage depth up to 4, as a standalone network).
+ * Prints: "nta batch B threads T net NET: train X img/s, infer Y img/s";
+ * with --desc, the network's description (net_desc_format), which
+ * bench/torch_step.py and bench/torch_ops.py build the same network from. */
 #include "../nta.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-/* Run fn until `secs` have passed (after one warm-up call); return calls/s. */
+/* The named 28x28x1, 10-class network; dies on an unknown name. */
+static NetDesc named_net(const char *name)
+{
+    if (!strcmp(name, "reference")) return net_reference(28, 28, 1, 10);
+    int big = !strcmp(name, "largest");
+    if (!big && strcmp(name, "smallest"))
+        nta_die("unknown network '%s' (reference, largest or smallest)", name);
+    Space sp = space_default();
+    NetDesc super = net_supernet(28, 28, 1, 10, &sp, 4);
+    Arch a = big ? arch_largest(&super) : arch_smallest(&super);
+    return arch_standalone(&super, &a);
+}
+
+/* Run one step until `secs` have passed (after one warm-up step); return steps/s. */
 static double rate(Net *net, int B, int train, double secs)
 {
     int n = 0;
@@ -26,22 +46,34 @@ static double rate(Net *net, int B, int train, double secs)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--desc")) {
+        NetDesc d = named_net(argc > 2 ? argv[2] : "reference");
+        char buf[1024];
+        net_desc_format(&d, buf, sizeof buf);
+        printf("%s\n", buf);
+        return 0;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s BATCH [THREADS [SECONDS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s BATCH [THREADS [SECONDS [NET]]]\n"
+                        "       %s --desc [NET]\n"
+                        "NET: reference (default), largest or smallest\n", argv[0], argv[0]);
         return 2;
     }
     int B = atoi(argv[1]), T = argc > 2 ? atoi(argv[2]) : 2;
     double secs = argc > 3 ? atof(argv[3]) : 3;
+    const char *name = argc > 4 ? argv[4] : "reference";
     if (B < 2 || T < 1) nta_die("bad batch %d or threads %d", B, T);
+    NetDesc d = named_net(name);
     cpu_set_threads(T);
-    NetDesc d = net_reference(28, 28, 1, 10);
     Net *net = net_create(&d, &cpu_backend, B, 1, 0);
     Rng r;
     rng_seed(&r, 1);
-    for (size_t i = 0; i < (size_t)B * 28 * 28; i++) net->x_in[i] = rng_normal(&r);
-    for (int i = 0; i < B; i++) net->y_in[i] = (int32_t)rng_below(&r, 10);
+    size_t nx = (size_t)B * d.in_h * d.in_w * d.in_c;        /* x_in [B,28,28,1] */
+    for (size_t i = 0; i < nx; i++) net->x_in[i] = rng_normal(&r);
+    for (int i = 0; i < B; i++) net->y_in[i] = (int32_t)rng_below(&r, (uint32_t)d.classes);
     double tr = rate(net, B, 1, secs) * B, inf = rate(net, B, 0, secs) * B;
-    printf("nta batch %d threads %d: train %.0f img/s, infer %.0f img/s\n", B, T, tr, inf);
+    printf("nta batch %d threads %d net %s: train %.0f img/s, infer %.0f img/s\n", B, T, name, tr,
+           inf);
     net_free(net);
     return 0;
 }

@@ -1,16 +1,23 @@
 #!/usr/bin/python3
 """bench/torch_step.py: the PyTorch side of bench/step.c. Images per second of
-one training step and of inference of nta's reference 28x28x1 network
-(net_reference in net.c) on random data, timed the way bench/step.c times it.
+one training step and of inference of an nta network on random data, timed the
+way bench/step.c times it. The network is built from nta's description text
+(net_desc_format in net.c, printed by `bench/step --desc NET`), so it is
+defined in one place.
 
-    usage: /usr/bin/python3 bench/torch_step.py BATCH [THREADS [SECONDS]]
+    usage: /usr/bin/python3 bench/torch_step.py BATCH [THREADS [SECONDS [DESC]]]
 
+DESC: e.g. "in=28x28x1 stem=16k3 blocks=k3e6s2c24,k3e6s1c24 head=128 classes=10";
+without it, the reference network's (asked from bench/step --desc reference).
 Prints: "torch batch B threads T: train X img/s, infer Y img/s".
 The training step is zero_grad, forward (train mode), mean cross-entropy,
 backward, SGD (lr 0.01, momentum 0.9, weight decay 5e-5 on conv and linear
 weights only, as nta's net_update does). Inference is eval mode under no_grad.
 Each is run once to warm up, then repeated until SECONDS have passed.
 """
+import os
+import re
+import subprocess
 import sys
 import time
 
@@ -18,12 +25,31 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# net_reference(28, 28, 1, 10): stem 3x3 1->16; blocks (k, e, s, co); head 128; 10 classes
-IN_H, IN_W, IN_C = 28, 28, 1
-STEM_C, STEM_K = 16, 3
-BLOCKS = [(3, 6, 2, 24), (3, 6, 1, 24), (3, 6, 2, 32),
-          (3, 6, 1, 32), (3, 6, 2, 64), (3, 6, 1, 64)]
-HEAD_C, CLASSES = 128, 10
+
+def parse_desc(text):
+    """nta's description "in=HxWxC stem=CkK blocks=kKeEsScC,... head=C classes=L"
+    -> dict(in_hwc=(H, W, C), stem=(C, K), blocks=[(k, e, s, co), ...], head, classes).
+    A supernet's description (with space=...) is refused: only fixed networks."""
+    f = dict(t.split("=", 1) for t in text.split())
+    if "space" in f:
+        raise ValueError(f"'{text}' is a supernet; give a fixed network (arch_standalone)")
+    h, w, c = (int(v) for v in f["in"].split("x"))
+    sc, sk = (int(v) for v in re.fullmatch(r"(\d+)k(\d+)", f["stem"]).groups())
+    blocks = []
+    for b in filter(None, f["blocks"].split(",")):
+        m = re.fullmatch(r"k(\d+)e(\d+)s(\d+)c(\d+)", b)
+        if not m:
+            raise ValueError(f"bad block '{b}' in '{text}'")
+        blocks.append(tuple(int(v) for v in m.groups()))
+    return dict(in_hwc=(h, w, c), stem=(sc, sk), blocks=blocks, head=int(f["head"]),
+                classes=int(f["classes"]))
+
+
+def nta_desc(name="reference"):
+    """The description of bench/step's network NAME (bench/step --desc NAME)."""
+    step = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step")
+    return subprocess.run([step, "--desc", name], check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
 class Block(nn.Module):
@@ -49,24 +75,39 @@ class Block(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self):
+    """The network of a parsed description (parse_desc): stem KxK conv + BN + ReLU6,
+    the blocks, 1x1 head conv + BN + ReLU6, global average pool, linear."""
+
+    def __init__(self, desc):
         super().__init__()
-        self.stem = nn.Conv2d(IN_C, STEM_C, STEM_K, padding=STEM_K // 2, bias=False)
-        self.stem_bn = nn.BatchNorm2d(STEM_C)
-        blocks, c = [], STEM_C
-        for k, e, s, co in BLOCKS:
+        in_c = desc["in_hwc"][2]
+        stem_c, stem_k = desc["stem"]
+        self.stem = nn.Conv2d(in_c, stem_c, stem_k, padding=stem_k // 2, bias=False)
+        self.stem_bn = nn.BatchNorm2d(stem_c)
+        blocks, c = [], stem_c
+        for k, e, s, co in desc["blocks"]:
             blocks.append(Block(c, k, e, s, co))
             c = co
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Conv2d(c, HEAD_C, 1, bias=False)
-        self.head_bn = nn.BatchNorm2d(HEAD_C)
-        self.fc = nn.Linear(HEAD_C, CLASSES)
+        self.head = nn.Conv2d(c, desc["head"], 1, bias=False)
+        self.head_bn = nn.BatchNorm2d(desc["head"])
+        self.fc = nn.Linear(desc["head"], desc["classes"])
 
     def forward(self, x):
         x = F.relu6(self.stem_bn(self.stem(x)))
         x = self.blocks(x)
         x = F.relu6(self.head_bn(self.head(x)))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+def sgd(net):
+    """nta's net_update as a torch optimiser: lr 0.01, momentum 0.9, weight decay
+    5e-5 on conv and linear weights only (nta: PARAM_WEIGHT), not BN or the bias."""
+    decay = [m.weight for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    ids = {id(p) for p in decay}
+    rest = [p for p in net.parameters() if id(p) not in ids]
+    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-5},
+                            {"params": rest, "weight_decay": 0.0}], lr=0.01, momentum=0.9)
 
 
 def rate(step, secs):
@@ -83,25 +124,22 @@ def rate(step, secs):
 
 def main():
     if len(sys.argv) < 2:
-        print(f"usage: {sys.argv[0]} BATCH [THREADS [SECONDS]]", file=sys.stderr)
+        print(f"usage: {sys.argv[0]} BATCH [THREADS [SECONDS [DESC]]]", file=sys.stderr)
         return 2
     B = int(sys.argv[1])
     T = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     secs = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
+    desc = parse_desc(sys.argv[4] if len(sys.argv) > 4 else nta_desc())
     if B < 2 or T < 1:
         print(f"torch_step: bad batch {B} or threads {T}", file=sys.stderr)
         return 1
     torch.set_num_threads(T)
     torch.manual_seed(1)
-    net = Net()
-    # decay conv and linear weights only (nta: PARAM_WEIGHT), not BN or the bias
-    decay = [m.weight for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    ids = {id(p) for p in decay}
-    rest = [p for p in net.parameters() if id(p) not in ids]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-5},
-                           {"params": rest, "weight_decay": 0.0}], lr=0.01, momentum=0.9)
-    x = torch.randn(B, IN_C, IN_H, IN_W)
-    y = torch.randint(0, CLASSES, (B,))
+    net = Net(desc)
+    opt = sgd(net)
+    h, w, c = desc["in_hwc"]
+    x = torch.randn(B, c, h, w)
+    y = torch.randint(0, desc["classes"], (B,))
 
     def train_step():
         opt.zero_grad()
