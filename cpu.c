@@ -762,7 +762,8 @@ static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weig
     double loss = 0;
     for (int c = 0; c < C; c++) {
         double a = 0, b = 0;
-        for (int n = 0; n < N; n++) *(n < S ? &a : &b) += x[(size_t)n * C + c];
+        for (int n = 0; n < S; n++) a += x[(size_t)n * C + c];
+        for (int n = S; n < N; n++) b += x[(size_t)n * C + c];
         double m = a / S - b / (N - S);
         for (int n = 0; n < N; n++) dx[(size_t)n * C + c] = (float)(2 * weight * m / (n < S ? S : -(N - S)));
         loss += m * m;

@@ -331,6 +331,20 @@ static double report_val(Net *net, const DataSplits *d, const TrainCfg *c, int s
     return NAN;
 }
 
+/* net's parameters and running statistics [nfloats] into host memory (a new
+ * buffer when host is NULL), and back. */
+static float *params_save(const Net *net, float *host)
+{
+    if (!host) host = nta_malloc(net->nfloats * sizeof(float));
+    net->be->download(host, net->p, net->nfloats * sizeof(float));
+    return host;
+}
+
+static void params_load(Net *net, const float *host)
+{
+    net->be->upload(net->p, host, net->nfloats * sizeof(float));
+}
+
 /* Train for epochs start+1..c->epochs. Fixed networks run one forward/backward
  * per step; a supernet accumulates the gradients of several sampled
  * sub-architectures per step (the sandwich rule: the largest, the smallest and
@@ -352,12 +366,10 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
     long step0 = step;
     char eta[32], meta[512], acc[48] = "";
     Arch big = arch_largest(&net->d), small = arch_smallest(&net->d);
-    /* keep_best: the best weights so far (parameters and running statistics) */
-    size_t bytes = net->nfloats * sizeof(float);
-    float *best = c->keep_best && sampling == SAMPLE_FIXED && d->val.n ? nta_malloc(bytes) : NULL;
-    double best_fit = best ? report_val(net, d, c, sampling, start) : NAN;
-    int best_ep = start;
-    if (best) net->be->download(best, net->p, bytes);
+    /* keep_best: the weights of the best epoch so far */
+    int keep = c->keep_best && sampling == SAMPLE_FIXED && d->val.n, best_ep = start;
+    double best_fit = keep ? report_val(net, d, c, sampling, start) : NAN;
+    float *best = keep ? params_save(net, NULL) : NULL;
 
     for (int ep = start + 1; ep <= c->epochs; ep++) {
         Rng rng;
@@ -395,13 +407,13 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
         }
         if (tty) printf("\n");
         double v = report_val(net, d, c, sampling, ep);
-        if (best && v > best_fit) best_fit = v, best_ep = ep, net->be->download(best, net->p, bytes);
+        if (best && v > best_fit) best_fit = v, best_ep = ep, params_save(net, best);
         train_meta(meta, sizeof meta, c, sampling, ep);
         if (*c->out && net_save(net, c->out, meta, 1) != 0) nta_die("could not save the checkpoint '%s'", c->out);
         if (ep == c->stop_after && ep < c->epochs) break;
     }
     if (best && best_ep != c->epochs) {
-        net->be->upload(net->p, best, bytes);
+        params_load(net, best);
         printf("keeping the weights of epoch %d, the best on validation\n", best_ep);
     }
     free(perm), free(x), free(y), free(best);
@@ -630,7 +642,7 @@ static Net *load_for_task(const char *path, const Backend *be, int B, const Data
 static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int epochs, int sampling)
 {
     TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
-                  .keep_best = a->keep_best && sampling == SAMPLE_FIXED,
+                  .keep_best = a->keep_best,
                   .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
                   .wd = a->wd, .warmup = a->warmup,
                   .uda_entropy = a->uda_entropy, .uda_mmd = a->uda_mmd};
@@ -659,17 +671,15 @@ static void finish(Net *model, const DataSplits *d, const AdaptCfg *a, int epoch
 {
     char m[128], took[32];
     int n = a->seeds > 1 ? a->seeds : 1;
-    size_t bytes = model->nfloats * sizeof(float);
-    float *start = n > 1 ? nta_malloc(bytes) : NULL;
+    float *start = n > 1 ? params_save(model, NULL) : NULL;
     double sum = 0, sum2 = 0, sum_second = 0;
     norm_from_data(model, d);
-    if (start) model->be->download(start, model->p, bytes);
     for (int k = n - 1; k >= 0; k--) {
         AdaptCfg run = *a;
         run.seed = a->seed + k;
         if (k < n - 1) {   /* back to the starting weights, no momentum */
-            model->be->upload(model->p, start, bytes);
-            model->be->zero(model->m, bytes);
+            params_load(model, start);
+            model->be->zero(model->m, model->nfloats * sizeof(float));
         }
         train_phase(model, d, &run, epochs, SAMPLE_FIXED);
         double second, metric = task_score(model, d, &d->test, &second);
