@@ -238,7 +238,10 @@ typedef struct {
     const char *data, *out, *device, *sampling, *resume, *kernels, *expands;
     int epochs, stop_after, batch, val, limit, seed, threads, augment, calib, depth, min_depth;
     int keep_best;        /* fixed networks: end with the weights of the epoch (0: before
-                           * training) whose validation metric was best */
+                           * training, unless searched) whose validation metric was best */
+    int searched;         /* the architecture was picked on the validation split: its
+                           * epoch-0 score is inflated by that choice, so keep_best
+                           * chooses among the trained epochs only */
     float lr, momentum, wd, warmup;
     float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
 } TrainCfg;
@@ -369,6 +372,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
     /* keep_best: the weights of the best epoch so far */
     int keep = c->keep_best && sampling == SAMPLE_FIXED && d->val.n, best_ep = start;
     double best_fit = keep ? report_val(net, d, c, sampling, start) : NAN;
+    if (keep && c->searched && start == 0) best_fit = -INFINITY;
     float *best = keep ? params_save(net, NULL) : NULL;
 
     for (int ep = start + 1; ep <= c->epochs; ep++) {
@@ -559,6 +563,8 @@ typedef struct {
     int train_images, val, limit, seed, threads, batch, augment, calib, transfer_epochs, epochs;
     int population, generations, parents, mutants, crosses, scratch, random, resume, keep_best;
     int seeds;            /* demo: finetuning runs per method (finish) */
+    int searched;         /* finetuning a searched winner (TrainCfg.searched) */
+    float finetune_lr;    /* peak learning rate of that finetuning */
     float lr, warmup, momentum, wd, budget, mutate_prob, uda_entropy, uda_mmd;
 } AdaptCfg;
 
@@ -584,6 +590,7 @@ typedef struct {
 
 #define SEARCH_OPTS(a, d_transfer, d_budget, d_population, d_generations, d_parents, d_mutants, d_crosses)           \
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, d_transfer, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
+    {"finetune-lr", OPT_FLOAT, &a.finetune_lr, "0.01", "peak learning rate of finetuning the search's winner (its weights are already on the task); other phases use --lr"}, \
     {"budget-mflops", OPT_FLOAT, &a.budget, d_budget, "largest MFLOPs an architecture may cost"},        \
     {"population", OPT_INT, &a.population, d_population, "candidates kept per generation"},             \
     {"generations", OPT_INT, &a.generations, d_generations, "generations of evolution"},                 \
@@ -610,6 +617,15 @@ static void check_search_cfg(const Command *cmd, const AdaptCfg *a)
          a->mutants >= 0 && a->crosses >= 0 && a->mutate_prob >= 0 && a->mutate_prob <= 1 && a->random >= 0,
          cmd, "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, "
               "--transfer-epochs >= 0; --mutate-prob in [0,1]");
+    need(a->finetune_lr > 0, cmd, "--finetune-lr must be > 0");
+}
+
+/* The settings of finetuning a searched winner (NTAA, random search). */
+static AdaptCfg winner_cfg(const AdaptCfg *a)
+{
+    AdaptCfg w = *a;
+    w.lr = a->finetune_lr, w.searched = 1;
+    return w;
 }
 
 /* The task's data, with a line saying what it holds. */
@@ -642,7 +658,7 @@ static Net *load_for_task(const char *path, const Backend *be, int B, const Data
 static void train_phase(Net *net, const DataSplits *d, const AdaptCfg *a, int epochs, int sampling)
 {
     TrainCfg c = {.data = a->task, .out = "", .epochs = epochs, .batch = a->batch, .seed = a->seed,
-                  .keep_best = a->keep_best,
+                  .keep_best = a->keep_best, .searched = a->searched,
                   .augment = a->augment, .calib = a->calib, .lr = a->lr, .momentum = a->momentum,
                   .wd = a->wd, .warmup = a->warmup,
                   .uda_entropy = a->uda_entropy, .uda_mmd = a->uda_mmd};
@@ -899,7 +915,8 @@ static int cmd_adapt(int argc, char **argv)
     net_free(net);
     ReportRow row;
     const char *method = a.random ? "random search" : "NTAA";
-    finish(model, &d, &a, a.epochs, method, text, t0, &row);
+    AdaptCfg w = winner_cfg(&a);
+    finish(model, &d, &w, a.epochs, method, text, t0, &row);
     save_model(model, &a, a.out, a.random ? "random" : "ntaa", text);
     net_free(model);
     data_free(&d);
@@ -972,7 +989,8 @@ static void demo_task(const char *super, const Backend *be, const AdaptCfg *a, i
     Arch best = st.pop[0].arch;
     arch_format(&net->d, &best, text, sizeof text);
     Net *model = winner(net, &d, a, &best);
-    finish(model, &d, a, a->epochs, "NTAA", text, t0, row++);
+    AdaptCfg w = winner_cfg(a);
+    finish(model, &d, &w, a->epochs, "NTAA", text, t0, row++);
     snprintf(out, sizeof out, "%s/%s.ntaa.nta", dir, a->task);
     save_model(model, a, out, "ntaa", text);
     net_free(model);
@@ -994,7 +1012,7 @@ static void demo_task(const char *super, const Backend *be, const AdaptCfg *a, i
     search_free(&rs);
     model = winner(net, &d, a, &rbest);
     net_free(net);
-    finish(model, &d, a, a->epochs, "random search", text, t1, row++);
+    finish(model, &d, &w, a->epochs, "random search", text, t1, row++);
     net_free(model);
 
     /* WP&F (the largest architecture) and the winner from scratch, with as
@@ -1042,8 +1060,8 @@ static int cmd_demo(int argc, char **argv)
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
-        ADAPT_OPTS(a, "finetune-epochs", "8", "epochs of finetuning the winners"),
-        SEARCH_OPTS(a, "4", "20", "16", "6", "4", "8", "8"),
+        ADAPT_OPTS(a, "finetune-epochs", "4", "epochs of finetuning the winners"),
+        SEARCH_OPTS(a, "12", "20", "16", "6", "4", "8", "8"),
         {"random", OPT_INT, &random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"seeds", OPT_INT, &a.seeds, "3", "finetuning runs per method (seeds SEED, SEED+1, ...); the report gives their mean and standard deviation"},
         {"quick", OPT_INT, &quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
@@ -1107,14 +1125,15 @@ static int cmd_demo(int argc, char **argv)
              "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
              "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
              "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
-             "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
-             "training of NTAA's architecture get %d epochs%s; each finetuning runs with %d seed%s. "
+             "winners finetuned %d epochs at learning rate %g; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
+             "training of NTAA's architecture get %d epochs at %g%s; each finetuning runs with %d seed%s. "
              "Backend %s, %d threads, seed %d%s. "
              "Total time %s. %s",
              path, reuse ? "reused" : took, a.train_images, a.val, a.transfer_epochs, a.population, a.generations,
-             a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, nt ? rt[0].rows[2].mflops : 0,
-             a.transfer_epochs + a.epochs,
-             a.keep_best ? "; every finetuned model keeps its epoch with the best validation metric" : "",
+             a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, a.finetune_lr, nt ? rt[0].rows[2].mflops : 0,
+             a.transfer_epochs + a.epochs, a.lr,
+             a.keep_best ? "; every finetuned model keeps its epoch with the best validation metric "
+                           "(epoch 0, the weights as they came, only for WP&F: the winners were chosen on that split)" : "",
              a.seeds, a.seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
              be->name, a.threads, a.seed,
              quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", all, verdict);
