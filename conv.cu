@@ -122,30 +122,57 @@ void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, i
 
 /* ---------------------------------------------------------- depthwise conv */
 
-/* y [N,Ho,Wo,C]: tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c] */
+/* The depthwise sum of element i of y [N,Ho,Wo,C]: tap (ky,kx) of channel c
+ * is w[ky*ldr + kx*ldc + c]; taps outside x [N,H,W,C] are skipped */
+__device__ float dw_sum(const float *__restrict__ x, const float *__restrict__ w, size_t i,
+                        int ldr, int ldc, int H, int W, int C, int K, int s, int Ho, int Wo)
+{
+    int c = (int)(i % C), pad = K / 2;
+    size_t pix = i / C;
+    int ox = (int)(pix % Wo), oy = (int)(pix / Wo % Ho), n = (int)(pix / Wo / Ho);
+    float acc = 0.0f;
+    for (int ky = 0; ky < K; ky++) {
+        int iy = oy * s - pad + ky;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < K; kx++) {
+            int ix = ox * s - pad + kx;
+            if (ix < 0 || ix >= W) continue;
+            acc += x[(((size_t)n * H + iy) * W + ix) * C + c] *
+                   w[(size_t)ky * ldr + (size_t)kx * ldc + c];
+        }
+    }
+    return acc;
+}
+
+/* y [N,Ho,Wo,C] = depthwise conv of x */
 __global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, const float *__restrict__ w,
                               int ldr, int ldc, int N, int H, int W, int C, int K, int s, int Ho,
                               int Wo)
 {
     size_t total = (size_t)N * Ho * Wo * C;
-    int pad = K / 2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo);
+}
+
+/* Inference: y [N,Ho,Wo,C] = BN_eval(depthwise conv of x), then ReLU6 if asked;
+ * the batchnorm as bn_eval_kernel (kernels.cu) computes it */
+__global__ void dw_bn_eval_kernel(float *y, const float *__restrict__ x,
+                                  const float *__restrict__ w, int ldr, int ldc,
+                                  const float *__restrict__ gamma, const float *__restrict__ beta,
+                                  const float *__restrict__ run_mean,
+                                  const float *__restrict__ run_var, int N, int H, int W, int C,
+                                  int K, int s, int Ho, int Wo, int relu6)
+{
+    size_t total = (size_t)N * Ho * Wo * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(i % C);
-        size_t pix = i / C;
-        int ox = (int)(pix % Wo), oy = (int)(pix / Wo % Ho), n = (int)(pix / Wo / Ho);
-        float acc = 0.0f;
-        for (int ky = 0; ky < K; ky++) {
-            int iy = oy * s - pad + ky;
-            if (iy < 0 || iy >= H) continue;
-            for (int kx = 0; kx < K; kx++) {
-                int ix = ox * s - pad + kx;
-                if (ix < 0 || ix >= W) continue;
-                acc += x[(((size_t)n * H + iy) * W + ix) * C + c] *
-                       w[(size_t)ky * ldr + (size_t)kx * ldc + c];
-            }
-        }
-        y[i] = acc;
+        float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
+        float shift = beta[c] - run_mean[c] * scale;
+        float v = dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo) * scale + shift;
+        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+        y[i] = v;
     }
 }
 
@@ -157,6 +184,18 @@ void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int
     if (!total) return;
     SIMT_LAUNCH(dw_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
                 ldc, N, H, W, C, K, s, Ho, Wo);
+    LAUNCH_CHECK();
+}
+
+void cuda_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
+                     const float *gamma, const float *beta, const float *run_mean,
+                     const float *run_var, int N, int H, int W, int C, int K, int s, int relu6)
+{
+    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    size_t total = (size_t)N * Ho * Wo * C;
+    if (!total) return;
+    SIMT_LAUNCH(dw_bn_eval_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
+                ldc, gamma, beta, run_mean, run_var, N, H, W, C, K, s, Ho, Wo, relu6);
     LAUNCH_CHECK();
 }
 

@@ -109,21 +109,22 @@ static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
 }
 
 /* C[0:mr, 0:nr] = (store ? 0 : C) + alpha * A-tile x B-panel, then the
- * epilogue of columns sc, sh [nr] if sc is not NULL. Element (i, p)
- * of the tile is a[i*lda + p] (ta = 0) or a[p*lda + i] (ta = 1); row p of
- * the panel is b + p*ldb, 8*nv wide (nv = 1 or 2). ta and nv are constants
- * at every call, so each use is specialised; the 6 x 8nv sums stay in
+ * epilogue of columns sc, sh [nr] if sc is not NULL. The tile has rows rows
+ * (MR, or 4 or 2 for the last rows of C; mr <= rows); element (i, p) of the
+ * tile is a[i*lda + p] (ta = 0) or a[p*lda + i] (ta = 1); row p of the panel
+ * is b + p*ldb, 8*nv wide (nv = 1 or 2). ta, nv and rows are constants at
+ * every call, so each use is specialised; the rows x 8nv sums stay in
  * registers. */
 static inline __attribute__((always_inline)) void micro_kernel(
     int kc, const float *a, int lda, int ta, const float *b, int ldb, int nv,
     float *C, int ldc, int mr, int nr, float alpha, int store, const float *sc,
-    const float *sh, int relu6)
+    const float *sh, int relu6, int rows)
 {
     v8 c[MR][2] = {{{0}}}, z = {0};
     for (int p = 0; p < kc; p++, b += ldb) {
         v8 b0 = load8(b), b1 = nv == 2 ? load8(b + 8) : z;
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             float s = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
             v8 ai = {s, s, s, s, s, s, s, s};
             c[i][0] += ai * b0;
@@ -131,9 +132,9 @@ static inline __attribute__((always_inline)) void micro_kernel(
         }
     }
     if (alpha != 1.0f)
-        for (int i = 0; i < MR; i++) c[i][0] *= alpha, c[i][1] *= alpha;
-    if (mr == MR && nr == 8 * nv) {
-        for (int i = 0; i < MR; i++)
+        for (int i = 0; i < rows; i++) c[i][0] *= alpha, c[i][1] *= alpha;
+    if (mr == rows && nr == 8 * nv) {
+        for (int i = 0; i < rows; i++)
             for (int v = 0; v < nv; v++) {
                 float *q = C + (size_t)i * ldc + 8 * v;
                 v8 t = store ? c[i][v] : load8(q) + c[i][v];
@@ -158,27 +159,47 @@ static inline __attribute__((always_inline)) void micro_kernel(
     }
 }
 
-/* One tile: dispatch to the specialised kernels. An edge tile of fewer than
- * MR rows is first copied, zero-padded, into edge [kc][MR]. */
+/* One tile of `rows` rows: dispatch on ta and the panel width */
+static inline __attribute__((always_inline)) void tile_rows(
+    int kc, const float *a, int lda, int ta, const float *b, int ldb, float *C, int ldc,
+    int mr, int nr, float alpha, int store, const float *sc, const float *sh, int relu6, int rows)
+{
+#define MK(TA, NV) micro_kernel(kc, a, lda, TA, b, ldb, NV, C, ldc, mr, nr, alpha, store, sc, sh, \
+                                relu6, rows)
+    if (ta) {
+        if (nr > 8) MK(1, 2);
+        else MK(1, 1);
+    } else {
+        if (nr > 8) MK(0, 2);
+        else MK(0, 1);
+    }
+#undef MK
+}
+
+/* One tile: dispatch to the specialised kernels. The last rows of C, when
+ * fewer than MR, run a 4- or 2-row kernel where they are 4 or 2 rows (read in
+ * place: M = 16, 32, 64, 128 end so); other edge tiles are first copied,
+ * zero-padded, into edge [kc][MR]. */
 static inline __attribute__((always_inline)) void tile(
     int kc, const float *a, int lda, int ta, const float *b, int ldb, float *C, int ldc,
     int mr, int nr, float alpha, int store, float *edge, const float *sc, const float *sh,
     int relu6)
 {
-    int nv = nr > 8 ? 2 : 1;
+    if (mr == 4) {
+        tile_rows(kc, a, lda, ta, b, ldb, C, ldc, mr, nr, alpha, store, sc, sh, relu6, 4);
+        return;
+    }
+    if (mr == 2) {
+        tile_rows(kc, a, lda, ta, b, ldb, C, ldc, mr, nr, alpha, store, sc, sh, relu6, 2);
+        return;
+    }
     if (mr < MR) {
         for (int p = 0; p < kc; p++)
             for (int i = 0; i < MR; i++)
                 edge[p * MR + i] = i < mr ? (ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]) : 0.0f;
         a = edge, lda = MR, ta = 1;
     }
-    if (ta) {
-        if (nv == 2) micro_kernel(kc, a, lda, 1, b, ldb, 2, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
-        else micro_kernel(kc, a, lda, 1, b, ldb, 1, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
-    } else {
-        if (nv == 2) micro_kernel(kc, a, lda, 0, b, ldb, 2, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
-        else micro_kernel(kc, a, lda, 0, b, ldb, 1, C, ldc, mr, nr, alpha, store, sc, sh, relu6);
-    }
+    tile_rows(kc, a, lda, ta, b, ldb, C, ldc, mr, nr, alpha, store, sc, sh, relu6, MR);
 }
 
 /* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C) on the calling thread, then
@@ -250,6 +271,10 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
      * thread) the GEMM runs on the calling thread alone */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
     if ((double)M * N * K < 5e5) nt = 1;   /* tiny (the classifier): waking threads costs more */
+    if (nt == 1) {                          /* no parallel region at all: it costs microseconds */
+        gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
+        return;
+    }
     if (nt == 1 || ep || M >= 4 * MR * nt || (long)K < 4L * M) {
         /* Tall C: split the rows between threads */
 #pragma omp parallel if (nt > 1)
@@ -392,30 +417,79 @@ HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
 
 /* --------------------------------------------------- depthwise conv */
 
-/* y [N,Ho,Wo,C] = depthwise KxK of x [N,H,W,C]; tap (ky,kx) at w + ky*ldr + kx*ldc */
-HOT static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc,
-                           int N, int H, int W, int C, int K, int s)
+/* x * scale + shift, then ReLU6 if relu6, of channels [c, c+8) (the epilogue ep) */
+#define epi8(t, ep, c) ({ v8 e_ = (t) * load8((ep)->scale + (c)) + load8((ep)->shift + (c)); \
+                          (ep)->relu6 ? relu6_8(e_) : e_; })
+
+/* yo [C] = the depthwise KxK sum at the output pixel whose window starts at
+ * (iy0, ix0) of image xn [H,W,C] (taps outside the image skipped), then the
+ * epilogue ep if not NULL. Channels go in blocks of 32 and 8 whose sums stay
+ * in registers across the taps; the taps are added in the order ky, kx. */
+static inline __attribute__((always_inline)) void dw_pixel(
+    float *yo, const float *xn, const float *w, int ldr, int ldc, int H, int W, int C, int K,
+    int iy0, int ix0, const Epi *ep)
+{
+    int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = H - iy0 < K ? H - iy0 : K;
+    int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = W - ix0 < K ? W - ix0 : K;
+#define DW_TAPS(body)                                                                        \
+    for (int ky = ky0; ky < ky1; ky++)                                                       \
+        for (int kx = kx0; kx < kx1; kx++) {                                                 \
+            const float *xi = xn + ((size_t)(iy0 + ky) * W + ix0 + kx) * C + c;              \
+            const float *wk = w + (size_t)ky * ldr + (size_t)kx * ldc + c;                   \
+            body;                                                                            \
+        }
+    int c = 0;
+    for (; c + 32 <= C; c += 32) {
+        v8 a0 = {0}, a1 = a0, a2 = a0, a3 = a0;
+        DW_TAPS(a0 += load8(xi) * load8(wk); a1 += load8(xi + 8) * load8(wk + 8);
+                a2 += load8(xi + 16) * load8(wk + 16); a3 += load8(xi + 24) * load8(wk + 24))
+        if (ep) a0 = epi8(a0, ep, c), a1 = epi8(a1, ep, c + 8), a2 = epi8(a2, ep, c + 16),
+                a3 = epi8(a3, ep, c + 24);
+        store8(yo + c, a0);
+        store8(yo + c + 8, a1);
+        store8(yo + c + 16, a2);
+        store8(yo + c + 24, a3);
+    }
+    for (; c + 8 <= C; c += 8) {
+        v8 a0 = {0};
+        DW_TAPS(a0 += load8(xi) * load8(wk))
+        if (ep) a0 = epi8(a0, ep, c);
+        store8(yo + c, a0);
+    }
+    for (; c < C; c++) {
+        float a = 0.0f;
+        DW_TAPS(a += xi[0] * wk[0])
+        if (ep) {
+            a = a * ep->scale[c] + ep->shift[c];
+            if (ep->relu6) a = a < 0.0f ? 0.0f : a > 6.0f ? 6.0f : a;
+        }
+        yo[c] = a;
+    }
+#undef DW_TAPS
+}
+
+/* y [N,Ho,Wo,C] = depthwise KxK of x [N,H,W,C], tap (ky,kx) at w + ky*ldr + kx*ldc;
+ * then the epilogue ep if not NULL. (HOT itself, not inlined into its callers:
+ * only then is the parallel loop, which OpenMP outlines, compiled for AVX2 too.) */
+HOT static void dw_run(
+    float *y, const float *x, const float *w, int ldr, int ldc, int N, int H, int W, int C,
+    int K, int s, const Epi *ep)
 {
     int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N * Ho; r++) {
         int n = r / Ho, oy = r % Ho;
-        for (int ox = 0; ox < Wo; ox++) {
-            float *yo = y + ((size_t)r * Wo + ox) * C;
-            memset(yo, 0, C * sizeof(float));
-            for (int ky = 0; ky < K; ky++) {
-                int iy = oy * s - pad + ky;
-                if (iy < 0 || iy >= H) continue;
-                for (int kx = 0; kx < K; kx++) {
-                    int ix = ox * s - pad + kx;
-                    if (ix < 0 || ix >= W) continue;
-                    const float *xi = x + (((size_t)n * H + iy) * W + ix) * C;
-                    const float *wk = w + (size_t)ky * ldr + (size_t)kx * ldc;
-                    for (int c = 0; c < C; c++) yo[c] += xi[c] * wk[c];
-                }
-            }
-        }
+        const float *xn = x + (size_t)n * H * W * C;
+        for (int ox = 0; ox < Wo; ox++)
+            dw_pixel(y + ((size_t)r * Wo + ox) * C, xn, w, ldr, ldc, H, W, C, K, oy * s - pad,
+                     ox * s - pad, ep);
     }
+}
+
+static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc,
+                       int N, int H, int W, int C, int K, int s)
+{
+    dw_run(y, x, w, ldr, ldc, N, H, W, C, K, s, NULL);
 }
 
 /* dx [N,H,W,C] = gradient w.r.t. x, gathered per input pixel (no write conflicts) */
@@ -590,6 +664,20 @@ static void cpu_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, 
     bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, N);
     Epi ep = {scale, shift, relu6};
     gemm_run(0, 0, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f, y, N, &ep);
+    free(scale);
+}
+
+/* Inference: the depthwise conv with its batchnorm (+ReLU6) applied to each
+ * output pixel's sums while they are in registers: one pass over y. */
+static void cpu_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
+                           const float *gamma, const float *beta, const float *run_mean,
+                           const float *run_var, int N, int H, int W, int C, int K, int s,
+                           int relu6)
+{
+    float *scale = nta_malloc(2 * (size_t)(C > 0 ? C : 1) * sizeof(float)), *shift = scale + C;
+    bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
+    Epi ep = {scale, shift, relu6};
+    dw_run(y, x, w, ldr, ldc, N, H, W, C, K, s, &ep);
     free(scale);
 }
 
@@ -792,5 +880,5 @@ const Backend cpu_backend = {
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
     .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd, .sgd = cpu_sgd,
-    .gemm_bn_eval = cpu_gemm_bn_eval,
+    .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
 };

@@ -125,5 +125,5 @@ const Backend cuda_backend = {
     cuda_add, cuda_gap_fwd, cuda_gap_bwd,
     cuda_bias_fwd, cuda_bias_bwd,
     cuda_xent, cuda_l1, cuda_entropy, cuda_mmd, cuda_sgd,
-    cuda_gemm_bn_eval,
+    cuda_gemm_bn_eval, cuda_dw_bn_eval,
 };

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -610,17 +611,22 @@ static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnPar
 }
 
 /* The forward pass of images [b0, b0+n) of the batch (every op sees a batch of
- * n images; the tensors are the batch's, offset to image b0). Training needs
- * the whole batch at once (batch statistics); inference does not. */
-static void forward_part(Net *net, int b0, int n, int train)
+ * n images). The input x_in and the outputs pooled and logits are the batch's
+ * tensors at image b0; the activations in between are the batch's tensors at
+ * image s0 (s0 = b0 when training, which keeps them all for the backward pass;
+ * inference passes each thread its own fixed slot, so that the memory a piece
+ * writes is the memory the thread's previous piece wrote, still in its cache).
+ * Training needs the whole batch at once (batch statistics); inference does not. */
+static void forward_part(Net *net, int b0, int s0, int n, int train)
 {
     const Backend *be = net->be;
     const NetDesc *d = &net->d;
     int h = d->in_h, w = d->in_w;
     size_t hw = (size_t)h * w;
-#define IMG(ptr, per_image) ((ptr) + (size_t)b0 * (per_image))   /* image b0 of a [B,...] tensor */
+#define IMG(ptr, per_image) ((ptr) + (size_t)s0 * (per_image))   /* image s0 of a [B,...] tensor */
+#define OUT(ptr, per_image) ((ptr) + (size_t)b0 * (per_image))   /* image b0 of a [B,...] tensor */
 
-    be->conv_fwd(IMG(net->z_stem, hw * d->stem_c), IMG(net->x_in, hw * d->in_c), net->w_stem, n,
+    be->conv_fwd(IMG(net->z_stem, hw * d->stem_c), OUT(net->x_in, hw * d->in_c), net->w_stem, n,
                  h, w, d->in_c, d->stem_c, d->stem_k, 1);
     bn_forward(net, IMG(net->a_stem, hw * d->stem_c), &net->sv_stem,
                IMG(net->z_stem, hw * d->stem_c), &net->bn_stem, n * h * w, d->stem_c, 1, train);
@@ -639,8 +645,13 @@ static void forward_part(Net *net, int b0, int n, int train)
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
         pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, pin, E,
                       k->ci, 1, train);
-        be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
-        bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, train);
+        if (train) {
+            be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
+            bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, 1);
+        } else {        /* one fused op that never writes z_dw */
+            be->dw_bn_eval(a_dw, a_exp, wdw, k->kmax * Em, Em, k->bn_dw.gamma, k->bn_dw.beta,
+                           k->bn_dw.run_mean, k->bn_dw.run_var, n, k->h, k->w, E, K, k->s, 1);
+        }
         pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, pout,
                       k->co, E, 0, train);
         if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
@@ -649,7 +660,7 @@ static void forward_part(Net *net, int b0, int n, int train)
     int ph = n * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
     const float *x = IMG(input_of(net, d->nblocks), head_img * cl);   /* [n,hh,hw,Cl] */
     float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
-    float *pooled = IMG(net->pooled, d->head_c), *logits = IMG(net->logits, d->classes);
+    float *pooled = OUT(net->pooled, d->head_c), *logits = OUT(net->logits, d->classes);
     pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
                   ph, d->head_c, cl, 1, train);
     be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
@@ -657,26 +668,29 @@ static void forward_part(Net *net, int b0, int n, int train)
              logits, d->classes);
     be->bias_fwd(logits, net->b_fc, n, d->classes);
 #undef IMG
+#undef OUT
 }
 
 /* Images per piece when inference splits the batch. On the CPU each thread
- * runs whole pieces of EVAL_PIECE images through the network on its own, so
- * a piece's activations stay in the core's cache and the threads never wait
- * for each other; the ops then run single-threaded (nested OpenMP regions are
- * inactive). A GPU runs the whole batch at once. */
+ * runs whole pieces of EVAL_PIECE images through the network on its own, in
+ * its own slot of the activation tensors (images [t*EVAL_PIECE, (t+1)*EVAL_PIECE)
+ * for thread t), so a piece's activations stay in the core's cache and the
+ * threads never wait for each other; the ops then run single-threaded (nested
+ * OpenMP regions are inactive). A GPU runs the whole batch at once. */
 enum { EVAL_PIECE = 2 };
 
 void net_forward(Net *net, int B, int train)
 {
     if (train || net->be != &cpu_backend || B <= EVAL_PIECE) {
-        forward_part(net, 0, B, train);
+        forward_part(net, 0, 0, B, train);
         return;
     }
     int pieces = (B + EVAL_PIECE - 1) / EVAL_PIECE;
+    int slots = omp_get_max_threads() * EVAL_PIECE <= B;   /* else each piece at its own images */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < pieces; p++) {
-        int b0 = p * EVAL_PIECE;
-        forward_part(net, b0, B - b0 < EVAL_PIECE ? B - b0 : EVAL_PIECE, 0);
+        int b0 = p * EVAL_PIECE, s0 = slots ? omp_get_thread_num() * EVAL_PIECE : b0;
+        forward_part(net, b0, s0, B - b0 < EVAL_PIECE ? B - b0 : EVAL_PIECE, 0);
     }
 }
 

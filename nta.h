@@ -176,6 +176,13 @@ typedef struct Backend {
     void (*gemm_bn_eval)(float *y, const float *x, int ldx, const float *w, int ldw,
                          const float *gamma, const float *beta, const float *run_mean,
                          const float *run_var, int M, int N, int K, int relu6);
+    /* Inference, a depthwise conv and its batchnorm (running statistics) in one
+     * pass: y [N,Ho,Wo,C] = BN_eval(dw_fwd of x [N,H,W,C]), then ReLU6 if relu6.
+     * The same as dw_fwd into y then bn_fwd_eval in place, up to rounding. */
+    void (*dw_bn_eval)(float *y, const float *x, const float *w, int ldr, int ldc,
+                       const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, int N, int H, int W, int C, int K, int s,
+                       int relu6);
 } Backend;
 
 extern const Backend cpu_backend;

@@ -68,6 +68,8 @@ for NET in $NETS; do
 done
 
 echo
+echo "img/s: the best of 5 timing windows of $((SECONDS_EACH))/5 s each, the same rule on both sides (bench/step.c, bench/torch_step.py)"
+echo
 echo "| network | batch | nta train img/s | torch train img/s | train ratio | nta infer img/s | torch infer img/s | infer ratio |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s' "$rows"

@@ -15,11 +15,11 @@
 
 enum { OP_GEMM, OP_CONV_FWD, OP_CONV_BWD_W, OP_DW_FWD, OP_DW_BWD_X, OP_DW_BWD_W,
        OP_BN_TRAIN, OP_BN_EVAL, OP_BN_BWD, OP_ADD, OP_GAP_FWD, OP_GAP_BWD, OP_BIAS_FWD,
-       OP_BIAS_BWD, OP_XENT, OP_SGD, OP_ZERO, OP_GEMM_BN_EVAL, NOPS };
+       OP_BIAS_BWD, OP_XENT, OP_SGD, OP_ZERO, OP_GEMM_BN_EVAL, OP_DW_BN_EVAL, NOPS };
 static const char *op_name[NOPS] = {
     "gemm", "conv_fwd", "conv_bwd_w", "dw_fwd", "dw_bwd_x", "dw_bwd_w", "bn_fwd_train",
     "bn_fwd_eval", "bn_bwd", "add", "gap_fwd", "gap_bwd", "bias_fwd", "bias_bwd", "xent",
-    "sgd", "zero", "gemm_bn_eval"};
+    "sgd", "zero", "gemm_bn_eval", "dw_bn_eval"};
 static double t_op[NOPS];    /* seconds in this step */
 static int n_op[NOPS];       /* calls in this step */
 
@@ -71,6 +71,10 @@ static void t_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, in
                            const float *g, const float *b, const float *rm, const float *rv,
                            int M, int N, int K, int relu6)
 { TIMED(OP_GEMM_BN_EVAL, cpu_backend.gemm_bn_eval(y, x, ldx, w, ldw, g, b, rm, rv, M, N, K, relu6)); }
+static void t_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
+                         const float *g, const float *b, const float *rm, const float *rv, int N,
+                         int H, int W, int C, int K, int s, int relu6)
+{ TIMED(OP_DW_BN_EVAL, cpu_backend.dw_bn_eval(y, x, w, ldr, ldc, g, b, rm, rv, N, H, W, C, K, s, relu6)); }
 
 int main(int argc, char **argv)
 {
@@ -88,6 +92,7 @@ int main(int argc, char **argv)
     be.add = t_add, be.gap_fwd = t_gap_fwd, be.gap_bwd = t_gap_bwd;
     be.bias_fwd = t_bias_fwd, be.bias_bwd = t_bias_bwd, be.xent = t_xent, be.sgd = t_sgd;
     be.zero = t_zero, be.gemm_bn_eval = t_gemm_bn_eval;
+    be.dw_bn_eval = t_dw_bn_eval;
     NetDesc d = net_reference(28, 28, 1, 10);
     Net *net = net_create(&d, &be, B, 1, 0);
     Rng r;

@@ -29,6 +29,8 @@ the op sum. Where the two libraries split the work differently:
   - bias_fwd: torch adds the bias inside the classifier's gemm (addmm): n/a.
   - gemm_bn_eval (inference): nta's fused 1x1 conv + BN + ReLU6; torch runs
     conv, batch_norm and relu6 one after another (eager mode fuses nothing).
+  - dw_bn_eval (inference): nta's fused depthwise conv + BN + ReLU6; torch
+    runs the depthwise conv, batch_norm and relu6 one after another.
   - sgd and zero: one torch call over all parameters (optimizer.step,
     zero_grad), against nta's one call per parameter tensor (sgd).
 Python's dispatch (a few microseconds a call) is inside every torch figure.
@@ -49,7 +51,7 @@ EPS = 1e-5                  # nn.BatchNorm2d's
 # ops.c's op names, in its order
 OPS = ["gemm", "conv_fwd", "conv_bwd_w", "dw_fwd", "dw_bwd_x", "dw_bwd_w", "bn_fwd_train",
        "bn_fwd_eval", "bn_bwd", "add", "gap_fwd", "gap_bwd", "bias_fwd", "bias_bwd", "xent",
-       "sgd", "zero", "gemm_bn_eval"]
+       "sgd", "zero", "gemm_bn_eval", "dw_bn_eval"]
 NOT_IN_TORCH = {"bias_fwd": "in gemm"}   # ops torch has no call of its own for
 
 
@@ -111,6 +113,11 @@ def bn_eval(z, bn, relu6):
 def conv_bn_eval(x, w, bn, relu6):
     """nta's gemm_bn_eval: BN (+ReLU6) of the 1x1 conv of x [B,Ci,H,W] by w [Co,Ci,1,1]"""
     return bn_eval(conv(x, w), bn, relu6)
+
+
+def dw_bn_eval(x, w, stride, groups, bn):
+    """nta's dw_bn_eval: BN + ReLU6 of the depthwise conv of x [B,E,H,W] by w [E,1,K,K]"""
+    return bn_eval(conv(x, w, stride, groups), bn, True)
 
 
 def xent(z, y):
@@ -200,8 +207,7 @@ def infer_step(t, net, x):
     for b in net.blocks:
         E = b.dw.weight.shape[0]
         y = t("gemm_bn_eval", conv_bn_eval, a, b.exp.weight, b.exp_bn, True)
-        y = t("dw_fwd", conv, y, b.dw.weight, b.dw.stride[0], E)
-        y = t("bn_fwd_eval", bn_eval, y, b.dw_bn, True)
+        y = t("dw_bn_eval", dw_bn_eval, y, b.dw.weight, b.dw.stride[0], E, b.dw_bn)
         y = t("gemm_bn_eval", conv_bn_eval, y, b.proj.weight, b.proj_bn, False)
         a = t("add", torch.add, y, a) if b.residual else y
     a = t("gemm_bn_eval", conv_bn_eval, a, net.head.weight, net.head_bn, True)

@@ -248,6 +248,38 @@ static void test_depthwise(void)
         }
 }
 
+/* The fused depthwise inference op against its unfused reference (dw_fwd,
+ * then bn_fwd_eval in place): channel counts that use the 32- and 8-wide
+ * register blocks and the scalar tail, kernel sizes 1..7 inside a 7x7
+ * weight tensor, strides 1 and 2, with and without ReLU6. */
+static void test_dw_bn_eval(void)
+{
+    Rng r;
+    rng_seed(&r, 4);
+    int shapes[][5] = {{2, 9, 7, 45, 3}, {1, 6, 11, 8, 5}, {2, 5, 6, 3, 7}, {1, 8, 8, 96, 3}, {3, 4, 5, 37, 1}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
+        for (int s = 1; s <= 2; s++) {
+            int N = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
+            int relu6 = (int)(t + s) % 2, Cmax = C + 5, ldr = 7 * Cmax, ldc = Cmax, off = (7 - K) / 2;
+            size_t nx = (size_t)N * H * W * C, ny = (size_t)N * osz(H, K, s) * osz(W, K, s) * C;
+            float *x = randv(&r, nx, 1), *wfull = randv(&r, (size_t)49 * Cmax, 1);
+            const float *w = wfull + (size_t)off * ldr + (size_t)off * ldc;
+            float *gamma = randv(&r, C, 1), *beta = randv(&r, C, 3), *rm = randv(&r, C, 1);
+            float *rv = randv(&r, C, 0.5f);
+            for (int j = 0; j < C; j++) rv[j] += 1.0f;           /* variances in [0.5, 1.5] */
+            float *y = nta_malloc(ny * sizeof(float)), *z = nta_malloc(ny * sizeof(float));
+            double *ref = nta_malloc(ny * sizeof(double));
+            be->dw_fwd(z, x, w, ldr, ldc, N, H, W, C, K, s);
+            be->bn_fwd_eval(z, z, gamma, beta, rm, rv, (int)(ny / C), C, relu6);
+            for (size_t i = 0; i < ny; i++) ref[i] = z[i];
+            be->dw_bn_eval(y, x, w, ldr, ldc, gamma, beta, rm, rv, N, H, W, C, K, s, relu6);
+            double e = max_rel(y, ref, ny);
+            CHECK(e < 1e-5, "dw_bn_eval N%d %dx%dx%d K%d s%d relu6=%d: rel error %.2e against dw_fwd + bn_fwd_eval",
+                  N, H, W, C, K, s, relu6, e);
+            free(x), free(wfull), free(gamma), free(beta), free(rm), free(rv), free(y), free(z), free(ref);
+        }
+}
+
 /* ----------------------------------------------------------- batchnorm */
 
 typedef struct {
@@ -476,6 +508,7 @@ void test_cpu(void)
     test_gemm_bn_eval();
     test_conv();
     test_depthwise();
+    test_dw_bn_eval();
     test_batchnorm();
     test_small_ops();
 }

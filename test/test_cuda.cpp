@@ -35,6 +35,8 @@ static const struct Tol {
     {"gemm+bn", 2e-4, 4e-5},       /* gemm's error times a batchnorm scale of up to 2, plus
                                       the batchnorm's own rounding */
     {"conv", 1e-5, 1e-5},          /* stem and depthwise, forward and gradients */
+    {"conv+bn", 2e-5, 2e-5},       /* depthwise conv's error times a batchnorm scale of up
+                                      to 2, plus the batchnorm's own rounding */
     {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
     {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
     {"xent", 1e-9, 1e-6},          /* dlogits, per-batch loss */
@@ -197,6 +199,39 @@ static void test_gemm_bn_eval(void)
             char what[96];
             snprintf(what, sizeof what, "gemm_bn_eval %dx%dx%d relu6=%d", M, N, K, relu6);
             compare("gemm+bn", what, hy, y, ny);
+            cu->free(dx), cu->free(dw), cu->free(dg), cu->free(db), cu->free(dm), cu->free(dv);
+            free(x), free(w), free(gamma), free(beta), free(rm), free(rv), free(y), free(hy);
+        }
+}
+
+/* The fused depthwise inference op (depthwise conv + eval batchnorm + ReLU6)
+ * against the CPU's: KxK windows inside a [7,7,Cmax] tensor. */
+static void test_dw_bn_eval(void)
+{
+    Rng r;
+    rng_seed(&r, 19);
+    static const int shapes[][5] = {/* N, H, W, C, K */
+                                    {2, 9, 7, 37, 3}, {1, 6, 11, 5, 5}, {2, 8, 8, 70, 7}, {1, 5, 4, 8, 1}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
+        for (int s = 1; s <= 2; s++) {
+            int N = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
+            int relu6 = (int)(t + s) % 2, Cmax = C + 4, ldr = 7 * Cmax, ldc = Cmax;
+            size_t woff = (size_t)(7 - K) / 2 * ldr + (size_t)(7 - K) / 2 * ldc;
+            size_t nx = (size_t)N * H * W * C, nw = (size_t)49 * Cmax;
+            size_t ny = (size_t)N * osz(H, K, s) * osz(W, K, s) * C;
+            float *x = randv(&r, nx, -1, 1), *w = randv(&r, nw, -1, 1);
+            float *gamma = randv(&r, C, 0.5f, 1.5f), *beta = randv(&r, C, -3, 3);
+            float *rm = randv(&r, C, -1, 1), *rv = randv(&r, C, 0.5f, 1.5f);
+            float *y = (float *)nta_malloc(ny * sizeof(float));
+            cpu->dw_bn_eval(y, x, w + woff, ldr, ldc, gamma, beta, rm, rv, N, H, W, C, K, s, relu6);
+            float *dx = dev(x, nx), *dw = dev(w, nw), *dg = dev(gamma, C), *db = dev(beta, C);
+            float *dm = dev(rm, C), *dv = dev(rv, C), *dy = (float *)cu->alloc(ny * sizeof(float));
+            cu->dw_bn_eval(dy, dx, dw + woff, ldr, ldc, dg, db, dm, dv, N, H, W, C, K, s, relu6);
+            float *hy = back(dy, ny);
+            char what[96];
+            snprintf(what, sizeof what, "dw_bn_eval N%d %dx%dx%d K%d s%d relu6=%d", N, H, W, C, K, s,
+                     relu6);
+            compare("conv+bn", what, hy, y, ny);
             cu->free(dx), cu->free(dw), cu->free(dg), cu->free(db), cu->free(dm), cu->free(dv);
             free(x), free(w), free(gamma), free(beta), free(rm), free(rv), free(y), free(hy);
         }
@@ -717,6 +752,7 @@ extern "C" void test_cuda(void)
     }
     TIMED(test_conv());
     TIMED(test_depthwise());
+    TIMED(test_dw_bn_eval());
     TIMED(test_batchnorm());
     TIMED(test_small_ops());
     TIMED(test_steps());
