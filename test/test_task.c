@@ -91,6 +91,16 @@ static void test_demo_quick(void)
     snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --dir %s", dir);
     int rc = test_capture(cmd, dir, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "== done in"), "nta demo --quick 1: exit %d\n%s", rc, out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
+    /* a searched winner's epoch 0 is never kept (its validation score chose it) */
+    int kept0 = 0, winners = 0;
+    for (char *l = out, *kept = NULL; (l = strchr(l, '\n')); l++) {
+        if (!strncmp(l + 1, "keeping the weights of epoch ", 29)) kept = l + 30;
+        int won = !strncmp(l + 1, "NTAA, seed", 10) || !strncmp(l + 1, "random search, seed", 19);
+        winners += won;
+        if (won && kept && !strncmp(kept, "0,", 2)) kept0++;
+        if (!strncmp(l + 1, "WP&F, seed", 10) || !strncmp(l + 1, "from scratch, seed", 18) || won) kept = NULL;
+    }
+    CHECK(winners == 20 && kept0 == 0, "searched winners never keep epoch 0: %d of %d runs did", kept0, winners);
     static const char *tasks[] = {"mnist", "mnist-parity", "mnist-rotation", "mnist-retrieval", "mnist-uda"};
     snprintf(path, sizeof path, "%s/report.md", dir);
     size_t len;
