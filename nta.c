@@ -581,7 +581,7 @@ typedef struct {
     {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
     {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
     {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
-    {"keep-best", OPT_INT, &a.keep_best, "1", "1: a finetuned model keeps its epoch (0 = as inherited) with the best validation metric; 0: the last"}, \
+    {"keep-best", OPT_INT, &a.keep_best, "1", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
     {"uda-entropy", OPT_FLOAT, &a.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
     {"uda-mmd", OPT_FLOAT, &a.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
     {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
