@@ -152,7 +152,7 @@ else
 	@$(if $(CU_OBJ),$(MAKE) --no-print-directory test/run-gpu bench/gpu_bench,true)
 endif
 
-bench/step: bench/step.c $(OBJ)
+bench/step: bench/step.c bench/bench.h $(OBJ)
 	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
 
 test: test/run

@@ -155,8 +155,7 @@ __global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, const float
         y[i] = dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo);
 }
 
-/* Inference: y [N,Ho,Wo,C] = BN_eval(depthwise conv of x), then ReLU6 if asked;
- * the batchnorm as bn_eval_kernel (kernels.cu) computes it */
+/* Inference: y [N,Ho,Wo,C] = BN_eval(depthwise conv of x), then ReLU6 if asked */
 __global__ void dw_bn_eval_kernel(float *y, const float *__restrict__ x,
                                   const float *__restrict__ w, int ldr, int ldc,
                                   const float *__restrict__ gamma, const float *__restrict__ beta,
@@ -166,14 +165,9 @@ __global__ void dw_bn_eval_kernel(float *y, const float *__restrict__ x,
 {
     size_t total = (size_t)N * Ho * Wo * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int c = (int)(i % C);
-        float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
-        float shift = beta[c] - run_mean[c] * scale;
-        float v = dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo) * scale + shift;
-        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
-        y[i] = v;
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = bn_eval_at(dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo), (int)(i % C), gamma,
+                          beta, run_mean, run_var, relu6);
 }
 
 void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,

@@ -270,14 +270,14 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
-    if ((double)M * N * K < 5e5) nt = 1;   /* tiny (the classifier): waking threads costs more */
-    if (nt == 1) {                          /* no parallel region at all: it costs microseconds */
+    /* tiny (the classifier): waking threads, even entering a region, costs more */
+    if (nt == 1 || (double)M * N * K < 5e5) {
         gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }
-    if (nt == 1 || ep || M >= 4 * MR * nt || (long)K < 4L * M) {
+    if (ep || M >= 4 * MR * nt || (long)K < 4L * M) {
         /* Tall C: split the rows between threads */
-#pragma omp parallel if (nt > 1)
+#pragma omp parallel
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
             split(M / MR, t, n, &lo, &hi);

@@ -143,14 +143,8 @@ __global__ void bn_eval_kernel(float *y, const float *z,   /* z may be y (gemm_b
                                const float *__restrict__ run_var, size_t n, int C, int relu6)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int c = (int)(i % C);
-        float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
-        float shift = beta[c] - run_mean[c] * scale;
-        float v = z[i] * scale + shift;
-        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
-        y[i] = v;
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = bn_eval_at(z[i], (int)(i % C), gamma, beta, run_mean, run_var, relu6);
 }
 
 void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,

@@ -372,7 +372,7 @@ static void fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, 
     /* keep_best: the weights of the best epoch so far */
     int keep = c->keep_best && sampling == SAMPLE_FIXED && d->val.n, best_ep = start;
     double best_fit = keep ? report_val(net, d, c, sampling, start) : NAN;
-    if (keep && c->searched && start == 0) best_fit = -INFINITY;
+    if (keep && c->searched) best_fit = -INFINITY;
     float *best = keep ? params_save(net, NULL) : NULL;
 
     for (int ep = start + 1; ep <= c->epochs; ep++) {

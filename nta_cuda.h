@@ -40,6 +40,17 @@ extern "C" {
 #define UNROLL _Pragma("GCC unroll 64")
 #endif
 
+/* Batchnorm with running statistics of v, a value of channel c, then ReLU6 if
+ * relu6 (bn_eval_kernel, dw_bn_eval_kernel). */
+static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *gamma,
+                                                   const float *beta, const float *run_mean,
+                                                   const float *run_var, int relu6)
+{
+    float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
+    v = v * scale + (beta[c] - run_mean[c] * scale);
+    return relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
+}
+
 #define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */
 
 /* The stream every op runs on (created at first use). */

@@ -8,7 +8,7 @@
  *   usage: bench/ops BATCH [THREADS [STEPS]]
  * The minimum over STEPS of each op's per-step time is reported, which keeps
  * the table steady on a shared machine. */
-#include "../nta.h"
+#include "bench.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,13 +108,7 @@ int main(int argc, char **argv)
             memset(t_op, 0, sizeof t_op);
             memset(n_op, 0, sizeof n_op);
             double t0 = nta_now();
-            if (train) net_zero_grad(net);
-            net_forward(net, B, train);
-            if (train) {
-                net_loss(net, B, NULL);
-                net_backward(net, B);
-                net_update(net, 0.01f, 0.9f, 5e-5f);
-            }
+            bench_step(net, B, train);
             double t = nta_now() - t0;
             if (s == 0) continue;
             if (t < best_step) best_step = t;

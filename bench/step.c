@@ -10,7 +10,7 @@
  * Prints: "nta batch B threads T net NET: train X img/s, infer Y img/s";
  * with --desc, the network's description (net_desc_format), which
  * bench/torch_step.py and bench/torch_ops.py build the same network from. */
-#include "../nta.h"
+#include "bench.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +28,6 @@ static NetDesc named_net(const char *name)
     return arch_standalone(&super, &a);
 }
 
-/* One inference or training step of the batch. */
-static void step(Net *net, int B, int train)
-{
-    if (train) net_zero_grad(net);
-    net_forward(net, B, train);
-    if (train) {
-        net_loss(net, B, NULL);
-        net_backward(net, B);
-        net_update(net, 0.01f, 0.9f, 5e-5f);
-    }
-}
-
 /* Steps per second: one warm-up step, then WINDOWS timing windows of secs /
  * WINDOWS each (every window runs whole steps until its time has passed);
  * returns the best window's rate. bench/torch_step.py times PyTorch by the
@@ -49,12 +37,12 @@ enum { WINDOWS = 5 };
 static double rate(Net *net, int B, int train, double secs)
 {
     double best = 0;
-    step(net, B, train);
+    bench_step(net, B, train);
     for (int w = 0; w < WINDOWS; w++) {
         int n = 0;
         double t0 = nta_now(), t;
         do {
-            step(net, B, train);
+            bench_step(net, B, train);
             n++;
         } while ((t = nta_now() - t0) < secs / WINDOWS);
         if (n / t > best) best = n / t;
