@@ -79,11 +79,6 @@ enum { MR = 6, NR = 16, KC = 256, NC = 512 };
 #pragma GCC optimize("fp-contract=fast")
 typedef float v8 __attribute__((vector_size(32)));
 
-static inline float at(const float *X, int trans, int ld, int r, int c)
-{
-    return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
-}
-
 /* unaligned 8-float load and store (macros: a v8 return value would change
  * the ABI of the portable clone) */
 #define load8(p) ({ v8 v_; memcpy(&v_, (p), 32); v_; })
@@ -98,14 +93,27 @@ typedef int vi8 __attribute__((vector_size(32)));
  * C = C * scale[j] + shift[j], then ReLU6 if relu6 (batchnorm in eval mode). */
 typedef struct { const float *scale, *shift; int relu6; } Epi;
 
-/* pack op(B)[p0:p0+kc, j0:j0+nc] into zero-padded panels pb[nc/NR][kc][NR] */
+/* pack op(B)[p0:p0+kc, j0:j0+nc] into zero-padded panels pb[nc/NR][kc][NR]:
+ * each panel row is copied (B) or gathered from one contiguous row of B^T (tb) */
 static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
                    int j0, int nc)
 {
-    for (int jp = 0; jp < nc; jp += NR)
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < NR; j++, pb++)
-                *pb = jp + j < nc ? at(B, tb, ldb, p0 + p, j0 + jp + j) : 0.0f;
+    for (int jp = 0; jp < nc; jp += NR, pb += (size_t)kc * NR) {
+        int w = nc - jp < NR ? nc - jp : NR;
+        if (tb) {
+            if (w < NR) memset(pb, 0, (size_t)kc * NR * sizeof(float));
+            for (int j = 0; j < w; j++) {
+                const float *src = B + (size_t)(j0 + jp + j) * ldb + p0;
+                for (int p = 0; p < kc; p++) pb[(size_t)p * NR + j] = src[p];
+            }
+        } else {
+            for (int p = 0; p < kc; p++) {
+                float *dst = pb + (size_t)p * NR;
+                memcpy(dst, B + (size_t)(p0 + p) * ldb + j0 + jp, w * sizeof(float));
+                memset(dst + w, 0, (NR - w) * sizeof(float));
+            }
+        }
+    }
 }
 
 /* C[0:mr, 0:nr] = (store ? 0 : C) + alpha * A-tile x B-panel, then the
@@ -223,13 +231,15 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                 pb = buf;
             }
             /* the A tile stays in L1 while it meets every panel of B (in L2) */
-            for (int i = 0; i < M; i += MR) {
+            for (int i = 0, mr; i < M; i += mr) {
+                /* 8 rows left run as 4 + 4: a 2-row tile has too few sums to hide latency */
+                mr = M - i == MR + 2 ? 4 : M - i < MR ? M - i : MR;
                 const float *a = ta ? A + (size_t)pc * lda + i : A + (size_t)i * lda + pc;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     const float *b = direct ? pb + jr : pb + (size_t)jr * kc;
                     tile(kc, a, lda, ta, b, direct ? ldb : NR, C + (size_t)i * ldc + jc + jr, ldc,
-                         M - i < MR ? M - i : MR, nr, alpha, store, edge,
+                         mr, nr, alpha, store, edge,
                          e ? e->scale + jc + jr : NULL, e ? e->shift + jc + jr : NULL,
                          e ? e->relu6 : 0);
                 }
@@ -275,7 +285,22 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
         gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }
-    if (ep || M >= 4 * MR * nt || (long)K < 4L * M) {
+    int rows = ep || M >= 4 * MR * nt || (long)K < 4L * M;
+    if (rows && M % (MR * nt) && M < 32 * MR && N % (NR * nt) == 0) {
+        /* Few rows that do not share out into whole tiles: split the columns */
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
+            split(N / NR, t, n, &lo, &hi);
+            lo *= NR, hi *= NR;
+            Epi e = ep ? (Epi){ep->scale + lo, ep->shift + lo, ep->relu6} : (Epi){0};
+            if (hi > lo)
+                gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + (size_t)lo * ldb : B + lo,
+                            ldb, C + lo, ldc, beta0, ep ? &e : NULL);
+        }
+        return;
+    }
+    if (rows) {
         /* Tall C: split the rows between threads */
 #pragma omp parallel
         {

@@ -564,7 +564,6 @@ typedef struct {
     int population, generations, parents, mutants, crosses, scratch, random, resume, keep_best;
     int seeds;            /* demo: finetuning runs per method (finish) */
     int searched;         /* finetuning a searched winner (TrainCfg.searched) */
-    float finetune_lr;    /* peak learning rate of that finetuning */
     float lr, warmup, momentum, wd, budget, mutate_prob, uda_entropy, uda_mmd;
 } AdaptCfg;
 
@@ -581,7 +580,7 @@ typedef struct {
     {"wd", OPT_FLOAT, &a.wd, "5e-5", "weight decay"},                                                \
     {"augment", OPT_INT, &a.augment, "1", "random crop (and flip where allowed): 1 on, 0 off"},       \
     {"calib", OPT_INT, &a.calib, "10", "training batches for BN recalibration before each evaluation"}, \
-    {"keep-best", OPT_INT, &a.keep_best, "1", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
+    {"keep-best", OPT_INT, &a.keep_best, "0", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
     {"uda-entropy", OPT_FLOAT, &a.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
     {"uda-mmd", OPT_FLOAT, &a.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
     {"seed", OPT_INT, &a.seed, "1", "seed of every random choice"},                                  \
@@ -590,7 +589,6 @@ typedef struct {
 
 #define SEARCH_OPTS(a, d_transfer, d_budget, d_population, d_generations, d_parents, d_mutants, d_crosses)           \
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, d_transfer, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
-    {"finetune-lr", OPT_FLOAT, &a.finetune_lr, "0.01", "peak learning rate of finetuning the search's winner (its weights are already on the task); other phases use --lr"}, \
     {"budget-mflops", OPT_FLOAT, &a.budget, d_budget, "largest MFLOPs an architecture may cost"},        \
     {"population", OPT_INT, &a.population, d_population, "candidates kept per generation"},             \
     {"generations", OPT_INT, &a.generations, d_generations, "generations of evolution"},                 \
@@ -617,14 +615,13 @@ static void check_search_cfg(const Command *cmd, const AdaptCfg *a)
          a->mutants >= 0 && a->crosses >= 0 && a->mutate_prob >= 0 && a->mutate_prob <= 1 && a->random >= 0,
          cmd, "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, "
               "--transfer-epochs >= 0; --mutate-prob in [0,1]");
-    need(a->finetune_lr > 0, cmd, "--finetune-lr must be > 0");
 }
 
 /* The settings of finetuning a searched winner (NTAA, random search). */
 static AdaptCfg winner_cfg(const AdaptCfg *a)
 {
     AdaptCfg w = *a;
-    w.lr = a->finetune_lr, w.searched = 1;
+    w.searched = 1;
     return w;
 }
 
@@ -1060,7 +1057,7 @@ static int cmd_demo(int argc, char **argv)
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
-        ADAPT_OPTS(a, "finetune-epochs", "4", "epochs of finetuning the winners"),
+        ADAPT_OPTS(a, "finetune-epochs", "16", "epochs of finetuning the winners"),
         SEARCH_OPTS(a, "12", "20", "16", "6", "4", "8", "8"),
         {"random", OPT_INT, &random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"seeds", OPT_INT, &a.seeds, "3", "finetuning runs per method (seeds SEED, SEED+1, ...); the report gives their mean and standard deviation"},
@@ -1125,15 +1122,17 @@ static int cmd_demo(int argc, char **argv)
              "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
              "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
              "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
-             "winners finetuned %d epochs at learning rate %g; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
-             "training of NTAA's architecture get %d epochs at %g%s; each finetuning runs with %d seed%s. "
+             "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
+             "training of NTAA's architecture get %d epochs, as many as transfer and finetuning together; every phase "
+             "at peak learning rate %g (cosine)%s; each finetuning runs with %d seed%s. "
              "Backend %s, %d threads, seed %d%s. "
              "Total time %s. %s",
              path, reuse ? "reused" : took, a.train_images, a.val, a.transfer_epochs, a.population, a.generations,
-             a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, a.finetune_lr, nt ? rt[0].rows[2].mflops : 0,
+             a.parents, a.mutants, a.crosses, a.budget, random, a.epochs, nt ? rt[0].rows[2].mflops : 0,
              a.transfer_epochs + a.epochs, a.lr,
              a.keep_best ? "; every finetuned model keeps its epoch with the best validation metric "
-                           "(epoch 0, the weights as they came, only for WP&F: the winners were chosen on that split)" : "",
+                           "(epoch 0, the weights as they came, only for WP&F: the winners were chosen on that split)"
+                         : "; every finetuned model is scored as its last epoch left it",
              a.seeds, a.seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
              be->name, a.threads, a.seed,
              quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", all, verdict);

@@ -70,11 +70,12 @@ static void test_gemm(void)
 {
     Rng r;
     rng_seed(&r, 1);
-    /* shapes cover the row split, the K split, the edges of the 6x16 tile, B
-     * read in place (width a multiple of 8) and K longer than one slice with
-     * beta 0 and 1.3 */
+    /* shapes cover the row split, the column split (64 rows: 5 tiles a thread
+     * and 4 rows over), the K split, the edges of the 6x16 tile, 8 last rows
+     * as 4 + 4, B read in place (width a multiple of 8) and K longer than one
+     * slice with beta 0 and 1.3 */
     int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300},
-                       {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}};
+                       {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}, {64, 96, 200}, {44, 64, 400}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
@@ -104,12 +105,13 @@ static void test_gemm(void)
 
 /* The fused inference op against its unfused reference (gemm, then
  * bn_fwd_eval in place): tile edges, B read in place and packed, K longer
- * than one slice, small and tall M, with and without ReLU6. */
+ * than one slice, small and tall M, the column split (62 rows), with and without ReLU6. */
 static void test_gemm_bn_eval(void)
 {
     Rng r;
     rng_seed(&r, 2);
-    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 24, 5}, {61, 48, 300}, {9, 130, 7}, {500, 16, 64}};
+    int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 24, 5}, {61, 48, 300}, {9, 130, 7}, {500, 16, 64},
+                       {62, 64, 150}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int relu6 = 0; relu6 < 2; relu6++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldx = K + 3, ldw = N + 2;

@@ -88,7 +88,7 @@ static void test_demo_quick(void)
     char dir[] = "/tmp/nta-demo-XXXXXX", cmd[1024], path[1024], line[256];
     static char out[1 << 20];
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --dir %s", dir);
+    snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --keep-best 1 --dir %s", dir);
     int rc = test_capture(cmd, dir, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "== done in"), "nta demo --quick 1: exit %d\n%s", rc, out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
     /* a searched winner's epoch 0 is never kept (its validation score chose it) */
