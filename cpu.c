@@ -186,7 +186,7 @@ static inline __attribute__((always_inline)) void tile_rows(
 
 /* One tile: dispatch to the specialised kernels. The last rows of C, when
  * fewer than MR, run a 4- or 2-row kernel where they are 4 or 2 rows (read in
- * place: M = 16, 32, 64, 128 end so); other edge tiles are first copied,
+ * place: M = 16, 32, 64, 128 end in 4); other edge tiles are first copied,
  * zero-padded, into edge [kc][MR]. */
 static inline __attribute__((always_inline)) void tile(
     int kc, const float *a, int lda, int ta, const float *b, int ldb, float *C, int ldc,
