@@ -30,8 +30,8 @@ void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
 /* Per-thread scratch that grows on demand and lives as long as the thread. */
 static float *scratch(int slot, size_t n)
 {
-    static _Thread_local float *buf[2];
-    static _Thread_local size_t cap[2];
+    static _Thread_local float *buf[3];
+    static _Thread_local size_t cap[3];
     if (n > cap[slot]) {
         free(buf[slot]);
         size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
@@ -282,6 +282,17 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
     /* tiny (the classifier): waking threads, even entering a region, costs more */
     if (nt == 1 || (double)M * N * K < 5e5) {
+        if (ta && N < NR && M % 8 == 0 && !ep) {
+            /* narrow C from A^T (the classifier's weight gradient, N = 10): C^T =
+             * op(B)^T A^T has N short rows and reads A^T in place as its wide
+             * panels, with no padded columns; then C takes C^T transposed */
+            float *t = scratch(2, (size_t)N * M);
+            gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, A, lda, t, M, 1, NULL);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
+            return;
+        }
         gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }

@@ -72,10 +72,12 @@ static void test_gemm(void)
     rng_seed(&r, 1);
     /* shapes cover the row split, the column split (64 rows: 5 tiles a thread
      * and 4 rows over), the K split, the edges of the 6x16 tile, 8 last rows
-     * as 4 + 4, B read in place (width a multiple of 8) and K longer than one
-     * slice with beta 0 and 1.3 */
+     * as 4 + 4, B read in place (width a multiple of 8), K longer than one
+     * slice with beta 0 and 1.3, and a narrow C from A^T (10 columns, computed
+     * transposed) */
     int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300},
-                       {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}, {64, 96, 200}, {44, 64, 400}};
+                       {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}, {64, 96, 200}, {44, 64, 400},
+                       {64, 10, 128}, {128, 10, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
