@@ -30,8 +30,8 @@ void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
 /* Per-thread scratch that grows on demand and lives as long as the thread. */
 static float *scratch(int slot, size_t n)
 {
-    static _Thread_local float *buf[3];
-    static _Thread_local size_t cap[3];
+    static _Thread_local float *buf[4];
+    static _Thread_local size_t cap[4];
     if (n > cap[slot]) {
         free(buf[slot]);
         size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
@@ -248,6 +248,30 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
     }
 }
 
+/* At[K][M] = A[M][K] (lda apart), M and K multiples of 8: by 8x8 blocks
+ * transposed in registers */
+HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
+{
+    const vi8 lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const vi8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const vi8 first = {0, 1, 2, 3, 8, 9, 10, 11}, second = {4, 5, 6, 7, 12, 13, 14, 15};
+    for (int i = 0; i < M; i += 8)
+        for (int p = 0; p < K; p += 8) {
+            v8 r[8], t[8], u[8];
+            for (int k = 0; k < 8; k++) r[k] = load8(A + (size_t)(i + k) * lda + p);
+            for (int k = 0; k < 8; k += 2)      /* pairs of rows interleaved */
+                t[k] = __builtin_shuffle(r[k], r[k + 1], lo), t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi);
+            for (int k = 0; k < 8; k += 4)      /* then pairs of pairs */
+                for (int h = 0; h < 2; h++)
+                    u[k + 2 * h] = __builtin_shuffle(t[k + h], t[k + h + 2], lo2),
+                    u[k + 2 * h + 1] = __builtin_shuffle(t[k + h], t[k + h + 2], hi2);
+            for (int k = 0; k < 4; k++) {       /* then the 128-bit halves */
+                store8(At + (size_t)(p + k) * M + i, __builtin_shuffle(u[k], u[k + 4], first));
+                store8(At + (size_t)(p + k + 4) * M + i, __builtin_shuffle(u[k], u[k + 4], second));
+            }
+        }
+}
+
 #pragma GCC pop_options
 
 /* Per-thread partial products of the K split, kept between calls. */
@@ -282,12 +306,19 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
     /* tiny (the classifier): waking threads, even entering a region, costs more */
     if (nt == 1 || (double)M * N * K < 5e5) {
-        if (ta && N < NR && M % 8 == 0 && !ep) {
-            /* narrow C from A^T (the classifier's weight gradient, N = 10): C^T =
-             * op(B)^T A^T has N short rows and reads A^T in place as its wide
-             * panels, with no padded columns; then C takes C^T transposed */
+        if (N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && (size_t)M * K <= 8192)) && !ep) {
+            /* narrow C (the classifier, N = 10): C^T = op(B)^T op(A)^T has N
+             * short rows and A^T as its wide panels, read in place (ta) or
+             * first transposed into L1 (32 KB at most), with no padded
+             * columns; then C takes C^T transposed */
             float *t = scratch(2, (size_t)N * M);
-            gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, A, lda, t, M, 1, NULL);
+            const float *at = A;
+            if (!ta) {
+                float *buf = scratch(3, (size_t)K * M);
+                transpose8(buf, A, lda, M, K);
+                at = buf, lda = M;
+            }
+            gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, at, lda, t, M, 1, NULL);
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++)
                     C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];

@@ -73,8 +73,8 @@ static void test_gemm(void)
     /* shapes cover the row split, the column split (64 rows: 5 tiles a thread
      * and 4 rows over), the K split, the edges of the 6x16 tile, 8 last rows
      * as 4 + 4, B read in place (width a multiple of 8), K longer than one
-     * slice with beta 0 and 1.3, and a narrow C from A^T (10 columns, computed
-     * transposed) */
+     * slice with beta 0 and 1.3, and a narrow C (10 columns, computed
+     * transposed from A^T in place or transposed first) */
     int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300},
                        {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}, {64, 96, 200}, {44, 64, 400},
                        {64, 10, 128}, {128, 10, 64}};
