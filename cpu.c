@@ -249,27 +249,35 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
 }
 
 /* At[K][M] = A[M][K] (lda apart), M and K multiples of 8: by 8x8 blocks
- * transposed in registers */
+ * transposed in registers (__builtin_shufflevector: GCC 12+ and clang) */
 HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
 {
-    const vi8 lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-    const vi8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const vi8 first = {0, 1, 2, 3, 8, 9, 10, 11}, second = {4, 5, 6, 7, 12, 13, 14, 15};
+#define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define FIRST(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define SECOND(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
     for (int i = 0; i < M; i += 8)
         for (int p = 0; p < K; p += 8) {
             v8 r[8], t[8], u[8];
             for (int k = 0; k < 8; k++) r[k] = load8(A + (size_t)(i + k) * lda + p);
             for (int k = 0; k < 8; k += 2)      /* pairs of rows interleaved */
-                t[k] = __builtin_shuffle(r[k], r[k + 1], lo), t[k + 1] = __builtin_shuffle(r[k], r[k + 1], hi);
+                t[k] = LO(r[k], r[k + 1]), t[k + 1] = HI(r[k], r[k + 1]);
             for (int k = 0; k < 8; k += 4)      /* then pairs of pairs */
                 for (int h = 0; h < 2; h++)
-                    u[k + 2 * h] = __builtin_shuffle(t[k + h], t[k + h + 2], lo2),
-                    u[k + 2 * h + 1] = __builtin_shuffle(t[k + h], t[k + h + 2], hi2);
+                    u[k + 2 * h] = LO2(t[k + h], t[k + h + 2]), u[k + 2 * h + 1] = HI2(t[k + h], t[k + h + 2]);
             for (int k = 0; k < 4; k++) {       /* then the 128-bit halves */
-                store8(At + (size_t)(p + k) * M + i, __builtin_shuffle(u[k], u[k + 4], first));
-                store8(At + (size_t)(p + k + 4) * M + i, __builtin_shuffle(u[k], u[k + 4], second));
+                store8(At + (size_t)(p + k) * M + i, FIRST(u[k], u[k + 4]));
+                store8(At + (size_t)(p + k + 4) * M + i, SECOND(u[k], u[k + 4]));
             }
         }
+#undef LO
+#undef HI
+#undef LO2
+#undef HI2
+#undef FIRST
+#undef SECOND
 }
 
 #pragma GCC pop_options
