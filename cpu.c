@@ -27,7 +27,9 @@
 
 void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
 
-/* Per-thread scratch that grows on demand and lives as long as the thread. */
+/* Per-thread scratch that grows on demand and lives as long as the thread.
+ * Slots: 0 the GEMM's packed B (and the other ops' short buffers), 1 its edge
+ * tile, 2 and 3 gemm_narrow's C^T and A^T. */
 static float *scratch(int slot, size_t n)
 {
     static _Thread_local float *buf[4];
@@ -282,6 +284,26 @@ HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
 
 #pragma GCC pop_options
 
+/* A narrow C[M,N] (the classifier, N = 10) = alpha op(A) op(B) + (beta0 ? 0 :
+ * C), computed as C^T [N,M] = op(B)^T op(A)^T: N short rows, and A^T as its
+ * wide panels with no padded columns, read in place (ta) or first transposed
+ * (A up to 32 KB, so that A^T stays in L1; M and K multiples of 8); then C
+ * takes C^T transposed. */
+static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float *C, int ldc, int beta0)
+{
+    float *t = scratch(2, (size_t)N * M);
+    if (!ta) {
+        float *at = scratch(3, (size_t)K * M);
+        transpose8(at, A, lda, M, K);
+        A = at, lda = M;
+    }
+    gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, A, lda, t, M, 1, NULL);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
+}
+
 /* Per-thread partial products of the K split, kept between calls. */
 static float *gemm_part;
 static size_t gemm_part_cap;
@@ -315,53 +337,35 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     /* tiny (the classifier): waking threads, even entering a region, costs more */
     if (nt == 1 || (double)M * N * K < 5e5) {
         if (N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && (size_t)M * K <= 8192)) && !ep) {
-            /* narrow C (the classifier, N = 10): C^T = op(B)^T op(A)^T has N
-             * short rows and A^T as its wide panels, read in place (ta) or
-             * first transposed into L1 (32 KB at most), with no padded
-             * columns; then C takes C^T transposed */
-            float *t = scratch(2, (size_t)N * M);
-            const float *at = A;
-            if (!ta) {
-                float *buf = scratch(3, (size_t)K * M);
-                transpose8(buf, A, lda, M, K);
-                at = buf, lda = M;
-            }
-            gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, at, lda, t, M, 1, NULL);
-            for (int i = 0; i < M; i++)
-                for (int j = 0; j < N; j++)
-                    C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
+            gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0);
             return;
         }
         gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }
-    int rows = ep || M >= 4 * MR * nt || (long)K < 4L * M;
-    if (rows && M % (MR * nt) && M < 32 * MR && N % (NR * nt) == 0) {
-        /* Few rows that do not share out into whole tiles: split the columns */
+    if (ep || M >= 4 * MR * nt || (long)K < 4L * M) {
+        /* Tall C: split the rows between threads; or the columns, when few
+         * rows would not share out into whole tiles (64 rows on 2 threads) */
+        int cols = M % (MR * nt) && M < 32 * MR && N % (NR * nt) == 0;
 #pragma omp parallel
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
-            split(N / NR, t, n, &lo, &hi);
-            lo *= NR, hi *= NR;
-            Epi e = ep ? (Epi){ep->scale + lo, ep->shift + lo, ep->relu6} : (Epi){0};
-            if (hi > lo)
-                gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + (size_t)lo * ldb : B + lo,
-                            ldb, C + lo, ldc, beta0, ep ? &e : NULL);
-        }
-        return;
-    }
-    if (rows) {
-        /* Tall C: split the rows between threads */
-#pragma omp parallel
-        {
-            int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
-            split(M / MR, t, n, &lo, &hi);
-            lo *= MR;
-            hi = t == n - 1 ? M : hi * MR;     /* the last thread takes the rest */
-            if (hi > lo)
-                gemm_serial(ta, tb, hi - lo, N, K, alpha,
-                            ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
-                            C + (size_t)lo * ldc, ldc, beta0, ep);
+            if (cols) {
+                split(N / NR, t, n, &lo, &hi);
+                lo *= NR, hi *= NR;
+                Epi e = ep ? (Epi){ep->scale + lo, ep->shift + lo, ep->relu6} : (Epi){0};
+                if (hi > lo)
+                    gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + (size_t)lo * ldb : B + lo,
+                                ldb, C + lo, ldc, beta0, ep ? &e : NULL);
+            } else {
+                split(M / MR, t, n, &lo, &hi);
+                lo *= MR;
+                hi = t == n - 1 ? M : hi * MR;     /* the last thread takes the rest */
+                if (hi > lo)
+                    gemm_serial(ta, tb, hi - lo, N, K, alpha,
+                                ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
+                                C + (size_t)lo * ldc, ldc, beta0, ep);
+            }
         }
         return;
     }
