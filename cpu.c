@@ -95,19 +95,60 @@ typedef int vi8 __attribute__((vector_size(32)));
  * C = C * scale[j] + shift[j], then ReLU6 if relu6 (batchnorm in eval mode). */
 typedef struct { const float *scale, *shift; int relu6; } Epi;
 
+/* At[K][M] = A[M][K] (lda apart), M and K multiples of 8: by 8x8 blocks
+ * transposed in registers (__builtin_shufflevector: GCC 12+ and clang). Each
+ * register is blended from 8-float loads to hold 4 columns of rows k and k + 4,
+ * so the 128-bit lanes hold two 4x4 blocks and two rounds of in-lane shuffles
+ * finish the transpose (the loads read 4 floats past the block on either side,
+ * inside the block's first and last rows). */
+HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
+{
+#define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+    vi8 lo = {-1, -1, -1, -1, 0, 0, 0, 0};     /* a blend by masks: off the shuffle port */
+#define BLEND(a, b) (v8)(((vi8)(a) & lo) | ((vi8)(b) & ~lo))
+    for (int i = 0; i < M; i += 8)
+        for (int p = 0; p < K; p += 8) {
+            v8 r[8];     /* r[4h + k] = A[i+k][p+4h : p+4h+4], A[i+k+4][p+4h : p+4h+4] */
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 4; k++) {
+                    const float *a = A + (size_t)(i + k) * lda + p + 4 * h;
+                    r[4 * h + k] = BLEND(load8(a), load8(a + 4 * (size_t)lda - 4));
+                }
+            for (int h = 0; h < 8; h += 4) {    /* columns p+h .. p+h+3 */
+                v8 t0 = LO(r[h], r[h + 1]), t1 = HI(r[h], r[h + 1]);
+                v8 t2 = LO(r[h + 2], r[h + 3]), t3 = HI(r[h + 2], r[h + 3]);
+                float *o = At + (size_t)(p + h) * M + i;
+                store8(o, LO2(t0, t2));
+                store8(o + M, HI2(t0, t2));
+                store8(o + 2 * M, LO2(t1, t3));
+                store8(o + 3 * M, HI2(t1, t3));
+            }
+        }
+#undef LO
+#undef HI
+#undef LO2
+#undef HI2
+#undef BLEND
+}
+
 /* pack op(B)[p0:p0+kc, j0:j0+nc] into zero-padded panels pb[nc/NR][kc][NR]:
- * each panel row is copied (B) or gathered from one contiguous row of B^T (tb) */
+ * each panel row is copied (B); or (tb) a full panel's first kc & ~7 rows are
+ * B^T's 16 rows transposed by 8x8 blocks, and the rest gathered */
 static void pack_b(float *pb, const float *B, int tb, int ldb, int p0, int kc,
                    int j0, int nc)
 {
     for (int jp = 0; jp < nc; jp += NR, pb += (size_t)kc * NR) {
         int w = nc - jp < NR ? nc - jp : NR;
         if (tb) {
+            const float *bt = B + (size_t)(j0 + jp) * ldb + p0;     /* [w][kc], ldb apart */
+            int p8 = w == NR ? kc & ~7 : 0;
             if (w < NR) memset(pb, 0, (size_t)kc * NR * sizeof(float));
-            for (int j = 0; j < w; j++) {
-                const float *src = B + (size_t)(j0 + jp + j) * ldb + p0;
-                for (int p = 0; p < kc; p++) pb[(size_t)p * NR + j] = src[p];
-            }
+            if (p8) transpose8(pb, bt, ldb, NR, p8);
+            for (int j = 0; j < w; j++)
+                for (int p = p8; p < kc; p++) pb[(size_t)p * NR + j] = bt[(size_t)j * ldb + p];
         } else {
             for (int p = 0; p < kc; p++) {
                 float *dst = pb + (size_t)p * NR;
@@ -155,8 +196,9 @@ static inline __attribute__((always_inline)) void micro_kernel(
                 store8(q, t);
             }
     } else {
-        float t[MR][NR];
-        memcpy(t, c, sizeof t);
+        float t[MR][NR];     /* (each sum stored by a constant index: c stays in registers) */
+        for (int i = 0; i < rows; i++)
+            for (int v = 0; v < nv; v++) store8(&t[i][8 * v], c[i][v]);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++) {
                 float *q = C + (size_t)i * ldc + j, v = store ? t[i][j] : *q + t[i][j];
@@ -250,55 +292,28 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
     }
 }
 
-/* At[K][M] = A[M][K] (lda apart), M and K multiples of 8: by 8x8 blocks
- * transposed in registers (__builtin_shufflevector: GCC 12+ and clang) */
-HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
-{
-#define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
-#define HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
-#define LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
-#define HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
-#define FIRST(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
-#define SECOND(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
-    for (int i = 0; i < M; i += 8)
-        for (int p = 0; p < K; p += 8) {
-            v8 r[8], t[8], u[8];
-            for (int k = 0; k < 8; k++) r[k] = load8(A + (size_t)(i + k) * lda + p);
-            for (int k = 0; k < 8; k += 2)      /* pairs of rows interleaved */
-                t[k] = LO(r[k], r[k + 1]), t[k + 1] = HI(r[k], r[k + 1]);
-            for (int k = 0; k < 8; k += 4)      /* then pairs of pairs */
-                for (int h = 0; h < 2; h++)
-                    u[k + 2 * h] = LO2(t[k + h], t[k + h + 2]), u[k + 2 * h + 1] = HI2(t[k + h], t[k + h + 2]);
-            for (int k = 0; k < 4; k++) {       /* then the 128-bit halves */
-                store8(At + (size_t)(p + k) * M + i, FIRST(u[k], u[k + 4]));
-                store8(At + (size_t)(p + k + 4) * M + i, SECOND(u[k], u[k + 4]));
-            }
-        }
-#undef LO
-#undef HI
-#undef LO2
-#undef HI2
-#undef FIRST
-#undef SECOND
-}
-
 #pragma GCC pop_options
 
 /* A narrow C[M,N] (the classifier, N = 10) = alpha op(A) op(B) + (beta0 ? 0 :
  * C), computed as C^T [N,M] = op(B)^T op(A)^T: N short rows, and A^T as its
  * wide panels with no padded columns, read in place (ta) or first transposed
- * (A up to 32 KB, so that A^T stays in L1; M and K multiples of 8); then C
- * takes C^T transposed. */
+ * by blocks of rows that fill 32 KB, so that each stays in L1 (M and K
+ * multiples of 8, K <= 1024); then C takes C^T transposed. */
 static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float *C, int ldc, int beta0)
 {
     float *t = scratch(2, (size_t)N * M);
-    if (!ta) {
-        float *at = scratch(3, (size_t)K * M);
-        transpose8(at, A, lda, M, K);
-        A = at, lda = M;
+    if (ta)
+        gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, A, lda, t, M, 1, NULL);
+    else {
+        int rb = 4096 / K & ~7;     /* rows of A per block: its transpose, [K][rb], fills 16 KB */
+        float *at = scratch(3, (size_t)K * rb);
+        for (int i = 0; i < M; i += rb) {
+            int r = M - i < rb ? M - i : rb;
+            transpose8(at, A + (size_t)i * lda, lda, r, K);
+            gemm_serial(!tb, 0, N, r, K, alpha, B, ldb, at, r, t + i, M, 1, NULL);
+        }
     }
-    gemm_serial(!tb, 0, N, M, K, alpha, B, ldb, A, lda, t, M, 1, NULL);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++)
             C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
@@ -336,7 +351,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
     /* tiny (the classifier): waking threads, even entering a region, costs more */
     if (nt == 1 || (double)M * N * K < 5e5) {
-        if (N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && (size_t)M * K <= 8192)) && !ep) {
+        if (N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 1024)) && !ep) {
             gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0);
             return;
         }
