@@ -319,6 +319,21 @@ static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const 
             C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
 }
 
+/* One thread's share: gemm_narrow where it applies, else gemm_serial. */
+static int narrow_ok(int ta, int M, int N, int K, const Epi *ep)
+{
+    return N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 1024)) && !ep;
+}
+
+static void gemm_one(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int beta0, const Epi *ep)
+{
+    if (narrow_ok(ta, M, N, K, ep))
+        gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0);
+    else
+        gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
+}
+
 /* Per-thread partial products of the K split, kept between calls. */
 static float *gemm_part;
 static size_t gemm_part_cap;
@@ -349,13 +364,9 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
-    /* tiny (the classifier): waking threads, even entering a region, costs more */
-    if (nt == 1 || (double)M * N * K < 5e5) {
-        if (N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 1024)) && !ep) {
-            gemm_narrow(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0);
-            return;
-        }
-        gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
+    /* tiny (the classifier at batch 64): entering a region costs more */
+    if (nt == 1 || (double)M * N * K < 2e5) {
+        gemm_one(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }
     if (ep || M >= 4 * MR * nt || (long)K < 4L * M) {
@@ -373,13 +384,13 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
                     gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + (size_t)lo * ldb : B + lo,
                                 ldb, C + lo, ldc, beta0, ep ? &e : NULL);
             } else {
-                split(M / MR, t, n, &lo, &hi);
-                lo *= MR;
-                hi = t == n - 1 ? M : hi * MR;     /* the last thread takes the rest */
+                int unit = narrow_ok(ta, M, N, K, ep) ? 8 : MR;     /* rows in whole tiles */
+                split(M / unit, t, n, &lo, &hi);
+                lo *= unit;
+                hi = t == n - 1 ? M : hi * unit;     /* the last thread takes the rest */
                 if (hi > lo)
-                    gemm_serial(ta, tb, hi - lo, N, K, alpha,
-                                ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
-                                C + (size_t)lo * ldc, ldc, beta0, ep);
+                    gemm_one(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + (size_t)lo * lda, lda,
+                             B, ldb, C + (size_t)lo * ldc, ldc, beta0, ep);
             }
         }
         return;
