@@ -254,6 +254,13 @@ static inline __attribute__((always_inline)) void tile(
     tile_rows(kc, a, lda, ta, b, ldb, C, ldc, mr, nr, alpha, store, sc, sh, relu6, MR);
 }
 
+/* Rows of the tile at row i of M: MR, or what is left; 8 rows left run as
+ * 4 + 4, since a 2-row tile has too few sums to hide the FMA latency. */
+static inline int tile_rows_at(int M, int i)
+{
+    return M - i == MR + 2 ? 4 : M - i < MR ? M - i : MR;
+}
+
 /* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C) on the calling thread, then
  * the epilogue ep if not NULL */
 HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
@@ -274,20 +281,23 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                 pack_b(buf, B, tb, ldb, pc, kc, jc, nc);
                 pb = buf;
             }
-            /* the A tile stays in L1 while it meets every panel of B (in L2) */
-            for (int i = 0, mr; i < M; i += mr) {
-                /* 8 rows left run as 4 + 4: a 2-row tile has too few sums to hide latency */
-                mr = M - i == MR + 2 ? 4 : M - i < MR ? M - i : MR;
-                const float *a = ta ? A + (size_t)pc * lda + i : A + (size_t)i * lda + pc;
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
+            /* Row tiles outer: the A tile stays in L1 while it meets every
+             * panel of B (in L2). For a short A^T (ta, M <= 64: its slice,
+             * at most 64 KB, stays in L2) of more than two row tiles, panels
+             * outer: each panel of B is then read once instead of once per
+             * row tile, which matters when B is read in place, rows ldb apart. */
+            int pout = ta && 2 * MR < M && M <= 64, n1 = pout ? nc : M, n2 = pout ? M : nc;
+            for (int u = 0; u < n1; u += pout ? NR : tile_rows_at(M, u))
+                for (int v = 0; v < n2; v += pout ? tile_rows_at(M, v) : NR) {
+                    int i = pout ? v : u, jr = pout ? u : v;
+                    int mr = tile_rows_at(M, i), nr = nc - jr < NR ? nc - jr : NR;
+                    const float *a = ta ? A + (size_t)pc * lda + i : A + (size_t)i * lda + pc;
                     const float *b = direct ? pb + jr : pb + (size_t)jr * kc;
                     tile(kc, a, lda, ta, b, direct ? ldb : NR, C + (size_t)i * ldc + jc + jr, ldc,
                          mr, nr, alpha, store, edge,
                          e ? e->scale + jc + jr : NULL, e ? e->shift + jc + jr : NULL,
                          e ? e->relu6 : 0);
                 }
-            }
         }
     }
 }
