@@ -1,9 +1,9 @@
 /* bench/gemm.c: our GEMM against OpenBLAS on the shapes the reference network
  * really runs. One training step (forward + backward) is run through a
  * backend that records every gemm call; each distinct call is then timed
- * with cpu_backend.gemm and with cblas_sgemm on the same operands (best of
- * several repetitions, in turns), both on THREADS threads. OpenBLAS is linked into
- * this benchmark only, never into nta.
+ * with cpu_backend.gemm and with cblas_sgemm on the same operands (the best
+ * of REPS calls in each of ROUNDS passes), both on THREADS threads. OpenBLAS
+ * is linked into this benchmark only, never into nta.
  *   usage: bench/gemm BATCH [THREADS [REPS]]
  * Prints a markdown table: shape, where it is used, GFLOP/s of each, ratio. */
 #define _POSIX_C_SOURCE 200809L
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { ROUNDS = 3 };     /* turns of OpenBLAS then ours per shape */
+enum { ROUNDS = 3 };     /* passes over the shapes, each side's best kept */
 
 typedef struct { int ta, tb, M, N, K, lda, ldb, ldc; float beta; int count; } Shape;
 static Shape shapes[64];
@@ -80,44 +80,51 @@ int main(int argc, char **argv)
     net_loss(net, B, NULL);
     net_backward(net, B);
 
-    printf("\nGEMM, batch %d, %d threads, best of %d turns of %d calls: ours vs OpenBLAS %s\n\n", B, T,
-           ROUNDS, reps, openblas_get_config());
+    /* ROUNDS passes over all shapes, keeping each side's best: a burst of
+     * noise (this machine has them) then hits one turn of a shape, not all.
+     * In a pass, OpenBLAS then ours, a pause before each: idle OpenMP and
+     * OpenBLAS threads spin for a while after their last work and would
+     * steal the other's cores. */
+    double tb[64], to[64];
+    for (int i = 0; i < nshapes; i++) tb[i] = to[i] = 1e30;
+    for (int round = 0; round < ROUNDS; round++)
+        for (int i = 0; i < nshapes; i++) {
+            const Shape *s = &shapes[i];
+            size_t na = (size_t)(s->ta ? s->K : s->M) * s->lda, nb = (size_t)(s->tb ? s->N : s->K) * s->ldb;
+            size_t nc = (size_t)s->M * s->ldc;
+            float *A = malloc(na * sizeof(float)), *Bm = malloc(nb * sizeof(float));
+            float *C = calloc(nc, sizeof(float)), *C2 = calloc(nc, sizeof(float));
+            for (size_t j = 0; j < na; j++) A[j] = rng_normal(&r);
+            for (size_t j = 0; j < nb; j++) Bm[j] = rng_normal(&r);
+            nanosleep(&(struct timespec){0, 50000000}, NULL);
+            tb[i] = fmin(tb[i], best_time(0, s, A, Bm, C2, reps));
+            nanosleep(&(struct timespec){0, 50000000}, NULL);
+            to[i] = fmin(to[i], best_time(1, s, A, Bm, C, reps));
+            if (round == 0 && s->beta == 0) {     /* same operands, so the same product */
+                double err = 0, mag = 0;
+                for (size_t j = 0; j < nc; j++) {
+                    err = fmax(err, fabs((double)C[j] - C2[j]));
+                    mag = fmax(mag, fabs(C2[j]));
+                }
+                if (err > 1e-4 * mag)
+                    fprintf(stderr, "gemm: %dx%dx%d differs from OpenBLAS by %.3g\n", s->M, s->N, s->K,
+                            err / mag);
+            }
+            free(A), free(Bm), free(C), free(C2);
+        }
+
+    printf("\nGEMM, batch %d, %d threads, best of %d passes of %d calls: ours vs OpenBLAS %s\n\n", B,
+           T, ROUNDS, reps, openblas_get_config());
     printf("| op(A) x op(B) | M | N | K | calls/step | ours GFLOP/s | OpenBLAS GFLOP/s | ours/OpenBLAS |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     double tot_ours = 0, tot_blas = 0;
     for (int i = 0; i < nshapes; i++) {
         const Shape *s = &shapes[i];
-        size_t na = (size_t)(s->ta ? s->K : s->M) * s->lda, nb = (size_t)(s->tb ? s->N : s->K) * s->ldb;
-        float *A = malloc(na * sizeof(float)), *Bm = malloc(nb * sizeof(float));
-        float *C = calloc((size_t)s->M * s->ldc, sizeof(float));
-        for (size_t j = 0; j < na; j++) A[j] = rng_normal(&r);
-        for (size_t j = 0; j < nb; j++) Bm[j] = rng_normal(&r);
-        float *C2 = calloc((size_t)s->M * s->ldc, sizeof(float));
-        /* ROUNDS turns each, so that both meet the same bursts of noise; a
-         * pause before each: idle OpenMP and OpenBLAS threads spin for a
-         * while after their last work and would steal the other's cores */
-        double tb = 1e30, to = 1e30;
-        for (int round = 0; round < ROUNDS; round++) {
-            nanosleep(&(struct timespec){0, 50000000}, NULL);
-            tb = fmin(tb, best_time(0, s, A, Bm, C2, reps));
-            nanosleep(&(struct timespec){0, 50000000}, NULL);
-            to = fmin(to, best_time(1, s, A, Bm, C, reps));
-        }
-        if (s->beta == 0) {      /* same operands, so the same product */
-            double err = 0, mag = 0;
-            for (size_t j = 0; j < (size_t)s->M * s->ldc; j++) {
-                double e = fabs((double)C[j] - C2[j]);
-                err = e > err ? e : err;
-                mag = fabs(C2[j]) > mag ? fabs(C2[j]) : mag;
-            }
-            if (err > 1e-4 * mag) fprintf(stderr, "gemm: %dx%dx%d differs from OpenBLAS by %.3g\n", s->M, s->N, s->K, err / mag);
-        }
-        free(C2);
         double fl = 2.0 * s->M * s->N * s->K;
-        tot_ours += to * s->count, tot_blas += tb * s->count;
+        tot_ours += to[i] * s->count, tot_blas += tb[i] * s->count;
         printf("| %s x %s | %d | %d | %d | %d | %.1f | %.1f | %.2f |\n", s->ta ? "A'" : "A",
-               s->tb ? "B'" : "B", s->M, s->N, s->K, s->count, fl / to * 1e-9, fl / tb * 1e-9, tb / to);
-        free(A), free(Bm), free(C);
+               s->tb ? "B'" : "B", s->M, s->N, s->K, s->count, fl / to[i] * 1e-9, fl / tb[i] * 1e-9,
+               tb[i] / to[i]);
     }
     printf("| **all calls of a step** | | | | | %.2f ms | %.2f ms | %.2f |\n", tot_ours * 1e3,
            tot_blas * 1e3, tot_blas / tot_ours);
