@@ -493,7 +493,33 @@ HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
     }
 }
 
-/* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy */
+/* dw [K,K,Ci,Co] += (one row r of outputs) x (tap) * dy, for channels
+ * [co, co+8) of every tap of row ky: the K sums stay in registers along the
+ * row, so each weight adds its outputs in order. */
+static inline __attribute__((always_inline)) void conv_bwd_w_row(
+    float *dw, const float *dyr, const float *xr, int W, int Ci, int Co, int K, int s, int Wo,
+    int ky, int ci, int co)
+{
+    int pad = K / 2;
+    v8 acc[7];
+    float *wk = dw + ((size_t)ky * K * Ci + ci) * Co + co;     /* tap (ky, kx) at wk + kx*Ci*Co */
+    for (int kx = 0; kx < K; kx++) acc[kx] = load8(wk + (size_t)kx * Ci * Co);
+    for (int ox = 0; ox < Wo; ox++) {
+        v8 g = load8(dyr + (size_t)ox * Co + co);
+        for (int kx = 0; kx < K; kx++) {
+            int ix = ox * s - pad + kx;
+            if (ix >= 0 && ix < W) {
+                float v = xr[(size_t)ix * Ci + ci];
+                acc[kx] += (v8){v, v, v, v, v, v, v, v} * g;
+            }
+        }
+    }
+    for (int kx = 0; kx < K; kx++) store8(wk + (size_t)kx * Ci * Co, acc[kx]);
+}
+
+/* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy: each thread sums its
+ * rows of outputs in order into its own copy, then the copies are added in
+ * thread order */
 HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
                                int N, int H, int W, int Ci, int Co, int K, int s)
 {
@@ -508,20 +534,32 @@ HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
         split(N * Ho, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         for (int r = lo; r < hi; r++) {
             int n = r / Ho, oy = r % Ho;
-            for (int ox = 0; ox < Wo; ox++) {
-                const float *g = dy + ((size_t)r * Wo + ox) * Co;
-                for (int ky = 0; ky < K; ky++) {
-                    int iy = oy * s - pad + ky;
-                    if (iy < 0 || iy >= H) continue;
+            const float *dyr = dy + (size_t)r * Wo * Co;
+            for (int ky = 0; ky < K; ky++) {
+                int iy = oy * s - pad + ky;
+                if (iy < 0 || iy >= H) continue;
+                const float *xr = x + ((size_t)n * H + iy) * W * Ci;
+                if (Co % 8 == 0 && K % 2 && K <= 7) {
+                    /* K a constant in each call, so that the sums are registers */
+                    for (int ci = 0; ci < Ci; ci++)
+                        for (int co = 0; co < Co; co += 8)
+                            switch (K) {
+                            case 1: conv_bwd_w_row(pw, dyr, xr, W, Ci, Co, 1, s, Wo, ky, ci, co); break;
+                            case 3: conv_bwd_w_row(pw, dyr, xr, W, Ci, Co, 3, s, Wo, ky, ci, co); break;
+                            case 5: conv_bwd_w_row(pw, dyr, xr, W, Ci, Co, 5, s, Wo, ky, ci, co); break;
+                            default: conv_bwd_w_row(pw, dyr, xr, W, Ci, Co, 7, s, Wo, ky, ci, co);
+                            }
+                    continue;
+                }
+                for (int ox = 0; ox < Wo; ox++)
                     for (int kx = 0; kx < K; kx++) {
                         int ix = ox * s - pad + kx;
                         if (ix < 0 || ix >= W) continue;
-                        const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
+                        const float *xi = xr + (size_t)ix * Ci, *g = dyr + (size_t)ox * Co;
                         float *wk = pw + (size_t)(ky * K + kx) * Ci * Co;
                         for (int ci = 0; ci < Ci; ci++)
                             for (int co = 0; co < Co; co++) wk[ci * Co + co] += xi[ci] * g[co];
                     }
-                }
             }
         }
     }

@@ -160,8 +160,11 @@ static void test_conv(void)
 {
     Rng r;
     rng_seed(&r, 2);
-    /* the last: 16 output channels, the stem's register path */
-    int cases[][6] = {{2, 7, 6, 1, 5, 3}, {2, 5, 5, 3, 4, 3}, {1, 6, 7, 2, 3, 5}, {2, 6, 5, 2, 16, 3}};
+    /* {N, H, W, Ci, Co, K}: the last three have Co a multiple of 8, the
+     * weight gradient's register path, with K = 3, 5 and 7; Co = 16 is also
+     * the forward's */
+    int cases[][6] = {{2, 7, 6, 1, 5, 3}, {2, 5, 5, 3, 4, 3}, {1, 6, 7, 2, 3, 5}, {2, 6, 5, 2, 16, 3},
+                      {2, 9, 7, 3, 24, 5}, {1, 8, 6, 1, 8, 7}};
     for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
         for (int s = 1; s <= 2; s++) {
             ConvCase c = {cases[t][0], cases[t][1], cases[t][2], cases[t][3], cases[t][4],
