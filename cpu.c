@@ -99,8 +99,8 @@ typedef struct { const float *scale, *shift; int relu6; } Epi;
  * transposed in registers (__builtin_shufflevector: GCC 12+ and clang). Each
  * register is blended from 8-float loads to hold 4 columns of rows k and k + 4,
  * so the 128-bit lanes hold two 4x4 blocks and two rounds of in-lane shuffles
- * finish the transpose (the loads read 4 floats past the block on either side,
- * inside the block's first and last rows). */
+ * finish the transpose. (The loads reach 4 floats before or past the block's
+ * columns, always inside the memory its 8 rows span.) */
 HOT static void transpose8(float *At, const float *A, int lda, int M, int K)
 {
 #define LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
@@ -307,8 +307,9 @@ HOT static void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
 /* A narrow C[M,N] (the classifier, N = 10) = alpha op(A) op(B) + (beta0 ? 0 :
  * C), computed as C^T [N,M] = op(B)^T op(A)^T: N short rows, and A^T as its
  * wide panels with no padded columns, read in place (ta) or first transposed
- * by blocks of rows that fill 32 KB, so that each stays in L1 (M and K
- * multiples of 8, K <= 1024); then C takes C^T transposed. */
+ * by blocks of rows that fill 16 KB, so that each stays in L1 (M and K
+ * multiples of 8, K <= 512: a block has 8 rows or more); then C takes C^T
+ * transposed. */
 static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float *C, int ldc, int beta0)
 {
@@ -332,7 +333,7 @@ static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const 
 /* One thread's share: gemm_narrow where it applies, else gemm_serial. */
 static int narrow_ok(int ta, int M, int N, int K, const Epi *ep)
 {
-    return N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 1024)) && !ep;
+    return N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 512)) && !ep;
 }
 
 static void gemm_one(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -75,10 +75,11 @@ static void test_gemm(void)
      * as 4 + 4, B read in place (width a multiple of 8), K longer than one
      * slice with beta 0 and 1.3, and a narrow C (10 columns, computed
      * transposed from A^T in place or transposed first by blocks of rows; on
-     * one thread, or by 8-row units on each: 248 rows = 120 + 128) */
+     * one thread, or by 8-row units on each: 248 rows = 120 + 128; not with
+     * K > 512 unless A is transposed) */
     int shapes[][3] = {{37, 29, 41}, {1, 1, 1}, {200, 17, 5}, {8, 20, 3000}, {97, 130, 300},
                        {61, 24, 300}, {130, 48, 70}, {7, 40, 2000}, {64, 96, 200}, {44, 64, 400},
-                       {64, 10, 128}, {128, 10, 64}, {248, 10, 96}, {248, 10, 104}};
+                       {64, 10, 128}, {128, 10, 64}, {248, 10, 96}, {248, 10, 104}, {8, 10, 1024}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
