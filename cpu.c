@@ -330,12 +330,16 @@ static void gemm_narrow(int ta, int tb, int M, int N, int K, float alpha, const 
             C[(size_t)i * ldc + j] = (beta0 ? 0.0f : C[(size_t)i * ldc + j]) + t[(size_t)j * M + i];
 }
 
-/* One thread's share: gemm_narrow where it applies, else gemm_serial. */
+/* Whether gemm_narrow can take C[M,N] = op(A)[M,K] op(B)[K,N]: fewer
+ * columns than a panel, whole 8-row units, no epilogue, and A^T in place or
+ * A transposable by its 16 KB blocks (K a multiple of 8, K <= 512). */
 static int narrow_ok(int ta, int M, int N, int K, const Epi *ep)
 {
     return N < NR && M % 8 == 0 && (ta || (K % 8 == 0 && K <= 512)) && !ep;
 }
 
+/* C[M,N] = alpha op(A) op(B) + (beta0 ? 0 : C), then ep, on the calling
+ * thread: gemm_narrow where it applies, else gemm_serial. */
 static void gemm_one(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float *C, int ldc, int beta0, const Epi *ep)
 {
@@ -494,9 +498,11 @@ HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
     }
 }
 
-/* dw [K,K,Ci,Co] += (one row r of outputs) x (tap) * dy, for channels
- * [co, co+8) of every tap of row ky: the K sums stay in registers along the
- * row, so each weight adds its outputs in order. */
+/* For kx < K: dw[ky][kx][ci][co : co+8] += sum over ox < Wo of
+ * xr[ox*s - pad + kx][ci] * dyr[ox][co : co+8] (taps outside the row
+ * skipped), where dyr [Wo,Co] is one row of output gradients and xr [W,Ci]
+ * the input row under kernel row ky. The K sums stay in registers along the
+ * row, and each adds its outputs in order. */
 static inline __attribute__((always_inline)) void conv_bwd_w_row(
     float *dw, const float *dyr, const float *xr, int W, int Ci, int Co, int K, int s, int Wo,
     int ky, int ci, int co)
