@@ -15,8 +15,8 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c report.c
-HDR      = nta.h
+LIB      = util.c cpu.c net.c data.c search.c task.c train.c ntaa.c demo.c eval.c report.c
+HDR      = nta.h train.h ntaa.h eval.h report.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c
 
 # CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,

@@ -284,6 +284,15 @@ int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t er
     }
 }
 
+int arch_named(const NetDesc *d, const char *name, Rng *r, Arch *a, char *err, size_t errlen)
+{
+    if (!strcmp(name, "largest")) *a = arch_largest(d);
+    else if (!strcmp(name, "smallest")) *a = arch_smallest(d);
+    else if (!strcmp(name, "random") && r) *a = arch_random(d, r);
+    else return arch_parse(d, name, a, err, errlen);
+    return 0;
+}
+
 NetDesc arch_standalone(const NetDesc *d, const Arch *a)
 {
     NetDesc o = *d;
@@ -514,10 +523,11 @@ static void net_init(Net *net, uint64_t seed)
     free(host);
 }
 
-Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose)
+Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t seed, int verbose)
 {
     Net *net = nta_calloc(1, sizeof *net);
     net->d = *d;
+    net->loss = loss;
     net->be = be;
     net->B = B;
     net->bn_momentum = 0.1f;
@@ -565,6 +575,40 @@ void net_free(Net *net)
     free(net->param);
     free(net);
 }
+
+const NetDesc *net_desc(const Net *net) { return &net->d; }
+const Backend *net_backend(const Net *net) { return net->be; }
+
+float *net_weights_get(const Net *net, float *host)
+{
+    if (!host) host = nta_malloc(net->nfloats * sizeof(float));
+    net->be->download(host, net->p, net->nfloats * sizeof(float));
+    return host;
+}
+
+void net_weights_put(Net *net, const float *host)
+{
+    net->be->upload(net->p, host, net->nfloats * sizeof(float));
+}
+
+void net_momentum_reset(Net *net) { net->be->zero(net->m, net->nfloats * sizeof(float)); }
+
+void net_set_norm(Net *net, const float mean[4], const float std[4])
+{
+    memcpy(net->norm_mean, mean, sizeof net->norm_mean);
+    memcpy(net->norm_std, std, sizeof net->norm_std);
+    net->norm_set = 1;
+}
+
+int net_norm(const Net *net, float mean[4], float std[4])
+{
+    if (!net->norm_set) return 0;
+    memcpy(mean, net->norm_mean, sizeof net->norm_mean);
+    memcpy(std, net->norm_std, sizeof net->norm_std);
+    return 1;
+}
+
+const char *net_checkpoint_meta(const Net *net) { return net->has_momentum ? net->meta : NULL; }
 
 void net_set_arch(Net *net, const Arch *a)
 {
@@ -834,19 +878,17 @@ Net *net_extract(const Net *super, const Arch *a, int B)
     int first[NET_MAX_STAGES + 1], ns = net_stages(&super->d, first), map[NET_MAX_BLOCKS], nb = 0;
     for (int s = 0; s < ns; s++)
         for (int j = 0; j < a->depth[s]; j++) map[nb++] = first[s] + j;
-    Net *net = net_create(&sd, super->be, B, 0, 0);
+    Net *net = net_create(&sd, super->loss, super->be, B, 0, 0);
     copy_params(net, super, map, NULL);
-    net->loss = super->loss;
     return net;
 }
 
-Net *net_rehead(const Net *src, int classes, uint64_t seed)
+Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed)
 {
     NetDesc d = src->d;
     d.classes = classes;
-    Net *net = net_create(&d, src->be, src->B, seed, 0);
+    Net *net = net_create(&d, loss, src->be, src->B, seed, 0);
     copy_params(net, src, NULL, "fc.");
-    net->loss = src->loss;
     return net;
 }
 
@@ -931,7 +973,7 @@ static void put_tensors(Bytes *b, const Net *net, const float *arena, const char
     free(host);
 }
 
-int net_save(const Net *net, const char *path, const char *meta, int checkpoint)
+int net_save(const Net *net, const char *path, const char *meta, int checkpoint, char *err, size_t errlen)
 {
     char desc[2048], tmp[4096];
     net_desc_format(&net->d, desc, sizeof desc);
@@ -960,7 +1002,7 @@ int net_save(const Net *net, const char *path, const char *meta, int checkpoint)
     int ok = f && fwrite(b.buf, 1, b.len, f) == b.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f && fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "nta: cannot write model '%s': %s\n", path, strerror(errno));
+        snprintf(err, errlen, "cannot write the model '%s': %s", path, strerror(errno));
         remove(tmp);
         free(b.buf);
         return -1;
@@ -1011,7 +1053,7 @@ static int get_tensors(Reader *r, const Net *net, float *host, const char *prefi
     return 0;
 }
 
-Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen)
+Net *net_load(const char *path, int loss, const Backend *be, int B, char *err, size_t errlen)
 {
     size_t len = 0;
     uint8_t *buf = nta_read_file(path, (size_t)1 << 34, &len, err, errlen);
@@ -1047,7 +1089,7 @@ Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errl
     memcpy(text, t, tl);
     text[tl] = 0;
     if (net_desc_parse(&d, text, err, errlen) != 0) goto fail;
-    net = net_create(&d, be, B, 0, 0);
+    net = net_create(&d, loss, be, B, 0, 0);
     const char *nl = strchr(text, '\n'), *norm = strstr(text, "\nnorm=");
     snprintf(net->meta, sizeof net->meta, "%s", nl ? nl + 1 : "");
     if (norm && (norm = strstr(net->meta, "norm="))) {

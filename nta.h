@@ -27,6 +27,8 @@ void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)
 void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
 void *nta_calloc(size_t n, size_t size);
 double nta_now(void);                  /* seconds, monotonic */
+/* A duration as "42s", "3m07s" or "1h05m". */
+void nta_fmt_time(char *buf, size_t len, double seconds);
 /* Read a whole regular file of at most maxbytes (NUL-terminated); NULL and a
  * message naming the file on failure. */
 uint8_t *nta_read_file(const char *path, size_t maxbytes, size_t *len, char *err, size_t errlen);
@@ -254,6 +256,9 @@ Arch arch_random(const NetDesc *d, Rng *r);
  * token when the text is not an architecture of d. */
 int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t errlen);
 void arch_format(const NetDesc *d, const Arch *a, char *buf, size_t len);
+/* An architecture named on the command line: "largest", "smallest", "random"
+ * (drawn from r, when r is given) or its text form (arch_parse). */
+int arch_named(const NetDesc *d, const char *name, Rng *r, Arch *a, char *err, size_t errlen);
 /* The fixed network that runs exactly the active part of a. */
 NetDesc arch_standalone(const NetDesc *d, const Arch *a);
 
@@ -331,10 +336,25 @@ typedef struct {
 
 enum { LOSS_XENT, LOSS_L1 };
 
-/* Build a network for batch B on backend be; print one line per layer if verbose.
- * Weights are initialised from seed (Kaiming-normal convs, BN gamma 1, beta 0). */
-Net *net_create(const NetDesc *d, const Backend *be, int B, uint64_t seed, int verbose);
+/* Build a network for batch B on backend be, trained with loss (LOSS_*); print
+ * one line per layer if verbose. Weights are initialised from seed
+ * (Kaiming-normal convs, BN gamma 1, beta 0). */
+Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t seed, int verbose);
 void net_free(Net *net);
+const NetDesc *net_desc(const Net *net);
+const Backend *net_backend(const Net *net);
+/* The parameters and running statistics [nfloats] into host memory (a new
+ * buffer when host is NULL; returned), and back. */
+float *net_weights_get(const Net *net, float *host);
+void net_weights_put(Net *net, const float *host);
+void net_momentum_reset(Net *net);    /* SGD starts again from no momentum */
+/* The input normalisation a model carries (per channel, as DataSplits);
+ * net_norm returns 0 when the model has none. */
+void net_set_norm(Net *net, const float mean[4], const float std[4]);
+int net_norm(const Net *net, float mean[4], float std[4]);
+/* A loaded checkpoint's metadata lines (the run's settings), or NULL when the
+ * file was a model, not a checkpoint. */
+const char *net_checkpoint_meta(const Net *net);
 /* Make a the active architecture (a must be valid for net->d). */
 void net_set_arch(Net *net, const Arch *a);
 /* Forward B' <= B images x [B',H,W,Cin] (backend memory already holds them at
@@ -363,18 +383,20 @@ const ParamInfo *net_param(const Net *net, const char *name);
 /* A standalone network (batch B) holding architecture a's slice of a
  * supernet's weights and batchnorm statistics. */
 Net *net_extract(const Net *super, const Arch *a, int B);
-/* The same network with a new linear head for `classes` classes (initialised
- * from seed); every other tensor is copied. */
-Net *net_rehead(const Net *src, int classes, uint64_t seed);
+/* The same network with a new linear head of `classes` outputs (initialised
+ * from seed) trained with loss; every other tensor is copied. */
+Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
 /* Model files: magic, version, description, metadata lines (with the input
- * normalisation when norm_set), named tensors, CRC32. Written to a temporary name and renamed. A checkpoint also holds the
- * momentum. Load returns NULL and a message in err on failure; it keeps the
- * metadata in net->meta and restores momentum from a checkpoint. */
-int net_save(const Net *net, const char *path, const char *meta, int checkpoint);
-Net *net_load(const char *path, const Backend *be, int B, char *err, size_t errlen);
+ * normalisation when set), named tensors, CRC32; written to a temporary name
+ * and renamed. A checkpoint also holds the momentum. Save returns 0, or -1
+ * with a message in err. Load (for batch B, trained with loss) returns NULL
+ * and a message in err on failure; it keeps a checkpoint's metadata
+ * (net_checkpoint_meta) and restores its momentum. */
+int net_save(const Net *net, const char *path, const char *meta, int checkpoint, char *err, size_t errlen);
+Net *net_load(const char *path, int loss, const Backend *be, int B, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ task */
 
@@ -403,6 +425,18 @@ void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
  * mmd x the linear MMD between the two halves' pooled features); fills
  * net->dlogits (and net->dpooled_add), returns the summed labelled loss. */
 double task_train_loss(Net *net, const DataSplits *d, int B, float entropy, float mmd, int *correct);
+/* A supernet's architecture a scored on split s: a made active, its batchnorm
+ * statistics re-estimated on `calib` training batches drawn by seed, then
+ * task_score. */
+double task_score_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                       uint64_t seed, double *second);
+/* A metric as a fitness (higher is better: an error is negated). */
+double task_fitness(const DataSplits *d, double metric);
+/* "accuracy 93.10%", "MAE 3.21 degrees" or "mAP 71.20% (rank-1 90.00%)"; returns buf. */
+const char *task_format_metric(char *buf, size_t len, const DataSplits *d, double metric, double second);
+/* Dies (naming `what`, a file) unless a network of description nd takes d's
+ * images and has outputs enough for the task. */
+void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what);
 
 /* ---------------------------------------------------------------- search */
 
@@ -451,46 +485,10 @@ int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness f
  * writes the indices of the non-dominated candidates into front, by ascending
  * MFLOPs, and returns their count. */
 int search_pareto(const Candidate *pop, int n, int *front);
-
-/* ---------------------------------------------------------------- report */
-
-/* One method's result on one task. */
-typedef struct {
-    const char *method;       /* "NTAA", "WP&F", "random search", "from scratch" */
-    double metric;            /* the task's metric on its test split (mean over runs) */
-    double sd;                /* its standard deviation over the runs, when runs > 1 */
-    int runs;                 /* finetuning runs with different seeds (0 or 1: one) */
-    double second;            /* a second metric (retrieval: rank-1 %), NAN if none */
-    double mflops;
-    size_t params;
-    double seconds;           /* wall time of the method, transfer included */
-    char arch[512];           /* text form */
-} ReportRow;
-
-/* One task of a demo run. Fitness values are in the metric's units. */
-typedef struct {
-    char task[64];
-    const char *metric_name;  /* e.g. "accuracy %", "MAE (degrees)", "mAP %" */
-    const char *second_name;  /* e.g. "rank-1 %", NULL if none */
-    int lower_better;         /* 1 for errors (MAE) */
-    double budget_mflops;
-    int nrows;
-    ReportRow rows[4];        /* NTAA first */
-    int ngen;                 /* search progress, generation 0..ngen-1 */
-    double *gen_best, *gen_mean;
-    int npop;                 /* NTAA's last population */
-    Candidate *pop;
-    NetDesc desc;             /* the supernet, and NTAA's winner in it */
-    Arch arch;
-} ReportTask;
-
-/* report.c: report.md (tables, plain text) and a self-contained report.html
- * (the same tables, inline SVG: search progress, Pareto front of the last
- * population, each task's chosen architecture drawn block by block). intro:
- * a paragraph of Markdown-free text (settings, supernet, total time) put at
- * the top of both. Returns 0, or -1 with a message in err naming the file. */
-int report_write(const char *md_path, const char *html_path, const char *intro,
-                 const ReportTask *tasks, int ntasks, char *err, size_t errlen);
+/* A random architecture whose MFLOPs fall in bin i of n equal bins between
+ * the smallest and the largest architecture (rejection sampling; a bin no
+ * draw reaches gives its end of the space). */
+Arch search_arch_in_bin(const NetDesc *d, Rng *r, int i, int n);
 
 /* ------------------------------------------------------------- schedule */
 

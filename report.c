@@ -15,7 +15,7 @@
  * are CSS pixels. A missing value (NaN) is printed as "-".
  */
 #define _POSIX_C_SOURCE 200809L
-#include "nta.h"
+#include "report.h"
 
 #include <errno.h>
 #include <math.h>

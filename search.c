@@ -213,3 +213,15 @@ int search_pareto(const Candidate *pop, int n, int *front)
     free(key);
     return count;
 }
+
+Arch search_arch_in_bin(const NetDesc *d, Rng *r, int i, int n)
+{
+    Arch lo = arch_smallest(d), hi = arch_largest(d);
+    double a = search_mflops(d, &lo), b = search_mflops(d, &hi), w = (b - a) / n;
+    for (int t = 0; t < 1000000; t++) {
+        Arch x = arch_random(d, r);
+        double f = search_mflops(d, &x);
+        if (f >= a + i * w && (f < a + (i + 1) * w || (i == n - 1 && f <= b))) return x;
+    }
+    return i < n / 2 ? lo : hi;   /* a bin no random draw reaches: its end of the space */
+}

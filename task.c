@@ -168,3 +168,32 @@ double task_train_loss(Net *net, const DataSplits *d, int B, float entropy, floa
     net->dpooled_on = 1;
     return loss;
 }
+
+double task_score_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                       uint64_t seed, double *second)
+{
+    net_set_arch(net, a);
+    net_recalibrate(net, d, calib, seed);
+    return task_score(net, d, s, second);
+}
+
+double task_fitness(const DataSplits *d, double metric) { return task_lower_better(d) ? -metric : metric; }
+
+const char *task_format_metric(char *buf, size_t len, const DataSplits *d, double m, double second)
+{
+    if (d->kind == TASK_REGRESS) snprintf(buf, len, "MAE %.2f degrees", m);
+    else if (d->kind == TASK_RETRIEVE) snprintf(buf, len, "mAP %.2f%% (rank-1 %.2f%%)", m, second);
+    else snprintf(buf, len, "accuracy %.2f%%", m);
+    return buf;
+}
+
+void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
+{
+    const Dataset *t = &d->test;
+    if (nd->in_h != t->h || nd->in_w != t->w || nd->in_c != t->c)
+        nta_die("%s expects %dx%dx%d images, but data '%s' has %dx%dx%d", what, nd->in_h,
+                nd->in_w, nd->in_c, d->name, t->h, t->w, t->c);
+    if (nd->classes < task_outputs(d))
+        nta_die("%s has %d outputs, but data '%s' needs %d (labels up to %d)", what, nd->classes,
+                d->name, task_outputs(d), task_outputs(d) - 1);
+}

@@ -46,6 +46,13 @@ double nta_now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+void nta_fmt_time(char *buf, size_t len, double s)
+{
+    if (s < 60) snprintf(buf, len, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
 /* Read a whole regular file, NUL-terminated; NULL and a message on failure. */
 uint8_t *nta_read_file(const char *path, size_t maxbytes, size_t *len, char *err, size_t errlen)
 {

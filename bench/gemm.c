@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     Backend be = cpu_backend;
     be.gemm = rec_gemm;
     NetDesc d = net_reference(28, 28, 1, 10);
-    Net *net = net_create(&d, &be, B, 1, 0);
+    Net *net = net_create(&d, LOSS_XENT, &be, B, 1, 0);
     Rng r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < (size_t)B * 28 * 28; i++) net->x_in[i] = rng_normal(&r);

@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     if (B < 2 || T < 1) nta_die("bad batch %d or threads %d", B, T);
     NetDesc d = named_net(name);
     cpu_set_threads(T);
-    Net *net = net_create(&d, &cpu_backend, B, 1, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 1, 0);
     Rng r;
     rng_seed(&r, 1);
     size_t nx = (size_t)B * d.in_h * d.in_w * d.in_c;        /* x_in [B,28,28,1] */

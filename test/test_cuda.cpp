@@ -551,7 +551,7 @@ static void test_small_ops(void)
  * statistics included), then the eval-mode logits. */
 static void step_case(const char *name, const NetDesc *d, const Arch *arch, int B)
 {
-    Net *a = net_create(d, cpu, B, 21, 0), *b = net_create(d, cu, B, 21, 0);
+    Net *a = net_create(d, LOSS_XENT, cpu, B, 21, 0), *b = net_create(d, LOSS_XENT, cu, B, 21, 0);
     if (arch) net_set_arch(a, arch), net_set_arch(b, arch);
     Rng r;
     rng_seed(&r, 22);

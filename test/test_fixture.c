@@ -148,7 +148,7 @@ void test_fixture(void)
     }
     NetDesc d = fixture_desc();
     const int B = 4;
-    Net *net = net_create(&d, &cpu_backend, B, 1, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 1, 0);
 
     /* parameters, by name: every one of the net's tensors must be in the file */
     int loaded = 0;

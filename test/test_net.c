@@ -42,7 +42,7 @@ static void test_net_gradient(void)
 {
     NetDesc d = tiny_desc();
     int B = 4;
-    Net *net = net_create(&d, &cpu_backend, B, 7, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 7, 0);
     fill_batch(net, B, 8);
     /* BN output 3 + 0.5 xh keeps most pre-activations inside (0, 6), away from
      * the ReLU6 kinks where central differences are meaningless (the kinks
@@ -105,7 +105,7 @@ static void test_costs(void)
                     64 * 384 + 768 + 9 * 384 + 768 + 384 * 64 + 128 +
                     64 * 128 + 256 + 128 * 10 + 10;
     CHECK(net_params(&d) == params, "reference params %zu, by hand %zu", net_params(&d), params);
-    Net *net = net_create(&d, &cpu_backend, 2, 1, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, 2, 1, 0);
     size_t trainable = 0;
     for (int i = 0; i < net->nparam; i++)
         if (net->param[i].kind != PARAM_STAT) trainable += net->param[i].n;
@@ -142,11 +142,11 @@ static void test_model_files(void)
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
     snprintf(path, sizeof path, "%s/m.nta", dir);
     snprintf(bad, sizeof bad, "%s/bad.nta", dir);
-    Net *a = net_create(&d, &cpu_backend, B, 11, 0);
+    Net *a = net_create(&d, LOSS_XENT, &cpu_backend, B, 11, 0);
     fill_batch(a, B, 12);
     net_forward(a, B, 1);                      /* moves the running statistics */
-    CHECK(net_save(a, path, "note=test\n", 0) == 0, "model saved");
-    Net *b = net_load(path, &cpu_backend, B, err, sizeof err);
+    CHECK(net_save(a, path, "note=test\n", 0, err, sizeof err) == 0, "model saved");
+    Net *b = net_load(path, LOSS_XENT, &cpu_backend, B, err, sizeof err);
     CHECK(b != NULL, "model loads: %s", b ? "" : err);
     if (b) {
         CHECK(!memcmp(a->p, b->p, a->nfloats * sizeof(float)), "loaded parameters equal saved ones");
@@ -160,22 +160,22 @@ static void test_model_files(void)
     static uint8_t buf[1 << 16];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    CHECK(net_load("/nonexistent/x.nta", &cpu_backend, B, err, sizeof err) == NULL &&
+    CHECK(net_load("/nonexistent/x.nta", LOSS_XENT, &cpu_backend, B, err, sizeof err) == NULL &&
           strstr(err, "/nonexistent/x.nta"), "missing model named: %s", err);
     write_bytes(bad, buf, n / 2);
-    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "truncated"),
+    CHECK(net_load(bad, LOSS_XENT, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "truncated"),
           "truncated model: %s", err);
     buf[n / 2] ^= 0x40;
     write_bytes(bad, buf, n);
-    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "CRC"),
+    CHECK(net_load(bad, LOSS_XENT, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "CRC"),
           "corrupt model: %s", err);
     buf[n / 2] ^= 0x40;
     buf[0] = 'X';
     write_bytes(bad, buf, n);
-    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "magic"),
+    CHECK(net_load(bad, LOSS_XENT, &cpu_backend, B, err, sizeof err) == NULL && strstr(err, "magic"),
           "not a model: %s", err);
     write_bytes(bad, "", 0);
-    CHECK(net_load(bad, &cpu_backend, B, err, sizeof err) == NULL, "empty file rejected: %s", err);
+    CHECK(net_load(bad, LOSS_XENT, &cpu_backend, B, err, sizeof err) == NULL, "empty file rejected: %s", err);
     net_free(a);
     remove(path), remove(bad), remove(dir);
 }
@@ -185,7 +185,7 @@ static void test_learns(void)
 {
     NetDesc d = tiny_desc();
     int B = 8;
-    Net *net = net_create(&d, &cpu_backend, B, 3, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 3, 0);
     fill_batch(net, B, 4);
     double first = 0, last = 0;
     for (int s = 0; s < 30; s++) {
@@ -212,7 +212,7 @@ static void test_eval_pieces(void)
     for (int threads = 1; threads <= 2; threads++) {
         cpu_set_threads(threads);
         int B = 7;
-        Net *a = net_create(&d, &cpu_backend, B, 5, 0), *b = net_create(&d, &whole, B, 5, 0);
+        Net *a = net_create(&d, LOSS_XENT, &cpu_backend, B, 5, 0), *b = net_create(&d, LOSS_XENT, &whole, B, 5, 0);
         fill_batch(a, B, 9);
         fill_batch(b, B, 9);
         net_forward(a, B, 1);          /* running statistics away from their start */

@@ -4,7 +4,7 @@
  * budget, the HTML has three balanced SVG figures per task and no "nan"; an
  * unwritable path is reported by name. */
 #define _POSIX_C_SOURCE 200809L
-#include "../nta.h"
+#include "../report.h"
 #include "test.h"
 
 #include <math.h>

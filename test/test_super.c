@@ -179,7 +179,7 @@ static void check_standalone(const NetDesc *d, const Arch *a)
     char text[512];
     arch_format(d, a, text, sizeof text);
     NetDesc sd = arch_standalone(d, a);
-    Net *S = net_create(d, &cpu_backend, B, 21, 0), *T = net_create(&sd, &cpu_backend, B, 22, 0);
+    Net *S = net_create(d, LOSS_XENT, &cpu_backend, B, 21, 0), *T = net_create(&sd, LOSS_XENT, &cpu_backend, B, 22, 0);
     net_set_arch(S, a);
     for (int s = 0; s < ns; s++)
         for (int j = 0; j < a->depth[s]; j++) map[nb++] = first[s] + j;  /* standalone -> super */
@@ -277,7 +277,7 @@ static void test_recalibrate(void)
     for (int i = 0; i < 40 * 784; i++) tr->pix[i] = (uint8_t)rng_below(&r, 256);
     ds.mean[0] = 0.5f, ds.std[0] = 0.25f;
     int B = 8, T = 3;
-    Net *net = net_create(&d, &cpu_backend, B, 4, 0);
+    Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 4, 0);
     Arch a = arch_smallest(&d);
     net_set_arch(net, &a);
     net_recalibrate(net, &ds, T, 77);
@@ -296,7 +296,7 @@ static void test_recalibrate(void)
         for (int c = 0; c < 16; c++) want[c] += net->sv_stem.mean[c] / T;
     }
     double e = 0;
-    Net *again = net_create(&d, &cpu_backend, B, 4, 0);
+    Net *again = net_create(&d, LOSS_XENT, &cpu_backend, B, 4, 0);
     net_set_arch(again, &a);
     net_recalibrate(again, &ds, T, 77);
     for (int c = 0; c < 16; c++) e = fmax(e, fabs(again->bn_stem.run_mean[c] - want[c]));

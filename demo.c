@@ -1,0 +1,150 @@
+/* demo.c: nta demo. From one pretrained supernet, every task: neural
+ * transfer, then NTAA and its three baselines through the method runner
+ * (ntaa_run), then the report (report.c) with a verdict.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ntaa.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fill t's header (task, metric, budget) from the task's data. */
+static void task_header(ReportTask *t, const DataSplits *d, const AdaptCfg *a)
+{
+    snprintf(t->task, sizeof t->task, "%s", a->task);
+    t->metric_name = task_metric_name(d);
+    t->second_name = d->kind == TASK_RETRIEVE ? "rank-1 %" : NULL;
+    t->lower_better = task_lower_better(d);
+    t->budget_mflops = a->search.budget_mflops;
+}
+
+/* NTAA's search for the report: progress per generation and the last
+ * population, their fitness back in the metric's units. */
+static void task_search(ReportTask *t, const SearchTrace *trace, SearchState *last)
+{
+    double sign = t->lower_better ? -1 : 1;
+    t->ngen = trace->ngen, t->npop = last->n, t->pop = last->pop;   /* the report keeps the last population */
+    t->gen_best = nta_malloc(trace->ngen * sizeof(double)), t->gen_mean = nta_malloc(trace->ngen * sizeof(double));
+    for (int g = 0; g < trace->ngen; g++) t->gen_best[g] = sign * trace->best[g], t->gen_mean[g] = sign * trace->mean[g];
+    for (int i = 0; i < last->n; i++) t->pop[i].fitness *= sign;
+    *last = (SearchState){0};
+}
+
+/* NTAA and the three baselines on one task, from one supernet, under one
+ * budget; the results and the search's traces go into t. */
+static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, ReportTask *t)
+{
+    DataSplits d;
+    char log[4096], out[4096];
+    ntaa_load_task(&d, a);
+    task_header(t, &d, a);
+
+    double t0 = nta_now();
+    Net *net = ntaa_transfer(c->supernet, be, &d, a);
+    double t_transfer = nta_now() - t0;
+
+    /* NTAA: evolution on the transferred supernet, the winner finetuned */
+    SearchTrace *trace = nta_calloc(1, sizeof *trace);
+    snprintf(log, sizeof log, "%s/%s.search.log", c->dir, a->task);
+    snprintf(out, sizeof out, "%s/%s.ntaa.nta", c->dir, a->task);
+    Method ntaa = {.method = METHOD_NTAA, .transferred = net, .epochs = a->train.epochs, .log = log, .out = out,
+                   .t0 = t0, .trace = trace};
+    ntaa_run(&ntaa, be, &d, a, &t->rows[0]);
+    t->desc = *net_desc(net), t->arch = ntaa.arch;
+    task_search(t, trace, &ntaa.last);
+    free(trace);
+
+    /* random search: as many architectures as evolution scored, same supernet;
+     * its clock counts the transfer too */
+    snprintf(log, sizeof log, "%s/%s.random.log", c->dir, a->task);
+    Method rs = {.method = METHOD_RANDOM, .transferred = net, .epochs = a->train.epochs, .log = log, .out = "",
+                 .t0 = nta_now() - t_transfer};
+    ntaa_run(&rs, be, &d, a, &t->rows[1]);
+    search_free(&rs.last);
+    net_free(net);
+
+    /* WP&F (the largest architecture) and the winner from scratch, with as
+     * many epochs as transfer and finetuning together */
+    int epochs = a->transfer_epochs + a->train.epochs;
+    for (int scratch = 0; scratch < 2; scratch++) {
+        printf("%s: %d epochs\n", scratch ? "from scratch (classic NAS)" : "WP&F (largest)", epochs);
+        Method fixed = {.method = scratch ? METHOD_SCRATCH : METHOD_WPF, .supernet = c->supernet,
+                        .arch = scratch ? t->arch : arch_largest(&t->desc), .epochs = epochs, .log = "",
+                        .out = "", .t0 = nta_now()};
+        ntaa_run(&fixed, be, &d, a, &t->rows[2 + scratch]);
+    }
+    t->nrows = 4;
+    data_free(&d);
+}
+
+/* "NTAA was at least as good as WP&F ... on N of M tasks; ..." */
+static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
+{
+    int wpf = 0, scratch = 0;
+    char lost[512] = "";
+    for (int i = 0; i < n; i++) {
+        const ReportRow *r = t[i].rows;         /* NTAA, random, WP&F, scratch */
+        double s = t[i].lower_better ? -1 : 1;
+        int ok = s * r[0].metric >= s * r[2].metric && r[0].mflops < r[2].mflops;
+        wpf += ok;
+        scratch += s * r[0].metric > s * r[3].metric;
+        if (!ok) snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? ", " : "", t[i].task);
+    }
+    snprintf(buf, len,
+             "NTAA was at least as good as WP&F on the task metric with fewer MFLOPs on %d of %d tasks%s%s%s; "
+             "inherited weights beat training the same architecture from scratch on %d of %d.",
+             wpf, n, *lost ? " (not on " : "", lost, *lost ? ")" : "", scratch, n);
+}
+
+/* The report's opening paragraph: the settings, the supernet, the time. */
+static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask *rt, int nt, const Backend *be,
+                       const char *took, const char *verdict)
+{
+    const AdaptCfg *a = &c->a;
+    const SearchCfg *s = &a->search;
+    const TrainCfg *tr = &a->train;
+    snprintf(buf, len,
+             "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
+             "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
+             "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
+             "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
+             "training of NTAA's architecture get %d epochs, as many as transfer and finetuning together; every phase "
+             "at peak learning rate %g (cosine)%s; each finetuning runs with %d seed%s. "
+             "Backend %s, %d threads, seed %d%s. "
+             "Total time %s. %s",
+             c->supernet, c->pretrained, a->train_images, tr->val, a->transfer_epochs, s->population,
+             s->generations, s->parents, s->mutants, s->crosses, s->budget_mflops, a->random, tr->epochs,
+             nt ? rt[0].rows[2].mflops : 0, a->transfer_epochs + tr->epochs, tr->lr,
+             tr->keep_best ? "; every finetuned model keeps its epoch with the best validation metric "
+                             "(epoch 0, the weights as they came, only for WP&F: the winners were chosen on that split)"
+                           : "; every finetuned model is scored as its last epoch left it",
+             a->seeds, a->seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
+             be->name, tr->threads, tr->seed,
+             c->quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", took, verdict);
+}
+
+int demo_run(const DemoCfg *c, const Backend *be)
+{
+    ReportTask *rt = nta_calloc(16, sizeof *rt);
+    int nt = 0;
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof list, "%s", c->tasks);
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (nt == 16) nta_die("--tasks: at most 16 tasks");
+        AdaptCfg at = c->a;
+        at.task = name;
+        printf("== task %s\n", name);
+        demo_task(c, &at, be, &rt[nt++]);
+    }
+    char all[32], intro[8192], verdict[1024], md[4096], html[4096], err[512];
+    nta_fmt_time(all, sizeof all, nta_now() - c->t0);
+    demo_verdict(verdict, sizeof verdict, rt, nt);
+    demo_intro(intro, sizeof intro, c, rt, nt, be, all, verdict);
+    snprintf(md, sizeof md, "%s/report.md", c->dir);
+    snprintf(html, sizeof html, "%s/report.html", c->dir);
+    if (report_write(md, html, intro, rt, nt, err, sizeof err)) nta_die("%s", err);
+    printf("== done in %s. %s\nreport: %s and %s\n", all, verdict, md, html);
+    for (int i = 0; i < nt; i++) free(rt[i].pop), free(rt[i].gen_best), free(rt[i].gen_mean);
+    free(rt);
+    return 0;
+}

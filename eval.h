@@ -1,0 +1,26 @@
+/* eval.h: nta eval (eval.c). */
+#ifndef EVAL_H
+#define EVAL_H
+
+#include "nta.h"
+
+typedef struct {
+    const char *model;    /* the model or supernet file */
+    const char *data;     /* dataset whose test split is scored, or */
+    const char *task;     /* a task of adapt, scored by its metric ("" = use data) */
+    const char *arch;     /* supernets: largest, smallest, random or a string */
+    int random;           /* supernets: score this many random architectures, a table by MFLOPs */
+    int spread;           /* 1: the i-th random one from the i-th of `random` equal MFLOPs bins */
+    int calib;            /* training batches of BN recalibration (supernets) */
+    int seed, batch, limit;
+} EvalCfg;
+
+/* Score the model (or the supernet's architectures) on the test split and
+ * print the result, or a table by MFLOPs with the metric's rank correlation
+ * with cost. Returns the exit status. */
+int eval_run(const EvalCfg *c, const Backend *be);
+
+/* Spearman's rank correlation of a[n] and b[n] (ties share their mean rank). */
+double eval_spearman(const double *a, const double *b, int n);
+
+#endif

@@ -1,0 +1,329 @@
+/* ntaa.c: the paper's pipeline on a target task, and its baselines.
+ *
+ *   ntaa_transfer   neural transfer: a new head, the whole supernet trained on the task
+ *   ntaa_fitness    the search's fitness: validation metric with inherited weights
+ *   ntaa_search     the search driver (evolution or random search) and its log
+ *   ntaa_inherit    the winner as a standalone network with the supernet's weights
+ *   ntaa_wpf        WP&F: a fixed architecture of the pretrained supernet
+ *   ntaa_scratch    the same architecture from random weights
+ *   ntaa_finetune   finetuning (over seeds) and the test metric
+ *   ntaa_run        one method, start to finish: what adapt, finetune and demo call
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ntaa.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const method_name[] = {"NTAA", "random search", "WP&F", "from scratch"};
+static const char *const method_tag[] = {"ntaa", "random", "wpf", "scratch"};   /* in model files */
+
+void ntaa_load_task(DataSplits *d, const AdaptCfg *a)
+{
+    data_task(d, a->task, a->train_images, a->train.val, a->train.limit, (uint64_t)a->train.seed);
+    printf("task %s: %d train, %d val, %d test images of %dx%dx%d, %d outputs, metric %s", a->task,
+           d->train.n, d->val.n, d->test.n, d->train.h, d->train.w, d->train.c, task_outputs(d),
+           task_metric_name(d));
+    if (d->kind == TASK_UDA) printf("; %d unlabelled target-domain images", d->target.n);
+    printf("\n");
+}
+
+/* The supernet (or model) file, with a fresh head for the task. */
+static Net *load_for_task(const char *path, const Backend *be, const DataSplits *d, const AdaptCfg *a)
+{
+    char err[512];
+    Net *src = net_load(path, LOSS_XENT, be, a->train.batch, err, sizeof err);
+    if (!src) nta_die("%s", err);
+    NetDesc probe = *net_desc(src);
+    probe.classes = task_outputs(d);
+    task_check_net(&probe, d, path);
+    Net *net = net_rehead(src, probe.classes, task_loss(d), (uint64_t)a->train.seed);
+    net_free(src);
+    return net;
+}
+
+/* A training phase of `epochs` epochs with the adapt settings (no checkpoints). */
+static void train_phase(Net *net, const DataSplits *d, const TrainCfg *base, int epochs, int sampling)
+{
+    TrainCfg c = *base;
+    c.epochs = epochs, c.out = "", c.stop_after = 0;
+    if (epochs > 0) train_fit(net, d, &c, sampling, 0);
+}
+
+/* ----------------------------------------------------- neural transfer */
+
+Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d, const AdaptCfg *a)
+{
+    Net *net = load_for_task(supernet, be, d, a);
+    if (net_desc(net)->space.nk == 0)
+        nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", supernet);
+    printf("neural transfer: %d epochs of the whole supernet on %s\n", a->transfer_epochs, a->task);
+    train_phase(net, d, &a->train, a->transfer_epochs, SAMPLE_SANDWICH);
+    return net;
+}
+
+/* ---------------------------------------------- architecture adaptation */
+
+double ntaa_fitness(void *ctx, const Arch *a)
+{
+    Fitness *f = ctx;
+    return task_fitness(f->d, task_score_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
+}
+
+/* The search log: per generation a header "# generation G n N rng STATE", then
+ * one line per candidate, fittest first: "G rank fitness MFLOPs params arch".
+ * Fitness is written exactly (%.17g) so a resumed search ranks as the
+ * unbroken one did. The terminal gets one line per generation. */
+static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, double budget, double t0)
+{
+    double mean = 0, cost = 0;
+    char text[512], took[32];
+    for (int i = 0; i < st->n; i++) mean += st->pop[i].fitness / st->n, cost += st->pop[i].mflops / st->n;
+    arch_format(d, &st->pop[0].arch, text, sizeof text);
+    nta_fmt_time(took, sizeof took, nta_now() - t0);
+    printf("generation %d: fitness best %.2f mean %.2f, best %.2f MFLOPs, mean %.2f MFLOPs (%.0f%% of budget), %s: %s\n",
+           st->gen, st->pop[0].fitness, mean, st->pop[0].mflops, cost, budget > 0 ? 100 * cost / budget : 0,
+           took, text);
+    if (!log) return;
+    fprintf(log, "# generation %d n %d rng %llu\n", st->gen, st->n, (unsigned long long)st->rng.state);
+    for (int i = 0; i < st->n; i++) {
+        arch_format(d, &st->pop[i].arch, text, sizeof text);
+        fprintf(log, "%d %d %.17g %.4f %zu %s\n", st->gen, i, st->pop[i].fitness, st->pop[i].mflops,
+                st->pop[i].params, text);
+    }
+    fflush(log);
+}
+
+int ntaa_log_read(const char *path, const NetDesc *d, SearchState *st, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024], text[512], why[512];
+    int gen = -1, n = 0, got = 0, done = 0;
+    unsigned long long rng = 0;
+    Candidate *pop = NULL;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "# generation %d n %d rng %llu", &gen, &n, &rng) == 3) {
+            if (n < 1 || n > 100000) break;
+            Candidate *grown = realloc(pop, (size_t)n * sizeof *pop);
+            if (!grown) {
+                snprintf(err, errlen, "out of memory reading the search log '%s'", path);
+                done = -1;
+                break;
+            }
+            pop = grown, got = 0;
+            continue;
+        }
+        int g, rank;
+        Candidate c = {0};
+        if (!pop || sscanf(line, "%d %d %lg %lg %zu %511s", &g, &rank, &c.fitness, &c.mflops, &c.params, text) != 6 ||
+            g != gen || rank != got || arch_parse(d, text, &c.arch, why, sizeof why))
+            continue;                          /* a partial or foreign line: ignored */
+        pop[got++] = c;
+        if (got == n) {                         /* a complete generation */
+            free(st->pop);
+            st->pop = nta_malloc((size_t)n * sizeof *pop);
+            memcpy(st->pop, pop, (size_t)n * sizeof *pop);
+            st->n = n, st->gen = gen, st->rng.state = rng;
+            done = 1;
+        }
+    }
+    free(pop);
+    fclose(f);
+    return done;
+}
+
+static void trace_add(SearchTrace *t, const SearchState *st)
+{
+    if (!t || t->ngen >= 256) return;
+    double mean = 0;
+    for (int i = 0; i < st->n; i++) mean += st->pop[i].fitness / st->n;
+    t->best[t->ngen] = st->pop[0].fitness, t->mean[t->ngen] = mean, t->ngen++;
+}
+
+/* The search's first population: restored from the log, N random
+ * architectures (random search: one "generation"), or evolution's initial
+ * one. Returns 1 when it was restored. */
+static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const char *log_path, int resume,
+                        SearchState *st)
+{
+    char err[512];
+    const NetDesc *nd = net_desc(net);
+    *st = (SearchState){0};
+    int restored = resume && !random && *log_path ? ntaa_log_read(log_path, nd, st, err, sizeof err) : 0;
+    if (restored < 0) nta_die("%s", err);
+    if (restored) {
+        printf("search: resumed after generation %d from %s\n", st->gen, log_path);
+    } else if (random) {
+        *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
+        if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
+            nta_die("--budget-mflops: %s", err);
+        sc->generations = 0;
+    } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
+        nta_die("--budget-mflops: %s", err);
+    }
+    return restored;
+}
+
+void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path, int resume,
+                 SearchState *st, SearchTrace *trace)
+{
+    printf("architecture adaptation: %s under %.2f MFLOPs, fitness: validation %s\n",
+           random ? "random search" : "evolution", a->search.budget_mflops, task_metric_name(d));
+    SearchCfg sc = a->search;
+    sc.seed = (uint64_t)a->train.seed;
+    Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed};
+    double t0 = nta_now();
+    int resumed = search_start(net, &sc, &fx, random, log_path, resume, st);
+    FILE *log = *log_path ? fopen(log_path, resumed ? "a" : "w") : NULL;
+    if (*log_path && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
+    if (!resumed) log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
+    trace_add(trace, st);
+    while (st->gen < sc.generations) {
+        search_step(net_desc(net), &sc, ntaa_fitness, &fx, st);
+        log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
+        trace_add(trace, st);
+    }
+    if (log) fclose(log);
+}
+
+/* ------------------------------------------- inherit, baselines, finetune */
+
+Net *ntaa_inherit(Net *super, const DataSplits *d, const AdaptCfg *a, const Arch *arch)
+{
+    net_set_arch(super, arch);
+    net_recalibrate(super, d, a->train.calib, (uint64_t)a->train.seed);
+    return net_extract(super, arch, a->train.batch);
+}
+
+Net *ntaa_wpf(Net *pretrained, const DataSplits *d, const AdaptCfg *a, const Arch *arch)
+{
+    return ntaa_inherit(pretrained, d, a, arch);
+}
+
+Net *ntaa_scratch(const Net *pretrained, const DataSplits *d, const AdaptCfg *a, const Arch *arch)
+{
+    const NetDesc *nd = net_desc(pretrained);
+    NetDesc sd = arch_standalone(nd, arch);
+    return net_create(&sd, task_loss(d), net_backend(pretrained), a->train.batch, (uint64_t)a->train.seed, 0);
+}
+
+void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds, const char *method,
+                   const char *arch, double t0, ReportRow *row)
+{
+    char m[128], took[32];
+    int n = seeds > 1 ? seeds : 1;
+    float *start = n > 1 ? net_weights_get(model, NULL) : NULL;
+    double sum = 0, sum2 = 0, sum_second = 0;
+    net_set_norm(model, d->mean, d->std);
+    for (int k = n - 1; k >= 0; k--) {
+        TrainCfg run = *c;
+        run.seed = c->seed + k;
+        if (k < n - 1) {   /* back to the starting weights, no momentum */
+            net_weights_put(model, start);
+            net_momentum_reset(model);
+        }
+        train_phase(model, d, &run, c->epochs, SAMPLE_FIXED);
+        double second, metric = task_score(model, d, &d->test, &second);
+        if (n > 1) printf("%s, seed %d: test %s\n", method, run.seed, task_format_metric(m, sizeof m, d, metric, second));
+        sum += metric, sum2 += metric * metric, sum_second += second;
+    }
+    const NetDesc *nd = net_desc(model);
+    *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(nd), .params = net_params(nd),
+                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n};
+    row->sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : NAN;
+    snprintf(row->arch, sizeof row->arch, "%s", arch);
+    nta_fmt_time(took, sizeof took, row->seconds);
+    printf("%s: test %s on %d images%s; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
+           task_format_metric(m, sizeof m, d, row->metric, row->second), d->test.n,
+           n > 1 ? ", mean of the seeds" : "", row->mflops, row->params, took, arch);
+    free(start);
+}
+
+/* --------------------------------------------------- the method runner */
+
+static void save_model(const Net *net, const AdaptCfg *a, const char *out, const char *tag, const char *arch)
+{
+    char meta[1024], err[512];
+    snprintf(meta, sizeof meta, "task=%s method=%s arch=%s seed=%d\n", a->task, tag, arch, a->train.seed);
+    if (net_save(net, out, meta, 0, err, sizeof err) != 0) nta_die("could not save the model: %s", err);
+    printf("saved to %s\n", out);
+}
+
+void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg *a, ReportRow *row)
+{
+    int searched = m->method == METHOD_NTAA || m->method == METHOD_RANDOM;
+    TrainCfg tc = a->train;
+    char text[512];
+    Net *model;
+    tc.epochs = m->epochs;
+    if (searched) {
+        Net *super = m->transferred;
+        ntaa_search(super, d, a, m->method == METHOD_RANDOM ? a->random : 0, m->log, m->resume, &m->last,
+                    m->trace);
+        m->arch = m->last.pop[0].arch;
+        arch_format(net_desc(super), &m->arch, text, sizeof text);
+        printf("finetuning the winner with its inherited weights: %d epochs\n", m->epochs);
+        model = ntaa_inherit(super, d, a, &m->arch);
+        tc.searched = 1;
+    } else {
+        Net *pretrained = load_for_task(m->supernet, be, d, a);
+        arch_format(net_desc(pretrained), &m->arch, text, sizeof text);
+        model = m->method == METHOD_WPF ? ntaa_wpf(pretrained, d, a, &m->arch)
+                                        : ntaa_scratch(pretrained, d, a, &m->arch);
+        net_free(pretrained);
+    }
+    ntaa_finetune(model, d, &tc, a->seeds, method_name[m->method], text, m->t0, row);
+    if (*m->out) save_model(model, a, m->out, method_tag[m->method], text);
+    net_free(model);
+}
+
+/* ------------------------------------------------- adapt and finetune */
+
+int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
+{
+    DataSplits d;
+    ntaa_load_task(&d, a);
+    /* the transferred supernet is kept beside the output, for --resume */
+    char transferred[4096], err[512];
+    snprintf(transferred, sizeof transferred, "%s.transfer", a->out);
+    Method m = {.method = a->random ? METHOD_RANDOM : METHOD_NTAA, .epochs = a->train.epochs, .log = a->log,
+                .resume = a->resume, .out = a->out, .t0 = nta_now()};
+    if (a->resume) {
+        m.transferred = net_load(transferred, task_loss(&d), be, a->train.batch, err, sizeof err);
+        if (!m.transferred) nta_die("--resume: %s", err);
+        task_check_net(net_desc(m.transferred), &d, transferred);
+        printf("neural transfer: done before, resumed from %s\n", transferred);
+    } else {
+        m.transferred = ntaa_transfer(supernet, be, &d, a);
+        if (*a->out && net_save(m.transferred, transferred, "adapt: the supernet after neural transfer\n", 0, err,
+                                sizeof err))
+            nta_die("could not save the transferred supernet: %s", err);
+    }
+    ReportRow row;
+    ntaa_run(&m, be, &d, a, &row);
+    search_free(&m.last);
+    net_free(m.transferred);
+    data_free(&d);
+    return 0;
+}
+
+int ntaa_baseline(const char *supernet, const AdaptCfg *a, const Backend *be)
+{
+    DataSplits d;
+    ntaa_load_task(&d, a);
+    char err[512];
+    Net *probe = net_load(supernet, LOSS_XENT, be, 2, err, sizeof err);
+    if (!probe) nta_die("%s", err);
+    Method m = {.method = a->scratch ? METHOD_SCRATCH : METHOD_WPF, .epochs = a->train.epochs, .log = "",
+                .out = a->out, .supernet = supernet};
+    if (arch_named(net_desc(probe), a->arch, NULL, &m.arch, err, sizeof err)) nta_die("--arch: %s", err);
+    net_free(probe);
+    m.t0 = nta_now();
+    ReportRow row;
+    ntaa_run(&m, be, &d, a, &row);
+    data_free(&d);
+    return 0;
+}

@@ -1,0 +1,125 @@
+/* ntaa.h: the paper's pipeline on a target task (ntaa.c) and the demo that
+ * runs it on every task (demo.c).
+ *
+ * NTAA: neural transfer (the pretrained supernet, with a new head, trained on
+ * the task with the sandwich rule), architecture adaptation (evolution on the
+ * transferred supernet, fitness = validation metric with inherited weights),
+ * then the winner finetuned with its inherited weights. The baselines run
+ * through the same method runner, ntaa_run: random search (instead of
+ * evolution), WP&F (a fixed architecture of the pretrained supernet, its
+ * weights finetuned) and from scratch (the same architecture, random weights). */
+#ifndef NTAA_H
+#define NTAA_H
+
+#include "nta.h"
+#include "report.h"
+#include "train.h"
+
+/* The settings of adapt, finetune and demo. */
+typedef struct {
+    TrainCfg train;       /* every training phase; train.epochs: finetuning epochs */
+    SearchCfg search;     /* evolution and random search (search.seed is train.seed) */
+    const char *task;     /* the target task (data_task) */
+    const char *out;      /* the finished model; "" = none */
+    const char *log;      /* the search log; "" = none */
+    const char *arch;     /* finetune: the fixed architecture */
+    int train_images;     /* labelled training images of the task (0 = all) */
+    int transfer_epochs;  /* epochs of neural transfer */
+    int random;           /* random search: architectures scored */
+    int resume;           /* adapt: continue from OUT.transfer and the log's last generation */
+    int scratch;          /* finetune: random initial weights instead of inherited ones */
+    int seeds;            /* finetuning runs per method (seeds seed .. seed+seeds-1) */
+} AdaptCfg;
+
+enum { METHOD_NTAA, METHOD_RANDOM, METHOD_WPF, METHOD_SCRATCH };
+
+/* What a search leaves for the report: best and mean fitness per generation. */
+typedef struct { int ngen; double best[256], mean[256]; } SearchTrace;
+
+/* One method's run on a task: what it starts from and what it leaves. */
+typedef struct {
+    int method;            /* METHOD_* */
+    Net *transferred;      /* NTAA, random search: the supernet after neural transfer */
+    const char *supernet;  /* WP&F, from scratch: the pretrained supernet's file */
+    Arch arch;             /* WP&F, from scratch: the fixed architecture; NTAA and
+                              random search set it to their winner */
+    int epochs;            /* finetuning epochs */
+    const char *log;       /* the search log; "" = none */
+    int resume;            /* continue the search from its log */
+    const char *out;       /* the finished model; "" = none */
+    double t0;             /* when the method's clock started (its row's seconds count from it) */
+    SearchState last;      /* NTAA, random search: the last population, fittest first
+                              (the caller frees it with search_free) */
+    SearchTrace *trace;    /* if set: filled with the search's progress */
+} Method;
+
+/* The task's data, with a line saying what it holds. */
+void ntaa_load_task(DataSplits *d, const AdaptCfg *a);
+
+/* Neural transfer: the supernet file with a new head for the task, trained
+ * on it for a->transfer_epochs with the sandwich rule. */
+Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d, const AdaptCfg *a);
+
+/* The search's fitness of an architecture of the transferred supernet: the
+ * validation metric (higher is better) with inherited weights after BN
+ * recalibration. ctx: a Fitness. */
+typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; } Fitness;
+double ntaa_fitness(void *ctx, const Arch *a);
+
+/* Evolution (random == 0) or random search of `random` architectures on the
+ * transferred supernet, every generation written to the log (if log_path);
+ * st ends with the last population, fittest first. resume: continue from the
+ * log's last complete generation if it has one. */
+void ntaa_search(Net *transferred, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path,
+                 int resume, SearchState *st, SearchTrace *trace);
+/* The last complete generation of a search log into st; 1 if there was one,
+ * 0 if not, -1 (and a message in err) if the log cannot be read. */
+int ntaa_log_read(const char *path, const NetDesc *d, SearchState *st, char *err, size_t errlen);
+
+/* Inherit: the standalone network of architecture `arch` holding the
+ * supernet's weights for it, its batchnorm statistics recalibrated. */
+Net *ntaa_inherit(Net *super, const DataSplits *d, const AdaptCfg *a, const Arch *arch);
+/* WP&F's starting point: the fixed architecture `arch` of the pretrained
+ * supernet (no neural transfer; a new head for the task), its weights
+ * inherited as by ntaa_inherit. */
+Net *ntaa_wpf(Net *pretrained, const DataSplits *d, const AdaptCfg *a, const Arch *arch);
+/* From scratch (classic NAS retraining): the same architecture with random
+ * initial weights drawn from a->train.seed. */
+Net *ntaa_scratch(const Net *pretrained, const DataSplits *d, const AdaptCfg *a, const Arch *arch);
+
+/* Finetune a standalone model for c->epochs and score it on the test split
+ * into row (seconds counted from t0). With seeds = n > 1, n runs from the
+ * same starting weights with seeds c->seed+n-1 down to c->seed (shuffles,
+ * augmentation); row gets their mean and standard deviation, and the model
+ * ends as the run with c->seed. */
+void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds, const char *method,
+                   const char *arch, double t0, ReportRow *row);
+
+/* The method runner: NTAA and random search (search the transferred supernet,
+ * inherit the winner, finetune), WP&F and from scratch (the fixed
+ * architecture, inherited or random weights, finetuned); the result in row,
+ * the model saved to m->out if set. */
+void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg *a, ReportRow *row);
+
+/* nta adapt (NTAA or, with a->random, random search) and nta finetune (WP&F
+ * or from scratch) on one task. Return the exit status. */
+int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be);
+int ntaa_baseline(const char *supernet, const AdaptCfg *a, const Backend *be);
+
+/* ---------------------------------------------------------------- demo */
+
+typedef struct {
+    AdaptCfg a;               /* every task's settings (a.task is set per task) */
+    const char *dir;          /* models, search logs, report.md, report.html */
+    const char *supernet;     /* the pretrained supernet's file */
+    const char *pretrained;   /* how it came: "reused" or the pretraining's time */
+    const char *tasks;        /* comma-separated */
+    int quick;                /* tiny settings: say so in the report */
+    double t0;                /* when the demo started */
+} DemoCfg;
+
+/* NTAA and its three baselines on every task from one supernet, then the
+ * report. Returns the exit status. */
+int demo_run(const DemoCfg *c, const Backend *be);
+
+#endif

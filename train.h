@@ -1,0 +1,54 @@
+/* train.h: the training loop of every phase (train.c).
+ *
+ * A fixed network runs one forward and backward pass per step. A supernet
+ * sums the gradients of several sampled sub-architectures on the same batch
+ * before one SGD step: the sandwich rule (the largest, the smallest and two
+ * random ones) or the uniform rule (one random). */
+#ifndef TRAIN_H
+#define TRAIN_H
+
+#include "nta.h"
+
+enum { SAMPLE_FIXED, SAMPLE_SANDWICH, SAMPLE_UNIFORM };
+
+/* The settings of a training run or phase (nta train, pretrain, and every
+ * phase of adapt, finetune and demo). */
+typedef struct {
+    const char *data;     /* dataset spec (train, pretrain) */
+    const char *out;      /* checkpoint written after every epoch; "" = none */
+    const char *resume;   /* checkpoint to continue from; "" = none */
+    const char *device;   /* auto, cpu or cuda */
+    int epochs, stop_after, batch, val, limit, seed, threads, augment;
+    int calib;            /* training batches of BN recalibration before an evaluation */
+    Space space;          /* pretrain: the supernet's choices */
+    int depth;            /* pretrain: the largest blocks per stage */
+    int keep_best;        /* fixed networks: end with the weights of the epoch (0: before
+                           * training, unless searched) whose validation metric was best */
+    int searched;         /* the architecture was picked on the validation split: its
+                           * epoch-0 score is inflated by that choice, so keep_best
+                           * chooses among the trained epochs only */
+    float lr, momentum, wd, warmup;
+    float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
+} TrainCfg;
+
+/* The architecture of pass `pass` of a step under a sampling rule (not
+ * SAMPLE_FIXED): sandwich: pass 0 the largest, pass 1 the smallest, then
+ * random ones drawn from rng; uniform: one random. */
+Arch train_sample_arch(const NetDesc *d, int sampling, int pass, Rng *rng);
+int train_passes(int sampling);          /* passes per step: 4 sandwich, else 1 */
+
+/* Train net on d for epochs start+1..c->epochs, reporting the validation
+ * metric after each epoch and writing a checkpoint to c->out when set. Every
+ * epoch draws its shuffle, augmentation and architectures from its own seed,
+ * so a resumed run repeats an unbroken one exactly. */
+void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start);
+
+/* nta train (SAMPLE_FIXED: the reference network) and nta pretrain (a
+ * supernet): load the data, build or resume the network, train, report on
+ * the test split. Returns the exit status. */
+int train_run(const TrainCfg *c, int sampling, const Backend *be);
+
+/* Sampling rule names as in the checkpoint's metadata. */
+extern const char *const train_sampling_name[];
+
+#endif
