@@ -544,6 +544,16 @@ static void split_stats(DataSplits *d)
 
 /* ------------------------------------------------------------ data_load */
 
+int data_spec_check(const char *spec, char *err, size_t errlen)
+{
+    if (!strcmp(spec, "fashion-mnist") || !strcmp(spec, "mnist") || (!strncmp(spec, "idx:", 4) && spec[4]) ||
+        (!strncmp(spec, "cifar:", 6) && spec[6]))
+        return 0;
+    snprintf(err, errlen, "unknown dataset \"%s\"; use fashion-mnist, mnist, "
+             "idx:IMAGES,LABELS[,TEST_IMAGES,TEST_LABELS] or cifar:DIR", spec);
+    return -1;
+}
+
 void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t seed)
 {
     memset(d, 0, sizeof *d);
@@ -668,14 +678,30 @@ static void split_uda(DataSplits *d, Rng *r)
     data_free(&f);
 }
 
+static const char *const task_known[] = {"mnist", "mnist-parity", "mnist-rotation", "mnist-retrieval", "mnist-uda"};
+
+/* The index of a built-in task in task_known, or -1. */
+static int task_index(const char *task)
+{
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(task, task_known[i])) return i;
+    return -1;
+}
+
+int data_task_check(const char *task, char *err, size_t errlen)
+{
+    if (task_index(task) >= 0) return 0;
+    if (!strncmp(task, "classify:", 9)) return data_spec_check(task + 9, err, errlen);
+    snprintf(err, errlen, "unknown task '%s': use mnist, mnist-parity, mnist-rotation, mnist-retrieval, "
+             "mnist-uda or classify:DATA (DATA as for --data)", task);
+    return -1;
+}
+
 void data_task(DataSplits *d, const char *task, int train_images, int val, int limit, uint64_t seed)
 {
-    static const char *known[] = {"mnist", "mnist-parity", "mnist-rotation", "mnist-retrieval", "mnist-uda"};
-    int k = -1;
-    for (int i = 0; i < 5; i++) if (!strcmp(task, known[i])) k = i;
-    if (k < 0 && strncmp(task, "classify:", 9))
-        nta_die("unknown task '%s': use mnist, mnist-parity, mnist-rotation, mnist-retrieval, "
-                "mnist-uda or classify:DATA (DATA as for --data)", task);
+    char err[512];
+    if (data_task_check(task, err, sizeof err)) nta_die("%s", err);
+    int k = task_index(task);
     Rng r;
     data_load(d, k < 0 ? task + 9 : "mnist", k == 3 ? 0 : val, limit, seed);
     snprintf(d->name, sizeof d->name, "%s", task);

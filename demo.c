@@ -30,12 +30,26 @@ static void task_search(ReportTask *t, const SearchTrace *trace, SearchState *la
     *last = (SearchState){0};
 }
 
+/* A task's name as the start of a file name in the demo's folder: what is
+ * not a letter, digit, '.', '-' or '_' becomes '_' (classify:idx:A,B). */
+static void file_stem(char *stem, size_t len, const char *task)
+{
+    size_t i = 0;
+    for (; task[i] && i + 1 < len; i++) {
+        char ch = task[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr(".-_", ch);
+        stem[i] = ok ? ch : '_';
+    }
+    stem[i] = 0;
+}
+
 /* NTAA and the three baselines on one task, from one supernet, under one
  * budget; the results and the search's traces go into t. */
 static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, ReportTask *t)
 {
     DataSplits d;
-    char log[4096], out[4096];
+    char log[4096], out[4096], stem[256];
+    file_stem(stem, sizeof stem, a->task);
     ntaa_load_task(&d, a);
     task_header(t, &d, a);
 
@@ -45,8 +59,8 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
 
     /* NTAA: evolution on the transferred supernet, the winner finetuned */
     SearchTrace *trace = nta_calloc(1, sizeof *trace);
-    snprintf(log, sizeof log, "%s/%s.search.log", c->dir, a->task);
-    snprintf(out, sizeof out, "%s/%s.ntaa.nta", c->dir, a->task);
+    snprintf(log, sizeof log, "%s/%s.search.log", c->dir, stem);
+    snprintf(out, sizeof out, "%s/%s.ntaa.nta", c->dir, stem);
     Method ntaa = {.method = METHOD_NTAA, .transferred = net, .epochs = a->train.epochs, .log = log, .out = out,
                    .t0 = t0, .trace = trace};
     ntaa_run(&ntaa, be, &d, a, &t->rows[0]);
@@ -56,7 +70,7 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
 
     /* random search: as many architectures as evolution scored, same supernet;
      * its clock counts the transfer too */
-    snprintf(log, sizeof log, "%s/%s.random.log", c->dir, a->task);
+    snprintf(log, sizeof log, "%s/%s.random.log", c->dir, stem);
     Method rs = {.method = METHOD_RANDOM, .transferred = net, .epochs = a->train.epochs, .log = log, .out = "",
                  .t0 = nta_now() - t_transfer};
     ntaa_run(&rs, be, &d, a, &t->rows[1]);
@@ -123,20 +137,51 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
              c->quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", took, verdict);
 }
 
+int demo_tasks(const char *list, char names[][DEMO_TASK_LEN], int max, char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
+        char item[DEMO_TASK_LEN], why[512];
+        snprintf(item, sizeof item, "%.*s", (int)(end - p), p);
+        int task = !strncmp(item, "classify:", 9) || !data_task_check(item, why, sizeof why);
+        if (!*item) {
+            snprintf(err, errlen, "--tasks '%s' has an empty item", list);
+            return -1;
+        }
+        if (task && n == max) {
+            snprintf(err, errlen, "--tasks: at most %d tasks", max);
+            return -1;
+        }
+        if (task) snprintf(names[n++], DEMO_TASK_LEN, "%s", item);
+        else if (n && !strncmp(names[n - 1], "classify:", 9) && strlen(names[n - 1]) + strlen(item) + 2 < DEMO_TASK_LEN)
+            strcat(strcat(names[n - 1], ","), item);       /* a comma inside classify:idx:A,B,... */
+        else {
+            snprintf(err, errlen, "--tasks: %s", why);
+            return -1;
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (data_task_check(names[i], err, errlen)) return -1;
+    return n;
+}
+
 int demo_run(const DemoCfg *c, const Backend *be)
 {
-    ReportTask *rt = nta_calloc(16, sizeof *rt);
-    int nt = 0;
-    char list[1024], *save = NULL;
-    snprintf(list, sizeof list, "%s", c->tasks);
-    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        if (nt == 16) nta_die("--tasks: at most 16 tasks");
+    char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
+    int nt = demo_tasks(c->tasks, names, DEMO_MAX_TASKS, err, sizeof err);
+    if (nt < 0) nta_die("%s", err);
+    ReportTask *rt = nta_calloc(DEMO_MAX_TASKS, sizeof *rt);
+    for (int i = 0; i < nt; i++) {
         AdaptCfg at = c->a;
-        at.task = name;
-        printf("== task %s\n", name);
-        demo_task(c, &at, be, &rt[nt++]);
+        at.task = names[i];
+        printf("== task %s\n", names[i]);
+        demo_task(c, &at, be, &rt[i]);
     }
-    char all[32], intro[8192], verdict[1024], md[4096], html[4096], err[512];
+    char all[32], intro[8192], verdict[1024], md[4096], html[4096];
     nta_fmt_time(all, sizeof all, nta_now() - c->t0);
     demo_verdict(verdict, sizeof verdict, rt, nt);
     demo_intro(intro, sizeof intro, c, rt, nt, be, all, verdict);

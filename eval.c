@@ -91,8 +91,6 @@ int eval_run(const EvalCfg *c, const Backend *be)
     task_check_net(nd, &d, c->model);
     net_norm(net, d.mean, d.std);             /* the model's own input normalisation, if it has one */
     int super = nd->space.nk > 0;
-    if (!super && (strcmp(c->arch, "largest") || c->random))
-        nta_die("%s is a fixed network; --arch and --random apply to supernets", c->model);
     Rng r;
     rng_seed(&r, (uint64_t)c->seed);
     int n = c->random ? c->random : 1;

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,13 +63,13 @@ static int opt_set(const Opt *o, const char *text)
         long v = strtol(text, &end, 10);
         if (errno || *end || end == text || v < -2147483647L || v > 2147483647L) return -1;
         *(int *)o->dst = (int)v;
-    } else if (o->type == OPT_FLOAT) {
+    } else if (o->type == OPT_FLOAT) {         /* underflow (1e-50) is a number: it rounds to 0 */
         float v = strtof(text, &end);
-        if (errno || *end || end == text || !isfinite(v)) return -1;
+        if (*end || end == text || !isfinite(v)) return -1;
         *(float *)o->dst = v;
     } else if (o->type == OPT_DOUBLE) {
         double v = strtod(text, &end);
-        if (errno || *end || end == text || !isfinite(v)) return -1;
+        if (*end || end == text || !isfinite(v)) return -1;
         *(double *)o->dst = v;
     } else {
         *(const char **)o->dst = text;
@@ -136,12 +137,53 @@ static void opts_print(const Command *c)
     printf("\n");
 }
 
-/* Check a number is in range or exit 2 naming the option. */
+/* Exit 2 with a message naming the option (and where to read about it). */
+static void bad_option(const Command *c, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void bad_option(const Command *c, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "nta %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nrun 'nta %s --help' for the options\n", c->name);
+    exit(2);
+}
+
+/* Check a condition on the options or exit 2 with `what`. */
 static void need(int ok, const Command *c, const char *what)
 {
-    if (ok) return;
-    fprintf(stderr, "nta %s: %s\nrun 'nta %s --help' for the options\n", c->name, what, c->name);
-    exit(2);
+    if (!ok) bad_option(c, "%s", what);
+}
+
+/* --NAME must lie in [lo, hi]. */
+static void need_in(const Command *c, const char *name, double v, double lo, double hi)
+{
+    if (!(v >= lo && v <= hi)) bad_option(c, "--%s must be in %.15g..%.15g (got %.15g)", name, lo, hi, v);
+}
+
+/* A flag: --NAME must be 0 or 1. */
+static void need_flag(const Command *c, const char *name, int v)
+{
+    if (v != 0 && v != 1) bad_option(c, "--%s must be 0 or 1 (got %d)", name, v);
+}
+
+/* A file the run will write ("" = none): it must be a regular file or not
+ * exist yet, in a folder that exists and can be written, so that nothing is
+ * trained only to be lost, and no device or folder is replaced. */
+static void need_output(const Command *c, const char *name, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    if (!*path) return;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        bad_option(c, "--%s '%s' is not a regular file (a folder, device or pipe); give a file name", name, path);
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        bad_option(c, "--%s '%s': the folder '%s' does not exist; create it first", name, path, dir);
+    if (access(dir, W_OK) != 0) bad_option(c, "--%s '%s': cannot write in the folder '%s'", name, path, dir);
 }
 
 /* --------------------------------------------------------- the machine */
@@ -269,44 +311,96 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"crosses", OPT_INT, &a.search.crosses, d_crosses, "children by crossover per generation (0 = no crossover)"}, \
     {"mutate-prob", OPT_FLOAT, &a.search.mutate_prob, "0.1", "probability of resampling each choice"}
 
+/* Limits that keep every count and product in range (and a typo from
+ * allocating the machine away). */
+#define MAX_THREADS 1024
+#define MAX_EPOCHS 100000
+#define MAX_IMAGES 100000000
+
+/* --device: known values only. */
+static void need_device(const Command *c, const char *device)
+{
+    if (strcmp(device, "auto") && strcmp(device, "cpu") && strcmp(device, "cuda"))
+        bad_option(c, "--device must be auto, cpu or cuda (got '%s')", device);
+}
+
 /* The checks every training run shares; resolves --threads 0. */
 static void check_sgd(const Command *cmd, TrainCfg *t)
 {
+    need_in(cmd, "batch", t->batch, 2, 65536);
+    if (!(t->lr > 0)) bad_option(cmd, "--lr must be > 0 (got %g)", t->lr);
+    need(t->momentum >= 0 && t->momentum < 1, cmd, "--momentum must be in [0,1)");
+    need_in(cmd, "wd", t->wd, 0, 1);
+    need_in(cmd, "warmup", t->warmup, 0, MAX_EPOCHS);
+    need_in(cmd, "threads", t->threads, 0, MAX_THREADS);
+    need_flag(cmd, "augment", t->augment);
+    need_in(cmd, "limit", t->limit, 0, MAX_IMAGES);
+    need_device(cmd, t->device);
     if (t->threads == 0) t->threads = default_threads();
-    need(t->batch > 1 && t->batch <= 65536, cmd, "--batch must be in 2..65536");
-    need(t->lr > 0 && t->momentum >= 0 && t->momentum < 1 && t->wd >= 0 && t->warmup >= 0, cmd,
-         "--lr must be > 0, --momentum in [0,1), --wd and --warmup >= 0");
-    need(t->threads > 0, cmd, "--threads must be >= 0");
-    need(t->augment == 0 || t->augment == 1, cmd, "--augment must be 0 or 1");
 }
 
 static void check_train(const Command *cmd, TrainCfg *c)
 {
+    char err[512];
     check_sgd(cmd, c);
-    need(c->epochs > 0, cmd, "--epochs must be at least 1");
-    need(c->val >= 0 && c->limit >= 0, cmd, "--val and --limit must be >= 0");
-    need(c->stop_after >= 0, cmd, "--stop-after must be >= 0");
+    need_in(cmd, "epochs", c->epochs, 1, MAX_EPOCHS);
+    need_in(cmd, "val", c->val, 0, MAX_IMAGES);
+    need_in(cmd, "stop-after", c->stop_after, 0, c->epochs);
+    if (data_spec_check(c->data, err, sizeof err)) bad_option(cmd, "--data: %s", err);
+    need_output(cmd, "out", c->out);
 }
 
 static void check_adapt(const Command *cmd, AdaptCfg *a)
 {
-    check_sgd(cmd, &a->train);
+    char err[512];
     TrainCfg *t = &a->train;
+    check_sgd(cmd, t);
     t->out = t->resume = "";                  /* phases write no checkpoints */
-    need(t->epochs >= 0 && t->calib > 0, cmd, "need epochs >= 0, --calib >= 1");
-    need(t->uda_entropy >= 0 && t->uda_mmd >= 0, cmd, "--uda-entropy and --uda-mmd must be >= 0");
-    need(t->val > 0 && t->limit >= 0 && a->train_images >= 0, cmd,
-         "--val must be >= 1; --limit and --train-images >= 0");
-    need(t->keep_best == 0 || t->keep_best == 1, cmd, "--keep-best must be 0 or 1");
+    need_in(cmd, "epochs", t->epochs, 0, MAX_EPOCHS);
+    need_in(cmd, "calib", t->calib, 1, 100000);
+    need_in(cmd, "uda-entropy", t->uda_entropy, 0, 1000);
+    need_in(cmd, "uda-mmd", t->uda_mmd, 0, 1000);
+    need_in(cmd, "val", t->val, 1, MAX_IMAGES);
+    need_in(cmd, "train-images", a->train_images, 0, MAX_IMAGES);
+    need_flag(cmd, "keep-best", t->keep_best);
+    if (a->task && data_task_check(a->task, err, sizeof err)) bad_option(cmd, "--task: %s", err);
 }
 
 static void check_search(const Command *cmd, const AdaptCfg *a)
 {
     const SearchCfg *s = &a->search;
-    need(a->transfer_epochs >= 0 && s->population > 0 && s->generations >= 0 && s->parents > 0 &&
-         s->mutants >= 0 && s->crosses >= 0 && s->mutate_prob >= 0 && s->mutate_prob <= 1 && a->random >= 0,
-         cmd, "need --population, --parents >= 1; --generations, --mutants, --crosses, --random, "
-              "--transfer-epochs >= 0; --mutate-prob in [0,1]");
+    need_in(cmd, "transfer-epochs", a->transfer_epochs, 0, MAX_EPOCHS);
+    need_in(cmd, "budget-mflops", s->budget_mflops, 1e-3, 1e9);
+    need_in(cmd, "population", s->population, 1, 10000);
+    need_in(cmd, "generations", s->generations, 0, 10000);
+    need_in(cmd, "parents", s->parents, 1, s->population);
+    need_in(cmd, "mutants", s->mutants, 0, 10000);
+    need_in(cmd, "crosses", s->crosses, 0, 10000);
+    need_in(cmd, "mutate-prob", s->mutate_prob, 0, 1);
+    need_in(cmd, "random", a->random, 0, 1000000);
+}
+
+/* The description of the model or supernet a command starts from (exit 1
+ * if the file cannot be read). */
+static NetDesc probe_desc(const char *path)
+{
+    char err[512];
+    Net *probe = net_load(path, LOSS_XENT, &cpu_backend, 2, err, sizeof err);
+    if (!probe) nta_die("%s", err);
+    NetDesc d = *net_desc(probe);
+    net_free(probe);
+    return d;
+}
+
+/* A supernet whose smallest architecture the budget admits. */
+static void need_supernet(const Command *cmd, const char *path, const NetDesc *d, double budget)
+{
+    if (d->space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", path);
+    Arch small = arch_smallest(d);
+    double least = search_mflops(d, &small);
+    if (least > budget)
+        bad_option(cmd, "--budget-mflops %g admits no architecture of %s: its smallest costs %.2f MFLOPs", budget,
+                   path, least);
 }
 
 /* ------------------------------------------------------------ commands */
@@ -347,7 +441,7 @@ static int cmd_pretrain(int argc, char **argv)
     need(rule > 0, &cmd, "--sampling must be sandwich or uniform");
     need(c.depth >= min_depth && min_depth >= 1 && c.depth <= NET_MAX_BLOCKS / 3, &cmd,
          "need 1 <= --min-depth <= --depth <= 10");
-    need(c.calib >= 1, &cmd, "--calib must be at least 1");
+    need_in(&cmd, "calib", c.calib, 1, 100000);
     if (parse_space(&c.space, kernels, expands, min_depth, err, sizeof err)) need(0, &cmd, err);
     opts_print(&cmd);
     return train_run(&c, rule, pick_backend(c.device, c.threads));
@@ -372,7 +466,12 @@ static int cmd_adapt(int argc, char **argv)
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
     check_search(&cmd, &a);
+    need_flag(&cmd, "resume", a.resume);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
+    need_output(&cmd, "out", a.out);
+    need_output(&cmd, "log", a.log);
+    NetDesc d = probe_desc(super[0]);
+    need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     return ntaa_adapt(super[0], &a, pick_backend(a.train.device, a.train.threads));
 }
@@ -380,10 +479,10 @@ static int cmd_adapt(int argc, char **argv)
 static int cmd_finetune(int argc, char **argv)
 {
     AdaptCfg a = {0};
-    const char *super[1];
+    const char *super[1], *name;
     Opt opts[] = {
         ADAPT_OPTS(a, "epochs", "20", "epochs of finetuning"),
-        {"arch", OPT_STR, &a.arch, "largest", "the fixed architecture: largest, smallest or a string"},
+        {"arch", OPT_STR, &name, "largest", "the fixed architecture: largest, smallest or a string"},
         {"from-scratch", OPT_INT, &a.scratch, "0", "1: random initial weights (classic NAS retraining), 0: inherited"},
         {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"},
     };
@@ -393,9 +492,14 @@ static int cmd_finetune(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, super, 1);
     need(npos == 1, &cmd, "which supernet? e.g. 'nta finetune supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
-    need(a.scratch == 0 || a.scratch == 1, &cmd, "--from-scratch must be 0 or 1");
+    need_flag(&cmd, "from-scratch", a.scratch);
+    need_output(&cmd, "out", a.out);
+    char err[512];
+    NetDesc d = probe_desc(super[0]);
+    Arch arch;
+    if (arch_named(&d, name, NULL, &arch, err, sizeof err)) bad_option(&cmd, "--arch: %s", err);
     opts_print(&cmd);
-    return ntaa_baseline(super[0], &a, pick_backend(a.train.device, a.train.threads));
+    return ntaa_baseline(super[0], &arch, &a, pick_backend(a.train.device, a.train.threads));
 }
 
 /* The demo's supernet: --supernet, or DIR/supernet.nta, pretrained there
@@ -455,7 +559,13 @@ static int cmd_demo(int argc, char **argv)
     }
     check_adapt(&cmd, a);
     check_search(&cmd, a);
-    need(pretrain_epochs > 0 && a->seeds >= 1, &cmd, "--pretrain-epochs and --seeds must be >= 1, --random >= 0");
+    need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
+    need_in(&cmd, "seeds", a->seeds, 1, 100);
+    need_flag(&cmd, "quick", c.quick);
+    char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
+    if (demo_tasks(c.tasks, names, DEMO_MAX_TASKS, err, sizeof err) < 0) bad_option(&cmd, "%s", err);
+    struct stat st;
+    if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
     opts_print(&cmd);
     if (mkdir(c.dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", c.dir, strerror(errno));
@@ -464,6 +574,8 @@ static int cmd_demo(int argc, char **argv)
     c.supernet = path;
     c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, c.quick, &a->train, took,
                                  sizeof took);
+    NetDesc d = probe_desc(path);
+    need_supernet(&cmd, path, &d, a->search.budget_mflops);
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
 }
 
@@ -490,11 +602,24 @@ static int cmd_eval(int argc, char **argv)
                    opts, sizeof opts / sizeof *opts};
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta eval model.nta'");
+    char err[512];
+    need_in(&cmd, "batch", c.batch, 2, 65536);
+    need_in(&cmd, "calib", c.calib, 1, 100000);
+    need_in(&cmd, "limit", c.limit, 0, MAX_IMAGES);
+    need_in(&cmd, "random", c.random, 0, 100000);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_flag(&cmd, "spread", c.spread);
+    need_device(&cmd, device);
+    if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
+    if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
     if (threads == 0) threads = default_threads();
-    need(c.batch > 1 && c.batch <= 65536 && c.limit >= 0 && threads > 0 && c.calib > 0 && c.random >= 0 &&
-         (c.spread == 0 || c.spread == 1), &cmd,
-         "--batch must be in 2..65536, --calib >= 1, --limit, --random, --threads >= 0, --spread 0 or 1");
     c.model = model[0];
+    NetDesc d = probe_desc(c.model);
+    Arch a;
+    if (d.space.nk == 0 && (strcmp(c.arch, "largest") || c.random))
+        bad_option(&cmd, "%s is a fixed network; --arch and --random apply to supernets", c.model);
+    if (strcmp(c.arch, "random") && arch_named(&d, c.arch, NULL, &a, err, sizeof err))
+        bad_option(&cmd, "--arch: %s", err);
     opts_print(&cmd);
     return eval_run(&c, pick_backend(device, threads));
 }

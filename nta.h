@@ -76,6 +76,10 @@ typedef struct {
  * training images and at most `limit` test images; then val images are held
  * out of the training split by a shuffle seeded with `seed`. */
 void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t seed);
+/* Whether a spec (data_load) or a task name (data_task) has a known form,
+ * without reading any file: 0, or -1 with a message in err. */
+int data_spec_check(const char *spec, char *err, size_t errlen);
+int data_task_check(const char *task, char *err, size_t errlen);
 void data_free(DataSplits *d);
 /* The target tasks (README, "Tasks"), built deterministically from the
  * installed data: "mnist", "mnist-parity", "mnist-rotation" (value = angle /

@@ -96,39 +96,93 @@ static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, d
     fflush(log);
 }
 
-int ntaa_log_read(const char *path, const NetDesc *d, SearchState *st, char *err, size_t errlen)
+/* The log's first line: what its fitness values and costs depend on, so that
+ * a resumed search continues only a log of the same search. */
+static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
+{
+    const SearchCfg *s = &a->search;
+    snprintf(buf, len,
+             "# nta search log: task=%s %s budget=%.17g seed=%d val=%d calib=%d train-images=%d "
+             "transfer-epochs=%d population=%d parents=%d mutants=%d crosses=%d mutate-prob=%.9g\n",
+             a->task, random ? "random" : "evolution", s->budget_mflops, a->train.seed, a->train.val, a->train.calib,
+             a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
+}
+
+/* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
+ * 0 when it is well formed and its costs are those of its architecture
+ * (recomputed into c), else -1 and a message. */
+static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, double budget, Candidate *c,
+                         char *err, size_t errlen)
+{
+    char text[512], why[512];
+    int g, r;
+    double mflops;
+    size_t params;
+    if (sscanf(line, "%d %d %lg %lg %zu %511s", &g, &r, &c->fitness, &mflops, &params, text) != 6 || g != gen ||
+        r != rank) {
+        snprintf(err, errlen, "expected candidate %d of generation %d, found: %.80s", rank, gen, line);
+        return -1;
+    }
+    if (arch_parse(d, text, &c->arch, why, sizeof why)) {
+        snprintf(err, errlen, "candidate %d of generation %d: %.300s", rank, gen, why);
+        return -1;
+    }
+    NetDesc sd = arch_standalone(d, &c->arch);
+    c->mflops = 1e-6 * net_flops(&sd), c->params = net_params(&sd);
+    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || c->mflops > budget) {
+        snprintf(err, errlen, "candidate %d of generation %d claims fitness %g, %.4f MFLOPs and %zu params; "
+                 "its architecture costs %.4f MFLOPs and %zu params (budget %.2f)", rank, gen, c->fitness, mflops,
+                 params, c->mflops, c->params, budget);
+        return -1;
+    }
+    return 0;
+}
+
+int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const SearchCfg *sc, SearchState *st,
+                  char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
-    char line[1024], text[512], why[512];
-    int gen = -1, n = 0, got = 0, done = 0;
+    char line[1024], why[512];
+    int gen = -1, n = 0, got = 0, done = 0, lineno = 2;
     unsigned long long rng = 0;
-    Candidate *pop = NULL;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "# generation %d n %d rng %llu", &gen, &n, &rng) == 3) {
-            if (n < 1 || n > 100000) break;
-            Candidate *grown = realloc(pop, (size_t)n * sizeof *pop);
-            if (!grown) {
-                snprintf(err, errlen, "out of memory reading the search log '%s'", path);
-                done = -1;
+    if (!fgets(line, sizeof line, f)) {           /* empty: nothing to continue */
+        fclose(f);
+        return 0;
+    }
+    Candidate *pop = nta_calloc((size_t)sc->population, sizeof *pop);
+    if (strcmp(line, header)) {
+        snprintf(err, errlen, "--resume: the search log '%s' was not written by this search:\n  it has:   %.400s"
+                 "  this run: %s", path, line, header);
+        done = -1;
+    }
+    for (; done >= 0 && fgets(line, sizeof line, f); lineno++) {
+        if (!strchr(line, '\n')) break;          /* the last line, cut short by a crash */
+        if (gen >= 0 && got < n) {
+            if (log_candidate(line, d, gen, got, sc->budget_mflops, &pop[got], why, sizeof why)) break;
+            if (got && pop[got].fitness > pop[got - 1].fitness) {
+                snprintf(why, sizeof why, "candidate %d of generation %d is fitter than the one before it", got, gen);
                 break;
             }
-            pop = grown, got = 0;
-            continue;
-        }
-        int g, rank;
-        Candidate c = {0};
-        if (!pop || sscanf(line, "%d %d %lg %lg %zu %511s", &g, &rank, &c.fitness, &c.mflops, &c.params, text) != 6 ||
-            g != gen || rank != got || arch_parse(d, text, &c.arch, why, sizeof why))
-            continue;                          /* a partial or foreign line: ignored */
-        pop[got++] = c;
-        if (got == n) {                         /* a complete generation */
-            free(st->pop);
+            if (++got < n) continue;
+            free(st->pop);                       /* a complete generation */
             st->pop = nta_malloc((size_t)n * sizeof *pop);
             memcpy(st->pop, pop, (size_t)n * sizeof *pop);
             st->n = n, st->gen = gen, st->rng.state = rng;
             done = 1;
+            continue;
         }
+        if (sscanf(line, "# generation %d n %d rng %llu", &gen, &n, &rng) != 3 || gen != (done ? st->gen + 1 : 0) ||
+            n != sc->population || gen > sc->generations) {
+            snprintf(why, sizeof why, "expected the header of generation %d (n %d, at most --generations %d), "
+                     "found: %.80s", done ? st->gen + 1 : 0, sc->population, sc->generations, line);
+            break;
+        }
+        got = 0;
+    }
+    if (done >= 0 && !feof(f) && strchr(line, '\n')) {
+        snprintf(err, errlen, "--resume: the search log '%s', line %d: %s", path, lineno, why);
+        done = -1;
     }
     free(pop);
     fclose(f);
@@ -147,12 +201,12 @@ static void trace_add(SearchTrace *t, const SearchState *st)
  * architectures (random search: one "generation"), or evolution's initial
  * one. Returns 1 when it was restored. */
 static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const char *log_path, int resume,
-                        SearchState *st)
+                        const char *header, SearchState *st)
 {
     char err[512];
     const NetDesc *nd = net_desc(net);
     *st = (SearchState){0};
-    int restored = resume && !random && *log_path ? ntaa_log_read(log_path, nd, st, err, sizeof err) : 0;
+    int restored = resume && !random && *log_path ? ntaa_log_read(log_path, nd, header, sc, st, err, sizeof err) : 0;
     if (restored < 0) nta_die("%s", err);
     if (restored) {
         printf("search: resumed after generation %d from %s\n", st->gen, log_path);
@@ -176,9 +230,12 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     sc.seed = (uint64_t)a->train.seed;
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed};
     double t0 = nta_now();
-    int resumed = search_start(net, &sc, &fx, random, log_path, resume, st);
+    char header[1024];
+    log_header(header, sizeof header, a, random);
+    int resumed = search_start(net, &sc, &fx, random, log_path, resume, header, st);
     FILE *log = *log_path ? fopen(log_path, resumed ? "a" : "w") : NULL;
     if (*log_path && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
+    if (log && !resumed) fputs(header, log);
     if (!resumed) log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
     trace_add(trace, st);
     while (st->gen < sc.generations) {
@@ -310,18 +367,12 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     return 0;
 }
 
-int ntaa_baseline(const char *supernet, const AdaptCfg *a, const Backend *be)
+int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, const Backend *be)
 {
     DataSplits d;
     ntaa_load_task(&d, a);
-    char err[512];
-    Net *probe = net_load(supernet, LOSS_XENT, be, 2, err, sizeof err);
-    if (!probe) nta_die("%s", err);
-    Method m = {.method = a->scratch ? METHOD_SCRATCH : METHOD_WPF, .epochs = a->train.epochs, .log = "",
-                .out = a->out, .supernet = supernet};
-    if (arch_named(net_desc(probe), a->arch, NULL, &m.arch, err, sizeof err)) nta_die("--arch: %s", err);
-    net_free(probe);
-    m.t0 = nta_now();
+    Method m = {.method = a->scratch ? METHOD_SCRATCH : METHOD_WPF, .supernet = supernet, .arch = *arch,
+                .epochs = a->train.epochs, .log = "", .out = a->out, .t0 = nta_now()};
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
     data_free(&d);

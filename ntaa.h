@@ -22,7 +22,6 @@ typedef struct {
     const char *task;     /* the target task (data_task) */
     const char *out;      /* the finished model; "" = none */
     const char *log;      /* the search log; "" = none */
-    const char *arch;     /* finetune: the fixed architecture */
     int train_images;     /* labelled training images of the task (0 = all) */
     int transfer_epochs;  /* epochs of neural transfer */
     int random;           /* random search: architectures scored */
@@ -72,9 +71,14 @@ double ntaa_fitness(void *ctx, const Arch *a);
  * log's last complete generation if it has one. */
 void ntaa_search(Net *transferred, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path,
                  int resume, SearchState *st, SearchTrace *trace);
-/* The last complete generation of a search log into st; 1 if there was one,
- * 0 if not, -1 (and a message in err) if the log cannot be read. */
-int ntaa_log_read(const char *path, const NetDesc *d, SearchState *st, char *err, size_t errlen);
+/* The last complete generation of the search log at path into st: 1 if there
+ * was one, 0 if not (no log, or none complete), -1 and a message in err when
+ * the log is not one of this search (its first line differs from header) or
+ * claims what is not so (a candidate's cost or its order, a generation out
+ * of sequence or beyond sc->generations, a fitness that is not a number). A
+ * last line cut short by a crash is ignored. */
+int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const SearchCfg *sc, SearchState *st,
+                  char *err, size_t errlen);
 
 /* Inherit: the standalone network of architecture `arch` holding the
  * supernet's weights for it, its batchnorm statistics recalibrated. */
@@ -102,9 +106,10 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
 void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg *a, ReportRow *row);
 
 /* nta adapt (NTAA or, with a->random, random search) and nta finetune (WP&F
- * or from scratch) on one task. Return the exit status. */
+ * or, with a->scratch, from scratch, of the supernet's architecture arch) on
+ * one task. Return the exit status. */
 int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be);
-int ntaa_baseline(const char *supernet, const AdaptCfg *a, const Backend *be);
+int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, const Backend *be);
 
 /* ---------------------------------------------------------------- demo */
 
@@ -117,6 +122,15 @@ typedef struct {
     int quick;                /* tiny settings: say so in the report */
     double t0;                /* when the demo started */
 } DemoCfg;
+
+#define DEMO_MAX_TASKS 16
+#define DEMO_TASK_LEN 1024
+
+/* The tasks of a comma-separated list into names (at most max); the commas
+ * of a classify:idx:A,B,... task stay in it (an item that is no task of its
+ * own continues the classify: task before it). Every name is checked
+ * (data_task_check). Returns the count, or -1 with a message in err. */
+int demo_tasks(const char *list, char names[][DEMO_TASK_LEN], int max, char *err, size_t errlen);
 
 /* NTAA and its three baselines on every task from one supernet, then the
  * report. Returns the exit status. */

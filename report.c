@@ -380,7 +380,7 @@ static void fig_progress(FILE *f, const ReportTask *t)
     }
     range_fix(&p.y0, &p.y1, 0.05);
     char title[128];
-    snprintf(title, sizeof title, "%s: search progress", t->task);
+    snprintf(title, sizeof title, "%.80s: search progress", t->task);
     svg_open(f, p.w, p.h, title);
     plot_axes(f, &p, 1, "generation", t->metric_name);
     svg_series(f, &p, t->gen_mean, t->ngen, "#ff7f0e");
@@ -451,7 +451,7 @@ static void fig_population(FILE *f, const ReportTask *t)
     range_fix(&p.x0, &p.x1, 0.05);
     range_fix(&p.y0, &p.y1, 0.05);
     char title[128];
-    snprintf(title, sizeof title, "%s: last population", t->task);
+    snprintf(title, sizeof title, "%.80s: last population", t->task);
     svg_open(f, p.w, p.h, title);
     plot_axes(f, &p, 0, "MFLOPs", t->metric_name);
     if (budget) {
@@ -534,7 +534,7 @@ static void fig_arch(FILE *f, const ReportTask *t)
     int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), w = 10 + 3 * ARCH_FIX + 2 * 12 + 10;
     for (int s = 0; s < ns; s++) w += stage_w(a, first, s) + 12;
     char title[128], s1[32], s2[32];
-    snprintf(title, sizeof title, "%s: chosen architecture", t->task);
+    snprintf(title, sizeof title, "%.80s: chosen architecture", t->task);
     svg_open(f, w, ARCH_H, title);
     fprintf(f, "<line x1=\"10\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#345\" stroke-width=\"1.5\"/>\n", ARCH_MID,
             w - 10, ARCH_MID);

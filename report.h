@@ -19,7 +19,7 @@ typedef struct {
 
 /* One task of a demo run. Fitness values are in the metric's units. */
 typedef struct {
-    char task[64];
+    char task[1024];
     const char *metric_name;  /* e.g. "accuracy %", "MAE (degrees)", "mAP %" */
     const char *second_name;  /* e.g. "rank-1 %", NULL if none */
     int lower_better;         /* 1 for errors (MAE) */

@@ -193,6 +193,9 @@ void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
     if (nd->in_h != t->h || nd->in_w != t->w || nd->in_c != t->c)
         nta_die("%s expects %dx%dx%d images, but data '%s' has %dx%dx%d", what, nd->in_h,
                 nd->in_w, nd->in_c, d->name, t->h, t->w, t->c);
+    if (d->kind == TASK_REGRESS && nd->classes != 1)
+        nta_die("%s has %d outputs; the regression task '%s' needs a model with one (made by a regression task)",
+                what, nd->classes, d->name);
     if (nd->classes < task_outputs(d))
         nta_die("%s has %d outputs, but data '%s' needs %d (labels up to %d)", what, nd->classes,
                 d->name, task_outputs(d), task_outputs(d) - 1);

@@ -28,11 +28,15 @@ Arch train_sample_arch(const NetDesc *d, int sampling, int pass, Rng *rng)
 
 /* ------------------------------------------------- checkpoints, resume */
 
-/* The metadata line a checkpoint carries; resume checks it. */
+/* The metadata line a checkpoint carries: every setting that shapes the run
+ * (a resumed run must repeat them to end as an unbroken one), then the epoch. */
 static void checkpoint_meta(char *buf, size_t len, const TrainCfg *c, int sampling, int epoch)
 {
-    snprintf(buf, len, "data=%s seed=%d epochs=%d batch=%d sampling=%s epoch=%d\n", c->data, c->seed,
-             c->epochs, c->batch, train_sampling_name[sampling], epoch);
+    snprintf(buf, len,
+             "data=%s seed=%d epochs=%d batch=%d sampling=%s lr=%.9g warmup=%.9g momentum=%.9g wd=%.9g "
+             "augment=%d val=%d limit=%d epoch=%d\n",
+             c->data, c->seed, c->epochs, c->batch, train_sampling_name[sampling], c->lr, c->warmup, c->momentum,
+             c->wd, c->augment, c->val, c->limit, epoch);
 }
 
 /* Load a checkpoint to continue from; *epoch = the last finished epoch. */
@@ -43,11 +47,15 @@ static Net *resume_from(const TrainCfg *c, int sampling, const Backend *be, int 
     if (!net) nta_die("--resume: %s", err);
     const char *meta = net_checkpoint_meta(net), *e = meta ? strstr(meta, " epoch=") : NULL;
     if (!e) nta_die("--resume: '%s' is a model, not a checkpoint of a training run", c->resume);
-    *epoch = atoi(e + 7);
+    char *end;
+    long ep = strtol(e + 7, &end, 10);
+    if (ep < 1 || ep > c->epochs || *end != '\n')
+        nta_die("--resume: '%s' claims epoch %ld; a checkpoint holds an epoch in 1..--epochs", c->resume, ep);
+    *epoch = (int)ep;
     checkpoint_meta(want, sizeof want, c, sampling, *epoch);
     if (strcmp(want, meta) != 0)
         nta_die("--resume: '%s' was written by a run with other settings:\n  it has:  %s  asked:   %s"
-                "  give the same --data --seed --epochs --batch as that run", c->resume, meta, want);
+                "  give the same options as that run", c->resume, meta, want);
     if (*epoch >= c->epochs) nta_die("--resume: '%s' already finished all %d epochs", c->resume, c->epochs);
     printf("resuming from %s after epoch %d\n", c->resume, *epoch);
     return net;
@@ -119,11 +127,24 @@ static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int e
     pg->tlast = now;
 }
 
+/* Stop a run whose loss is no longer a number; the checkpoint of the last
+ * finished epoch is left as it was. */
+static void diverged(const TrainCfg *c, int ep, int s, float lr, double loss)
+{
+    if (isatty(fileno(stdout))) printf("\n");
+    nta_die("the training loss became %g at epoch %d, step %d (learning rate %g): training diverged; "
+            "lower --lr (now %g)%s%s%s", loss, ep, s + 1, lr, c->lr, *c->out ? "; the checkpoint '" : "",
+            c->out, *c->out ? "' holds the last finished epoch" : "");
+}
+
 void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
 {
     /* per: labelled images per step (TASK_UDA: half the batch, the rest target images) */
     int B = c->batch, per = d->kind == TASK_UDA ? B / 2 : B, steps = d->train.n / per;
     const Dataset *tr = &d->train;
+    if (steps == 0)
+        nta_die("--batch %d needs %d labelled training images a step, but '%s' has %d; lower --batch", B, per,
+                d->name, tr->n);
     int *perm = nta_malloc((size_t)tr->n * sizeof(int));
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
@@ -145,9 +166,10 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         int right = 0, seen = 0;
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0;
-            loss += train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng,
-                               lr_cosine(c->lr, step, warm, pg.total), &corr);
-            right += corr, seen += per;
+            float lr = lr_cosine(c->lr, step, warm, pg.total);
+            double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr);
+            if (!isfinite(l)) diverged(c, ep, s, lr, l);
+            loss += l, right += corr, seen += per;
             progress(&pg, c, d, ep, s, steps, step, loss, right, seen);
         }
         if (pg.tty) printf("\n");
@@ -196,14 +218,19 @@ int train_run(const TrainCfg *c, int sampling, const Backend *be)
            d.train.n, d.val.n, d.test.n, d.train.h, d.train.w, d.train.c, d.train.classes);
     if (d.train.n / c->batch == 0) nta_die("--batch %d is larger than the %d training images", c->batch, d.train.n);
     int start = 0;
+    NetDesc nd = sampling == SAMPLE_FIXED
+                     ? net_reference(d.train.h, d.train.w, d.train.c, d.train.classes)
+                     : net_supernet(d.train.h, d.train.w, d.train.c, d.train.classes, &c->space, c->depth);
     Net *net;
     if (*c->resume) {
+        char want[2048], has[2048];
         net = resume_from(c, sampling, be, &start);
-        task_check_net(net_desc(net), &d, c->resume);
+        net_desc_format(&nd, want, sizeof want);
+        net_desc_format(net_desc(net), has, sizeof has);
+        if (strcmp(want, has))
+            nta_die("--resume: '%s' holds another network:\n  it has:  %s\n  asked:   %s\n"
+                    "  give the same --kernels --expands --depth --min-depth as that run", c->resume, has, want);
     } else {
-        NetDesc nd = sampling == SAMPLE_FIXED
-                         ? net_reference(d.train.h, d.train.w, d.train.c, d.train.classes)
-                         : net_supernet(d.train.h, d.train.w, d.train.c, d.train.classes, &c->space, c->depth);
         net = net_create(&nd, LOSS_XENT, be, c->batch, (uint64_t)c->seed, 1);
     }
     net_set_norm(net, d.mean, d.std);

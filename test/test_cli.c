@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char dir[] = "/tmp/nta-cli-XXXXXX";
 static char out[16384];
@@ -72,14 +73,42 @@ static void test_options(void)
     EXPECT(2, "train --epochs", "--epochs needs a value");
     EXPECT(2, "train --epochs x", "--epochs expects an integer");
     EXPECT(2, "train --lr 1e99", "--lr expects a number");
-    EXPECT(2, "train --epochs 0", "--epochs must be at least 1");
+    EXPECT(2, "train --epochs 0", "--epochs must be in 1..");
     EXPECT(2, "train --batch=1", "--batch must be in 2..65536");
     EXPECT(2, "eval", "which model?");
     EXPECT(2, "eval a.nta b.nta", "unexpected argument 'b.nta'");
-    EXPECT(1, "train --data nosuch --limit 10", "cifar:DIR");
+    EXPECT(2, "train --data nosuch --limit 10", "cifar:DIR");
     EXPECT(1, "train --data idx:/nonexistent/i.idx,/nonexistent/l.idx", "/nonexistent/i.idx");
-    EXPECT(1, "train --device tpu", "--device must be auto, cpu or cuda");
+    EXPECT(2, "train --device tpu", "--device must be auto, cpu or cuda");
     EXPECT(1, "eval /nonexistent/m.nta", "cannot open /nonexistent/m.nta");
+}
+
+/* Careless and hostile options: each refused up front (exit 2) with a
+ * message naming the option, before any data is read or anything written. */
+static void test_hostile_options(void)
+{
+    EXPECT(2, "train --threads 100000", "--threads must be in 0..1024");
+    EXPECT(2, "train --warmup 1e30", "--warmup must be in");
+    EXPECT(2, "train --wd 1e-50 --epochs 0", "--epochs must be in");      /* 1e-50 is a number (0) */
+    EXPECT(2, "train --augment 2", "--augment must be 0 or 1");
+    EXPECT(2, "train --stop-after 9 --epochs 3", "--stop-after must be in 0..3");
+    EXPECT(2, "train -o /dev/null", "not a regular file");
+    EXPECT(2, "train -o /tmp", "not a regular file");
+    EXPECT(2, "train -o /nonexistent/dir/m.nta", "the folder '/nonexistent/dir' does not exist");
+    EXPECT(2, "adapt s.nta --mutants 2147483647 --crosses 2147483647", "--mutants must be in 0..10000");
+    EXPECT(2, "adapt s.nta --budget-mflops -5", "--budget-mflops must be in");
+    EXPECT(2, "adapt s.nta --parents 9 --population 4", "--parents must be in 1..4");
+    EXPECT(2, "adapt s.nta --task nosuch", "unknown task 'nosuch'");
+    EXPECT(2, "adapt s.nta --log /dev/null", "--log '/dev/null' is not a regular file");
+    EXPECT(2, "finetune s.nta -o /nonexistent/x.nta", "the folder '/nonexistent' does not exist");
+    EXPECT(2, "finetune s.nta --from-scratch 3", "--from-scratch must be 0 or 1");
+    EXPECT(2, "demo --tasks ,", "--tasks ',' has an empty item");
+    EXPECT(2, "demo --tasks mnist,bogus", "unknown task 'bogus'");
+    EXPECT(2, "demo --tasks mnist,classify:nosuch", "unknown dataset");
+    EXPECT(2, "demo --seeds 0", "--seeds must be in 1..100");
+    EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
+    EXPECT(2, "eval m.nta --random -1", "--random must be in");
+    EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");
 }
 
 static void test_end_to_end(void)
@@ -120,6 +149,20 @@ static void test_end_to_end(void)
     EXPECT(1, args, "corrupt or truncated");
     snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/te3-lab --epochs 1", dir, dir);
     EXPECT(1, args, "te3-lab");
+
+    /* a run that diverges stops with a message and writes nothing */
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 2 --batch 16 --val 0 --lr 1e30 -o %s/nan.nta",
+             dir, dir, dir);
+    EXPECT(1, args, "training diverged");
+    snprintf(bad, sizeof bad, "%s/nan.nta", dir);
+    CHECK(access(bad, F_OK) != 0, "a diverged run saved no model");
+    /* a resumed run must repeat the settings of the run it continues */
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 2 --stop-after 1 --batch 16 --val 0 -o %s/ck.nta",
+             dir, dir, dir);
+    EXPECT(0, args, "continue with --resume");
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 2 --batch 16 --val 0 --lr 0.2 --resume %s/ck.nta -o %s/ck.nta",
+             dir, dir, dir, dir);
+    EXPECT(1, args, "written by a run with other settings");
 }
 
 void test_cli(void)
@@ -129,6 +172,7 @@ void test_cli(void)
         return;
     }
     test_options();
+    test_hostile_options();
     test_end_to_end();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
