@@ -510,13 +510,26 @@ static void split_val(DataSplits *d, int nval, uint64_t seed)
 }
 
 /* classes = 1 + the largest label of any split, in every split */
-static void split_classes(DataSplits *d)
+/* Classes: 1 + the largest label. Labels are class numbers 0..L-1: a label
+ * far above the others (a typo, or an id) would make classes no image has,
+ * so when there are images enough and still most classes never appear, the
+ * data is refused. */
+static void split_classes(DataSplits *d, const char *spec)
 {
     Dataset *s[3] = {&d->train, &d->val, &d->test};
-    int top = 0;
+    int top = 0, at = -1, split = 0, seen = 0;
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < s[k]->n; i++)
-            if (s[k]->label[i] > top) top = s[k]->label[i];
+            if (s[k]->label[i] > top) top = s[k]->label[i], at = i, split = k;
+    uint8_t *has = nta_calloc((size_t)top + 1, 1);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < s[k]->n; i++) has[s[k]->label[i]] = 1;
+    for (int c = 0; c <= top; c++) seen += has[c];
+    free(has);
+    long total = (long)d->train.n + d->val.n + d->test.n;   /* enough images to show most classes */
+    if (top >= 16 && 2 * seen < top + 1 && total >= 4L * (top + 1))
+        nta_die("'%s': labels should be class numbers 0..L-1, but only %d of the %d values up to the largest label, "
+                "%d (%s image %d), occur", spec, seen, top + 1, top, split == 0 ? "training" : split == 1 ? "validation" : "test", at);
     for (int k = 0; k < 3; k++) s[k]->classes = top + 1;
 }
 
@@ -568,7 +581,7 @@ void data_load(DataSplits *d, const char *spec, int val, int limit, uint64_t see
     if (limit > 0 && d->train.n > limit) d->train.n = limit;   /* keeps the first */
     if (limit > 0 && d->test.n > limit) d->test.n = limit;
     split_val(d, val, seed);
-    split_classes(d);
+    split_classes(d, spec);
     split_stats(d);
 }
 

@@ -16,6 +16,7 @@
 #include "nta.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -996,6 +997,12 @@ int net_save(const Net *net, const char *path, const char *meta, int checkpoint,
     if (checkpoint) put_tensors(&b, net, net->m, "m:");
     bytes_u32(&b, (uint32_t)crc32(0L, b.buf, (uInt)b.len));
 
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot write the model '%s': it exists and is not a regular file", path);
+        free(b.buf);
+        return -1;
+    }
     /* write to a temporary name, flush to disk, rename over the target */
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
