@@ -104,7 +104,7 @@ __global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
          i += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(i % C);
         float v = z[i] * scale[c] + shift[c];
-        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+        if (relu6) v = relu6f(v);
         y[i] = v;
     }
 }
@@ -183,10 +183,7 @@ __global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const 
         for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
             size_t i = (size_t)r * C + c;
             float xh = (z[i] - m) * is, g = dy[i];
-            if (relu6) {
-                float pre = ga * xh + be;
-                g = pre > 0.0f && pre < 6.0f ? g : 0.0f;
-            }
+            if (relu6) g = relu6_grad(ga * xh + be, g);
             dz[i] = g;
             a1 += g;
             a2 += g * xh;

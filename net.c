@@ -127,8 +127,6 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
     return 0;
 }
 
-static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
-
 /* ----------------------------------------------------- architectures */
 
 int net_stages(const NetDesc *d, int first[NET_MAX_STAGES + 1])
@@ -315,7 +313,7 @@ static void net_walk(const NetDesc *d, LayerFn fn, void *ctx)
     c = d->stem_c;
     for (int i = 0; i < d->nblocks; i++) {
         const BlockDesc *b = &d->blk[i];
-        int E = b->e * c, ho = out_size(h, b->k, b->s), wo = out_size(w, b->k, b->s);
+        int E = b->e * c, ho = conv_out(h, b->k, b->s), wo = conv_out(w, b->k, b->s);
         double macs = (double)h * w * c * E + (double)ho * wo * b->k * b->k * E +
                       (double)ho * wo * E * b->co;
         size_t params = (size_t)c * E + 2 * E + (size_t)b->k * b->k * E + 2 * E +
@@ -446,7 +444,7 @@ static void net_layout(Builder *bd)
         Block *k = &net->blk[i];
         const BlockDesc *bd_ = &d->blk[i];
         k->ci = c, k->emax = bd_->e * c, k->co = bd_->co, k->kmax = bd_->k, k->s = bd_->s;
-        k->h = h, k->w = w, k->ho = out_size(h, k->kmax, k->s), k->wo = out_size(w, k->kmax, k->s);
+        k->h = h, k->w = w, k->ho = conv_out(h, k->kmax, k->s), k->wo = conv_out(w, k->kmax, k->s);
         int E = k->emax;
         snprintf(name, sizeof name, "b%d.exp.w", i);
         add_param(bd, name, PARAM_WEIGHT, &k->w_exp, &k->g_exp, 2, c, E, 0, 0);
