@@ -1028,6 +1028,7 @@ HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, 
 
 const Backend cpu_backend = {
     .name = "cpu",
+    .eval_piece = 2,    /* inference: 2 images per piece, one thread each (net_forward) */
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
     .zero = cpu_zero,
     .gemm = cpu_gemm,

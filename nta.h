@@ -126,6 +126,10 @@ void data_shuffle(int *perm, int n, Rng *rng);
  * the output (beta = 1) instead of overwriting it. */
 typedef struct Backend {
     const char *name;
+    /* How net_forward runs inference: 0, each op over the whole batch; n > 0,
+     * the batch in pieces of n images, each thread running whole pieces
+     * through the network on its own (so they stay in its core's cache). */
+    int eval_piece;
     void *(*alloc)(size_t bytes);                        /* zeroed */
     void (*free)(void *p);
     void (*upload)(void *dst, const void *src, size_t bytes);
