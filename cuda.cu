@@ -2,9 +2,15 @@
  * device memory, the one stream, scratch space, and the Backend table whose
  * ops live in kernels.cu, gemm.cu and conv.cu.
  *
- * Every op is queued on one stream and returns at once; only download and
- * the loss (which returns numbers to the host) wait for the stream. Memory
- * comes from cudaMalloc and is zeroed when allocated, as the Backend promises.
+ * Every op is queued on one stream and returns at once, except those that
+ * make the host wait: upload and download (cudaStreamSynchronize, so the host
+ * buffer is free or filled when they return); the losses xent, l1, entropy and
+ * mmd (they copy their per-row results back, synchronise, and sum on the
+ * host); free (cudaFree waits for the device); and any op that needs more
+ * scratch than cuda_scratch holds (split-K gemm, the weight gradients of the
+ * convs, batchnorm train and backward, the losses): growing it calls cudaFree.
+ * Memory comes from cudaMalloc and is zeroed on the stream when allocated, as
+ * the Backend promises.
  * Built by nvcc this is the GPU backend; built with g++ and simt.h it runs
  * the same kernels on the CPU emulator (the tests' "device").
  */
