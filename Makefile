@@ -16,7 +16,7 @@ CFLAGS  += -Werror
 endif
 
 LIB      = util.c cpu.c net.c data.c search.c task.c report.c
-HDR      = nta.h
+HDR      = nta.h report.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c
 
 # CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,

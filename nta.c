@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"
+#include "report.h"
 
 #include <errno.h>
 #include <math.h>

@@ -5,6 +5,7 @@
  * unwritable path is reported by name. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
+#include "../report.h"
 #include "test.h"
 
 #include <math.h>
