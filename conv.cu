@@ -14,8 +14,6 @@
  */
 #include "nta_cuda.h"
 
-static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
-
 /* How many pixel ranges a weight gradient uses: about 64k threads in all,
  * at least `min_pix` pixels per range, at most 2048 ranges. */
 static int grad_parts(long npix, long weights, long min_pix)
@@ -67,7 +65,7 @@ __global__ void conv_fwd_kernel(float *y, const float *__restrict__ x, const flo
 void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
                    int Co, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     size_t total = (size_t)N * Ho * Wo * Co;
     if (!total) return;
     SIMT_LAUNCH(conv_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, N, H,
@@ -107,7 +105,7 @@ __global__ void conv_bwd_w_kernel(float *part, const float *__restrict__ dy,
 void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
                      int Co, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), nw = K * K * Ci * Co;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), nw = K * K * Ci * Co;
     long npix = (long)N * Ho * Wo;
     if (!npix || !nw) return;
     int parts = grad_parts(npix, nw, 32);
@@ -173,7 +171,7 @@ __global__ void dw_bn_eval_kernel(float *y, const float *__restrict__ x,
 void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
                  int W, int C, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     size_t total = (size_t)N * Ho * Wo * C;
     if (!total) return;
     SIMT_LAUNCH(dw_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
@@ -185,7 +183,7 @@ void cuda_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
                      const float *gamma, const float *beta, const float *run_mean,
                      const float *run_var, int N, int H, int W, int C, int K, int s, int relu6)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     size_t total = (size_t)N * Ho * Wo * C;
     if (!total) return;
     SIMT_LAUNCH(dw_bn_eval_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
@@ -224,7 +222,7 @@ __global__ void dw_bwd_x_kernel(float *dx, const float *__restrict__ dy,
 void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
                    int W, int C, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     size_t total = (size_t)N * H * W * C;
     if (!total) return;
     SIMT_LAUNCH(dw_bwd_x_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), dx, dy, w,
@@ -297,7 +295,7 @@ void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
                           : K == 5 ? dw_bwd_w_kernel<5>
                           : K == 7 ? dw_bwd_w_kernel<7> : NULL;
     if (!kernel) nta_die("cuda: depthwise kernels of size %d are not built (1, 3, 5, 7 are)", K);
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s);
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     long npix = (long)N * Ho * Wo;
     if (!npix || !C) return;
     int parts = grad_parts(npix, C, 16);

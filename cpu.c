@@ -86,7 +86,7 @@ typedef float v8 __attribute__((vector_size(32)));
 #define load8(p) ({ v8 v_; memcpy(&v_, (p), 32); v_; })
 #define store8(p, v) do { v8 v_ = (v); memcpy((p), &v_, 32); } while (0)
 typedef int vi8 __attribute__((vector_size(32)));
-/* min(max(t, 0), 6) of a v8 */
+/* relu6f (nta.h) of a v8, except that it gives +0 for -0 and NaN */
 #define relu6_8(t) ({ v8 t_ = (t), z_ = {0}, six_ = z_ + 6.0f; vi8 m_ = t_ > z_;              \
                       t_ = (v8)((vi8)t_ & m_); m_ = t_ < six_;                              \
                       (v8)(((vi8)t_ & m_) | ((vi8)six_ & ~m_)); })
@@ -204,7 +204,7 @@ static inline __attribute__((always_inline)) void micro_kernel(
                 float *q = C + (size_t)i * ldc + j, v = store ? t[i][j] : *q + t[i][j];
                 if (sc) {
                     v = v * sc[j] + sh[j];
-                    if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+                    if (relu6) v = relu6f(v);
                 }
                 *q = v;
             }
@@ -370,7 +370,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) {
                         float *q = C + (size_t)i * ldc + j, v = *q * ep->scale[j] + ep->shift[j];
-                        *q = ep->relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
+                        *q = ep->relu6 ? relu6f(v) : v;
                     }
             return;
         }
@@ -454,14 +454,11 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha,
 
 /* -------------------------------------------------------- dense conv */
 
-/* Output size of a KxK conv with pad K/2 and stride s. */
-static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
-
 /* y [N,Ho,Wo,Co] = x [N,H,W,Ci] * w [K,K,Ci,Co] */
 HOT static void cpu_conv_fwd(float *y, const float *x, const float *w,
                              int N, int H, int W, int Ci, int Co, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N * Ho; r++) {
         int n = r / Ho, oy = r % Ho;
@@ -530,7 +527,7 @@ static inline __attribute__((always_inline)) void conv_bwd_w_row(
 HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
                                int N, int H, int W, int Ci, int Co, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * Ci * Co;
     int nt = omp_get_max_threads();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
@@ -621,7 +618,7 @@ static inline __attribute__((always_inline)) void dw_pixel(
         DW_TAPS(a += xi[0] * wk[0])
         if (ep) {
             a = a * ep->scale[c] + ep->shift[c];
-            if (ep->relu6) a = a < 0.0f ? 0.0f : a > 6.0f ? 6.0f : a;
+            if (ep->relu6) a = relu6f(a);
         }
         yo[c] = a;
     }
@@ -635,7 +632,7 @@ HOT static void dw_run(
     float *y, const float *x, const float *w, int ldr, int ldc, int N, int H, int W, int C,
     int K, int s, const Epi *ep)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N * Ho; r++) {
         int n = r / Ho, oy = r % Ho;
@@ -656,7 +653,7 @@ static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ld
 HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
                              int N, int H, int W, int C, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N * H; r++) {
         int n = r / H, iy = r % H;
@@ -682,7 +679,7 @@ HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr
 HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
                              int N, int H, int W, int C, int K, int s)
 {
-    int Ho = out_size(H, K, s), Wo = out_size(W, K, s), pad = K / 2;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * C;              /* private [K,K,C] per thread */
     int nt = omp_get_max_threads();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
@@ -765,7 +762,7 @@ HOT static void bn_apply(float *y, const float *z, const float *scale, const flo
         float *yr = y + (size_t)r * C;
         for (int c = 0; c < C; c++) {
             float v = zr[c] * scale[c] + shift[c];
-            if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+            if (relu6) v = relu6f(v);
             yr[c] = v;
         }
     }
@@ -867,7 +864,7 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
 #pragma GCC ivdep
                     for (int c = 0; c < C; c++) {
                         float xh = (zr[c] - mean[c]) * istd[c], pre = gamma[c] * xh + beta[c];
-                        float g = (pre > 0.0f) & (pre < 6.0f) ? gr[c] : 0.0f;
+                        float g = relu6_grad(pre, gr[c]);
                         dr[c] = g;
                         b1[c] += g;
                         b2[c] += g * xh;
@@ -1031,6 +1028,7 @@ HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, 
 
 const Backend cpu_backend = {
     .name = "cpu",
+    .eval_piece = 2,    /* inference: 2 images per piece, one thread each (net_forward) */
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
     .zero = cpu_zero,
     .gemm = cpu_gemm,

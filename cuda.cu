@@ -2,9 +2,15 @@
  * device memory, the one stream, scratch space, and the Backend table whose
  * ops live in kernels.cu, gemm.cu and conv.cu.
  *
- * Every op is queued on one stream and returns at once; only download and
- * the loss (which returns numbers to the host) wait for the stream. Memory
- * comes from cudaMalloc and is zeroed when allocated, as the Backend promises.
+ * Every op is queued on one stream and returns at once, except those that
+ * make the host wait: upload and download (cudaStreamSynchronize, so the host
+ * buffer is free or filled when they return); the losses xent, l1, entropy and
+ * mmd (they copy their per-row results back, synchronise, and sum on the
+ * host); free (cudaFree waits for the device); and any op that needs more
+ * scratch than cuda_scratch holds (split-K gemm, the weight gradients of the
+ * convs, batchnorm train and backward, the losses): growing it calls cudaFree.
+ * Memory comes from cudaMalloc and is zeroed on the stream when allocated, as
+ * the Backend promises.
  * Built by nvcc this is the GPU backend; built with g++ and simt.h it runs
  * the same kernels on the CPU emulator (the tests' "device").
  */
@@ -114,16 +120,20 @@ static void cuda_zero(void *p, size_t bytes)
 
 /* ------------------------------------------------------------ the backend */
 
-/* In the order of the Backend struct (nta.h). */
+/* By slot name (C++20 designated initializers, accepted by g++ and nvcc in
+ * C++17 mode): they must follow the order of the Backend struct (nta.h), and
+ * every slot is named, or nvcc warns. */
 const Backend cuda_backend = {
-    "cuda",
-    cuda_alloc, cuda_free, cuda_upload, cuda_download, cuda_zero,
-    cuda_gemm,
-    cuda_conv_fwd, cuda_conv_bwd_w,
-    cuda_dw_fwd, cuda_dw_bwd_x, cuda_dw_bwd_w,
-    cuda_bn_fwd_train, cuda_bn_fwd_eval, cuda_bn_bwd,
-    cuda_add, cuda_gap_fwd, cuda_gap_bwd,
-    cuda_bias_fwd, cuda_bias_bwd,
-    cuda_xent, cuda_l1, cuda_entropy, cuda_mmd, cuda_sgd,
-    cuda_gemm_bn_eval, cuda_dw_bn_eval,
+    .name = "cuda",
+    .eval_piece = 0,    /* inference: the whole batch at once */
+    .alloc = cuda_alloc, .free = cuda_free, .upload = cuda_upload, .download = cuda_download,
+    .zero = cuda_zero,
+    .gemm = cuda_gemm,
+    .conv_fwd = cuda_conv_fwd, .conv_bwd_w = cuda_conv_bwd_w,
+    .dw_fwd = cuda_dw_fwd, .dw_bwd_x = cuda_dw_bwd_x, .dw_bwd_w = cuda_dw_bwd_w,
+    .bn_fwd_train = cuda_bn_fwd_train, .bn_fwd_eval = cuda_bn_fwd_eval, .bn_bwd = cuda_bn_bwd,
+    .add = cuda_add, .gap_fwd = cuda_gap_fwd, .gap_bwd = cuda_gap_bwd,
+    .bias_fwd = cuda_bias_fwd, .bias_bwd = cuda_bias_bwd,
+    .xent = cuda_xent, .l1 = cuda_l1, .entropy = cuda_entropy, .mmd = cuda_mmd, .sgd = cuda_sgd,
+    .gemm_bn_eval = cuda_gemm_bn_eval, .dw_bn_eval = cuda_dw_bn_eval,
 };

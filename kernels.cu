@@ -1,6 +1,16 @@
-/* kernels.cu: batchnorm (train, eval, backward, with the fused ReLU6),
- * residual add, global average pool, bias, softmax cross-entropy and the SGD
- * step on the GPU, as the Backend's ops in nta.h (cpu.c is the reference).
+/* kernels.cu: the Backend's ops (nta.h) other than gemm (gemm.cu) and the
+ * convs (conv.cu), on the GPU; cpu.c is the reference. Its kernels:
+ *   batchnorm, train     bn_moments_kernel, bn_mean_kernel, bn_var_kernel,
+ *                        bn_apply_kernel (+ ReLU6)
+ *   batchnorm, eval      bn_eval_kernel (+ ReLU6; gemm_bn_eval is gemm then this)
+ *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6), bn_bwd_coef_kernel,
+ *                        bn_bwd_apply_kernel
+ *   residual add         add_kernel
+ *   global average pool  gap_fwd_kernel, gap_bwd_kernel
+ *   bias                 bias_fwd_kernel, bias_bwd_kernel
+ *   losses               xent_kernel (softmax cross-entropy), l1_kernel,
+ *                        entropy_kernel, mmd_kernel
+ *   SGD step             sgd_kernel
  *
  * Column reductions over P rows (batchnorm statistics and gradients) are
  * deterministic: a block of 32x8 threads sums one range of rows ("chunk") for
@@ -104,7 +114,7 @@ __global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
          i += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(i % C);
         float v = z[i] * scale[c] + shift[c];
-        if (relu6) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+        if (relu6) v = relu6f(v);
         y[i] = v;
     }
 }
@@ -183,10 +193,7 @@ __global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const 
         for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
             size_t i = (size_t)r * C + c;
             float xh = (z[i] - m) * is, g = dy[i];
-            if (relu6) {
-                float pre = ga * xh + be;
-                g = pre > 0.0f && pre < 6.0f ? g : 0.0f;
-            }
+            if (relu6) g = relu6_grad(ga * xh + be, g);
             dz[i] = g;
             a1 += g;
             a2 += g * xh;

@@ -8,7 +8,8 @@
  *
  * Memory is one allocation per category: parameters, gradients, momentum (one
  * float arena each, laid out from the same parameter table) and activations
- * (one arena sized for the batch). Every op runs through the backend table, so
+ * (one arena sized for the batch). Every op runs through the backend table, and
+ * what differs by device is a property in that table (Backend.eval_piece), so
  * this file never asks which device it is on.
  * Shapes: see the legend in nta.h; B is the batch.
  */
@@ -127,8 +128,6 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
     }
     return 0;
 }
-
-static inline int out_size(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
 
 /* ----------------------------------------------------- architectures */
 
@@ -325,7 +324,7 @@ static void net_walk(const NetDesc *d, LayerFn fn, void *ctx)
     c = d->stem_c;
     for (int i = 0; i < d->nblocks; i++) {
         const BlockDesc *b = &d->blk[i];
-        int E = b->e * c, ho = out_size(h, b->k, b->s), wo = out_size(w, b->k, b->s);
+        int E = b->e * c, ho = conv_out(h, b->k, b->s), wo = conv_out(w, b->k, b->s);
         double macs = (double)h * w * c * E + (double)ho * wo * b->k * b->k * E +
                       (double)ho * wo * E * b->co;
         size_t params = (size_t)c * E + 2 * E + (size_t)b->k * b->k * E + 2 * E +
@@ -456,7 +455,7 @@ static void net_layout(Builder *bd)
         Block *k = &net->blk[i];
         const BlockDesc *bd_ = &d->blk[i];
         k->ci = c, k->emax = bd_->e * c, k->co = bd_->co, k->kmax = bd_->k, k->s = bd_->s;
-        k->h = h, k->w = w, k->ho = out_size(h, k->kmax, k->s), k->wo = out_size(w, k->kmax, k->s);
+        k->h = h, k->w = w, k->ho = conv_out(h, k->kmax, k->s), k->wo = conv_out(w, k->kmax, k->s);
         int E = k->emax;
         snprintf(name, sizeof name, "b%d.exp.w", i);
         add_param(bd, name, PARAM_WEIGHT, &k->w_exp, &k->g_exp, 2, c, E, 0, 0);
@@ -716,26 +715,26 @@ static void forward_part(Net *net, int b0, int s0, int n, int train)
 #undef OUT
 }
 
-/* Images per piece when inference splits the batch. On the CPU each thread
- * runs whole pieces of EVAL_PIECE images through the network on its own, in
- * its own slot of the activation tensors (images [t*EVAL_PIECE, (t+1)*EVAL_PIECE)
- * for thread t), so a piece's activations stay in the core's cache and the
- * threads never wait for each other; the ops then run single-threaded (nested
- * OpenMP regions are inactive). A GPU runs the whole batch at once. */
-enum { EVAL_PIECE = 2 };
-
+/* Inference splits the batch when the backend asks for it (Backend.eval_piece:
+ * the CPU does; a GPU runs the whole batch at once). Then each thread runs
+ * whole pieces of `piece` images through the network on its own, in its own
+ * slot of the activation tensors (images [t*piece, (t+1)*piece) for thread t),
+ * so a piece's activations stay in the core's cache and the threads never wait
+ * for each other; the ops then run single-threaded (nested OpenMP regions are
+ * inactive). */
 void net_forward(Net *net, int B, int train)
 {
-    if (train || net->be != &cpu_backend || B <= EVAL_PIECE) {
+    int piece = net->be->eval_piece;
+    if (train || piece <= 0 || B <= piece) {
         forward_part(net, 0, 0, B, train);
         return;
     }
-    int pieces = (B + EVAL_PIECE - 1) / EVAL_PIECE;
-    int slots = omp_get_max_threads() * EVAL_PIECE <= B;   /* else each piece at its own images */
+    int pieces = (B + piece - 1) / piece;
+    int slots = omp_get_max_threads() * piece <= B;   /* else each piece at its own images */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < pieces; p++) {
-        int b0 = p * EVAL_PIECE, s0 = slots ? omp_get_thread_num() * EVAL_PIECE : b0;
-        forward_part(net, b0, s0, B - b0 < EVAL_PIECE ? B - b0 : EVAL_PIECE, 0);
+        int b0 = p * piece, s0 = slots ? omp_get_thread_num() * piece : b0;
+        forward_part(net, b0, s0, B - b0 < piece ? B - b0 : piece, 0);
     }
 }
 

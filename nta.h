@@ -19,6 +19,29 @@
 
 #define NTA_BN_EPS 1e-5f          /* batchnorm epsilon, the one value every backend uses */
 
+/* ------------------------------------------------------ shared arithmetic */
+
+/* Computed alike by the network code, the CPU ops and the CUDA kernels, so
+ * defined once here (nta_cuda.h includes this file). Under nvcc a function a
+ * kernel calls is also a device function. */
+#if defined(__CUDACC__)
+#define NTA_HOST_DEVICE __host__ __device__
+#else
+#define NTA_HOST_DEVICE
+#endif
+
+/* Output size of a KxK conv with stride s and padding K/2 over n pixels. */
+static inline int conv_out(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
+/* ReLU6: min(max(v, 0), 6). (cpu.c's relu6_8 does it on 8 floats, but maps
+ * -0 and NaN to +0.) */
+static inline NTA_HOST_DEVICE float relu6f(float v) { return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v; }
+/* Its backward: the gradient g where 0 < pre < 6 (pre: the value ReLU6 was
+ * applied to), else 0. `&`, not `&&`: both tests always run, nothing to branch on. */
+static inline NTA_HOST_DEVICE float relu6_grad(float pre, float g)
+{
+    return (pre > 0.0f) & (pre < 6.0f) ? g : 0.0f;
+}
+
 /* ----------------------------------------------------------------- errors */
 
 /* Print "nta: message" to stderr and exit(1). Every user-facing failure ends
@@ -109,6 +132,10 @@ void data_shuffle(int *perm, int n, Rng *rng);
  * the output (beta = 1) instead of overwriting it. */
 typedef struct Backend {
     const char *name;
+    /* How net_forward runs inference: 0, each op over the whole batch; n > 0,
+     * the batch in pieces of n images, each thread running whole pieces
+     * through the network on its own (so they stay in its core's cache). */
+    int eval_piece;
     void *(*alloc)(size_t bytes);                        /* zeroed */
     void (*free)(void *p);
     void (*upload)(void *dst, const void *src, size_t bytes);

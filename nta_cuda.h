@@ -48,7 +48,7 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
 {
     float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
     v = v * scale + (beta[c] - run_mean[c] * scale);
-    return relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
+    return relu6 ? relu6f(v) : v;
 }
 
 #define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */

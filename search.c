@@ -10,8 +10,10 @@
  * metric with inherited weights, in `nta adapt`); higher is better.
  *
  * Every draw comes from one seeded generator, so a search is deterministic for
- * a seed. Each generation is reported through a callback (the terminal line and
- * the search log are the caller's).
+ * a seed. There is no progress callback: the caller runs one generation per
+ * call of search_step on a SearchState it keeps, so it reports between calls
+ * (the terminal line and the search log are its) and can save and resume the
+ * state.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"

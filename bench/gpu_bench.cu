@@ -132,7 +132,7 @@ int main(void)
 #endif
     for (int i = 0; i < d.nblocks; i++) {
         const BlockDesc *k = &d.blk[i];
-        int E = k->e * c, ho = (h + 2 * (k->k / 2) - k->k) / k->s + 1, P = B * h * w;
+        int E = k->e * c, ho = conv_out(h, k->k, k->s), P = B * h * w;
         /* expand: z [P,E] = x [P,c] w [c,E]; dx [P,c] = dz [P,E] w^T; dw [c,E] = x^T dz */
         struct { const char *what; int ta, tb, M, N, K; float *A, *B, *C; } g[3] = {
             {"fwd", 0, 0, P, E, c, X, Wt, Y}, {"dgrad", 0, 1, P, c, E, X, Wt, Y},
@@ -167,7 +167,7 @@ int main(void)
             }
 #endif
         }
-        h = ho, w = (w + 2 * (k->k / 2) - k->k) / k->s + 1, c = k->co;
+        h = ho, w = conv_out(w, k->k, k->s), c = k->co;
     }
 
     /* batchnorm and depthwise on block 0's expanded tensor: 28x28x96, batch 128 */

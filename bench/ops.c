@@ -2,9 +2,9 @@
  * reference network spend their time, per backend op. Wraps every op of
  * cpu_backend in a timer (the step runs unchanged through net.c) and prints
  * one markdown row per op: calls per step and milliseconds per step.
- * Inference splits the batch into pieces run on each thread (net.c) only for
- * cpu_backend itself, so with this wrapped copy it runs the whole batch op by
- * op: its table shows where the time goes, not the pieces' speed.
+ * Inference would split the batch into pieces run on each thread (net.c,
+ * Backend.eval_piece); the wrapped copy sets eval_piece to 0 and runs the whole
+ * batch op by op: its table shows where the time goes, not the pieces' speed.
  *   usage: bench/ops BATCH [THREADS [STEPS]]
  * The minimum over STEPS of each op's per-step time is reported, which keeps
  * the table steady on a shared machine. */
@@ -93,6 +93,7 @@ int main(int argc, char **argv)
     be.bias_fwd = t_bias_fwd, be.bias_bwd = t_bias_bwd, be.xent = t_xent, be.sgd = t_sgd;
     be.zero = t_zero, be.gemm_bn_eval = t_gemm_bn_eval;
     be.dw_bn_eval = t_dw_bn_eval;
+    be.eval_piece = 0;     /* the whole batch op by op (see the top) */
     NetDesc d = net_reference(28, 28, 1, 10);
     Net *net = net_create(&d, LOSS_XENT, &be, B, 1, 0);
     Rng r;

@@ -138,8 +138,6 @@ static void test_gemm_bn_eval(void)
 
 /* ---------------------------------------------------------- convolutions */
 
-static int osz(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
-
 typedef struct {
     int N, H, W, Ci, Co, K, s, ldr, ldc;
     float *x, *w;
@@ -170,7 +168,7 @@ static void test_conv(void)
         for (int s = 1; s <= 2; s++) {
             ConvCase c = {cases[t][0], cases[t][1], cases[t][2], cases[t][3], cases[t][4],
                           cases[t][5], s, 0, 0, NULL, NULL};
-            int Ho = osz(c.H, c.K, s), Wo = osz(c.W, c.K, s), pad = c.K / 2;
+            int Ho = conv_out(c.H, c.K, s), Wo = conv_out(c.W, c.K, s), pad = c.K / 2;
             size_t nx = (size_t)c.N * c.H * c.W * c.Ci, nw = (size_t)c.K * c.K * c.Ci * c.Co,
                    ny = (size_t)c.N * Ho * Wo * c.Co;
             c.x = randv(&r, nx, 1), c.w = randv(&r, nw, 1);
@@ -212,7 +210,7 @@ static void test_depthwise(void)
         for (int s = 1; s <= 2; s++) {
             int N = 2, H = 7 + K % 3, W = 6, C = 13, Cmax = C + 3, Kmax = 7, off = (Kmax - K) / 2;
             ConvCase c = {N, H, W, C, C, K, s, Kmax * Cmax, Cmax, NULL, NULL};
-            int Ho = osz(H, K, s), Wo = osz(W, K, s), pad = K / 2;
+            int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
             size_t nx = (size_t)N * H * W * C, nwf = (size_t)Kmax * Kmax * Cmax,
                    ny = (size_t)N * Ho * Wo * C;
             float *wfull = randv(&r, nwf, 1), *dwfull = nta_calloc(nwf, sizeof(float));
@@ -270,7 +268,7 @@ static void test_dw_bn_eval(void)
         for (int s = 1; s <= 2; s++) {
             int N = shapes[t][0], H = shapes[t][1], W = shapes[t][2], C = shapes[t][3], K = shapes[t][4];
             int relu6 = (int)(t + s) % 2, Cmax = C + 5, ldr = 7 * Cmax, ldc = Cmax, off = (7 - K) / 2;
-            size_t nx = (size_t)N * H * W * C, ny = (size_t)N * osz(H, K, s) * osz(W, K, s) * C;
+            size_t nx = (size_t)N * H * W * C, ny = (size_t)N * conv_out(H, K, s) * conv_out(W, K, s) * C;
             float *x = randv(&r, nx, 1), *wfull = randv(&r, (size_t)49 * Cmax, 1);
             const float *w = wfull + (size_t)off * ldr + (size_t)off * ldc;
             float *gamma = randv(&r, C, 1), *beta = randv(&r, C, 3), *rm = randv(&r, C, 1);

@@ -109,8 +109,6 @@ static float *back(float *d, size_t n)
     return h;
 }
 
-static int osz(int n, int K, int s) { return (n + 2 * (K / 2) - K) / s + 1; }
-
 /* ------------------------------------------------------------ memory */
 
 static void test_memory(void)
@@ -218,7 +216,7 @@ static void test_dw_bn_eval(void)
             int relu6 = (int)(t + s) % 2, Cmax = C + 4, ldr = 7 * Cmax, ldc = Cmax;
             size_t woff = (size_t)(7 - K) / 2 * ldr + (size_t)(7 - K) / 2 * ldc;
             size_t nx = (size_t)N * H * W * C, nw = (size_t)49 * Cmax;
-            size_t ny = (size_t)N * osz(H, K, s) * osz(W, K, s) * C;
+            size_t ny = (size_t)N * conv_out(H, K, s) * conv_out(W, K, s) * C;
             float *x = randv(&r, nx, -1, 1), *w = randv(&r, nw, -1, 1);
             float *gamma = randv(&r, C, 0.5f, 1.5f), *beta = randv(&r, C, -3, 3);
             float *rm = randv(&r, C, -1, 1), *rv = randv(&r, C, 0.5f, 1.5f);
@@ -249,7 +247,7 @@ static void test_conv(void)
                                    {2, 10, 9, 3, 33, 3, 2}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         int N = cases[c][0], H = cases[c][1], W = cases[c][2], Ci = cases[c][3], Co = cases[c][4];
-        int K = cases[c][5], s = cases[c][6], Ho = osz(H, K, s), Wo = osz(W, K, s);
+        int K = cases[c][5], s = cases[c][6], Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
         size_t nx = (size_t)N * H * W * Ci, ny = (size_t)N * Ho * Wo * Co, nw = (size_t)K * K * Ci * Co;
         float *x = randv(&r, nx, -1, 1), *w = randv(&r, nw, -1, 1), *dy = randv(&r, ny, -1, 1);
         float *y = randv(&r, ny, 0, 0), *gw = randv(&r, nw, -1, 1);
@@ -277,7 +275,7 @@ static void test_conv(void)
 /* KxK window at the centre of a [7,7,Cmax] tensor, its first C channels. */
 static void dw_case(Rng *r, int N, int H, int W, int C, int Cmax, int K, int s)
 {
-    int Ho = osz(H, K, s), Wo = osz(W, K, s), off = (7 - K) / 2, ldr = 7 * Cmax, ldc = Cmax;
+    int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), off = (7 - K) / 2, ldr = 7 * Cmax, ldc = Cmax;
     size_t nx = (size_t)N * H * W * C, ny = (size_t)N * Ho * Wo * C, nw = (size_t)49 * Cmax;
     size_t woff = (size_t)off * ldr + (size_t)off * ldc;
     float *x = randv(r, nx, -1, 1), *w = randv(r, nw, -1, 1), *dy = randv(r, ny, -1, 1);

@@ -201,17 +201,20 @@ static void test_learns(void)
 }
 
 /* Inference on the CPU runs the batch in pieces, one thread per piece; a copy
- * of the CPU backend (not &cpu_backend) runs the whole batch at once, op by
+ * of the CPU backend with eval_piece 0 runs the whole batch at once, op by
  * op. Both must give the same logits, with a batch that leaves a short piece,
  * on one thread and on two. */
 static void test_eval_pieces(void)
 {
     NetDesc d = tiny_desc();
     Backend whole = cpu_backend;
-    int was = omp_get_max_threads();
+    whole.eval_piece = 0;
+    int B = 7, was = omp_get_max_threads();
+    CHECK(cpu_backend.eval_piece > 0 && B % cpu_backend.eval_piece,
+          "the CPU backend runs inference in pieces (eval_piece %d) and batch %d leaves a short one",
+          cpu_backend.eval_piece, B);
     for (int threads = 1; threads <= 2; threads++) {
         cpu_set_threads(threads);
-        int B = 7;
         Net *a = net_create(&d, LOSS_XENT, &cpu_backend, B, 5, 0), *b = net_create(&d, LOSS_XENT, &whole, B, 5, 0);
         fill_batch(a, B, 9);
         fill_batch(b, B, 9);
