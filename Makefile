@@ -181,7 +181,7 @@ ifeq ($(NVCC),)
 else
 	@for f in $(CU_TEST) $(CU_SRC) $(CU_BENCH); do for a in sm_80 sm_90; do \
 	    echo "nvcc -arch=$$a $$f"; $(NVCC) -arch=$$a -I. -c -x cu $$f -o /dev/null || exit 1; done; done
-	@$(if $(CU_OBJ),$(MAKE) --no-print-directory test/run-gpu bench/gpu_bench,true)
+	@+$(if $(CU_OBJ),$(MAKE) --no-print-directory test/run-gpu bench/gpu_bench,true)
 endif
 
 bench/step: bench/step.c bench/bench.h $(OBJ)
@@ -190,17 +190,16 @@ bench/step: bench/step.c bench/bench.h $(OBJ)
 # The tests first install what they need (make setup, before the build, which
 # needs zlib.h); where setup cannot (offline, no sudo) the tests that need its
 # data print "skipped: ..." and are counted as skipped, never as passed.
-TEST_SETUP = @$(MAKE) --no-print-directory setup || \
-             echo "test: make setup failed; the tests that need its data will be skipped"
+SETUP_FAILED = || echo "test: make setup failed; the tests that need its data will be skipped"
 TEST_ONLY  = $(if $(ONLY),--only $(ONLY))
 
 test:
-	$(TEST_SETUP)
+	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
 	@$(MAKE) --no-print-directory test/run
 	OMP_NUM_THREADS=2 ./test/run $(TEST_ONLY)
 
 test-asan:
-	$(TEST_SETUP)
+	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
 	@$(MAKE) --no-print-directory test/run-asan
 	OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=0 ./test/run-asan $(TEST_ONLY)
 
