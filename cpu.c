@@ -21,11 +21,23 @@
 /* Clone hot loops for AVX2+FMA; the loader picks the clone the CPU supports. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CPU_CLONES 1
 #else
 #define HOT
+#define CPU_CLONES 0
 #endif
 
 void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
+
+const char *cpu_simd(void)
+{
+#if CPU_CLONES
+    return __builtin_cpu_supports("x86-64-v3") ? "AVX2+FMA clones of the hot loops (x86-64-v3), used on this CPU"
+                                               : "AVX2+FMA clones of the hot loops (x86-64-v3), not used: this CPU lacks them";
+#else
+    return "portable loops only (no AVX2 clones in this build)";
+#endif
+}
 
 /* Per-thread scratch that grows on demand and lives as long as the thread.
  * Slots: 0 the GEMM's packed B (and the other ops' short buffers), 1 its edge

@@ -678,9 +678,36 @@ static const struct {
 static void main_usage(FILE *f)
 {
     fprintf(f, "nta: neural transfer and architecture adaptation (NTAA)\n\n"
-               "usage: nta COMMAND [options]     (nta COMMAND --help for its options)\n\ncommands:\n");
+               "usage: nta COMMAND [options]     (nta COMMAND --help for its options)\n"
+               "       nta --version             the commit and what this build has\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* What this binary is. The Makefile's nta rule defines NTA_COMMIT (git
+ * describe, "unknown" outside a checkout), NTA_CUDA_ARCHS (nvcc builds) and
+ * NTA_GLIBC (the newest GLIBC_ symbol version of the linked binary, from a
+ * first link). */
+#ifndef NTA_COMMIT
+#define NTA_COMMIT "unknown"
+#endif
+#ifndef NTA_GLIBC
+#define NTA_GLIBC "unknown"
+#endif
+static int main_version(void)
+{
+    printf("nta commit %s\n", NTA_COMMIT);
+#if defined(NTA_CUDA) && defined(NTA_CUDA_ARCHS)
+    printf("  CUDA backend: %s\n", NTA_CUDA_ARCHS);
+#elif defined(NTA_CUDA)
+    printf("  CUDA backend: the SIMT emulator on the CPU (a test build)\n");
+#else
+    printf("  CUDA backend: not built (no nvcc at build time)\n");
+#endif
+    printf("  NVRTC: not built\n");
+    printf("  CPU backend: %s\n", cpu_simd());
+    printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -690,6 +717,7 @@ int main(int argc, char **argv)
         main_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "--version")) return main_version();
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
     fprintf(stderr, "nta: unknown command '%s'\n\n", argv[1]);

@@ -220,6 +220,8 @@ typedef struct Backend {
 
 extern const Backend cpu_backend;
 void cpu_set_threads(int n);
+/* For nta --version: the CPU backend's SIMD path and whether this CPU takes it. */
+const char *cpu_simd(void);
 
 /* The CUDA backend (cuda.cu, kernels.cu, gemm.cu, conv.cu): linked into nta
  * when nvcc was found (the Makefile then defines NTA_CUDA), and into the tests

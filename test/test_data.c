@@ -577,11 +577,7 @@ static void test_shuffle(void)
 
 static void test_fashion(void)
 {
-    struct stat st;
-    if (stat("/usr/share/datasets/fashion-mnist", &st)) {
-        printf("test_data: fashion-mnist not installed, skipped\n");
-        return;
-    }
+    if (!test_have_data(NEED_FASHION, "data_load(fashion-mnist)")) return;
     DataSplits d;
     data_load(&d, "fashion-mnist", 5000, 0, 1);
     CHECK(d.train.n == 55000 && d.val.n == 5000 && d.test.n == 10000,

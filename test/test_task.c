@@ -1,7 +1,7 @@
 /* test/test_task.c: the target tasks (data_task), their metrics (task.c) and
  * the whole comparison in quick mode (nta demo --quick 1, then eval of a
  * model it wrote). The tasks are built from the installed MNIST digits and
- * Fashion-MNIST (make setup). */
+ * Fashion-MNIST (make setup); without them these tests are skipped. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
 #include "test.h"
@@ -41,6 +41,7 @@ static int all_in(const Dataset *s, int lo, int hi)
 static void test_task_data(void)
 {
     DataSplits plain, d, e;
+    if (!test_have_data(NEED_MNIST | NEED_FASHION, "the mnist-* tasks (data_task)")) return;
     data_load(&plain, "mnist", 100, 0, 1);
 
     data_task(&d, "mnist-rotation", 300, 100, 0, 1);
@@ -87,6 +88,7 @@ static void test_demo_quick(void)
 {
     char dir[] = "/tmp/nta-demo-XXXXXX", cmd[1024], path[1024], line[256];
     static char out[1 << 20];
+    if (!test_have_data(NEED_MNIST | NEED_FASHION, "nta demo --quick 1")) return;
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
     snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --keep-best 1 --dir %s", dir);
     int rc = test_capture(cmd, dir, out, sizeof out);
