@@ -128,7 +128,7 @@ static void seeds_model(void)
     net->norm_set = 1;
     net->norm_mean[0] = 0.286f, net->norm_std[0] = 0.353f, net->norm_std[1] = 1;
     net->norm_std[2] = 1, net->norm_std[3] = 1;
-    save(net, "fixed-norm.nta", "train: seed for fuzz_model\n", 0);
+    save(net, "fixed-norm.model", "train: seed for fuzz_model\n", 0);
     net_free(net);
 
     /* a supernet with a search space, saved as a checkpoint (with momentum) */
@@ -138,11 +138,11 @@ static void seeds_model(void)
     for (int i = 0; i < s.nblocks; i++) s.blk[i].co = 2 + i / 2;
     s.nblocks = 4;
     net = net_create(&s, &cpu_backend, 2, 2, 0);
-    save(net, "supernet-checkpoint.nta", "epoch=1 seed=1\n", 1);
+    save(net, "supernet-checkpoint.model", "epoch=1 seed=1\n", 1);
     /* its smallest architecture on its own */
     Arch a = arch_smallest(&s);
     Net *alone = net_extract(net, &a, 2);
-    save(alone, "standalone.nta", "", 0);
+    save(alone, "standalone.model", "", 0);
     net_free(alone);
     net_free(net);
 }
