@@ -6,6 +6,8 @@
 #   make test-asan  the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-nvcc every CUDA source through nvcc for sm_80 and sm_90 (no GPU needed)
 #   make bench    the CPU benchmark against PyTorch (test/gpu.sh: the GPU checks)
+#   make fuzz     the libFuzzer targets, FUZZ_SECONDS (60) each (docs/FUZZING.md)
+#   make fuzz-seeds  rewrite their seed corpora fuzz/corpus
 
 CC      ?= cc
 CFLAGS  ?= -O2
@@ -230,6 +232,63 @@ demo:
 
 bench: nta bench/step
 	bench/bench.sh
+
+# ------------------------------------------------------------------ fuzz
+# libFuzzer targets for the readers of untrusted files (fuzz/, docs/FUZZING.md),
+# built with clang (Debian: apt-get install clang) under ASan + UBSan into
+# build/fuzz/. `make fuzz` runs each for FUZZ_SECONDS on its seed corpus
+# fuzz/corpus/TARGET (read only; what the fuzzer adds goes to
+# build/fuzz/corpus/TARGET) and fails on any finding: crash, leak, undefined
+# behaviour, an allocation over 1 GB or a process over 2 GB. The input that
+# caused it is kept in build/fuzz/artifacts/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = idx mnist cifar model arch
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = -std=c11 -Wall -Wextra -g -O1 -fopenmp -fno-omit-frame-pointer $(FUZZ_SAN)
+ifeq ($(WERROR),1)
+FUZZ_CFLAGS  += -Werror
+endif
+FUZZ_FLAGS    = -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=25 -max_len=16384 -print_final_stats=1
+FUZZ_OBJ      = $(LIB:%.c=build/fuzz/obj/%.o) build/fuzz/obj/fuzz.o
+FUZZ_BIN      = $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+.SECONDARY: $(FUZZ_OBJ)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+# cpu.c is written for gcc: its pragmas (optimize, ivdep) mean nothing to clang,
+# and clang asks for parentheses in its ReLU6 mask `(a) & (b) ? x : y`
+build/fuzz/obj/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-unknown-pragmas -Wno-bitwise-conditional-parentheses -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/obj/fuzz.o: fuzz/fuzz.c fuzz/fuzz.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJ) $(HDR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -lz -lm
+
+# The seed corpora (fuzz/make_seeds.c): rewrites the seeds in fuzz/corpus,
+# keeps the inputs of past findings (fuzz/corpus/*/regress-*)
+.PHONY: fuzz-seeds
+build/make_seeds: fuzz/make_seeds.c $(OBJ) $(HDR)
+	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
+fuzz-seeds: build/make_seeds
+	build/make_seeds fuzz/corpus
+
+# One target at a time; on a finding, the end of its log and exit 1.
+fuzz: fuzz-build
+	@mkdir -p build/fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus/$$t; \
+	    ./build/fuzz/fuzz_$$t build/fuzz/corpus/$$t fuzz/corpus/$$t $(FUZZ_FLAGS) \
+	        -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/artifacts/$$t- \
+	        > build/fuzz/$$t.log 2>&1 || { tail -n 40 build/fuzz/$$t.log; \
+	        echo "fuzz: $$t FAILED (log build/fuzz/$$t.log, input build/fuzz/artifacts/$$t-*)"; exit 1; }; \
+	    echo "fuzz: $$t ok, $$(grep -o 'number_of_executed_units: [0-9]*' build/fuzz/$$t.log | grep -o '[0-9]*') runs in $(FUZZ_SECONDS) s, $$(grep -o 'cov: [0-9]* ft: [0-9]*' build/fuzz/$$t.log | tail -n 1)"; \
+	done
 
 clean:
 	rm -rf nta build test/run test/run-asan bench/step nta-emu test/run-gpu bench/gpu_bench

@@ -53,7 +53,8 @@ static void *data_realloc(void *p, size_t bytes)
 /* An IDX file: 0x00 0x00 TYPE NDIM, then NDIM big-endian uint32 dims, then
  * the payload (the product of the dims, one byte each for TYPE 0x08).
  * zlib's gzread reads gzip and raw files alike. Every failure below writes
- * "PATH: what is wrong" into err and returns -1. */
+ * "PATH: what is wrong" into err and returns -1 (idx_fail; the MNIST and
+ * CIFAR readers use it too). */
 
 static int idx_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -395,25 +396,40 @@ fail:
     return why;
 }
 
+int data_read_mnist_json(const char *path, uint8_t **pix, int *n, char *err, size_t errlen)
+{
+    size_t len, count = 0;
+    long at = 0;
+    *pix = NULL;
+    *n = 0;
+    uint8_t *text = nta_read_file(path, IDX_MAX_BYTES, &len, err, errlen);
+    if (!text) return -1;
+    uint8_t *vals = nta_malloc(len / 2 + 1);
+    const char *why = json_pixels((const char *)text, vals, &count, &at);
+    free(text);
+    if (why || count % MNIST_IMAGE) {
+        if (why) idx_fail(err, errlen, path, "malformed JSON at byte %ld: %s", at, why);
+        else idx_fail(err, errlen, path, "%zu values is not a multiple of %d (28x28 pixels "
+                      "per image)", count, MNIST_IMAGE);
+        free(vals);
+        return -2;
+    }
+    *pix = vals;
+    *n = (int)(count / MNIST_IMAGE);     /* count <= len / 2 < 2^30 */
+    return 0;
+}
+
 /* Append the images of one digit file to s. */
 static void mnist_load_digit(Dataset *s, const char *path, int digit)
 {
     char err[512];
-    size_t len, count = 0;
-    long at = 0;
-    uint8_t *text = nta_read_file(path, IDX_MAX_BYTES, &len, err, sizeof err);
-    if (!text) nta_die("%s; " MNIST_HINT, err);
-    uint8_t *vals = nta_malloc(len / 2 + 1);
-    const char *why = json_pixels((const char *)text, vals, &count, &at);
-    if (why) nta_die("%s: malformed JSON at byte %ld: %s", path, at, why);
-    if (count % MNIST_IMAGE)
-        nta_die("%s: %zu values is not a multiple of %d (28x28 pixels per image)",
-                path, count, MNIST_IMAGE);
-    int first = ds_grow(s, (int)(count / MNIST_IMAGE));
-    memcpy(s->pix + (size_t)first * MNIST_IMAGE, vals, count);
+    uint8_t *pix;
+    int n, rc = data_read_mnist_json(path, &pix, &n, err, sizeof err);
+    if (rc) nta_die("%s%s", err, rc == -1 ? "; " MNIST_HINT : "");
+    int first = ds_grow(s, n);
+    memcpy(s->pix + (size_t)first * MNIST_IMAGE, pix, (size_t)n * MNIST_IMAGE);
     for (int i = first; i < s->n; i++) s->label[i] = digit;
-    free(vals);
-    free(text);
+    free(pix);
 }
 
 static void load_mnist(DataSplits *d)
@@ -437,27 +453,48 @@ static void load_mnist(DataSplits *d)
 
 /* ---------------------------------------------------- source: CIFAR-10 */
 
-/* Append the records of one batch file to s, planes [3,32,32] -> [32,32,3].
- * Returns 0, or -1 if the file does not exist and may be skipped. */
+int data_read_cifar(const char *path, uint8_t **pix, int32_t **label, int *n,
+                    char *err, size_t errlen)
+{
+    size_t len;
+    *pix = NULL, *label = NULL, *n = 0;
+    uint8_t *buf = nta_read_file(path, IDX_MAX_BYTES, &len, err, errlen);
+    if (!buf) return -1;
+    if (len == 0 || len % CIFAR_RECORD) {
+        free(buf);
+        return idx_fail(err, errlen, path, "%zu bytes is not a whole number of %d-byte "
+                        "CIFAR-10 records (1 label + 3x32x32 pixels)", len, CIFAR_RECORD);
+    }
+    int count = (int)(len / CIFAR_RECORD);           /* len < 2^31 */
+    uint8_t *p = nta_malloc((size_t)count * 3 * CIFAR_PLANE);
+    int32_t *l = nta_malloc((size_t)count * sizeof *l);
+    for (int i = 0; i < count; i++) {
+        const uint8_t *rec = buf + (size_t)i * CIFAR_RECORD;
+        uint8_t *dst = p + (size_t)i * 3 * CIFAR_PLANE;
+        l[i] = rec[0];
+        for (int q = 0; q < CIFAR_PLANE; q++)          /* q = y*32 + x */
+            for (int c = 0; c < 3; c++) dst[3 * q + c] = rec[1 + c * CIFAR_PLANE + q];
+    }
+    free(buf);
+    *pix = p, *label = l, *n = count;
+    return 0;
+}
+
+/* Append the records of one batch file to s. Returns 0, or -1 if the file
+ * does not exist and may be skipped. */
 static int cifar_load_file(Dataset *s, const char *path, int optional)
 {
     char err[512];
-    size_t len;
+    uint8_t *pix;
+    int32_t *label;
+    int n;
     if (optional && access(path, F_OK)) return -1;
-    uint8_t *buf = nta_read_file(path, IDX_MAX_BYTES, &len, err, sizeof err);
-    if (!buf) nta_die("%s", err);
-    if (len == 0 || len % CIFAR_RECORD)
-        nta_die("%s: %zu bytes is not a whole number of %d-byte CIFAR-10 records "
-                "(1 label + 3x32x32 pixels)", path, len, CIFAR_RECORD);
-    int first = ds_grow(s, (int)(len / CIFAR_RECORD));
-    for (int i = first; i < s->n; i++) {
-        const uint8_t *rec = buf + (size_t)(i - first) * CIFAR_RECORD;
-        uint8_t *dst = s->pix + (size_t)i * 3 * CIFAR_PLANE;
-        s->label[i] = rec[0];
-        for (int p = 0; p < CIFAR_PLANE; p++)          /* p = y*32 + x */
-            for (int c = 0; c < 3; c++) dst[3 * p + c] = rec[1 + c * CIFAR_PLANE + p];
-    }
-    free(buf);
+    if (data_read_cifar(path, &pix, &label, &n, err, sizeof err)) nta_die("%s", err);
+    int first = ds_grow(s, n);
+    memcpy(s->pix + (size_t)first * 3 * CIFAR_PLANE, pix, (size_t)n * 3 * CIFAR_PLANE);
+    memcpy(s->label + first, label, (size_t)n * sizeof *label);
+    free(pix);
+    free(label);
     return 0;
 }
 

@@ -56,6 +56,18 @@ void net_desc_format(const NetDesc *d, char *buf, size_t len)
     if (s->nk && n < len) snprintf(buf + n, len - n, ":d%d", s->dmin);
 }
 
+/* 1 if the text, up to its end or a newline, holds a number of more than 9
+ * digits: sscanf's %d would overflow on it, which C leaves undefined (glibc
+ * wraps, so "k4294967299" read as k3). */
+static int has_long_number(const char *p)
+{
+    for (int run = 0; *p && *p != '\n'; p++) {
+        run = *p >= '0' && *p <= '9' ? run + 1 : 0;
+        if (run > 9) return 1;
+    }
+    return 0;
+}
+
 /* Read "k3,5,7:e3,4,6:d2" into s; 0 on success. */
 static int space_parse(Space *s, const char *p)
 {
@@ -84,9 +96,11 @@ static int space_parse(Space *s, const char *p)
 int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
-    const char *p = strstr(text, "blocks="), *sp;
+    const char *p = strstr(text, "blocks="), *sp, *eol = strchr(text, '\n');
     int used = 0;
-    if (sscanf(text, "in=%dx%dx%d stem=%dk%d", &d->in_h, &d->in_w, &d->in_c, &d->stem_c,
+    if (p && eol && p > eol) p = NULL;            /* the description is the first line */
+    if (has_long_number(text) ||
+        sscanf(text, "in=%dx%dx%d stem=%dk%d", &d->in_h, &d->in_w, &d->in_c, &d->stem_c,
                &d->stem_k) != 5 || !p) {
         snprintf(err, errlen, "malformed network description '%.60s'", text);
         return -1;
@@ -113,7 +127,7 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
     /* sizes a network can be built with */
     int ok = d->in_h > 0 && d->in_h <= 4096 && d->in_w > 0 && d->in_w <= 4096 &&
              d->in_c > 0 && d->in_c <= 4 && d->stem_c > 0 && d->stem_c <= 4096 &&
-             d->stem_k % 2 && d->stem_k <= 7 && d->nblocks > 0 && d->head_c > 0 &&
+             d->stem_k > 0 && d->stem_k % 2 && d->stem_k <= 7 && d->nblocks > 0 && d->head_c > 0 &&
              d->head_c <= 4096 && d->classes > 0 && d->classes <= 100000;
     for (int i = 0; i < d->nblocks; i++) {
         const BlockDesc *b = &d->blk[i];
@@ -126,6 +140,16 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
         snprintf(err, errlen, "network description has out-of-range sizes: '%.60s'", text);
         return -1;
     }
+    /* a supernet's blocks hold the weights of its largest choices; a smaller
+     * block would let an architecture of the space read past them */
+    const Space *s = &d->space;
+    for (int i = 0; s->nk && i < d->nblocks; i++)
+        if (d->blk[i].k != s->ks[s->nk - 1] || d->blk[i].e != s->es[s->ne - 1]) {
+            snprintf(err, errlen, "network description: block %d is k%de%d, not the search "
+                     "space's largest choices k%de%d", i, d->blk[i].k, d->blk[i].e,
+                     s->ks[s->nk - 1], s->es[s->ne - 1]);
+            return -1;
+        }
     return 0;
 }
 
@@ -238,6 +262,10 @@ int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t er
     char list[32];
     memset(a, 0, sizeof *a);
     *a = arch_largest(d);
+    if (has_long_number(text)) {
+        snprintf(err, errlen, "architecture '%.80s' has a number of more than 9 digits", text);
+        return -1;
+    }
     for (;;) {
         int k, e, used = 0, i = first[s] + j;
         tok++;
@@ -1035,7 +1063,63 @@ static uint32_t rd_u32(Reader *r)
     return v;
 }
 
-/* Read the net's tensors (names prefixed by prefix) into host [nfloats]. */
+#define MODEL_MAX_NAME 64   /* longest tensor name we believe ("m:" + ParamInfo's name) */
+
+/* Walk the nt tensors that follow, before any network exists: each must be
+ * whole (a printable name, 1 to 4 dimensions, its data inside the file) and
+ * hold only finite values, and nothing may follow the last. *total = the
+ * values they hold, which bounds what the description may claim. */
+static int check_tensors(Reader *r, uint32_t nt, size_t *total, const char *path, char *err,
+                         size_t errlen)
+{
+    *total = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t nl = rd_u32(r), ndim;
+        const uint8_t *name = nl <= MODEL_MAX_NAME ? rd(r, nl) : NULL;
+        int ok = name && nl > 0;
+        for (uint32_t j = 0; ok && j < nl; j++) ok = name[j] > ' ' && name[j] < 0x7f;
+        if (!ok) {
+            snprintf(err, errlen, "'%s': tensor %u of %u has %s", path, i, nt,
+                     r->bad ? "been cut short" : "no name of 1 to 64 printable characters");
+            return -1;
+        }
+        ndim = rd_u32(r);
+        size_t n = 1, room;
+        ok = ndim >= 1 && ndim <= 4;
+        for (uint32_t j = 0; ok && j < ndim; j++) {
+            uint32_t v = rd_u32(r);
+            room = (r->len - r->at) / sizeof(float);
+            ok = v > 0 && n <= room / v;           /* so n * v cannot overflow */
+            n *= ok ? v : 1;
+        }
+        const uint8_t *data = ok ? rd(r, n * sizeof(float)) : NULL;
+        if (!data) {
+            snprintf(err, errlen, "'%s': tensor '%.*s' has %s", path, (int)nl, name,
+                     ndim < 1 || ndim > 4 ? "not 1 to 4 dimensions"
+                                          : "a zero dimension or more values than the file holds");
+            return -1;
+        }
+        for (size_t j = 0; j < n; j++) {
+            float v;
+            memcpy(&v, data + j * sizeof v, sizeof v);
+            if (!isfinite(v)) {
+                snprintf(err, errlen, "'%s': tensor '%.*s' holds %s at element %zu", path,
+                         (int)nl, name, isnan(v) ? "NaN" : "an infinity", j);
+                return -1;
+            }
+        }
+        *total += n;
+    }
+    if (r->at != r->len) {
+        snprintf(err, errlen, "'%s' has %zu stray bytes after its last tensor", path,
+                 r->len - r->at);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read the net's tensors (names prefixed by prefix) into host [nfloats]; the
+ * file is already known to be well formed (check_tensors). */
 static int get_tensors(Reader *r, const Net *net, float *host, const char *prefix,
                        const char *path, char *err, size_t errlen)
 {
@@ -1054,20 +1138,57 @@ static int get_tensors(Reader *r, const Net *net, float *host, const char *prefi
                      prefix, pi->name);
             return -1;
         }
-        memcpy(host + pi->off, data, pi->n * sizeof(float));
+        float *dst = host + pi->off;
+        memcpy(dst, data, pi->n * sizeof(float));
+        const char *leaf = strrchr(pi->name, '.');
+        if (pi->kind == PARAM_STAT && !pl && leaf && !strcmp(leaf, ".var"))
+            for (size_t j = 0; j < pi->n; j++)
+                if (dst[j] < 0) {
+                    snprintf(err, errlen, "'%s': tensor '%s' (a batchnorm running variance) "
+                             "has the negative value %g at element %zu", path, pi->name,
+                             (double)dst[j], j);
+                    return -1;
+                }
     }
     return 0;
 }
 
+/* The input normalisation line "norm=M0,M1,M2,M3/S0,S1,S2,S3": means finite,
+ * standard deviations finite and positive. 0, or -1 with a message. */
+static int parse_norm(const char *line, float mean[4], float std[4], const char *path,
+                      char *err, size_t errlen)
+{
+    if (sscanf(line, "norm=%g,%g,%g,%g/%g,%g,%g,%g", &mean[0], &mean[1], &mean[2], &mean[3],
+               &std[0], &std[1], &std[2], &std[3]) != 8) {
+        snprintf(err, errlen, "'%s': malformed normalisation line '%.60s'", path, line);
+        return -1;
+    }
+    for (int c = 0; c < 4; c++)
+        if (!isfinite(mean[c]) || !isfinite(std[c]) || !(std[c] > 0)) {
+            snprintf(err, errlen, "'%s': the input normalisation of channel %d (mean %g, std %g) "
+                     "needs a finite mean and a finite std above 0", path, c, (double)mean[c],
+                     (double)std[c]);
+            return -1;
+        }
+    return 0;
+}
+
+/* Every claim of the file is checked against the file before the network is
+ * built: the header, the description, the normalisation line, then every
+ * tensor (whole, finite, nothing after the last), and the description's
+ * parameter count against the values the tensors hold, so a small file cannot
+ * make us allocate for a large network. Only then net_create, the names and
+ * shapes against its parameter table, and the batchnorm variances. */
 Net *net_load(const char *path, int loss, const Backend *be, int B, char *err, size_t errlen)
 {
-    size_t len = 0;
+    size_t len = 0, total = 0;
     uint8_t *buf = nta_read_file(path, (size_t)1 << 34, &len, err, errlen);
     if (!buf) return NULL;
     Net *net = NULL;
     float *host = NULL;
     Reader r = {buf, len >= 4 ? len - 4 : 0, 0, 0};
     char text[sizeof net->meta + 2048];
+    float nmean[4], nstd[4];
     NetDesc d;
     uint32_t crc;
     if (len < 20 || memcmp(buf, MODEL_MAGIC, 8) != 0) {
@@ -1087,30 +1208,53 @@ Net *net_load(const char *path, int loss, const Backend *be, int B, char *err, s
         goto fail;
     }
     uint32_t tl = rd_u32(&r);
-    const char *t = rd(&r, tl);
-    if (!t || tl >= sizeof text) {
+    const char *t = tl < sizeof text ? rd(&r, tl) : NULL;
+    if (!t) {
         snprintf(err, errlen, "'%s': bad header", path);
         goto fail;
     }
     memcpy(text, t, tl);
     text[tl] = 0;
-    if (net_desc_parse(&d, text, err, errlen) != 0) goto fail;
-    net = net_create(&d, loss, be, B, 0, 0);
-    const char *nl = strchr(text, '\n'), *norm = strstr(text, "\nnorm=");
-    snprintf(net->meta, sizeof net->meta, "%s", nl ? nl + 1 : "");
-    if (norm && (norm = strstr(net->meta, "norm="))) {
-        float *m = net->norm_mean, *s = net->norm_std;
-        net->norm_set = sscanf(norm, "norm=%g,%g,%g,%g/%g,%g,%g,%g", &m[0], &m[1], &m[2], &m[3], &s[0],
-                               &s[1], &s[2], &s[3]) == 8;
-        *(char *)norm = 0;                        /* meta keeps the caller's lines only */
+    char why[512];
+    if (net_desc_parse(&d, text, why, sizeof why) != 0) {
+        snprintf(err, errlen, "'%s': %s", path, why);
+        goto fail;
     }
-    host = nta_malloc(net->nfloats * sizeof(float));
-    be->download(host, net->p, net->nfloats * sizeof(float));
+    /* the metadata: the lines after the description; net_save writes the
+     * normalisation line last */
+    char *meta = strchr(text, '\n'), *norm = NULL;
+    meta = meta ? meta + 1 : text + tl;
+    for (char *p = meta - 1; (p = strstr(p, "\nnorm=")) != NULL; p++) norm = p + 1;
+    if (norm && parse_norm(norm, nmean, nstd, path, err, errlen)) goto fail;
+    if (norm) *norm = 0;                             /* meta keeps the caller's lines only */
+    if (strlen(meta) >= sizeof net->meta) {
+        snprintf(err, errlen, "'%s': %zu bytes of metadata, over the %zu this nta keeps", path,
+                 strlen(meta), sizeof net->meta - 1);
+        goto fail;
+    }
     uint32_t nt = rd_u32(&r);
+    size_t start = r.at;
+    if (check_tensors(&r, nt, &total, path, err, errlen)) goto fail;
+    if (net_params(&d) > total) {
+        snprintf(err, errlen, "'%s': its description needs %zu parameters, its tensors hold %zu "
+                 "values", path, net_params(&d), total);
+        goto fail;
+    }
+
+    net = net_create(&d, loss, be, B, 0, 0);
+    snprintf(net->meta, sizeof net->meta, "%s", meta);
+    if (norm) {
+        net->norm_set = 1;
+        memcpy(net->norm_mean, nmean, sizeof nmean);
+        memcpy(net->norm_std, nstd, sizeof nstd);
+    }
     if (nt != (uint32_t)net->nparam && nt != 2u * (uint32_t)net->nparam) {
         snprintf(err, errlen, "'%s' holds %u tensors, its network needs %d", path, nt, net->nparam);
         goto fail;
     }
+    host = nta_malloc(net->nfloats * sizeof(float));
+    be->download(host, net->p, net->nfloats * sizeof(float));
+    r.at = start;
     if (get_tensors(&r, net, host, "", path, err, errlen)) goto fail;
     be->upload(net->p, host, net->nfloats * sizeof(float));
     if (nt == 2u * (uint32_t)net->nparam) {

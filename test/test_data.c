@@ -395,6 +395,19 @@ static void test_cifar(void)
     mkdir(tp(empty, "cifar_empty"), 0755);
     snprintf(spec, sizeof spec, "cifar:%s", empty);
     check_dies(spec, 0, NULL, empty, "data_batch_1.bin");
+
+    /* the form that returns */
+    char p[1024], err[512];
+    uint8_t *pix = (uint8_t *)1;
+    int32_t *label = (int32_t *)1;
+    int n = -1;
+    snprintf(p, sizeof p, "%s/data_batch_2.bin", bad);
+    CHECK(data_read_cifar(p, &pix, &label, &n, err, sizeof err) == -1 && !pix && !label && n == 0 &&
+          strstr(err, p) && strstr(err, "6141 bytes"), "short CIFAR file: %s", err);
+    snprintf(p, sizeof p, "%s/test_batch.bin", dir);
+    CHECK(data_read_cifar(p, &pix, &label, &n, err, sizeof err) == 0 && n == 2 && label[1] == 8 &&
+          pix[3072 + 5 * 3 + 1] == cifar_byte(6, 1, 5), "CIFAR file read: %s", err);
+    free(pix), free(label);
 }
 
 /* ---------------------------------------------------------- mnist JSON */
@@ -470,6 +483,18 @@ static void test_mnist(void)
     write_text(p, "[0.1]");
     check_dies("mnist", 0, bad, p, "malformed JSON");
     check_dies("mnist", 0, tp(bad, "nowhere"), "nowhere/mnist/digits/0.json", "make setup");
+
+    /* the form that returns: -1 unreadable, -2 bad contents, 0 and the images */
+    char err[512];
+    uint8_t *pix = (uint8_t *)1;
+    int n = -1;
+    CHECK(data_read_mnist_json(tp(p, "nowhere.json"), &pix, &n, err, sizeof err) == -1 && !pix &&
+          n == 0 && strstr(err, p), "missing JSON: %s", err);
+    CHECK(data_read_mnist_json(tp(p, "mnbad/mnist/digits/3.json"), &pix, &n, err, sizeof err) == -2 &&
+          !pix && strstr(err, p) && strstr(err, "malformed JSON at byte 0"), "bad JSON: %s", err);
+    CHECK(data_read_mnist_json(tp(p, "mnbad/mnist/digits/2.json"), &pix, &n, err, sizeof err) == 0 &&
+          n == 1 && pix[1] == mnist_pixel(2, 0, 1), "one-image JSON read: %s", err);
+    free(pix);
 }
 
 /* ------------------------------------------------------------- batches */

@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* A small network with every feature: two strides, a residual, K=5 and K=3. */
 static NetDesc tiny_desc(void)
@@ -180,6 +181,120 @@ static void test_model_files(void)
     remove(path), remove(bad), remove(dir);
 }
 
+/* buf [n] with its description line replaced by desc and the CRC recomputed,
+ * written to path */
+static void write_with_desc(const char *path, const uint8_t *buf, size_t n, const char *desc)
+{
+    uint32_t tl, ntl;
+    memcpy(&tl, buf + 12, 4);
+    const uint8_t *text = buf + 16, *eol = memchr(text, '\n', tl);
+    size_t rest = (size_t)(text + tl - eol), dl = strlen(desc);
+    uint8_t *out = nta_malloc(n + dl);
+    ntl = (uint32_t)(dl + rest);
+    memcpy(out, buf, 12);
+    memcpy(out + 12, &ntl, 4);
+    memcpy(out + 16, desc, dl);
+    memcpy(out + 16 + dl, eol, rest);                  /* the metadata lines */
+    size_t m = 16 + dl + rest, tail = n - 4 - (16 + tl);
+    memcpy(out + m, text + tl, tail);                  /* the tensors */
+    m += tail;
+    uint32_t crc = (uint32_t)crc32(0L, out, (uInt)m);
+    memcpy(out + m, &crc, 4);
+    write_bytes(path, out, m + 4);
+    free(out);
+}
+
+/* net_load(path) must fail naming the file, its message holding want */
+static void check_refused(const char *path, const char *want, const char *what)
+{
+    char err[512] = "";
+    Net *net = net_load(path, LOSS_XENT, &cpu_backend, 2, err, sizeof err);
+    CHECK(!net && strstr(err, path) && strstr(err, want), "%s refused: \"%s\" lacks \"%s\"", what,
+          err, want);
+    net_free(net);
+}
+
+/* Model files whose CRC is right but whose contents mean nothing, and files
+ * whose description claims more than they hold. */
+static void test_model_contents(void)
+{
+    NetDesc d = tiny_desc();
+    char dir[] = "/tmp/nta-net-XXXXXX", path[256], text[512], err[512];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/m.nta", dir);
+    Net *a = net_create(&d, LOSS_XENT, &cpu_backend, 2, 11, 0);
+    const ParamInfo *w = net_param(a, "b1.dw.w"), *var = net_param(a, "b0.exp.bn.var");
+    float keep = a->p[w->off + 5];
+
+    a->p[w->off + 5] = NAN;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "'b1.dw.w' holds NaN at element 5", "a NaN weight");
+    a->p[w->off + 5] = -INFINITY;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "'b1.dw.w' holds an infinity at element 5", "an infinite weight");
+    a->p[w->off + 5] = keep;
+
+    a->p[var->off + 2] = -0.5f;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "'b0.exp.bn.var' (a batchnorm running variance) has the negative value -0.5 at "
+                  "element 2", "a negative running variance");
+    a->p[var->off + 2] = 1;
+    a->m[var->off] = NAN;                            /* a checkpoint: momentum must be finite too */
+    net_save(a, path, "", 1, err, sizeof err);
+    check_refused(path, "'m:b0.exp.bn.var' holds NaN", "NaN momentum");
+    a->m[var->off] = 0;
+
+    a->norm_set = 1;
+    for (int c = 0; c < 4; c++) a->norm_mean[c] = 0.5f, a->norm_std[c] = 0.25f;
+    a->norm_std[1] = 0;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "normalisation of channel 1", "a zero normalisation std");
+    a->norm_std[1] = -0.25f;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "needs a finite mean and a finite std above 0", "a negative normalisation std");
+    a->norm_std[1] = 0.25f;
+    a->norm_mean[3] = NAN;
+    net_save(a, path, "", 0, err, sizeof err);
+    check_refused(path, "normalisation of channel 3 (mean nan", "a NaN normalisation mean");
+    a->norm_mean[3] = 0.5f;
+    net_save(a, path, "note=fine\n", 0, err, sizeof err);
+    Net *b = net_load(path, LOSS_XENT, &cpu_backend, 2, err, sizeof err);
+    CHECK(b && b->norm_set && b->norm_std[1] == 0.25f && !strcmp(b->meta, "note=fine\n"),
+          "the repaired model loads: %s", b ? b->meta : err);
+    net_free(b);
+
+    /* a 2 KB file whose description (CRC recomputed) claims layers of 1.6e9
+     * parameters: refused before anything is allocated for them */
+    static uint8_t buf[1 << 16];
+    FILE *f = fopen(path, "rb");
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/big.nta", dir);
+    write_with_desc(path, buf, n, "in=9x8x2 stem=4k3 blocks=k3e3s2c5,k5e2s1c5,k3e2s2c7 head=4096 "
+                    "classes=100000");
+    check_refused(path, "its description needs 409737882 parameters", "a description larger than its tensors");
+    /* a supernet whose blocks are smaller than its space's largest choices */
+    net_desc_format(&d, text, sizeof text);
+    strcat(text, " space=k3,5,7:e2,3:d1");
+    write_with_desc(path, buf, n, text);
+    check_refused(path, "not the search space's largest choices", "blocks below the space");
+    /* a number sscanf would wrap: stem k4294967299 read as k3 */
+    write_with_desc(path, buf, n, "in=9x8x2 stem=4k4294967299 blocks=k3e3s2c5,k5e2s1c5,k3e2s2c7 head=6 "
+                    "classes=3");
+    check_refused(path, "malformed network description", "a 10-digit number");
+    /* stray bytes between the last tensor and the CRC */
+    memcpy(buf + n - 4, "junk", 4);
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)n);
+    memcpy(buf + n, &crc, 4);
+    write_bytes(path, buf, n + 4);
+    check_refused(path, "4 stray bytes after its last tensor", "trailing bytes");
+
+    net_free(a);
+    remove(path);
+    snprintf(path, sizeof path, "%s/m.nta", dir);
+    remove(path), remove(dir);
+}
+
 /* A few SGD steps on one fixed batch must drive its loss down. */
 static void test_learns(void)
 {
@@ -241,5 +356,6 @@ void test_net(void)
     test_costs();
     test_desc_text();
     test_model_files();
+    test_model_contents();
     test_learns();
 }
