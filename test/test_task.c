@@ -129,7 +129,7 @@ static void test_demo_quick(void)
     CHECK(rc == 0 && got && want && fabs(atof(got + 9) - mae) < 0.006, "eval reproduces the demo's MAE %.2f:\n%s", mae, out);
     snprintf(cmd, sizeof cmd, "./nta demo --tasks nosuch --supernet %s/supernet.nta --dir %s", dir, dir);
     rc = test_capture(cmd, dir, out, sizeof out);
-    CHECK(rc == 1 && strstr(out, "unknown task 'nosuch'"), "an unknown task is named: exit %d\n%s", rc, out);
+    CHECK(rc == 2 && strstr(out, "unknown task 'nosuch'"), "an unknown task is named: exit %d\n%s", rc, out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     test_run(cmd);
 }
