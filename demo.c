@@ -171,17 +171,15 @@ int demo_tasks(const char *list, char names[][DEMO_TASK_LEN], int max, char *err
 
 int demo_run(const DemoCfg *c, const Backend *be)
 {
-    char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
-    int nt = demo_tasks(c->tasks, names, DEMO_MAX_TASKS, err, sizeof err);
-    if (nt < 0) nta_die("%s", err);
-    ReportTask *rt = nta_calloc(DEMO_MAX_TASKS, sizeof *rt);
+    int nt = c->ntasks;
+    ReportTask *rt = nta_calloc((size_t)nt, sizeof *rt);
     for (int i = 0; i < nt; i++) {
         AdaptCfg at = c->a;
-        at.task = names[i];
-        printf("== task %s\n", names[i]);
+        at.task = c->tasks[i];
+        printf("== task %s\n", c->tasks[i]);
         demo_task(c, &at, be, &rt[i]);
     }
-    char all[32], intro[8192], verdict[1024], md[4096], html[4096];
+    char all[32], intro[8192], verdict[1024], md[4096], html[4096], err[512];
     nta_fmt_time(all, sizeof all, nta_now() - c->t0);
     demo_verdict(verdict, sizeof verdict, rt, nt);
     demo_intro(intro, sizeof intro, c, rt, nt, be, all, verdict);

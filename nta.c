@@ -533,13 +533,13 @@ static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
     AdaptCfg *a = &c.a;
-    const char *supernet;
+    const char *supernet, *tasks;
     int pretrain_epochs;
     Opt opts[] = {
         {"dir", OPT_STR, &c.dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
-        {"tasks", OPT_STR, &c.tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
+        {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
         ADAPT_OPTS((*a), "finetune-epochs", "16", "epochs of finetuning the winners"),
         SEARCH_OPTS((*a), "12", "20", "16", "6", "4", "8", "8"),
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
@@ -563,7 +563,9 @@ static int cmd_demo(int argc, char **argv)
     need_in(&cmd, "seeds", a->seeds, 1, 100);
     need_flag(&cmd, "quick", c.quick);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
-    if (demo_tasks(c.tasks, names, DEMO_MAX_TASKS, err, sizeof err) < 0) bad_option(&cmd, "%s", err);
+    c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
+    if (c.ntasks < 0) bad_option(&cmd, "%s", err);
+    c.tasks = (const char (*)[DEMO_TASK_LEN])names;
     struct stat st;
     if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);

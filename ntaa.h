@@ -113,18 +113,19 @@ int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, con
 
 /* ---------------------------------------------------------------- demo */
 
+#define DEMO_MAX_TASKS 16
+#define DEMO_TASK_LEN 1024
+
 typedef struct {
     AdaptCfg a;               /* every task's settings (a.task is set per task) */
     const char *dir;          /* models, search logs, report.md, report.html */
     const char *supernet;     /* the pretrained supernet's file */
     const char *pretrained;   /* how it came: "reused" or the pretraining's time */
-    const char *tasks;        /* comma-separated */
+    const char (*tasks)[DEMO_TASK_LEN];   /* [ntasks] task names (demo_tasks) */
+    int ntasks;
     int quick;                /* tiny settings: say so in the report */
     double t0;                /* when the demo started */
 } DemoCfg;
-
-#define DEMO_MAX_TASKS 16
-#define DEMO_TASK_LEN 1024
 
 /* The tasks of a comma-separated list into names (at most max); the commas
  * of a classify:idx:A,B,... task stay in it (an item that is no task of its

@@ -84,9 +84,10 @@ static double validate(Net *net, const DataSplits *d, const TrainCfg *c, int sam
     return NAN;
 }
 
-/* One SGD step on the batch of images idx[0..per): the gradients of every
- * pass (one sub-architecture each under a sampling rule) summed, then one
- * update. Returns the first pass's summed loss and its right answers. */
+/* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
+ * its host scratch): the gradients of every pass (one sub-architecture each
+ * under a sampling rule) summed, then one update. Returns the first pass's
+ * summed loss and its right answers. */
 static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
                          float *x, int32_t *y, Rng *rng, float lr, int *right)
 {
@@ -149,8 +150,8 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
     long warm = lrintf(c->warmup * steps), step = (long)steps * start;
-    Progress pg = {isatty(fileno(stdout)), nta_now(), nta_now(), step, (long)steps * c->epochs};
-    pg.tlast = pg.t0;
+    double now = nta_now();
+    Progress pg = {isatty(fileno(stdout)), now, now, step, (long)steps * c->epochs};
     char meta[512], err[512];
     /* keep_best: the weights of the best epoch so far */
     int keep = c->keep_best && sampling == SAMPLE_FIXED && d->val.n, best_ep = start;
