@@ -39,7 +39,7 @@ static inline NTA_HOST_DEVICE float relu6f(float v) { return v < 0.0f ? 0.0f : v
  * applied to), else 0. `&`, not `&&`: both tests always run, nothing to branch on. */
 static inline NTA_HOST_DEVICE float relu6_grad(float pre, float g)
 {
-    return (pre > 0.0f) & (pre < 6.0f) ? g : 0.0f;
+    return ((pre > 0.0f) & (pre < 6.0f)) ? g : 0.0f;
 }
 
 /* ----------------------------------------------------------------- errors */
