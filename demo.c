@@ -102,7 +102,7 @@ static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
         int ok = s * r[0].metric >= s * r[2].metric && r[0].mflops < r[2].mflops;
         wpf += ok;
         scratch += s * r[0].metric > s * r[3].metric;
-        if (!ok) snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%s", *lost ? ", " : "", t[i].task);
+        if (!ok) snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%.100s", *lost ? ", " : "", t[i].task);
     }
     snprintf(buf, len,
              "NTAA was at least as good as WP&F on the task metric with fewer MFLOPs on %d of %d tasks%s%s%s; "
