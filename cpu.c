@@ -6,17 +6,20 @@
  * over images or rows, and a packed, cache-blocked GEMM whose 6x16 micro-kernel
  * is compiled twice (AVX2+FMA and portable) and chosen at run time.
  *
- * Shapes: see the legend in nta.h. Reductions that cross threads use one
- * private buffer per thread, summed in thread order, so a run is deterministic
- * for a given thread count.
+ * Shapes: see the legend in nta.h. Reductions that cross threads split the
+ * work into a fixed number of parts (the --threads count) with one private
+ * buffer per part, summed in part order, so a run is deterministic for a given
+ * --threads however many threads run the parts.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"
 
 #include <math.h>
+#include <dirent.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Clone hot loops for AVX2+FMA; the loader picks the clone the CPU supports. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -27,7 +30,80 @@
 #define CPU_CLONES 0
 #endif
 
-void cpu_set_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
+/* Threads. Every op that sums across threads splits its work into `parts`
+ * (cpu_set_threads' n) whatever the number of threads that run them, each
+ * thread taking parts t, t + n, ... (FOR_PART); so a result depends on n
+ * only, and the governor (cpu_govern) may run the parts on fewer threads. */
+static int parts = 1, threads_max = 1, threads_now = 1;
+
+#define FOR_PART(p, np) for (int p = omp_get_thread_num(); p < (np); p += omp_get_num_threads())
+
+void cpu_set_threads(int n)
+{
+    parts = threads_max = threads_now = n > 0 ? n : 1;
+    omp_set_num_threads(n > 0 ? n : 1);
+}
+
+int cpu_threads(void) { return threads_now; }
+
+/* Seconds our threads waited for a CPU in the run queue (the second field of
+ * each /proc/self/task/TID/schedstat, in ns); -1 without /proc. */
+static double queued_seconds(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    double ns = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[64];
+        unsigned long long run, wait;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2) ns += (double)wait;
+        fclose(f);
+    }
+    closedir(d);
+    return ns * 1e-9;
+}
+
+/* Seconds that the machine's CPUs have been idle, summed over CPUs (the idle
+ * and iowait fields of /proc/stat's first line); -1 without /proc. */
+static double idle_seconds(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long user, nice, sys, idle, iowait;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait);
+    fclose(f);
+    return n == 5 ? (double)(idle + iowait) / sysconf(_SC_CLK_TCK) : -1;
+}
+
+/* Sharing the machine. OpenMP threads wait for each other at the end of every
+ * op, spinning; when another process takes a core, one of ours waits in the
+ * run queue while the others spin at the next barrier, and a step ran 2-3x
+ * slower for the loss of half a core. So, at most once a second (called
+ * between batches), the governor looks at the last second: when our threads
+ * waited for a CPU for more than 0.3 of a core's time, it runs the parts on one
+ * thread fewer; when more than 0.7 of a core sat idle, on one more (up to the
+ * --threads count). Results do not change (the parts do not). */
+static void cpu_govern(void)
+{
+    static double t0, q0, i0;
+    if (threads_max == 1 || omp_in_parallel()) return;
+    double t = nta_now();
+    if (t - t0 < 1.0) return;
+    double q = queued_seconds(), i = idle_seconds();
+    if (q < 0 || i < 0) return;
+    if (t0 > 0) {
+        double waiting = (q - q0) / (t - t0), idle = (i - i0) / (t - t0);
+        int n = waiting > 0.3 && threads_now > 1 ? threads_now - 1
+              : idle > 0.7 && threads_now < threads_max ? threads_now + 1 : threads_now;
+        if (n != threads_now) omp_set_num_threads(threads_now = n);
+    }
+    t0 = t, q0 = q, i0 = i;
+}
 
 const char *cpu_simd(void)
 {
@@ -56,7 +132,7 @@ static float *scratch(int slot, size_t n)
     return buf[slot];
 }
 
-/* Split [0, n) into omp_get_num_threads() contiguous parts; part t is [*lo, *hi). */
+/* Split [0, n) into nt contiguous parts; part t is [*lo, *hi). */
 static void split(int n, int t, int nt, int *lo, int *hi)
 {
     *lo = (int)((long)n * t / nt);
@@ -361,7 +437,7 @@ static void gemm_one(int ta, int tb, int M, int N, int K, float alpha, const flo
         gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
 }
 
-/* Per-thread partial products of the K split, kept between calls. */
+/* Per-part partial products of the K split, kept between calls. */
 static float *gemm_part;
 static size_t gemm_part_cap;
 
@@ -390,19 +466,19 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     }
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads(), beta0 = beta == 0;
+    int nt = omp_in_parallel() ? 1 : parts, beta0 = beta == 0;
     /* tiny (the classifier at batch 64): entering a region costs more */
     if (nt == 1 || (double)M * N * K < 2e5) {
         gemm_one(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
         return;
     }
     if (ep || M >= 4 * MR * nt || (long)K < 4L * M) {
-        /* Tall C: split the rows between threads; or the columns, when few
-         * rows would not share out into whole tiles (64 rows on 2 threads) */
+        /* Tall C: split the rows into parts; or the columns, when few rows
+         * would not share out into whole tiles (64 rows in 2 parts) */
         int cols = M % (MR * nt) && M < 32 * MR && N % (NR * nt) == 0;
 #pragma omp parallel
-        {
-            int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
+        FOR_PART(t, nt) {
+            int n = nt, lo, hi;
             if (cols) {
                 split(N / NR, t, n, &lo, &hi);
                 lo *= NR, hi *= NR;
@@ -414,7 +490,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
                 int unit = narrow_ok(ta, M, N, K, ep) ? 8 : MR;     /* rows in whole tiles */
                 split(M / unit, t, n, &lo, &hi);
                 lo *= unit;
-                hi = t == n - 1 ? M : hi * unit;     /* the last thread takes the rest */
+                hi = t == n - 1 ? M : hi * unit;     /* the last part takes the rest */
                 if (hi > lo)
                     gemm_one(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + (size_t)lo * lda, lda,
                              B, ldb, C + (size_t)lo * ldc, ldc, beta0, ep);
@@ -422,9 +498,10 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
         }
         return;
     }
-    /* Small C, long K (weight gradients): split K; each thread stores its
-     * partial product, then the rows of C are shared out and each sums the
-     * partials in thread order (deterministic for a thread count). */
+    /* Small C, long K (weight gradients): split K into parts; each stores its
+     * partial product, then the rows of C are shared out between the threads
+     * and each sums the partials in part order (deterministic for a count of
+     * parts). */
     size_t mn = (size_t)M * N;
     if (gemm_part_cap < (size_t)nt * mn) {
         free(gemm_part);
@@ -435,20 +512,22 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     float *part = gemm_part;
 #pragma omp parallel
     {
-        int t = omp_get_thread_num(), n = omp_get_num_threads(), lo, hi;
-        split(K, t, n, &lo, &hi);
-        float *pt = part + (size_t)t * mn;
-        if (hi > lo)
-            gemm_serial(ta, tb, M, N, hi - lo, alpha,
-                        ta ? A + (size_t)lo * lda : A + lo, lda,
-                        tb ? B + lo : B + (size_t)lo * ldb, ldb, pt, N, 1, NULL);
-        else
-            memset(pt, 0, mn * sizeof(float));
+        int lo, hi;
+        FOR_PART(t, nt) {
+            split(K, t, nt, &lo, &hi);
+            float *pt = part + (size_t)t * mn;
+            if (hi > lo)
+                gemm_serial(ta, tb, M, N, hi - lo, alpha,
+                            ta ? A + (size_t)lo * lda : A + lo, lda,
+                            tb ? B + lo : B + (size_t)lo * ldb, ldb, pt, N, 1, NULL);
+            else
+                memset(pt, 0, mn * sizeof(float));
+        }
 #pragma omp barrier
-        split(M, t, n, &lo, &hi);
+        split(M, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         for (int i = lo; i < hi; i++) {
             float *c = C + (size_t)i * ldc;
-            for (int u = 0; u < n; u++) {
+            for (int u = 0; u < nt; u++) {
                 const float *q = part + (size_t)u * mn + (size_t)i * N;
                 if (u == 0 && beta0) memcpy(c, q, N * sizeof(float));
                 else for (int j = 0; j < N; j++) c[j] += q[j];
@@ -533,21 +612,21 @@ static inline __attribute__((always_inline)) void conv_bwd_w_row(
     for (int kx = 0; kx < K; kx++) store8(wk + (size_t)kx * Ci * Co, acc[kx]);
 }
 
-/* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy: each thread sums its
+/* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy: each part sums its
  * rows of outputs in order into its own copy, then the copies are added in
- * thread order */
+ * part order */
 HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
                                int N, int H, int W, int Ci, int Co, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * Ci * Co;
-    int nt = omp_get_max_threads();
+    int nt = parts;
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
-    {
+    FOR_PART(t, nt) {
         int lo, hi;
-        float *pw = part + omp_get_thread_num() * nw;
-        split(N * Ho, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        float *pw = part + t * nw;
+        split(N * Ho, t, nt, &lo, &hi);
         for (int r = lo; r < hi; r++) {
             int n = r / Ho, oy = r % Ho;
             const float *dyr = dy + (size_t)r * Wo * Co;
@@ -692,14 +771,14 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
                              int N, int H, int W, int C, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
-    size_t nw = (size_t)K * K * C;              /* private [K,K,C] per thread */
-    int nt = omp_get_max_threads();
+    size_t nw = (size_t)K * K * C;              /* private [K,K,C] per part */
+    int nt = parts;
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
-    {
+    FOR_PART(t, nt) {
         int lo, hi;
-        float *pw = part + omp_get_thread_num() * nw;
-        split(N * Ho, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        float *pw = part + t * nw;
+        split(N * Ho, t, nt, &lo, &hi);
         for (int r = lo; r < hi; r++) {
             int n = r / Ho, oy = r % Ho;
             for (int ox = 0; ox < Wo; ox++) {
@@ -730,19 +809,19 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 /* --------------------------------------------------------- batchnorm */
 
 /* Column sums of z - center and of its square over P rows of C channels, in
- * double, deterministic: each thread sums its rows in float blocks of 64,
+ * double, deterministic: each part sums its rows in float blocks of 64,
  * adding blocks in double. */
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
-    int nt = omp_get_max_threads();
+    int nt = parts;
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
 #pragma omp parallel
-    {
-        int t = omp_get_thread_num(), lo, hi;
+    FOR_PART(t, nt) {
+        int lo, hi;
         double *p1 = part + (size_t)t * 2 * C, *p2 = p1 + C;
         float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
-        split(P, t, omp_get_num_threads(), &lo, &hi);
+        split(P, t, nt, &lo, &hi);
         for (int r0 = lo; r0 < hi; r0 += 64) {
             int r1 = r0 + 64 < hi ? r0 + 64 : hi;
             memset(b1, 0, 2 * C * sizeof(float));
@@ -857,15 +936,15 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
                            const float *z, const float *mean, const float *istd,
                            const float *gamma, const float *beta, int P, int C, int relu6)
 {
-    int nt = omp_get_max_threads();
+    int nt = parts;
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
     /* pass 1: sums of g and g*xh; g is kept in dz for pass 2 */
 #pragma omp parallel
-    {
-        int t = omp_get_thread_num(), lo, hi;
+    FOR_PART(t, nt) {
+        int lo, hi;
         double *pb = part + (size_t)t * 2 * C, *pg = pb + C;
         float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
-        split(P, t, omp_get_num_threads(), &lo, &hi);
+        split(P, t, nt, &lo, &hi);
         for (int r0 = lo; r0 < hi; r0 += 64) {
             int r1 = r0 + 64 < hi ? r0 + 64 : hi;
             memset(b1, 0, 2 * C * sizeof(float));
@@ -960,6 +1039,7 @@ static void cpu_bias_bwd(float *db, const float *dy, int M, int N)
 static double cpu_xent(float *dlogits, int *correct, const float *logits,
                        const int32_t *label, int N, int L)
 {
+    cpu_govern();       /* once per batch */
     double loss = 0;
     int right = 0;
     for (int n = 0; n < N; n++) {
@@ -983,6 +1063,7 @@ static double cpu_xent(float *dlogits, int *correct, const float *logits,
  * (0 where equal); returns the summed absolute error. */
 static double cpu_l1(float *dpred, const float *pred, const float *target, int N)
 {
+    cpu_govern();       /* once per batch */
     double loss = 0;
     for (int n = 0; n < N; n++) {
         float e = pred[n] - target[n];

@@ -229,7 +229,11 @@ typedef struct Backend {
 } Backend;
 
 extern const Backend cpu_backend;
+/* n threads (at least 1): the work of every op is split into n parts, which
+ * run on up to n threads; fewer while another process keeps ours waiting for
+ * a core (cpu.c's governor). cpu_threads: how many run them now. */
 void cpu_set_threads(int n);
+int cpu_threads(void);
 /* For nta --version: the CPU backend's SIMD path and whether this CPU takes it. */
 const char *cpu_simd(void);
 

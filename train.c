@@ -122,8 +122,11 @@ static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int e
     double rate = (step + 1 - pg->step0) * (double)c->batch / (now - pg->t0);   /* images through the network */
     nta_fmt_time(eta, sizeof eta, (pg->total - step - 1) * (double)c->batch / rate);
     if (d->kind != TASK_REGRESS) snprintf(acc, sizeof acc, " train acc %.2f%%", 100.0 * right / seen);
-    printf("%sepoch %d/%d step %d/%d loss %.4f%s %.0f img/s ETA %s%s", pg->tty ? "\r" : "", ep, c->epochs,
-           s + 1, steps, loss / seen, acc, rate, eta, pg->tty ? "\033[K" : "\n");
+    char shared[64] = "";    /* the CPU backend's governor gave up threads to another process */
+    if (cpu_threads() < c->threads)
+        snprintf(shared, sizeof shared, " (machine shared: on %d of %d threads)", cpu_threads(), c->threads);
+    printf("%sepoch %d/%d step %d/%d loss %.4f%s %.0f img/s ETA %s%s%s", pg->tty ? "\r" : "", ep, c->epochs,
+           s + 1, steps, loss / seen, acc, rate, eta, shared, pg->tty ? "\033[K" : "\n");
     fflush(stdout);
     pg->tlast = now;
 }

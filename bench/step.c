@@ -5,8 +5,11 @@
  * NET: reference (net_reference, the default), largest or smallest (the
  * largest / smallest architecture of the default supernet, net_supernet with
  * space_default() and stage depth up to 4, as a standalone network).
- * SECONDS (3 by default) is cut into 5 timing windows; each figure is the
- * best window's.
+ * SECONDS (3 by default) is cut into 5 timing windows (BENCH_WINDOWS in the
+ * environment to change it; 1 gives the mean over SECONDS); each figure is the
+ * best window's. Also prints how many threads the CPU backend's governor ran
+ * the parts on at the end (fewer than THREADS while another process was
+ * keeping ours waiting for a core).
  * Prints: "nta batch B threads T net NET: train X img/s, infer Y img/s";
  * with --desc, the network's description (net_desc_format), which
  * bench/torch_step.py and bench/torch_ops.py build the same network from. */
@@ -33,9 +36,10 @@ static NetDesc named_net(const char *name)
  * returns the best window's rate. bench/torch_step.py times PyTorch by the
  * same rule, so a busy moment on the machine costs either side a window, not
  * the measurement. */
-enum { WINDOWS = 5 };
 static double rate(Net *net, int B, int train, double secs)
 {
+    const char *env = getenv("BENCH_WINDOWS");
+    int WINDOWS = env && atoi(env) > 0 ? atoi(env) : 5;
     double best = 0;
     bench_step(net, B, train);
     for (int w = 0; w < WINDOWS; w++) {
@@ -78,8 +82,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nx; i++) net->x_in[i] = rng_normal(&r);
     for (int i = 0; i < B; i++) net->y_in[i] = (int32_t)rng_below(&r, (uint32_t)d.classes);
     double tr = rate(net, B, 1, secs) * B, inf = rate(net, B, 0, secs) * B;
-    printf("nta batch %d threads %d net %s: train %.0f img/s, infer %.0f img/s\n", B, T, name, tr,
-           inf);
+    printf("nta batch %d threads %d net %s: train %.0f img/s, infer %.0f img/s (on %d threads at the end)\n",
+           B, T, name, tr, inf, cpu_threads());
     net_free(net);
     return 0;
 }

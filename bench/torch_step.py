@@ -13,7 +13,8 @@ Prints: "torch batch B threads T: train X img/s, infer Y img/s".
 The training step is zero_grad, forward (train mode), mean cross-entropy,
 backward, SGD (lr 0.01, momentum 0.9, weight decay 5e-5 on conv and linear
 weights only, as nta's net_update does). Inference is eval mode under no_grad.
-Each is run once to warm up, then timed in 5 windows of SECONDS / 5 each; the
+Each is run once to warm up, then timed in 5 windows of SECONDS / 5 each
+(BENCH_WINDOWS in the environment to change it; 1 gives the mean); the
 figure is the best window's (bench/step.c's rule).
 """
 import os
@@ -111,7 +112,7 @@ def sgd(net):
                             {"params": rest, "weight_decay": 0.0}], lr=0.01, momentum=0.9)
 
 
-WINDOWS = 5
+WINDOWS = max(1, int(os.environ.get("BENCH_WINDOWS", "5")))
 
 
 def rate(step, secs):

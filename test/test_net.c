@@ -349,8 +349,44 @@ static void test_eval_pieces(void)
     cpu_set_threads(was);
 }
 
+/* The CPU backend splits every reduction into --threads parts whatever the
+ * number of threads that run them (its governor runs them on fewer while
+ * another process takes a core): a few training steps of the reference
+ * network give the same bytes with the parts on one thread and on all. */
+static void test_parts_any_threads(void)
+{
+    NetDesc d = net_reference(28, 28, 1, 10);
+    int B = 16, was = omp_get_max_threads();
+    for (int parts = 2; parts <= 3; parts++) {
+        float *w[2];
+        for (int run = 0; run < 2; run++) {
+            cpu_set_threads(parts);
+            if (run == 1) omp_set_num_threads(1);
+            Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 7, 0);
+            for (int s = 0; s < 3; s++) {
+                fill_batch(net, B, 20 + s);
+                net_zero_grad(net);
+                loss_of(net, B);
+                net_backward(net, B);
+                net_update(net, 0.05f, 0.9f, 5e-5f);
+            }
+            w[run] = net_weights_get(net, NULL);
+            CHECK(run == 0 || omp_get_max_threads() == 1, "%d parts ran on %d threads, not 1", parts,
+                  omp_get_max_threads());
+            if (run == 1)
+                CHECK(!memcmp(w[0], w[1], net->nfloats * sizeof(float)),
+                      "%d parts: 3 training steps on 1 thread differ from the same on %d threads", parts,
+                      parts);
+            net_free(net);
+        }
+        free(w[0]), free(w[1]);
+    }
+    cpu_set_threads(was);
+}
+
 void test_net(void)
 {
+    test_parts_any_threads();
     test_net_gradient();
     test_eval_pieces();
     test_costs();
