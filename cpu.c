@@ -1109,6 +1109,95 @@ static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weig
     return weight * loss;
 }
 
+/* ------------------------------------------- self-supervised learning */
+
+/* Per row of x [N,D]: norm = |x| (in double), y = x / max(norm, NTA_L2_EPS). */
+static void cpu_l2norm_fwd(float *y, float *norm, const float *x, int N, int D)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D;
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)xr[d] * xr[d];
+        double len = sqrt(ss), div = len > NTA_L2_EPS ? len : NTA_L2_EPS;
+        norm[n] = (float)len;
+        for (int d = 0; d < D; d++) y[(size_t)n * D + d] = (float)(xr[d] / div);
+    }
+}
+
+/* dx = (dy - y (y.dy)) / |x| where |x| > NTA_L2_EPS, else dy / NTA_L2_EPS
+ * (there y = x / eps is linear in x). */
+static void cpu_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int N, int D)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *yr = y + (size_t)n * D, *gr = dy + (size_t)n * D;
+        double dot = 0, len = norm[n];
+        for (int d = 0; d < D; d++) dot += (double)yr[d] * gr[d];
+        if (!(len > NTA_L2_EPS)) dot = 0, len = NTA_L2_EPS;
+        for (int d = 0; d < D; d++) dx[(size_t)n * D + d] = (float)((gr[d] - yr[d] * dot) / len);
+    }
+}
+
+/* The similarity e_i.e_j / tau of two rows of e [N,D], in double. */
+static double ntxent_sim(const float *e, int i, int j, int D, double inv_tau)
+{
+    const float *a = e + (size_t)i * D, *b = e + (size_t)j * D;
+    double s = 0;
+    for (int d = 0; d < D; d++) s += (double)a[d] * b[d];
+    return s * inv_tau;
+}
+
+/* With s_ij = e_i.e_j / tau, pos(i) = (i + N/2) mod N, and over j != i:
+ *   lse_i = log sum_j exp s_ij,   loss_i = lse_i - s_i,pos(i),
+ *   p_ij = exp(s_ij - lse_i),
+ *   de_k = 1/(N tau) sum_{j != k} (p_kj + p_jk - 2 [j = pos(k)]) e_j
+ * (s is symmetric, and k is the positive of j when j is k's). Two passes
+ * over the rows, each O(N^2 D): lse of every row, then the gradient. */
+static double cpu_ntxent(float *de, int *correct, const float *e, int N, int D, float tau)
+{
+    cpu_govern();       /* once per batch */
+    double inv_tau = 1.0 / tau, *lse = nta_malloc((size_t)N * sizeof(double));
+    double *loss = nta_malloc((size_t)N * sizeof(double));
+    int *right = nta_malloc((size_t)N * sizeof(int)), half = N / 2;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        int pos = (i + half) % N, best = -1;
+        double m = -INFINITY, z = 0, sp = 0, sbest = -INFINITY;
+        for (int j = 0; j < N; j++) {     /* online log-sum-exp over j != i */
+            if (j == i) continue;
+            double s = ntxent_sim(e, i, j, D, inv_tau);
+            if (s > sbest) sbest = s, best = j;
+            if (s > m) z = z * exp(m - s) + 1, m = s;
+            else z += exp(s - m);
+            if (j == pos) sp = s;
+        }
+        lse[i] = m + log(z);
+        loss[i] = lse[i] - sp;
+        right[i] = best == pos;
+    }
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < N; k++) {
+        double *acc = nta_calloc((size_t)D, sizeof(double));
+        int pos = (k + half) % N;
+        for (int j = 0; j < N; j++) {
+            if (j == k) continue;
+            double s = ntxent_sim(e, k, j, D, inv_tau);
+            double w = exp(s - lse[k]) + exp(s - lse[j]) - (j == pos ? 2 : 0);
+            const float *ej = e + (size_t)j * D;
+            for (int d = 0; d < D; d++) acc[d] += w * ej[d];
+        }
+        for (int d = 0; d < D; d++) de[(size_t)k * D + d] = (float)(acc[d] * inv_tau / N);
+        free(acc);
+    }
+    double sum = 0;
+    int r = 0;
+    for (int i = 0; i < N; i++) sum += loss[i], r += right[i];
+    if (correct) *correct = r;
+    free(lse), free(loss), free(right);
+    return sum;
+}
+
 HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -1130,6 +1219,7 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd, .sgd = cpu_sgd,
+    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd,
+    .l2norm_fwd = cpu_l2norm_fwd, .l2norm_bwd = cpu_l2norm_bwd, .ntxent = cpu_ntxent, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
 };

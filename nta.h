@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #define NTA_BN_EPS 1e-5f          /* batchnorm epsilon, the one value every backend uses */
+#define NTA_L2_EPS 1e-12f         /* l2norm: the smallest length a row is divided by (as PyTorch's) */
 
 /* ------------------------------------------------------ shared arithmetic */
 
@@ -211,6 +212,19 @@ typedef struct Backend {
      * weight * |mean of the first - mean of the rest|^2; dx [N,C] = its gradient.
      * Needs 0 < S < N. */
     double (*mmd)(float *dx, const float *x, int N, int S, int C, float weight);
+    /* Self-supervised learning (SimCLR, train.c): the rows of x [N,D] scaled
+     * to unit length, y = x / max(|x|, NTA_L2_EPS), norm [N] = |x| (saved for
+     * the backward); dx [N,D] = the gradient through it of dy [N,D]
+     * (overwritten). */
+    void (*l2norm_fwd)(float *y, float *norm, const float *x, int N, int D);
+    void (*l2norm_bwd)(float *dx, const float *dy, const float *y, const float *norm, int N, int D);
+    /* NT-Xent over N unit rows e [N,D] (N even; the positive of row i is the
+     * other view of its image, row (i + N/2) mod N): per row the cross-entropy
+     * of the softmax of its similarities e_i.e_j / tau to the other N-1 rows,
+     * the positive as the label. de [N,D] = the gradient of the mean over the
+     * rows; returns the summed loss and, through *correct, the rows whose most
+     * similar other row is their positive. */
+    double (*ntxent)(float *de, int *correct, const float *e, int N, int D, float tau);
     /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
     void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one

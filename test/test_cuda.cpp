@@ -40,7 +40,7 @@ static const struct Tol {
     {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
     {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
     {"xent", 1e-9, 1e-6},          /* dlogits, per-batch loss */
-    {"loss", 1e-9, 1e-6},          /* l1 and entropy: gradient, per-batch loss */
+    {"loss", 1e-9, 1e-6},          /* l1, entropy, mmd and ntxent: gradient, per-batch loss */
     {"step", 1e-5, 1e-4},          /* a network's loss, gradients, parameters after 2 steps */
     {"cli loss", 1e-4, 1e-3},      /* test loss after training 1 epoch on each backend */
 };
@@ -542,6 +542,62 @@ static void test_small_ops(void)
     }
 }
 
+/* ------------------------------------------------------ self-supervised ops */
+
+/* l2norm forward and backward, and NT-Xent, on row counts below, at and
+ * across a warp's 32 lanes and a block's 8 warps, embeddings narrower and
+ * wider than a warp (and more than 4 accumulators a lane); a zero row. */
+static void test_ssl_ops(void)
+{
+    static const int shapes[][2] = {{8, 5}, {2, 64}, {34, 37}, {20, 130}, {6, 1}};
+    Rng r;
+    rng_seed(&r, 31);
+    char what[96];
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int N = shapes[k][0], D = shapes[k][1];
+        size_t n = (size_t)N * D;
+        float *x = randv(&r, n, -2, 2), *y = randv(&r, n, 0, 0), *nrm = randv(&r, N, 0, 0);
+        for (int d = 0; d < D; d++) x[d] = 0;     /* row 0: zero, the clamped length */
+        float *dx_ = dev(x, n), *dy_ = dev(y, n), *dn = dev(nrm, N);
+        cpu->l2norm_fwd(y, nrm, x, N, D);
+        cu->l2norm_fwd(dy_, dn, dx_, N, D);
+        float *got = back(dn, N);
+        snprintf(what, sizeof what, "l2norm norm N%d D%d", N, D);
+        compare("elementwise", what, got, nrm, N);
+        free(got);
+        dn = dev(nrm, N);                        /* both backends go on from the CPU's values */
+        float *gy = randv(&r, n, -1, 1), *gx = randv(&r, n, 0, 0), *dgy = dev(gy, n), *dgx = dev(gx, n);
+        got = back(dy_, n);
+        snprintf(what, sizeof what, "l2norm y N%d D%d", N, D);
+        compare("elementwise", what, got, y, n);
+        free(got);
+        dy_ = dev(y, n);
+        cpu->l2norm_bwd(gx, gy, y, nrm, N, D);
+        cu->l2norm_bwd(dgx, dgy, dy_, dn, N, D);
+        got = back(dgx, n);
+        snprintf(what, sizeof what, "l2norm dx N%d D%d", N, D);
+        compare("elementwise", what, got, gx, n);
+        free(got);
+
+        /* NT-Xent of the unit rows (N even) */
+        if (N % 2 == 0) {
+            float *de = randv(&r, n, 0, 0), *dde = dev(de, n);
+            int c1 = -1, c2 = -2;
+            double l1 = cpu->ntxent(de, &c1, y, N, D, 0.3f), l2 = cu->ntxent(dde, &c2, dy_, N, D, 0.3f);
+            got = back(dde, n);
+            snprintf(what, sizeof what, "ntxent de N%d D%d", N, D);
+            compare("loss", what, got, de, n);
+            float f1 = (float)l1, f2 = (float)l2;
+            snprintf(what, sizeof what, "ntxent loss N%d D%d", N, D);
+            compare("loss", what, &f2, &f1, 1);
+            CHECK(c1 == c2, "ntxent N%d D%d: %d right, the CPU %d", N, D, c2, c1);
+            free(got), free(de);
+        }
+        free(x), free(y), free(nrm), free(gy), free(gx);
+        cu->free(dx_), cu->free(dy_), cu->free(dn), cu->free(dgy);
+    }
+}
+
 /* ------------------------------------------------------------ whole steps */
 
 /* Train two steps of the same network on both backends from the same
@@ -753,6 +809,7 @@ extern "C" void test_cuda(void)
     TIMED(test_dw_bn_eval());
     TIMED(test_batchnorm());
     TIMED(test_small_ops());
+    TIMED(test_ssl_ops());
     TIMED(test_steps());
     if (!mkdtemp(dir)) {
         CHECK(0, "cannot make a temporary directory");
