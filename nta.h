@@ -282,7 +282,10 @@ typedef struct {
 /* A network description: stem KxK conv (in_c -> stem_c, stride 1) + BN + ReLU6,
  * the blocks, 1x1 head conv (-> head_c) + BN + ReLU6, global average pool,
  * linear head_c -> classes. A stage is a run of blocks that starts at a block
- * with stride 2 or new output channels. */
+ * with stride 2 or new output channels. With mlp > 0 (self-supervised
+ * pretraining: SimCLR's projection head), the pool is followed by linear
+ * head_c -> mlp (no bias) + BN + ReLU6, then the linear mlp -> classes, whose
+ * outputs are then the projection (D = classes dimensions), not logits. */
 typedef struct {
     int in_h, in_w, in_c;
     int stem_c, stem_k;
@@ -290,6 +293,7 @@ typedef struct {
     BlockDesc blk[NET_MAX_BLOCKS];
     int head_c;
     int classes;
+    int mlp;                /* hidden width of the projection head; 0 = none */
     Space space;
 } NetDesc;
 
@@ -384,7 +388,12 @@ typedef struct {
     BnSaved sv_head;
     int hh, hw;                           /* spatial size at the head */
     float *pooled;                        /* [B,Ch] */
-    float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [Ch,L], [L] */
+    float *w_mlp, *g_mlp;                 /* [Ch,M] the projection head's hidden layer (d.mlp = M > 0) */
+    BnParams bn_mlp, gbn_mlp;
+    float *z_mlp, *a_mlp;                 /* [B,M] */
+    BnSaved sv_mlp;
+    float *emb, *emb_norm, *demb;         /* [B,L] unit projections, [B] their lengths, [B,L] */
+    float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [F,L], [L]; F = M with the projection head, else Ch */
     float *logits, *dlogits;              /* [B,L] */
     float *dpooled_add;                   /* [B,Ch] added to the gradient of pooled when */
     int dpooled_on;                       /* dpooled_on (a loss on the features: domain adaptation) */
@@ -425,6 +434,11 @@ void net_forward(Net *net, int B, int train);
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
+/* SimCLR's loss of the projections net->logits [B,L] of B = 2n views (rows
+ * i and i + n: the two views of image i), d.mlp > 0: l2norm into net->emb,
+ * NT-Xent at temperature tau; fills net->dlogits. Returns the summed loss;
+ * *correct = rows whose most similar other row is their positive. */
+double net_ssl_loss(Net *net, int B, float tau, int *correct);
 /* Backward from net->dlogits. Gradients are accumulated into net->g. */
 void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
@@ -445,7 +459,8 @@ const ParamInfo *net_param(const Net *net, const char *name);
  * supernet's weights and batchnorm statistics. */
 Net *net_extract(const Net *super, const Arch *a, int B);
 /* The same network with a new linear head of `classes` outputs (initialised
- * from seed) trained with loss; every other tensor is copied. */
+ * from seed) trained with loss, straight after the pool (a projection head is
+ * dropped); every other tensor is copied. */
 Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
