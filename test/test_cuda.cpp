@@ -602,15 +602,19 @@ static void test_ssl_ops(void)
 
 /* Train two steps of the same network on both backends from the same
  * initialisation and batch; compare loss, gradients and parameters (running
- * statistics included), then the eval-mode logits. */
+ * statistics included), then the eval-mode logits. With a projection head
+ * (d->mlp), the loss is the SSL loss (net_ssl_loss). */
 static void step_case(const char *name, const NetDesc *d, const Arch *arch, int B)
 {
+    float lr = d->mlp ? 0.01f : 0.1f;   /* SSL: gradients ~100x the classifier's at the start */
     Net *a = net_create(d, LOSS_XENT, cpu, B, 21, 0), *b = net_create(d, LOSS_XENT, cu, B, 21, 0);
     if (arch) net_set_arch(a, arch), net_set_arch(b, arch);
     Rng r;
     rng_seed(&r, 22);
     size_t nx = (size_t)B * d->in_h * d->in_w * d->in_c, nf = a->nfloats;
     float *x = randv(&r, nx, -2, 2), *h = (float *)nta_malloc(nf * sizeof(float));
+    for (size_t i = nx / 2; d->mlp && i < nx; i++)   /* SSL: the second views, the first plus noise */
+        x[i] = x[i - nx / 2] + 0.2f * (rng_uniform(&r) - 0.5f);
     int32_t *y = (int32_t *)nta_malloc(B * sizeof(int32_t));
     for (int i = 0; i < B; i++) y[i] = (int32_t)rng_below(&r, (uint32_t)d->classes);
     cpu->upload(a->x_in, x, nx * sizeof(float)), cu->upload(b->x_in, x, nx * sizeof(float));
@@ -623,7 +627,7 @@ static void step_case(const char *name, const NetDesc *d, const Arch *arch, int 
         for (int k = 0; k < 2; k++) {
             net_zero_grad(n2[k]);
             net_forward(n2[k], B, 1);
-            loss[k] = net_loss(n2[k], B, &right[k]);
+            loss[k] = d->mlp ? net_ssl_loss(n2[k], B, 0.5f, &right[k]) : net_loss(n2[k], B, &right[k]);
             net_backward(n2[k], B);
         }
         float l0 = (float)loss[0], l1 = (float)loss[1];
@@ -636,8 +640,8 @@ static void step_case(const char *name, const NetDesc *d, const Arch *arch, int 
             snprintf(what, sizeof what, "%s step %d grad %s", name, step, pi->name);
             compare("step", what, h + pi->off, a->g + pi->off, pi->n);
         }
-        net_update(a, 0.1f, 0.9f, 5e-4f);
-        net_update(b, 0.1f, 0.9f, 5e-4f);
+        net_update(a, lr, 0.9f, 5e-4f);
+        net_update(b, lr, 0.9f, 5e-4f);
     }
     cu->download(h, b->p, nf * sizeof(float));
     for (int i = 0; i < a->nparam; i++) {
@@ -670,6 +674,10 @@ static void test_steps(void)
     d.blk[2] = BlockDesc{7, 3, 2, 9};
     d.blk[3] = BlockDesc{3, 1, 1, 9};
     step_case("fixed net", &d, NULL, 4);
+    /* the same trained by SimCLR: a projection head, NT-Xent over 4 images x 2 views */
+    d.mlp = 11;
+    step_case("SSL net", &d, NULL, 8);
+    d.mlp = 0;
     /* a random slice of a small supernet: kernels and channels read through
      * the full tensors' pitches */
     Space sp = space_default();
