@@ -420,11 +420,13 @@ static int cmd_train(int argc, char **argv)
 static int cmd_pretrain(int argc, char **argv)
 {
     TrainCfg c = {0};
-    const char *sampling, *kernels, *expands;
+    const char *sampling, *kernels, *expands, *objective;
     int min_depth;
     char err[256];
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
+        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views)"},
+        {"temperature", OPT_FLOAT, &c.tau, "0.5", "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
         {"expands", OPT_STR, &expands, "3,4,6", "expansion ratio choices"},
@@ -439,6 +441,11 @@ static int cmd_pretrain(int argc, char **argv)
     check_train(&cmd, &c);
     int rule = !strcmp(sampling, "sandwich") ? SAMPLE_SANDWICH : !strcmp(sampling, "uniform") ? SAMPLE_UNIFORM : -1;
     need(rule > 0, &cmd, "--sampling must be sandwich or uniform");
+    c.ssl = !strcmp(objective, "ssl");
+    need(c.ssl || !strcmp(objective, "supervised"), &cmd, "--objective must be supervised or ssl");
+    need_in(&cmd, "temperature", c.tau, 0.01, 100);
+    need(!c.ssl || c.batch % 2 == 0, &cmd, "--objective ssl: --batch counts the two views of each image; give an even number");
+    need(!c.ssl || c.augment, &cmd, "--objective ssl learns from augmented views: --augment 0 leaves nothing to learn");
     need(c.depth >= min_depth && min_depth >= 1 && c.depth <= NET_MAX_BLOCKS / 3, &cmd,
          "need 1 <= --min-depth <= --depth <= 10");
     need_in(&cmd, "calib", c.calib, 1, 100000);

@@ -132,6 +132,12 @@ int data_read_cifar(const char *path, uint8_t **pix, int32_t **label, int *n,
  * rng == NULL: no augmentation. */
 void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,
                 float *x, int32_t *y, Rng *rng);
+/* Two augmented views of images idx[0..n) (self-supervised pretraining; no
+ * label is read): x [2n,H,W,C] normalised floats, rows b and n + b the two
+ * views of image idx[b]. The transformations are drawn from rng (data.c,
+ * view_draw: resized crop, rotation, flip where allowed, contrast,
+ * brightness, noise, erasing). */
+void data_views(const DataSplits *d, const Dataset *s, const int *idx, int n, float *x, Rng *rng);
 /* A seeded permutation of 0..n-1 into perm. */
 void data_shuffle(int *perm, int n, Rng *rng);
 
@@ -492,6 +498,14 @@ double task_score(Net *net, const DataSplits *d, const Dataset *s, double *secon
 /* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
  * the others: returns mAP %, rank-1 % in *rank1. */
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);
+/* The features of every image of split s with the network's running
+ * statistics: pooled [n,Ch] (the head's pooled features) and, if out is not
+ * NULL, out [n,L] (the network's outputs: logits, or an SSL projection). */
+void task_features(Net *net, const DataSplits *d, const Dataset *s, float *pooled, float *out);
+/* Leave-one-out k-nearest-neighbour accuracy % of feat [n,dim]: each row's k
+ * most cosine-similar other rows vote for their labels, each with its
+ * similarity; the most voted label is the prediction. */
+double task_knn(const float *feat, const int32_t *label, int n, int dim, int k);
 /* A training batch: images idx[0..B) of the training split, or for TASK_UDA
  * B/2 of them followed by B - B/2 target images drawn by rng. */
 void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, int32_t *y, Rng *aug,
