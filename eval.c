@@ -61,13 +61,14 @@ static void print_table(const Scored *s, int n, const NetDesc *d, const DataSpli
     for (int i = 0; i < n && !c->random; i++) {
         NetDesc sd = arch_standalone(d, &s[i].arch);
         arch_format(d, &s[i].arch, text, sizeof text);
-        printf("%s on %s: test %s on %d images; %.2f MFLOPs, %zu params%s%s\n", c->model, data->name,
-               task_format_metric(m, sizeof m, data, s[i].metric, s[i].second), data->test.n, s[i].mflops,
-               net_params(&sd), super ? "; architecture " : "", super ? text : "");
+        printf("%s on %s: %stest %s on %d images; %.2f MFLOPs, %zu params%s%s\n", c->model, data->name,
+               c->linear ? "linear evaluation, " : "", task_format_metric(m, sizeof m, data, s[i].metric, s[i].second),
+               data->test.n, s[i].mflops, net_params(&sd), super ? "; architecture " : "", super ? text : "");
     }
     if (!c->random) return;
-    printf("%s on %s, %d test images, BN recalibrated per architecture:\n  %8s %8s %9s  %s\n", c->model,
-           data->name, data->test.n, task_metric_name(data), "MFLOPs", "params", "architecture");
+    printf("%s on %s, %d test images, BN recalibrated per architecture%s:\n  %8s %8s %9s  %s\n", c->model,
+           data->name, data->test.n, c->linear ? ", linear evaluation" : "", task_metric_name(data), "MFLOPs",
+           "params", "architecture");
     double *metric = nta_malloc((size_t)n * sizeof(double)), *cost = nta_malloc((size_t)n * sizeof(double));
     for (int i = 0; i < n; i++) {
         NetDesc sd = arch_standalone(d, &s[i].arch);
@@ -88,22 +89,31 @@ int eval_run(const EvalCfg *c, const Backend *be)
     Net *net = net_load(c->model, task_loss(&d), be, c->batch, err, sizeof err);
     if (!net) nta_die("%s", err);
     const NetDesc *nd = net_desc(net);
-    task_check_net(nd, &d, c->model);
+    if (c->linear) task_check_images(nd, &d, c->model);    /* the model's own head plays no part */
+    else task_check_net(nd, &d, c->model);
     net_norm(net, d.mean, d.std);             /* the model's own input normalisation, if it has one */
     int super = nd->space.nk > 0;
+    NetDesc cost = *nd;                       /* what is counted: with linear evaluation, its head */
+    if (c->linear) cost.mlp = 0, cost.classes = d.kind == TASK_REGRESS ? 1 : task_outputs(&d);
     Rng r;
     rng_seed(&r, (uint64_t)c->seed);
     int n = c->random ? c->random : 1;
     Scored *s = nta_calloc((size_t)n, sizeof *s);
     pick(s, n, nd, c, &r);
     for (int i = 0; i < n; i++) {
-        NetDesc sd = arch_standalone(nd, &s[i].arch);
-        s[i].metric = super ? task_score_arch(net, &d, &d.test, &s[i].arch, c->calib, (uint64_t)c->seed, &s[i].second)
-                            : task_score(net, &d, &d.test, &s[i].second);
+        NetDesc sd = arch_standalone(&cost, &s[i].arch);
+        if (c->linear && super)
+            s[i].metric = linear_eval_arch(net, &d, &d.test, &s[i].arch, c->calib, (uint64_t)c->seed, &s[i].second);
+        else if (c->linear)
+            s[i].metric = linear_eval(net, &d, &d.test, &s[i].second);
+        else if (super)
+            s[i].metric = task_score_arch(net, &d, &d.test, &s[i].arch, c->calib, (uint64_t)c->seed, &s[i].second);
+        else
+            s[i].metric = task_score(net, &d, &d.test, &s[i].second);
         s[i].mflops = 1e-6 * net_flops(&sd);
     }
     sort_by_mflops(s, n);
-    print_table(s, n, nd, &d, c);
+    print_table(s, n, &cost, &d, c);
     free(s);
     net_free(net);
     data_free(&d);

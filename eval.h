@@ -12,6 +12,8 @@ typedef struct {
     int random;           /* supernets: score this many random architectures, a table by MFLOPs */
     int spread;           /* 1: the i-th random one from the i-th of `random` equal MFLOPs bins */
     int calib;            /* training batches of BN recalibration (supernets) */
+    int linear;           /* 1: linear evaluation (a ridge head on the frozen pooled features of
+                             the training split) instead of the model's own head */
     int seed, batch, limit;
 } EvalCfg;
 

@@ -970,6 +970,14 @@ Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed)
     return net;
 }
 
+void net_set_linear(Net *net, const float *w, const float *b)
+{
+    const NetDesc *d = &net->d;
+    if (d->mlp) nta_die("internal: net_set_linear on a network with a projection head");
+    net->be->upload(net->w_fc, w, (size_t)d->head_c * d->classes * sizeof(float));
+    net->be->upload(net->b_fc, b, (size_t)d->classes * sizeof(float));
+}
+
 /* ---------------------------------------------- batchnorm recalibration */
 
 /* Running statistics are not shared between sub-architectures: before an

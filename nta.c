@@ -317,6 +317,10 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define MAX_EPOCHS 100000
 #define MAX_IMAGES 100000000
 
+/* Why --linear 1 and --fitness linear refuse domain adaptation. */
+#define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
+    "images measures the source domain, and the target domain's labels may not be used"
+
 /* --device: known values only. */
 static void need_device(const Command *c, const char *device)
 {
@@ -457,10 +461,11 @@ static int cmd_pretrain(int argc, char **argv)
 static int cmd_adapt(int argc, char **argv)
 {
     AdaptCfg a = {0};
-    const char *super[1];
+    const char *super[1], *fitness;
     Opt opts[] = {
         ADAPT_OPTS(a, "finetune-epochs", "10", "epochs of finetuning the winner with its inherited weights"),
         SEARCH_OPTS(a, "10", "10", "50", "10", "10", "25", "25"),
+        {"fitness", OPT_STR, &fitness, "transfer", "transfer (neural transfer, then the validation metric with inherited weights) or linear (no transfer: a linear head fitted on the pretrained supernet's frozen pooled features; the unsupervised paradigm's search)"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
         {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
@@ -473,6 +478,9 @@ static int cmd_adapt(int argc, char **argv)
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
     check_search(&cmd, &a);
+    a.linear = !strcmp(fitness, "linear");
+    need(a.linear || !strcmp(fitness, "transfer"), &cmd, "--fitness must be transfer or linear");
+    need(!a.linear || strcmp(a.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     need_flag(&cmd, "resume", a.resume);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need_output(&cmd, "out", a.out);
@@ -600,6 +608,7 @@ static int cmd_eval(int argc, char **argv)
         {"random", OPT_INT, &c.random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
         {"spread", OPT_INT, &c.spread, "0", "1: draw the i-th random architecture from the i-th of N equal MFLOPs bins between the smallest and the largest"},
         {"calib", OPT_INT, &c.calib, "20", "training batches for BN recalibration (supernets)"},
+        {"linear", OPT_INT, &c.linear, "0", "1: linear evaluation: a ridge-regression head fitted on the frozen pooled features of the training split, scored on the test split (not for mnist-uda)"},
         {"seed", OPT_INT, &c.seed, "1", "seed of random architectures and recalibration batches"},
         {"batch", OPT_INT, &c.batch, "256", "images per forward pass"},
         {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},
@@ -618,6 +627,8 @@ static int cmd_eval(int argc, char **argv)
     need_in(&cmd, "random", c.random, 0, 100000);
     need_in(&cmd, "threads", threads, 0, MAX_THREADS);
     need_flag(&cmd, "spread", c.spread);
+    need_flag(&cmd, "linear", c.linear);
+    need(!c.linear || strcmp(c.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     need_device(&cmd, device);
     if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
     if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);

@@ -468,6 +468,8 @@ Net *net_extract(const Net *super, const Arch *a, int B);
  * from seed) trained with loss, straight after the pool (a projection head is
  * dropped); every other tensor is copied. */
 Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed);
+/* The linear layer after the pool (no projection head): w [Ch,L], b [L], host memory. */
+void net_set_linear(Net *net, const float *w, const float *b);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
@@ -525,8 +527,51 @@ double task_fitness(const DataSplits *d, double metric);
 /* "accuracy 93.10%", "MAE 3.21 degrees" or "mAP 71.20% (rank-1 90.00%)"; returns buf. */
 const char *task_format_metric(char *buf, size_t len, const DataSplits *d, double metric, double second);
 /* Dies (naming `what`, a file) unless a network of description nd takes d's
- * images and has outputs enough for the task. */
+ * images (task_check_images) and has outputs enough for the task. */
+void task_check_images(const NetDesc *nd, const DataSplits *d, const char *what);
 void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what);
+
+/* ------------------------------------------------------ linear evaluation */
+
+/* linear.c: a linear head fitted on frozen features (the unsupervised
+ * paradigm's measure; adapt --fitness linear). */
+
+/* Ridge regression: out = b + ((x - mean) * scale) w, scale = 1/std of each
+ * feature on the fitting set (0 for a constant feature). */
+typedef struct {
+    int F, K;
+    double *mean, *scale;   /* [F] */
+    double *w;              /* [F,K] */
+    double *b;              /* [K] the targets' means */
+} LinearHead;
+
+/* The ridge penalty, in units of the standardised features' sum of squares
+ * (lambda n: 1% of each diagonal entry of Xs^T Xs). */
+#define LINEAR_RIDGE 1e-2
+
+/* Fit h to features X [n,F] and targets Y [n,K]: w minimises
+ * |Xs w - (Y - mean Y)|^2 + lambda n |w|^2 (Xs: X standardised), in closed form. */
+void linear_fit(LinearHead *h, const float *X, int n, int F, const float *Y, int K, double lambda);
+void linear_predict(const LinearHead *h, const float *X, int n, float *out);   /* out [n,K] */
+void linear_free(LinearHead *h);
+/* The task's metric on split s of a head fitted (LINEAR_RIDGE) on the
+ * features train_feat [d->train.n,F] of the training split, applied to feat
+ * [s->n,F]: accuracy % (classification, attribute), MAE in degrees
+ * (regression); retrieval: the mAP % of feat itself (rank-1 % in *second).
+ * Dies for domain adaptation. */
+double linear_eval_features(const DataSplits *d, const float *train_feat, const float *feat, const Dataset *s,
+                            int F, double *second);
+/* Give net (a standalone model for task d, no projection head) the head
+ * linear evaluation fits on its pooled features of the training split, as
+ * its linear layer: a finetuning that starts from it starts from the linear
+ * probe's predictions. Retrieval and domain adaptation keep their head. */
+void linear_head_init(Net *net, const DataSplits *d);
+/* The same with the pooled features of net (running statistics as they are). */
+double linear_eval(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* A supernet's architecture a: made active, BN statistics re-estimated on
+ * `calib` training batches drawn by seed, then linear_eval. */
+double linear_eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib, uint64_t seed,
+                        double *second);
 
 /* ---------------------------------------------------------------- search */
 

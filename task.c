@@ -247,12 +247,17 @@ const char *task_format_metric(char *buf, size_t len, const DataSplits *d, doubl
     return buf;
 }
 
-void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
+void task_check_images(const NetDesc *nd, const DataSplits *d, const char *what)
 {
     const Dataset *t = &d->test;
     if (nd->in_h != t->h || nd->in_w != t->w || nd->in_c != t->c)
         nta_die("%s expects %dx%dx%d images, but data '%s' has %dx%dx%d", what, nd->in_h,
                 nd->in_w, nd->in_c, d->name, t->h, t->w, t->c);
+}
+
+void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
+{
+    task_check_images(nd, d, what);
     if (d->kind == TASK_REGRESS && nd->classes != 1)
         nta_die("%s has %d outputs; the regression task '%s' needs a model with one (made by a regression task)",
                 what, nd->classes, d->name);
