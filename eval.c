@@ -1,6 +1,7 @@
 /* eval.c: nta eval. A model's metric on a test split, or a supernet's
  * sub-architectures' (each after BN recalibration), and how the metric ranks
- * with cost (Spearman's rank correlation).
+ * with cost (Spearman's rank correlation). With --linear 1, the metric of
+ * linear evaluation (linear.c) instead, beside its floors.
  */
 #include "eval.h"
 
@@ -80,6 +81,17 @@ static void print_table(const Scored *s, int n, const NetDesc *d, const DataSpli
     free(metric), free(cost);
 }
 
+/* Linear evaluation's floors, by the same protocol on the same splits: the
+ * raw pixels, and architecture a with random weights (from --seed). */
+static void print_floors(const Net *net, const DataSplits *d, const Arch *a, const EvalCfg *c)
+{
+    char m1[128], m2[128];
+    double s1, s2, pix = linear_floor_pixels(d, &d->test, &s1);
+    double rnd = linear_floor_random(net, d, &d->test, a, c->calib, (uint64_t)c->seed, &s2);
+    printf("floors, by the same protocol: raw pixels: test %s; the same architecture with random weights: test %s\n",
+           task_format_metric(m1, sizeof m1, d, pix, s1), task_format_metric(m2, sizeof m2, d, rnd, s2));
+}
+
 int eval_run(const EvalCfg *c, const Backend *be)
 {
     char err[512];
@@ -114,6 +126,7 @@ int eval_run(const EvalCfg *c, const Backend *be)
     }
     sort_by_mflops(s, n);
     print_table(s, n, &cost, &d, c);
+    if (c->linear && !c->random) print_floors(net, &d, &s[0].arch, c);
     free(s);
     net_free(net);
     data_free(&d);

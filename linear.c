@@ -11,6 +11,9 @@
  *                    recalibration on the task's training images
  *   linear_head_init a model's linear layer set to the head fitted on its
  *                    features (adapt --fitness linear starts finetuning there)
+ *   linear_floor_*   what linear evaluation means something against: the same
+ *                    fit on the raw pixels, and on the pooled features of the
+ *                    same architecture with random, untrained weights
  *
  * Why ridge regression on one-hot targets rather than logistic regression or
  * SGD: it has a closed form (one F x F solve, F = 128 pooled features), so it
@@ -68,6 +71,37 @@ static int cholesky_solve(double *A, double *B, int F, int K)
     return 0;
 }
 
+/* G [F,F] (lower triangle) = Xs^T Xs and R [F,K] = Xs^T (Y - b) over the n
+ * rows of X [n,F] and Y [n,K], Xs = (X - mean) scale (h's). Rows go by
+ * blocks of 64, standardised into double; the threads split the rows f of G
+ * and R, and every entry is summed in row order, so the result does not
+ * depend on the number of threads. Raw pixels (F = 784, n = 55,000) make
+ * this the costly part of a fit. */
+static void gram(double *G, double *R, const LinearHead *h, const float *X, int n, const float *Y)
+{
+    enum { ROWS = 64 };
+    int F = h->F, K = h->K;
+    double *xs = nta_malloc((size_t)ROWS * F * sizeof(double)), *yc = nta_malloc((size_t)ROWS * K * sizeof(double));
+    for (int i0 = 0; i0 < n; i0 += ROWS) {
+        int m = n - i0 < ROWS ? n - i0 : ROWS;
+        for (int i = 0; i < m; i++) {
+            for (int f = 0; f < F; f++) xs[(size_t)i * F + f] = (X[(size_t)(i0 + i) * F + f] - h->mean[f]) * h->scale[f];
+            for (int c = 0; c < K; c++) yc[(size_t)i * K + c] = Y[(size_t)(i0 + i) * K + c] - h->b[c];
+        }
+#pragma omp parallel for schedule(dynamic, 8) if ((size_t)F * F * m > 100000)
+        for (int f = 0; f < F; f++) {
+            double *gf = G + (size_t)f * F, *rf = R + (size_t)f * K;
+            for (int i = 0; i < m; i++) {
+                double a = xs[(size_t)i * F + f];
+                const double *xi = xs + (size_t)i * F;
+                for (int g = 0; g <= f; g++) gf[g] += a * xi[g];
+                for (int c = 0; c < K; c++) rf[c] += a * yc[(size_t)i * K + c];
+            }
+        }
+    }
+    free(xs), free(yc);
+}
+
 void linear_fit(LinearHead *h, const float *X, int n, int F, const float *Y, int K, double lambda)
 {
     *h = (LinearHead){.F = F, .K = K};
@@ -86,19 +120,13 @@ void linear_fit(LinearHead *h, const float *X, int n, int F, const float *Y, int
     for (int f = 0; f < F; f++) h->scale[f] = h->scale[f] > 1e-12 ? 1 / sqrt(h->scale[f]) : 0;   /* constant: unused */
     for (int i = 0; i < n; i++)
         for (int c = 0; c < K; c++) h->b[c] += (double)Y[(size_t)i * K + c] / n;
-    /* G = Xs^T Xs + lambda n I, R = Xs^T (Y - mean Y), with Xs the standardised features */
-    double *G = nta_calloc((size_t)F * F, sizeof(double)), *xs = nta_malloc((size_t)F * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        for (int f = 0; f < F; f++) xs[f] = (X[(size_t)i * F + f] - h->mean[f]) * h->scale[f];
-        for (int f = 0; f < F; f++) {
-            for (int g = 0; g <= f; g++) G[(size_t)f * F + g] += xs[f] * xs[g];
-            for (int c = 0; c < K; c++) h->w[(size_t)f * K + c] += xs[f] * (Y[(size_t)i * K + c] - h->b[c]);
-        }
-    }
+    /* G = Xs^T Xs + lambda n I, R = Xs^T (Y - mean Y) (into w), with Xs the standardised features */
+    double *G = nta_calloc((size_t)F * F, sizeof(double));
+    gram(G, h->w, h, X, n, Y);
     for (int f = 0; f < F; f++) G[(size_t)f * F + f] += lambda * n;
     if (cholesky_solve(G, h->w, F, K) != 0)      /* cannot happen with lambda > 0 */
         nta_die("linear evaluation: the ridge system is not positive definite (lambda %g)", lambda);
-    free(G), free(xs);
+    free(G);
 }
 
 void linear_predict(const LinearHead *h, const float *X, int n, float *out)
@@ -203,6 +231,33 @@ double linear_eval(Net *net, const DataSplits *d, const Dataset *s, double *seco
     task_features(net, d, s, ft, NULL);
     double m = linear_eval_features(d, tr, ft, s, F, second);
     free(tr), free(ft);
+    return m;
+}
+
+double linear_floor_pixels(const DataSplits *d, const Dataset *s, double *second)
+{
+    const Dataset *t = &d->train;
+    int F = t->h * t->w * t->c;
+    float *tr = nta_malloc(((size_t)t->n * F + 1) * sizeof(float)), *ft = nta_malloc(((size_t)s->n * F + 1) * sizeof(float));
+    int *idx = nta_malloc(((size_t)(t->n > s->n ? t->n : s->n) + 1) * sizeof(int));
+    int32_t *y = nta_malloc(((size_t)(t->n > s->n ? t->n : s->n) + 1) * sizeof(int32_t));
+    for (int i = 0; i < t->n || i < s->n; i++) idx[i] = i;
+    data_batch(d, t, idx, t->n, tr, y, NULL);
+    data_batch(d, s, idx, s->n, ft, y, NULL);
+    double m = linear_eval_features(d, tr, ft, s, F, second);
+    free(tr), free(ft), free(idx), free(y);
+    return m;
+}
+
+double linear_floor_random(const Net *super, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                           uint64_t seed, double *second)
+{
+    NetDesc sd = arch_standalone(net_desc(super), a);
+    sd.mlp = 0;
+    Net *fresh = net_create(&sd, LOSS_XENT, net_backend(super), net_batch(super), seed, 0);
+    net_recalibrate(fresh, d, calib, seed);
+    double m = linear_eval(fresh, d, s, second);
+    net_free(fresh);
     return m;
 }
 

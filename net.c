@@ -628,6 +628,7 @@ void net_free(Net *net)
 
 const NetDesc *net_desc(const Net *net) { return &net->d; }
 const Backend *net_backend(const Net *net) { return net->be; }
+int net_batch(const Net *net) { return net->B; }
 
 float *net_weights_get(const Net *net, float *host)
 {

@@ -608,7 +608,7 @@ static int cmd_eval(int argc, char **argv)
         {"random", OPT_INT, &c.random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
         {"spread", OPT_INT, &c.spread, "0", "1: draw the i-th random architecture from the i-th of N equal MFLOPs bins between the smallest and the largest"},
         {"calib", OPT_INT, &c.calib, "20", "training batches for BN recalibration (supernets)"},
-        {"linear", OPT_INT, &c.linear, "0", "1: linear evaluation: a ridge-regression head fitted on the frozen pooled features of the training split, scored on the test split (not for mnist-uda)"},
+        {"linear", OPT_INT, &c.linear, "0", "1: linear evaluation: a ridge-regression head fitted on the frozen pooled features of the training split, scored on the test split, beside its floors (raw pixels; the architecture with random weights; not with --random) (not for mnist-uda)"},
         {"seed", OPT_INT, &c.seed, "1", "seed of random architectures and recalibration batches"},
         {"batch", OPT_INT, &c.batch, "256", "images per forward pass"},
         {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},

@@ -419,6 +419,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
 void net_free(Net *net);
 const NetDesc *net_desc(const Net *net);
 const Backend *net_backend(const Net *net);
+int net_batch(const Net *net);           /* the batch its activations hold */
 /* The parameters and running statistics [nfloats] into host memory (a new
  * buffer when host is NULL; returned), and back. */
 float *net_weights_get(const Net *net, float *host);
@@ -568,6 +569,14 @@ double linear_eval_features(const DataSplits *d, const float *train_feat, const 
 void linear_head_init(Net *net, const DataSplits *d);
 /* The same with the pooled features of net (running statistics as they are). */
 double linear_eval(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* The floors of linear evaluation, by the same protocol: the head fitted
+ * on the raw pixels (normalised as the network sees them), and on the pooled
+ * features of architecture a of super's description with random, untrained
+ * weights (initialised from seed, BN statistics estimated on `calib`
+ * training batches). */
+double linear_floor_pixels(const DataSplits *d, const Dataset *s, double *second);
+double linear_floor_random(const Net *super, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                           uint64_t seed, double *second);
 /* A supernet's architecture a: made active, BN statistics re-estimated on
  * `calib` training batches drawn by seed, then linear_eval. */
 double linear_eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib, uint64_t seed,

@@ -214,6 +214,11 @@ static void test_linear_eval(void)
     double mae = linear_eval_features(&d, tr, va, &d.val, F, NULL);
     CHECK(mae < 0.05, "linear evaluation of a target that is a feature: MAE %.4f degrees", mae);
     free(d.train.value), free(d.val.value), free(tr), free(va);
+    /* the raw-pixel floor: the toy classes are a bright square in one corner or the other */
+    d.kind = TASK_CLASSIFY, d.mean[0] = 0.3f, d.std[0] = 0.4f;
+    d.train.value = d.val.value = NULL;
+    acc = linear_floor_pixels(&d, &d.val, NULL);
+    CHECK(acc == 100, "the raw-pixel floor of a corner square: %.2f%% (want 100)", acc);
     toy_free(&d.train), toy_free(&d.val);
 }
 
@@ -275,8 +280,10 @@ static void test_pretrain_cli(void)
     CHECK(test_run(cmd) == 0, "an SSL checkpoint does not resume as a supervised run (see %s/e.log)", dir);
     /* linear evaluation of the SSL supernet, and the search by it (the same files as the task) */
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta eval %s/a.nta --data idx:%s,%s --linear 1 --calib 2 "
-             "> %s/l.log 2>&1 && grep -q 'linear evaluation, test accuracy' %s/l.log", dir, img, lab, dir, dir);
-    CHECK(test_run(cmd) == 0, "eval --linear 1 of an SSL supernet (see %s/l.log)", dir);
+             "> %s/l.log 2>&1 && grep -q 'linear evaluation, test accuracy' %s/l.log && grep -q 'floors, by the same "
+             "protocol: raw pixels: test accuracy [0-9.]*%%; the same architecture with random weights: test accuracy' "
+             "%s/l.log", dir, img, lab, dir, dir, dir);
+    CHECK(test_run(cmd) == 0, "eval --linear 1 of an SSL supernet, with its floors (see %s/l.log)", dir);
     char task[1200];
     snprintf(task, sizeof task, "--task classify:idx:%s,%s --train-images 48 --val 16 --calib 2 --batch 16 "
              "--finetune-epochs 1 --population 4 --generations 1 --parents 2 --mutants 2 --crosses 2 "
