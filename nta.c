@@ -636,6 +636,9 @@ static int cmd_eval(int argc, char **argv)
     c.model = model[0];
     NetDesc d = probe_desc(c.model);
     Arch a;
+    if (d.mlp && !c.linear)
+        bad_option(&cmd, "%s was pretrained without labels (--objective ssl): its outputs are projections, not "
+                   "classes; judge it by linear evaluation (--linear 1)", c.model);
     if (d.space.nk == 0 && (strcmp(c.arch, "largest") || c.random))
         bad_option(&cmd, "%s is a fixed network; --arch and --random apply to supernets", c.model);
     if (strcmp(c.arch, "random") && arch_named(&d, c.arch, NULL, &a, err, sizeof err))

@@ -284,6 +284,9 @@ static void test_pretrain_cli(void)
              "protocol: raw pixels: test accuracy [0-9.]*%%; the same architecture with random weights: test accuracy' "
              "%s/l.log", dir, img, lab, dir, dir, dir);
     CHECK(test_run(cmd) == 0, "eval --linear 1 of an SSL supernet, with its floors (see %s/l.log)", dir);
+    snprintf(cmd, sizeof cmd, "./nta eval %s/a.nta --data idx:%s,%s > %s/l0.log 2>&1; test $? = 2 && "
+             "grep -q 'judge it by linear evaluation (--linear 1)' %s/l0.log", dir, img, lab, dir, dir);
+    CHECK(test_run(cmd) == 0, "eval of an SSL supernet without --linear 1 exits 2 and says why (see %s/l0.log)", dir);
     char task[1200];
     snprintf(task, sizeof task, "--task classify:idx:%s,%s --train-images 48 --val 16 --calib 2 --batch 16 "
              "--finetune-epochs 1 --population 4 --generations 1 --parents 2 --mutants 2 --crosses 2 "
