@@ -243,7 +243,7 @@ bench: nta bench/step
 # caused it is kept in build/fuzz/artifacts/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = idx mnist cifar model arch
+FUZZ_TARGETS  = idx mnist cifar model arch searchlog
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -Wall -Wextra -g -O1 -fopenmp -fno-omit-frame-pointer $(FUZZ_SAN)
 ifeq ($(WERROR),1)
@@ -273,7 +273,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJ) $(HDR)
 # The seed corpora (fuzz/make_seeds.c): rewrites the seeds in fuzz/corpus,
 # keeps the inputs of past findings (fuzz/corpus/*/regress-*)
 .PHONY: fuzz-seeds
-build/make_seeds: fuzz/make_seeds.c $(OBJ) $(HDR)
+build/make_seeds: fuzz/make_seeds.c fuzz/fuzz.h $(OBJ) $(HDR)
 	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
 fuzz-seeds: build/make_seeds
 	build/make_seeds fuzz/corpus
