@@ -47,6 +47,9 @@ static inline NTA_HOST_DEVICE float relu6_grad(float pre, float g)
 /* Print "nta: message" to stderr and exit(1). Every user-facing failure ends
  * here or returns an error code that ends here. */
 void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* The same, exit(2): an option that does not fit what it applies to (the
+ * data's size, the search space), found after the options were read. */
+void nta_die_option(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
 void *nta_calloc(size_t n, size_t size);
 double nta_now(void);                  /* seconds, monotonic */

@@ -217,10 +217,10 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     } else if (random) {
         *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
         if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
-            nta_die("--budget-mflops: %s", err);
+            nta_die_option("--budget-mflops: %s", err);
         sc->generations = 0;
     } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
-        nta_die("--budget-mflops: %s", err);
+        nta_die_option("--budget-mflops: %s", err);
     }
     return restored;
 }
