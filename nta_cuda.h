@@ -30,8 +30,12 @@ extern "C" {
             exit(1);                                                                       \
         }                                                                                  \
     } while (0)
-/* After a launch: a bad configuration or (emulated) a faulting kernel. */
-#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+/* After a launch: a bad configuration or (emulated) a faulting kernel, named
+ * with the launch's file:line. A GPU reports a kernel's fault at a later
+ * call; with NTA_CUDA_SYNC=1 in the environment every launch is followed by
+ * a stream synchronisation, so that the kernel at fault is the one named. */
+#define LAUNCH_CHECK() cuda_check_launch(simt_last_kernel, __FILE__, __LINE__)
+void cuda_check_launch(const char *kernel, const char *file, int line);
 
 /* Unroll the loop that follows (nvcc's #pragma unroll; g++ has its own). */
 #if defined(__CUDACC__)

@@ -1125,6 +1125,20 @@ cudaError_t cudaGetDeviceCount(int *n)
     return cudaSuccess;
 }
 
+cudaError_t cudaDriverGetVersion(int *v)
+{
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = SIMT_CUDA_VERSION;
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = SIMT_CUDA_VERSION;
+    return cudaSuccess;
+}
+
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
 
 cudaError_t cudaGetDevice(int *d)

@@ -14,11 +14,16 @@ extern "C" {
 #include "../nta.h"
 #include "test.h"
 }
+#if !defined(NTA_TEST_GPU)
+#include "../nta_cuda.h"        /* SIMT_LAUNCH, LAUNCH_CHECK: the emulator only */
+#endif
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ tolerances */
 
@@ -729,6 +734,44 @@ static void test_cli_devices(void)
 extern "C" void test_simt(void) { printf("(simt emulator tests: not in the GPU runner)\n"); }
 #endif
 
+/* ------------------------------------------------------- a failed launch */
+
+#if !defined(NTA_TEST_GPU)
+static __global__ void idle_kernel(int *p)
+{
+    if (p) p[threadIdx.x] = 0;
+}
+
+/* A launch that fails (2,048 threads a block: more than any device takes) is
+ * reported by LAUNCH_CHECK with the kernel's name and the launch's file:line,
+ * and the process exits 1. Run in a child process, which it ends. */
+static void test_launch_error(void)
+{
+    char path[640], msg[2048] = "";
+    snprintf(path, sizeof path, "%s/launch.err", dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(path, "w", stderr)) _exit(3);
+        SIMT_LAUNCH(idle_kernel, 1, 2048, 0, cuda_stream(), (int *)NULL);
+        LAUNCH_CHECK();
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        msg[fread(msg, 1, sizeof msg - 1, f)] = 0;
+        fclose(f);
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(msg, "after the launch of idle_kernel (") &&
+              strstr(msg, "test_cuda.cpp:") && strstr(msg, "NTA_CUDA_SYNC=1"),
+          "a failed launch: exit %d (want 1) and a message naming the kernel:\n%s",
+          WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg);
+}
+#endif
+
 extern "C" void test_cuda(void)
 {
     const char *s = getenv("TEST_CUDA_SHOW");
@@ -758,6 +801,9 @@ extern "C" void test_cuda(void)
         CHECK(0, "cannot make a temporary directory");
         return;
     }
+#if !defined(NTA_TEST_GPU)
+    TIMED(test_launch_error());   /* the GPU runner's test file is not built by nvcc */
+#endif
     TIMED(test_cli_devices());
 #undef TIMED
     char cmd[128];
