@@ -158,6 +158,17 @@ FORCE:
 test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
 	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
 
+# The same tests with the emulated CUDA kernels compiled as nvcc compiles
+# them for a GPU: a*b+c contracted into one fused multiply-add (the CPU
+# reference is not); make test runs its cuda group.
+FMAFLAGS = -ffp-contract=fast $(if $(filter x86_64,$(shell uname -m)),-mfma)
+CU_FMA   = $(CU_SRC:%.cu=build/fma/emu/%.o)
+build/fma/emu/%.o: %.cu simt.h nta_cuda.h $(HDR)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(FMAFLAGS) -I. -x c++ -c $< -o $@
+test/run-fma: $(TESTS) test/test.h $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) nta
+	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) -o $@ $(LDLIBS) -pthread
+
 test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
 	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
 
@@ -195,10 +206,17 @@ bench/step: bench/step.c bench/bench.h $(OBJ)
 SETUP_FAILED = || echo "test: make setup failed; the tests that need its data will be skipped"
 TEST_ONLY  = $(if $(ONLY),--only $(ONLY))
 
+# make test: every group; then the cuda group twice more, with the kernels
+# contracted into fused multiply-adds as nvcc builds them (test/run-fma), and
+# with the emulator checking every shared-memory and barrier rule (SIMT_CHECK=1)
 test:
 	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
-	@$(MAKE) --no-print-directory test/run
+	@$(MAKE) --no-print-directory test/run $(if $(ONLY),,test/run-fma)
 	OMP_NUM_THREADS=2 ./test/run $(TEST_ONLY)
+ifeq ($(ONLY),)
+	OMP_NUM_THREADS=2 ./test/run-fma --only cuda
+	SIMT_CHECK=1 OMP_NUM_THREADS=2 ./test/run --only cuda
+endif
 
 test-asan:
 	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
@@ -291,4 +309,4 @@ fuzz: fuzz-build
 	done
 
 clean:
-	rm -rf nta build test/run test/run-asan bench/step nta-emu test/run-gpu bench/gpu_bench
+	rm -rf nta build test/run test/run-asan test/run-fma bench/step nta-emu test/run-gpu bench/gpu_bench

@@ -51,7 +51,7 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
                                                    const float *run_var, int relu6)
 {
     float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
-    v = v * scale + (beta[c] - run_mean[c] * scale);
+    v = (v - run_mean[c]) * scale + beta[c];    /* centred first: see cpu.c's bn_apply */
     return relu6 ? relu6f(v) : v;
 }
 
