@@ -1113,11 +1113,13 @@ static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weig
     return weight * loss;
 }
 
-HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+                        float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
+        if (decay[i] < 0) continue;
+        float d = g[i] + decay[i] * wd * w[i];
         m[i] = mu * m[i] + d;
         w[i] -= lr * m[i];
     }

@@ -499,20 +499,21 @@ double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight)
 /* ---------------------------------------------------------------- optimiser */
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */
-__global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g, size_t n, float lr,
-                           float mu, float wd)
+__global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
+                           const float *__restrict__ decay, size_t n, float lr, float mu, float wd)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float d = g[i] + wd * w[i];
+        if (decay[i] < 0) continue;
+        float d = g[i] + decay[i] * wd * w[i];
         m[i] = mu * m[i] + d;
         w[i] -= lr * m[i];
     }
 }
 
-void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
 {
     if (!n) return;
-    SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, n, lr, mu, wd);
+    SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, decay, n, lr, mu, wd);
     LAUNCH_CHECK();
 }

@@ -86,6 +86,16 @@ typedef struct {
 } simt_config_t;
 extern simt_config_t simt_config;  /* read at each launch / allocation */
 
+/* What the host has asked of the emulated device since the program started:
+ * kernel launches (failed ones too), host waits for the device (stream,
+ * event and device synchronisations, and synchronous cudaMemcpy), and
+ * allocations (cudaMalloc, cudaMallocHost). Tests hold the CUDA backend to
+ * its budgets with them. */
+typedef struct {
+    unsigned long long launches, syncs, allocs;
+} simt_counters_t;
+extern simt_counters_t simt_counters;
+
 /* The text of the latest report (a failed launch, a corrupted guard, a bad
  * copy), "" if none. Reports also go to stderr unless simt_config.quiet. */
 const char *simt_last_report(void);
