@@ -17,10 +17,13 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c train.c ntaa.c demo.c eval.c report.c
-HDR      = nta.h train.h ntaa.h eval.h report.h
+LIB      = util.c cpu.c net.c data.c search.c task.c train.c ntaa.c demo.c eval.c report.c rtc.c
+HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c \
-           test/test_binary.c
+           test/test_binary.c test/test_rtc.c
+# test_rtc builds generated kernels with the host compiler into a shared
+# object that calls the emulator in the test binary (hence -rdynamic)
+TESTFLAGS = -DTEST_CXX='"$(CXX)"' -rdynamic
 
 # CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,
 # simt.cpp), compiled as C++; nvcc compiles the same files for the GPU.
@@ -156,7 +159,7 @@ build/commit: FORCE
 FORCE:
 
 test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
 
 # The same tests with the emulated CUDA kernels compiled as nvcc compiles
 # them for a GPU: a*b+c contracted into one fused multiply-add (the CPU
@@ -167,10 +170,10 @@ build/fma/emu/%.o: %.cu simt.h nta_cuda.h $(HDR)
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(FMAFLAGS) -I. -x c++ -c $< -o $@
 test/run-fma: $(TESTS) test/test.h $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) nta
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) -o $@ $(LDLIBS) -pthread
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) -o $@ $(LDLIBS) -pthread
 
 test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
-	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
+	$(CC) $(CFLAGS) $(SANFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
 
 # CUDA test and bench binaries (see the CUDA section above)
 test/run test/run-asan: nta-emu
@@ -178,7 +181,7 @@ nta-emu: nta.c $(OBJ) $(CU_EMU) build/emu/simt.o $(HDR)
 	$(CC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ) $(CU_EMU) build/emu/simt.o -o $@ $(LDLIBS) -pthread
 ifneq ($(CU_OBJ),)
 test/run-gpu: $(TESTS) test/test.h $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o nta nta-emu
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o -o $@ $(LDLIBS) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o -o $@ $(LDLIBS) $(CUDA_LIBS)
 bench/gpu_bench: $(CU_BENCH) $(CU_OBJ) $(OBJ) nta_cuda.h $(HDR)
 	$(NVCC) $(NVCCFLAGS) $(if $(CUBLAS),-DGPU_BENCH_CUBLAS) $(CU_BENCH) $(CU_OBJ) $(OBJ) -o $@ \
 	    -Xcompiler -fopenmp -lz $(if $(CUBLAS),-lcublas -Xlinker -rpath -Xlinker $(dir $(CUBLAS)))
