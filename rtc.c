@@ -12,9 +12,13 @@
 #include "nta.h"
 
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 /* ------------------------------------------------------------ the source */
 
@@ -233,4 +237,111 @@ int rtc_compile(const char *src, const char *name, int sm, void **cubin, size_t 
     *size = n;
     nv.destroy(&prog);
     return 0;
+}
+
+/* ------------------------------------------------------------ the cache */
+
+int rtc_cache_dir(const char *given, char *dir, size_t len)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (given && *given) snprintf(dir, len, "%s", given);
+    else if (xdg && *xdg) snprintf(dir, len, "%s/nta", xdg);
+    else if (home && *home) snprintf(dir, len, "%s/.cache/nta", home);
+    else return -1;
+    /* make each missing folder of the path */
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(dir, 0777);
+            *p = '/';
+        }
+    mkdir(dir, 0777);
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* An entry: "nta rtc 1\n", the cubin's size and CRC-32 (8 + 4 bytes,
+ * little-endian), the cubin. */
+static const char cache_magic[] = "nta rtc 1\n";
+enum { CACHE_HEAD = sizeof cache_magic - 1 + 12 };
+
+/* 64-bit FNV-1a of n bytes, continuing h */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void le(unsigned char *out, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) out[i] = (unsigned char)(v >> 8 * i);
+}
+
+static uint64_t from_le(const unsigned char *in, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | in[i];
+    return v;
+}
+
+/* The entry at path: 1 and a malloc'ed cubin, 0 if there is none, -1 if it
+ * is damaged (wrong header, size or CRC) */
+static int cache_read(const char *path, void **cubin, size_t *size)
+{
+    char err[256];
+    size_t len;
+    uint8_t *b = nta_read_file(path, (size_t)1 << 30, &len, err, sizeof err);
+    if (!b) return access(path, F_OK) == 0 ? -1 : 0;
+    int ok = len >= CACHE_HEAD && !memcmp(b, cache_magic, sizeof cache_magic - 1);
+    size_t n = ok ? (size_t)from_le(b + sizeof cache_magic - 1, 8) : 0;
+    ok = ok && n == len - CACHE_HEAD && n > 0 &&
+         crc32(0, b + CACHE_HEAD, (uInt)n) == from_le(b + sizeof cache_magic - 1 + 8, 4);
+    if (ok) {
+        *cubin = nta_malloc(n);
+        memcpy(*cubin, b + CACHE_HEAD, n);
+        *size = n;
+    }
+    free(b);
+    return ok ? 1 : -1;
+}
+
+/* Write the entry through a temporary file renamed over path; 0 or -1 */
+static int cache_write(const char *path, const void *cubin, size_t size)
+{
+    char tmp[4200];
+    unsigned char head[CACHE_HEAD];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    memcpy(head, cache_magic, sizeof cache_magic - 1);
+    le(head + sizeof cache_magic - 1, size, 8);
+    le(head + sizeof cache_magic - 1 + 8, crc32(0, cubin, (uInt)size), 4);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    int bad = fwrite(head, 1, sizeof head, f) != sizeof head || fwrite(cubin, 1, size, f) != size;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int rtc_compile_cached(const char *src, const char *name, int sm, const char *dir, void **cubin, size_t *size,
+                       char *log, size_t loglen)
+{
+    int version = rtc_nvrtc_version(log, loglen);
+    if (!version) return -1;
+    if (!dir) return rtc_compile(src, name, sm, cubin, size, log, loglen) ? -1 : RTC_UNCACHED;
+    uint64_t h = fnv(0xcbf29ce484222325ULL, cache_magic, sizeof cache_magic - 1);
+    h = fnv(h, &version, sizeof version);
+    h = fnv(h, &sm, sizeof sm);
+    h = fnv(h, src, strlen(src));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%016llx-sm%d.cubin", dir, (unsigned long long)h, sm);
+    int got = cache_read(path, cubin, size);
+    if (got == 1) return RTC_HIT;
+    if (got < 0) unlink(path);                            /* damaged: compiled again */
+    if (rtc_compile(src, name, sm, cubin, size, log, loglen)) return -1;
+    if (cache_write(path, *cubin, *size)) return RTC_UNCACHED;
+    return got < 0 ? RTC_REBUILT : RTC_MISS;
 }

@@ -41,4 +41,20 @@ int rtc_nvrtc_supports(int sm);
  * or -1 with NVRTC's log (or why it could not run) in log. */
 int rtc_compile(const char *src, const char *name, int sm, void **cubin, size_t *size, char *log,
                 size_t loglen);
+
+/* The on-disk cache of compiled kernels: --cache DIR, else
+ * $XDG_CACHE_HOME/nta, else $HOME/.cache/nta, into dir (made if missing);
+ * 0, or -1 when there is no such place. */
+int rtc_cache_dir(const char *given, char *dir, size_t len);
+/* How rtc_compile_cached got its cubin */
+enum { RTC_HIT, RTC_MISS, RTC_REBUILT, RTC_UNCACHED };
+/* rtc_compile through the cache in dir (NULL: none): an entry is named by a
+ * hash of the format version, NVRTC's version, the architecture and the
+ * source, holds a header with the cubin's size and CRC-32, is checked on
+ * read (a damaged entry is deleted and compiled again, RTC_REBUILT) and is
+ * written to a temporary file then renamed; a directory that cannot be
+ * written to still compiles, in memory (RTC_UNCACHED). Returns RTC_* or -1
+ * (as rtc_compile). */
+int rtc_compile_cached(const char *src, const char *name, int sm, const char *dir, void **cubin, size_t *size,
+                       char *log, size_t loglen);
 #endif

@@ -8,7 +8,8 @@
  *   - compiled by the host compiler against simt.h into a shared object,
  *     runs on the emulator and gives the generic kernel's output (the
  *     Backend's dw_bn_eval, emulated) bit for bit: the same terms in the same
- *     order, neither built with FMA contraction.
+ *     order, neither built with FMA contraction;
+ * and the cache of compiled kernels keeps, checks and rebuilds its entries.
  */
 #define _GNU_SOURCE
 #include "../nta.h"
@@ -194,11 +195,60 @@ static void test_emulated(const RtcDw *L, int n)
     if (!test_failed) test_run(cmd);
 }
 
+/* The cache: a miss then a hit of the same bytes; a damaged entry (a byte
+ * of the cubin flipped, or cut short) deleted and compiled again; a place
+ * that cannot be written (a file where the folder should be) still compiles. */
+static void test_cache(const RtcDw *L)
+{
+    char why[256], dir[] = "/tmp/nta-rtc-cache-XXXXXX", path[600], log[4096];
+    static char src[16384];
+    if (!rtc_nvrtc_version(why, sizeof why)) {
+        printf("skipped: rtc: the kernel cache: %s\n", why);
+        test_skipped++;
+        return;
+    }
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    unsigned grid, block;
+    rtc_dw_source(&L[0], "nta_dw_cache", src, sizeof src, &grid, &block);
+    void *c[5];
+    size_t n[5];
+    int got[5];
+    got[0] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[0], &n[0], log, sizeof log);
+    got[1] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[1], &n[1], log, sizeof log);
+    CHECK(got[0] == RTC_MISS && got[1] == RTC_HIT && n[0] == n[1] && !memcmp(c[0], c[1], n[0]),
+          "the cache: a miss (%d), then a hit (%d) of the same %zu bytes", got[0], got[1], n[0]);
+    char cmd[1024];
+    for (int k = 2; k <= 3; k++) {       /* 2: a byte of the cubin flipped; 3: the entry cut short */
+        snprintf(cmd, sizeof cmd,
+                 k == 2 ? "f=$(ls %s/*.cubin) && printf '\\377' | dd of=$f bs=1 seek=100 conv=notrunc 2>/dev/null"
+                        : "f=$(ls %s/*.cubin) && truncate -s 50 $f",
+                 dir);
+        CHECK(test_run(cmd) == 0, "damage the cache entry (%s)", cmd);
+        got[k] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[k], &n[k], log, sizeof log);
+        CHECK(got[k] == RTC_REBUILT && n[k] == n[0] && !memcmp(c[k], c[0], n[0]),
+              "a damaged cache entry (%s) is compiled again: %d", k == 2 ? "a flipped byte" : "cut short", got[k]);
+    }
+    snprintf(path, sizeof path, "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/file/nta", dir);
+    CHECK(rtc_cache_dir(path, why, sizeof why) == -1, "no cache folder under a file");
+    got[4] = rtc_compile_cached(src, "nta_dw_cache", 80, path, &c[4], &n[4], log, sizeof log);
+    CHECK(got[4] == RTC_UNCACHED && n[4] == n[0], "a cache that cannot be written still compiles: %d", got[4]);
+    for (int k = 0; k < 5; k++) free(c[k]);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    test_run(cmd);
+}
+
 void test_rtc(void)
 {
     static RtcDw L[MAX_LAYERS];
     int n = layers(L);
     CHECK(n >= 10, "%d distinct depthwise layers to specialise", n);
     test_nvrtc(L, n);
+    test_cache(L);
     test_emulated(L, n);
 }
