@@ -241,6 +241,10 @@ extern const Backend cpu_backend;
  * a core (cpu.c's governor). cpu_threads: how many run them now. */
 void cpu_set_threads(int n);
 int cpu_threads(void);
+int cpu_parts(void);     /* the n of the last cpu_set_threads (OpenMP's count before any) */
+/* Run the parts on n threads from now on, the governor off; n = 0: on all
+ * of them, the governor back on (the tests) */
+void cpu_pin_threads(int n);
 /* For nta --version: the CPU backend's SIMD path and whether this CPU takes it. */
 const char *cpu_simd(void);
 

@@ -610,7 +610,7 @@ static void test_steps(void)
 {
     /* the CPU side on one thread: tiny layers gain nothing from more, and
      * lose much when the machine is busy */
-    int threads = omp_get_max_threads();
+    int threads = cpu_parts();
     cpu_set_threads(1);
     /* every feature: both strides, residuals, K = 3, 5, 7, odd channel counts */
     NetDesc d = {};
