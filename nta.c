@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 #include "ntaa.h"
+#include "rtc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -707,7 +708,11 @@ static int main_version(void)
 #else
     printf("  CUDA backend: not built (no nvcc at build time)\n");
 #endif
-    printf("  NVRTC: not built\n");
+    char why[256];
+    int nvrtc = rtc_nvrtc_version(why, sizeof why);
+    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; not yet used by the commands)\n", nvrtc / 1000,
+                      nvrtc % 1000 / 10);
+    else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
     return 0;
