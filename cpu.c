@@ -34,17 +34,35 @@
  * (cpu_set_threads' n) whatever the number of threads that run them, each
  * thread taking parts t, t + n, ... (FOR_PART); so a result depends on n
  * only, and the governor (cpu_govern) may run the parts on fewer threads. */
-static int parts = 1, threads_max = 1, threads_now = 1;
+static int parts, threads_max, threads_now, pinned;   /* parts 0: not set yet */
+
+/* The parts of every split: cpu_set_threads' n, or OpenMP's thread count
+ * when it was not called (read outside any parallel region) */
+static int nparts(void)
+{
+    if (!parts) parts = threads_max = threads_now = omp_get_max_threads();
+    return parts;
+}
 
 #define FOR_PART(p, np) for (int p = omp_get_thread_num(); p < (np); p += omp_get_num_threads())
 
 void cpu_set_threads(int n)
 {
     parts = threads_max = threads_now = n > 0 ? n : 1;
+    pinned = 0;
     omp_set_num_threads(n > 0 ? n : 1);
 }
 
-int cpu_threads(void) { return threads_now; }
+void cpu_pin_threads(int n)
+{
+    nparts();
+    pinned = n > 0;
+    threads_now = n > 0 && n < threads_max ? n : threads_max;
+    omp_set_num_threads(threads_now);
+}
+
+int cpu_threads(void) { return nparts(), threads_now; }
+int cpu_parts(void) { return nparts(); }
 
 /* Seconds our threads waited for a CPU in the run queue (the second field of
  * each /proc/self/task/TID/schedstat, in ns); -1 without /proc. */
@@ -91,7 +109,7 @@ static double idle_seconds(void)
 static void cpu_govern(void)
 {
     static double t0, q0, i0;
-    if (threads_max == 1 || omp_in_parallel()) return;
+    if (omp_in_parallel() || nparts() == 1 || pinned) return;
     double t = nta_now();
     if (t - t0 < 1.0) return;
     double q = queued_seconds(), i = idle_seconds();
@@ -466,7 +484,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     }
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
-    int nt = omp_in_parallel() ? 1 : parts, beta0 = beta == 0;
+    int nt = omp_in_parallel() ? 1 : nparts(), beta0 = beta == 0;
     /* tiny (the classifier at batch 64): entering a region costs more */
     if (nt == 1 || (double)M * N * K < 2e5) {
         gemm_one(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
@@ -620,7 +638,7 @@ HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * Ci * Co;
-    int nt = parts;
+    int nt = nparts();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -772,7 +790,7 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * C;              /* private [K,K,C] per part */
-    int nt = parts;
+    int nt = nparts();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -814,7 +832,7 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
-    int nt = parts;
+    int nt = nparts();
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -843,8 +861,13 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
     free(part);
 }
 
-/* y = gamma * (z - mean) * istd + beta, then ReLU6 if asked */
-HOT static void bn_apply(float *y, const float *z, const float *scale, const float *shift,
+/* y = (z - mean) * scale + beta, scale = gamma * istd, then ReLU6 if asked.
+ * Centred first, so that no term is larger than the output's own scale: the
+ * folded z * scale + (beta - mean * scale) rounds terms of size |mean * scale|,
+ * which a large mean over a small std makes far larger than y, and a fused
+ * multiply-add (nvcc contracts a*b+c) then differs from this by more than y's
+ * tolerance. Centred, each rounding is within a few units of |y| + |beta|. */
+HOT static void bn_apply(float *y, const float *z, const float *mean, const float *scale, const float *beta,
                          int P, int C, int relu6)
 {
 #pragma omp parallel for schedule(static)
@@ -852,7 +875,7 @@ HOT static void bn_apply(float *y, const float *z, const float *scale, const flo
         const float *zr = z + (size_t)r * C;
         float *yr = y + (size_t)r * C;
         for (int c = 0; c < C; c++) {
-            float v = zr[c] * scale[c] + shift[c];
+            float v = (zr[c] - mean[c]) * scale[c] + beta[c];
             if (relu6) v = relu6f(v);
             yr[c] = v;
         }
@@ -864,7 +887,7 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
                              const float *beta, int P, int C, float momentum, int relu6)
 {
     double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
-    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
+    float *scale = nta_malloc(C * sizeof(float));
     /* one pass: moments of z - z[0] (the first row); shifted by a sample of
      * the batch, the variance suffers no cancellation however large the mean */
     col_moments(s1, s2, z, z, P, C);
@@ -876,9 +899,8 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
         run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
         run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * istd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
     }
-    bn_apply(y, z, scale, shift, P, C, relu6);
+    bn_apply(y, z, mean, scale, beta, P, C, relu6);
     free(s1);
     free(scale);
 }
@@ -898,7 +920,7 @@ static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const 
 {
     float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
     bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
-    bn_apply(y, z, scale, shift, P, C, relu6);
+    bn_apply(y, z, run_mean, scale, beta, P, C, relu6);
     free(scale);
 }
 
@@ -936,7 +958,7 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
                            const float *z, const float *mean, const float *istd,
                            const float *gamma, const float *beta, int P, int C, int relu6)
 {
-    int nt = parts;
+    int nt = nparts();
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
     /* pass 1: sums of g and g*xh; g is kept in dz for pass 2 */
 #pragma omp parallel
@@ -1198,11 +1220,13 @@ static double cpu_ntxent(float *de, int *correct, const float *e, int N, int D, 
     return sum;
 }
 
-HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+                        float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
+        if (decay[i] < 0) continue;
+        float d = g[i] + decay[i] * wd * w[i];
         m[i] = mu * m[i] + d;
         w[i] -= lr * m[i];
     }

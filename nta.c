@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 #include "ntaa.h"
+#include "rtc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -176,7 +177,7 @@ static void need_output(const Command *c, const char *name, const char *path)
 {
     struct stat st;
     char dir[4096];
-    if (!*path) return;
+    if (!*path) bad_option(c, "--%s is empty; give a file name", name);
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         bad_option(c, "--%s '%s' is not a regular file (a folder, device or pipe); give a file name", name, path);
     const char *slash = strrchr(path, '/');
@@ -582,6 +583,7 @@ static int cmd_demo(int argc, char **argv)
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
     c.tasks = (const char (*)[DEMO_TASK_LEN])names;
     struct stat st;
+    need(*c.dir, &cmd, "--dir is empty; give a folder");
     if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
     opts_print(&cmd);
@@ -727,7 +729,11 @@ static int main_version(void)
 #else
     printf("  CUDA backend: not built (no nvcc at build time)\n");
 #endif
-    printf("  NVRTC: not built\n");
+    char why[256];
+    int nvrtc = rtc_nvrtc_version(why, sizeof why);
+    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; not yet used by the commands)\n", nvrtc / 1000,
+                      nvrtc % 1000 / 10);
+    else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
     return 0;

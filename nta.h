@@ -48,6 +48,9 @@ static inline NTA_HOST_DEVICE float relu6_grad(float pre, float g)
 /* Print "nta: message" to stderr and exit(1). Every user-facing failure ends
  * here or returns an error code that ends here. */
 void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* The same, exit(2): an option that does not fit what it applies to (the
+ * data's size, the search space), found after the options were read. */
+void nta_die_option(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
 void *nta_calloc(size_t n, size_t size);
 double nta_now(void);                  /* seconds, monotonic */
@@ -231,8 +234,12 @@ typedef struct Backend {
      * rows; returns the summed loss and, through *correct, the rows whose most
      * similar other row is their positive. */
     double (*ntxent)(float *de, int *correct, const float *e, int N, int D, float tau);
-    /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
-    void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+    /* SGD with momentum and L2 over a whole parameter arena, in one pass:
+     * per element, decay [n] is 1 (a weight: g += wd*w), 0 (no decay) or -1
+     * (not trained: running statistics, padding; left alone); then
+     * m = mu*m + g; w -= lr*m. */
+    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+                float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one
      * pass: y [M,N] = BN_eval(x [M,K] (ldx) w [K,N] (ldw)), then ReLU6 if relu6.
      * The same as gemm into y then bn_fwd_eval in place, up to rounding. */
@@ -254,6 +261,10 @@ extern const Backend cpu_backend;
  * a core (cpu.c's governor). cpu_threads: how many run them now. */
 void cpu_set_threads(int n);
 int cpu_threads(void);
+int cpu_parts(void);     /* the n of the last cpu_set_threads (OpenMP's count before any) */
+/* Run the parts on n threads from now on, the governor off; n = 0: on all
+ * of them, the governor back on (the tests) */
+void cpu_pin_threads(int n);
 /* For nta --version: the CPU backend's SIMD path and whether this CPU takes it. */
 const char *cpu_simd(void);
 
@@ -375,6 +386,7 @@ typedef struct {
     ParamInfo *param;
     size_t nfloats;
     float *p, *g, *m;                     /* parameters, gradients, momentum [nfloats] */
+    float *decay;                         /* [nfloats] 1 weight, 0 no decay, -1 not trained (be->sgd) */
     float *act; size_t nact;              /* activations */
     float *gbuf[3]; size_t ngbuf;         /* activation-gradient scratch, each [ngbuf] */
     int32_t *y_in;                        /* [B] labels */

@@ -136,7 +136,7 @@ static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, 
     }
     NetDesc sd = arch_standalone(d, &c->arch);
     c->mflops = 1e-6 * net_flops(&sd), c->params = net_params(&sd);
-    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || c->mflops > budget) {
+    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || (budget > 0 && c->mflops > budget)) {
         snprintf(err, errlen, "candidate %d of generation %d claims fitness %g, %.4f MFLOPs and %zu params; "
                  "its architecture costs %.4f MFLOPs and %zu params (budget %.2f)", rank, gen, c->fitness, mflops,
                  params, c->mflops, c->params, budget);
@@ -164,6 +164,10 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
         done = -1;
     }
     for (; done >= 0 && fgets(line, sizeof line, f); lineno++) {
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(why, sizeof why, "a line longer than %zu characters", sizeof line - 2);
+            break;
+        }
         if (!strchr(line, '\n')) break;          /* the last line, cut short by a crash */
         if (gen >= 0 && got < n) {
             if (log_candidate(line, d, gen, got, sc->budget_mflops, &pop[got], why, sizeof why)) break;
@@ -187,7 +191,7 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
         }
         got = 0;
     }
-    if (done >= 0 && !feof(f) && strchr(line, '\n')) {
+    if (done >= 0 && !feof(f)) {
         snprintf(err, errlen, "--resume: the search log '%s', line %d: %s", path, lineno, why);
         done = -1;
     }
@@ -220,10 +224,10 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     } else if (random) {
         *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
         if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
-            nta_die("--budget-mflops: %s", err);
+            nta_die_option("--budget-mflops: %s", err);
         sc->generations = 0;
     } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
-        nta_die("--budget-mflops: %s", err);
+        nta_die_option("--budget-mflops: %s", err);
     }
     return restored;
 }

@@ -49,5 +49,6 @@ void test_ssl(void);
 void test_simt(void);
 void test_cuda(void);
 void test_binary(void);
+void test_rtc(void);
 
 #endif
