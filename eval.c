@@ -1,10 +1,12 @@
 /* eval.c: nta eval. A model's metric on a test split, or a supernet's
  * sub-architectures' (each after BN recalibration), and how the metric ranks
  * with cost (Spearman's rank correlation). With --linear 1, the metric of
- * linear evaluation (linear.c) instead, beside its floors.
+ * linear evaluation (linear.c) instead, beside its floors. nta predict: a
+ * model's output for every test image.
  */
 #include "eval.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +130,88 @@ int eval_run(const EvalCfg *c, const Backend *be)
     print_table(s, n, &cost, &d, c);
     if (c->linear && !c->random) print_floors(net, &d, &s[0].arch, c);
     free(s);
+    net_free(net);
+    data_free(&d);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- predict */
+
+/* The row's class: the first largest logit (as the losses count it right) */
+static int arg_max(const float *z, int L)
+{
+    int best = 0;
+    for (int j = 1; j < L; j++) if (z[j] > z[best]) best = j;
+    return best;
+}
+
+/* One CSV line per test image: "index,label,class,p_0,..." (the softmax of
+ * the logits) or, for regression, "index,target,prediction" in degrees. */
+static void predict_rows(FILE *f, const DataSplits *d, const Dataset *s, int i0, const float *z, int b, int L,
+                         long *right, double *err)
+{
+    for (int k = 0; k < b; k++) {
+        const float *zr = z + (size_t)k * L;
+        int i = i0 + k;
+        if (d->kind == TASK_REGRESS) {
+            double p = DATA_ROT_MAX * zr[0], t = DATA_ROT_MAX * s->value[i];
+            fprintf(f, "%d,%.6g,%.6g\n", i, t, p);
+            *err += fabs(zr[0] - s->value[i]);
+            continue;
+        }
+        int c = arg_max(zr, L);
+        double sum = 0;
+        for (int j = 0; j < L; j++) sum += exp((double)zr[j] - zr[c]);
+        fprintf(f, "%d,%d,%d", i, s->label[i], c);
+        for (int j = 0; j < L; j++) fprintf(f, ",%.6g", exp((double)zr[j] - zr[c]) / sum);
+        fputc('\n', f);
+        *right += c == s->label[i];
+    }
+}
+
+int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
+{
+    char err[512];
+    DataSplits d;
+    if (*c->task) data_task(&d, c->task, 0, 0, c->limit, 1);
+    else data_load(&d, c->data, 0, c->limit, 1);
+    if (d.kind == TASK_RETRIEVE)
+        nta_die_option("predict writes a class or a value per image; a retrieval task has neither (use nta eval)");
+    Net *net = net_load(c->model, task_loss(&d), be, c->batch, err, sizeof err);
+    if (!net) nta_die("%s", err);
+    const NetDesc *nd = net_desc(net);
+    if (nd->space.nk > 0) nta_die_option("%s is a supernet; predict takes a model (adapt's or finetune's)", c->model);
+    task_check_net(nd, &d, c->model);
+    net_norm(net, d.mean, d.std);
+    FILE *f = *out ? fopen(out, "w") : stdout;
+    if (!f) nta_die("cannot write %s: %s", out, strerror(errno));
+    const Dataset *s = &d.test;
+    int B = net->B, L = d.kind == TASK_REGRESS ? 1 : nd->classes;
+    fprintf(f, d.kind == TASK_REGRESS ? "index,target,prediction\n" : "index,label,class");
+    for (int j = 0; d.kind != TASK_REGRESS && j < L; j++) fprintf(f, ",p_%d", j);
+    if (d.kind != TASK_REGRESS) fputc('\n', f);
+    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float)), *z = nta_malloc((size_t)B * L * sizeof(float));
+    int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
+    int *idx = nta_malloc((size_t)B * sizeof(int));
+    long right = 0;
+    double abs_err = 0;
+    for (int i = 0; i < s->n; i += B) {
+        int b = s->n - i < B ? s->n - i : B;
+        for (int j = 0; j < b; j++) idx[j] = i + j;
+        task_batch(net, &d, s, idx, b, x, y, NULL);
+        net_forward(net, b, 0);
+        be->download(z, net->logits, (size_t)b * L * sizeof(float));
+        predict_rows(f, &d, s, i, z, b, L, &right, &abs_err);
+    }
+    if (f != stdout && fclose(f)) nta_die("cannot write %s: %s", out, strerror(errno));
+    FILE *say = f == stdout ? stderr : stdout;
+    if (d.kind == TASK_REGRESS)
+        fprintf(say, "predict: %d test images of %s; MAE %.2f degrees\n", s->n, d.name,
+                s->n ? DATA_ROT_MAX * abs_err / s->n : 0);
+    else
+        fprintf(say, "predict: %d test images of %s; accuracy %.2f%%\n", s->n, d.name,
+                s->n ? 100.0 * right / s->n : 0);
+    free(x), free(z), free(y), free(idx);
     net_free(net);
     data_free(&d);
     return 0;

@@ -22,6 +22,11 @@ typedef struct {
  * with cost. Returns the exit status. */
 int eval_run(const EvalCfg *c, const Backend *be);
 
+/* nta predict: the model's class and softmax scores (or, for regression, its
+ * value) for every test image, as CSV into out ("" = stdout), then its
+ * accuracy (MAE) as eval measures it. Returns the exit status. */
+int eval_predict(const EvalCfg *c, const char *out, const Backend *be);
+
 /* Spearman's rank correlation of a[n] and b[n] (ties share their mean rank). */
 double eval_spearman(const double *a, const double *b, int n);
 

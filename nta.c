@@ -10,6 +10,7 @@
  *   nta demo      pretrain (or reuse) a supernet, NTAA and the baselines on every task, a report
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
  *   nta arch      print an architecture of the supernet layer by layer
+ *   nta predict   a model's output for every test image, as CSV
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
@@ -191,20 +192,25 @@ static void need_output(const Command *c, const char *name, const char *path)
 
 /* --device auto: CUDA when this nta has it (NTA_CUDA) and a GPU answers, else
  * the CPU with one line saying why; cuda: a GPU or exit 1; cpu: the CPU. */
+/* Where pick_backend's line goes: stdout, but stderr where stdout is data
+ * (predict's CSV) */
+static FILE *device_note;
+
 static const Backend *pick_backend(const char *device, int threads)
 {
+    FILE *note = device_note ? device_note : stdout;
 #if defined(NTA_CUDA)
     if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda"))
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
     if (strcmp(device, "cpu")) {
         char why[256];
         if (cuda_available(why, sizeof why)) {
-            printf("device: cuda, %s\n", why);
+            fprintf(note, "device: cuda, %s\n", why);
             cpu_set_threads(threads);
             return &cuda_backend;
         }
         if (!strcmp(device, "cuda")) nta_die("--device cuda: %s; use --device cpu", why);
-        printf("device: %s; using the CPU\n", why);
+        fprintf(note, "device: %s; using the CPU\n", why);
     }
 #else
     if (!strcmp(device, "cuda"))
@@ -649,6 +655,44 @@ static int cmd_eval(int argc, char **argv)
     return eval_run(&c, pick_backend(device, threads));
 }
 
+static int cmd_predict(int argc, char **argv)
+{
+    EvalCfg c = {0};
+    const char *device, *out, *model[1];
+    int threads;
+    Opt opts[] = {
+        {"data", OPT_STR, &c.data, "fashion-mnist", "dataset whose test split is predicted"},
+        {"task", OPT_STR, &c.task, "", "instead of --data: a task of adapt (e.g. mnist-rotation); not a retrieval task"},
+        {"out", OPT_STR, &out, "", "CSV file (-o): index,label,class,p_0,... or index,target,prediction; \"\" = stdout"},
+        {"batch", OPT_INT, &c.batch, "256", "images per forward pass"},
+        {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},
+        {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+    };
+    Command cmd = {"predict", "MODEL [options]",
+                   "write a model's class and scores (or value) for every test image as CSV, then its accuracy",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, model, 1);
+    need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta predict model.nta'");
+    char err[512];
+    need_in(&cmd, "batch", c.batch, 2, 65536);
+    need_in(&cmd, "limit", c.limit, 0, MAX_IMAGES);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_device(&cmd, device);
+    if (*out) need_output(&cmd, "out", out);
+    if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
+    if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
+    need(strcmp(c.task, "mnist-retrieval"), &cmd,
+         "--task mnist-retrieval: a retrieval task has no class or value per image (use nta eval)");
+    if (threads == 0) threads = default_threads();
+    c.model = model[0];
+    NetDesc d = probe_desc(c.model);
+    if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
+    if (*out) opts_print(&cmd);
+    else device_note = stderr;       /* stdout is the CSV's alone */
+    return eval_predict(&c, out, pick_backend(device, threads));
+}
+
 static int cmd_arch(int argc, char **argv)
 {
     const char *arch[1], *input, *kernels, *expands;
@@ -697,6 +741,7 @@ static const struct {
     {"finetune", cmd_finetune, "baselines: finetune a fixed architecture (WP&F) or train it from scratch"},
     {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
+    {"predict", cmd_predict, "a model's class and scores (or value) for every test image, as CSV"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 
