@@ -209,6 +209,17 @@ static int stage_dmin(const NetDesc *d, int blocks)
     return d->space.nk == 0 || d->space.dmin > blocks ? blocks : d->space.dmin;
 }
 
+void arch_canonical(const NetDesc *d, Arch *a)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    for (int s = 0; s < ns; s++)
+        for (int i = first[s] + a->depth[s]; i < first[s + 1]; i++) {
+            const int *ks, *es;
+            int nk = choices(d, i, 1, &ks), ne = choices(d, i, 0, &es);
+            a->k[i] = ks[nk - 1], a->e[i] = es[ne - 1];
+        }
+}
+
 /* which = 0 smallest, 1 largest, 2 random */
 static Arch arch_pick(const NetDesc *d, int which, Rng *r)
 {
@@ -225,6 +236,7 @@ static Arch arch_pick(const NetDesc *d, int which, Rng *r)
         a.k[i] = which == 1 ? ks[nk - 1] : which == 0 ? ks[0] : ks[rng_below(r, (uint32_t)nk)];
         a.e[i] = which == 1 ? es[ne - 1] : which == 0 ? es[0] : es[rng_below(r, (uint32_t)ne)];
     }
+    arch_canonical(d, &a);
     return a;
 }
 

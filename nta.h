@@ -334,6 +334,11 @@ Space space_default(void);  /* kernels 3,5,7; expansions 3,4,6; depth 2..4 */
 Arch arch_largest(const NetDesc *d);
 Arch arch_smallest(const NetDesc *d);
 Arch arch_random(const NetDesc *d, Rng *r);
+/* The blocks a's depths leave out set to their largest choice, as arch_parse
+ * leaves them: an architecture is then all its text form says, so a search
+ * read back from its log goes on as the unbroken one (every arch_* and search
+ * step returns architectures in this form). */
+void arch_canonical(const NetDesc *d, Arch *a);
 /* Parse/format the text form; parse returns -1 and a message naming the bad
  * token when the text is not an architecture of d. */
 int arch_parse(const NetDesc *d, const char *text, Arch *a, char *err, size_t errlen);

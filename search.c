@@ -63,6 +63,7 @@ static Arch mutate(const NetDesc *d, const Arch *a, float p, Rng *r)
         if (rng_uniform(r) < p) m.k[i] = fresh.k[i];
         if (rng_uniform(r) < p) m.e[i] = fresh.e[i];
     }
+    arch_canonical(d, &m);
     return m;
 }
 
@@ -77,6 +78,7 @@ static Arch crossover(const NetDesc *d, const Arch *a, const Arch *b, Rng *r)
         if (rng_below(r, 2)) c.k[i] = b->k[i];
         if (rng_below(r, 2)) c.e[i] = b->e[i];
     }
+    arch_canonical(d, &c);
     return c;
 }
 

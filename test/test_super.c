@@ -364,10 +364,10 @@ static void test_pipeline(void)
              "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 1 --finetune-epochs 1 --resume 1 "
              "--population 4 --generations 2 --parents 2 --mutants 2 --crosses 2 --budget-mflops 20 "
              "--log %s/s2.log -o %s/ad2.nta > %s/ad3.out 2>&1 && grep -q 'resumed after generation 1' %s/ad3.out && "
-             "cmp -s %s/ad0.nta %s/ad2.nta", dir, task, dir, dir, dir, dir, dir, dir, dir, dir, task, dir, dir, dir,
-             dir, dir, dir);
+             "cmp -s %s/ad0.nta %s/ad2.nta && cmp -s %s/s0.log %s/s2.log", dir, task, dir, dir, dir, dir, dir, dir, dir,
+             dir, task, dir, dir, dir, dir, dir, dir, dir, dir);
     CHECK(test_run(one) == 0, "a stopped adapt resumes from its last complete generation and ends as the "
-          "unbroken run (see %s/ad3.out)", dir);
+          "unbroken run: the same search log and model (see %s/ad3.out)", dir);
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --budget-mflops 0.1 > %s/ad2.out 2>&1; "
              "test $? = 2 && grep -q 'smallest costs' %s/ad2.out", dir, task, dir, dir);
     CHECK(test_run(one) == 0, "adapt with a budget below the smallest architecture says so");
