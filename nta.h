@@ -460,6 +460,11 @@ void task_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx,
  * accuracy %, MAE in degrees, or retrieval mAP % (rank-1 % in *second, else
  * NAN there). */
 double task_score(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* task_score, and when item is set each image's own score into item [s->n],
+ * whose mean is the metric: 100 or 0 (right or wrong: accuracy), the absolute
+ * error in degrees (MAE), the query's average precision % (retrieval mAP). The
+ * paired comparison of two methods (report_bootstrap) resamples these. */
+double task_score_items(Net *net, const DataSplits *d, const Dataset *s, double *second, float *item);
 /* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
  * the others: returns mAP %, rank-1 % in *rank1. */
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);

@@ -274,6 +274,7 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
     int n = seeds > 1 ? seeds : 1;
     float *start = n > 1 ? net_weights_get(model, NULL) : NULL;
     double sum = 0, sum2 = 0, sum_second = 0;
+    float *items = nta_malloc((size_t)n * (d->test.n > 0 ? d->test.n : 1) * sizeof(float));  /* [n, test.n] */
     net_set_norm(model, d->mean, d->std);
     for (int k = n - 1; k >= 0; k--) {
         TrainCfg run = *c;
@@ -283,13 +284,14 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
             net_momentum_reset(model);
         }
         train_phase(model, d, &run, c->epochs, SAMPLE_FIXED);
-        double second, metric = task_score(model, d, &d->test, &second);
+        double second, metric = task_score_items(model, d, &d->test, &second, items + (size_t)k * d->test.n);
         if (n > 1) printf("%s, seed %d: test %s\n", method, run.seed, task_format_metric(m, sizeof m, d, metric, second));
         sum += metric, sum2 += metric * metric, sum_second += second;
     }
     const NetDesc *nd = net_desc(model);
     *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(nd), .params = net_params(nd),
-                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n};
+                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n,
+                       .nitems = d->test.n, .items = items};
     row->sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : NAN;
     snprintf(row->arch, sizeof row->arch, "%s", arch);
     nta_fmt_time(took, sizeof took, row->seconds);
@@ -361,6 +363,7 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     }
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
+    free(row.items);
     search_free(&m.last);
     net_free(m.transferred);
     data_free(&d);
@@ -375,6 +378,7 @@ int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, con
                 .epochs = a->train.epochs, .log = "", .out = a->out, .t0 = nta_now()};
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
+    free(row.items);
     data_free(&d);
     return 0;
 }

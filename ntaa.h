@@ -95,7 +95,8 @@ Net *ntaa_scratch(const Net *pretrained, const DataSplits *d, const AdaptCfg *a,
  * into row (seconds counted from t0). With seeds = n > 1, n runs from the
  * same starting weights with seeds c->seed+n-1 down to c->seed (shuffles,
  * augmentation); row gets their mean and standard deviation, and the model
- * ends as the run with c->seed. */
+ * ends as the run with c->seed. row->items (the caller frees it) keeps each
+ * run's score of each test item (task_score_items), for report_compare. */
 void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds, const char *method,
                    const char *arch, double t0, ReportRow *row);
 

@@ -1,8 +1,15 @@
 /* report.c: the demo's report, report.md and a self-contained report.html.
  *
  * report.md: a title, the intro, per task the comparison table, the best
- * method, the budget and the search progress; then a summary table (rows:
- * tasks, columns: each method's metric).
+ * method, NTAA (and the best method) against each other method with a 95%
+ * paired bootstrap interval and a word (win, tie, loss; report_compare), the
+ * budget and the search progress; then a summary table (rows: tasks,
+ * columns: each method's metric) and NTAA against each method on every task.
+ *
+ * Which gaps are real (report_bootstrap): the paired bootstrap resamples both
+ * the test items (images, or retrieval queries) and the seeds, with
+ * replacement: the same items and seeds for the two methods, run k of each
+ * being the one with seed SEED+k. Percentile interval, 2000 replicates.
  *
  * report.html: the same tables with inline CSS and, per task, three inline SVG
  * figures written by hand: search progress (best and mean fitness per
@@ -97,6 +104,25 @@ static double metric_of(const ReportTask *t, const char *method)
     return NAN;
 }
 
+/* The row of `method` in task t, NULL if none. */
+static const ReportRow *row_of(const ReportTask *t, const char *method)
+{
+    for (int r = 0; r < t->nrows; r++)
+        if (strcmp(t->rows[r].method ? t->rows[r].method : "?", method) == 0) return &t->rows[r];
+    return NULL;
+}
+
+static const char *fmt_compare(const Compare *c, char *buf, size_t len);
+
+/* Method a against method b in task t as fmt_compare writes it ("-" if either is missing). */
+static const char *compare_of(const ReportTask *t, const char *a, const char *b, char *buf, size_t len)
+{
+    const ReportRow *ra = row_of(t, a), *rb = row_of(t, b);
+    Compare c = {NAN, NAN, NAN, "-"};
+    if (ra && rb) c = report_compare(ra, rb, t->lower_better);
+    return fmt_compare(&c, buf, len);
+}
+
 /* A row's metric, "92.75" or, over several runs, "92.75 ± 0.40". */
 static const char *fmt_row_metric(const ReportRow *r, char *buf, size_t len)
 {
@@ -104,6 +130,87 @@ static const char *fmt_row_metric(const ReportRow *r, char *buf, size_t len)
     fmt2(r->metric, m, sizeof m);
     if (r->runs > 1) snprintf(buf, len, "%s ± %s", m, fmt2(r->sd, s, sizeof s));
     else snprintf(buf, len, "%s", m);
+    return buf;
+}
+
+/* --------------------------------------------------- which gaps are real */
+
+static int by_value(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The q-quantile of sorted v[n] (linear between neighbours). */
+static double quantile(const double *v, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+void report_bootstrap(const float *a, const float *b, int runs, int n, int reps, uint64_t seed, double *diff,
+                      double *lo, double *hi)
+{
+    double *d = nta_malloc((size_t)runs * n * sizeof *d), *rep = nta_malloc((size_t)reps * sizeof *rep), sum = 0;
+    int *weight = nta_malloc((size_t)runs * sizeof *weight);     /* how often each run was drawn */
+    for (size_t j = 0; j < (size_t)runs * n; j++) d[j] = (double)a[j] - b[j], sum += d[j];
+    Rng r;
+    rng_seed(&r, seed);
+    for (int k = 0; k < reps; k++) {
+        memset(weight, 0, (size_t)runs * sizeof *weight);
+        for (int j = 0; j < runs; j++) weight[rng_below(&r, (uint32_t)runs)]++;
+        double s = 0;
+        for (int m = 0; m < n; m++) {
+            int i = (int)rng_below(&r, (uint32_t)n);
+            for (int j = 0; j < runs; j++) s += weight[j] * d[(size_t)j * n + i];
+        }
+        rep[k] = s / ((double)runs * n);
+    }
+    qsort(rep, (size_t)reps, sizeof *rep, by_value);
+    *diff = sum / ((double)runs * n), *lo = quantile(rep, reps, 0.025), *hi = quantile(rep, reps, 0.975);
+    free(d), free(rep), free(weight);
+}
+
+#define REPORT_REPS 2000        /* bootstrap replicates per comparison */
+#define REPORT_SEED 20210401    /* their seed: the same report for the same runs */
+
+Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better)
+{
+    Compare c = {NAN, NAN, NAN, "-"};
+    int runs = a->runs > 1 ? a->runs : 1;
+    if (!a->items || !b->items || a->nitems < 1 || a->nitems != b->nitems || runs != (b->runs > 1 ? b->runs : 1))
+        return c;
+    report_bootstrap(a->items, b->items, runs, a->nitems, REPORT_REPS, REPORT_SEED, &c.diff, &c.lo, &c.hi);
+    double s = lower_better ? -1 : 1;    /* s * diff > 0: a is better */
+    c.word = s * c.lo > 0 && s * c.hi > 0 ? "win" : s * c.lo < 0 && s * c.hi < 0 ? "loss" : "tie";
+    return c;
+}
+
+/* "tie, +0.35 [-0.10, +0.80]"; "-" when there is no interval. */
+static const char *fmt_compare(const Compare *c, char *buf, size_t len)
+{
+    if (!isfinite(c->lo)) snprintf(buf, len, "-");
+    else snprintf(buf, len, "%s, %+.2f [%+.2f, %+.2f]", c->word, c->diff, c->lo, c->hi);
+    return buf;
+}
+
+/* "NTAA - each other method (95% paired bootstrap interval over test images
+ * and seeds): WP&F: tie, +0.35 [-0.10, +0.80]; ..." for row i of t. */
+static const char *comparisons(char *buf, size_t len, const ReportTask *t, int i)
+{
+    char c[96];
+    const char *me = t->rows[i].method ? t->rows[i].method : "?";
+    int n = snprintf(buf, len, "%s - each other method (%s; 95%% paired bootstrap interval over test images and seeds):",
+                     me, t->metric_name);
+    for (int j = 0, first = 1; j < t->nrows && n >= 0 && (size_t)n < len; j++) {
+        if (j == i) continue;
+        Compare k = report_compare(&t->rows[i], &t->rows[j], t->lower_better);
+        n += snprintf(buf + n, len - n, "%s %s: %s", first ? "" : ";", t->rows[j].method ? t->rows[j].method : "?",
+                      fmt_compare(&k, c, sizeof c));
+        first = 0;
+    }
+    if (n >= 0 && (size_t)n + 1 < len) strcat(buf, ".");
     return buf;
 }
 
@@ -132,9 +239,12 @@ static void md_task(FILE *f, const ReportTask *t)
     fprintf(f, "\n## %s\n\n", t->task);
     md_table(f, t);
     int best = best_row(t);
+    char text[2048];
     if (best >= 0)
-        fprintf(f, "\nBest on %s (%s is better): **%s** (%s).\n", t->metric_name,
+        fprintf(f, "\nBest mean on %s (%s is better): **%s** (%s).\n", t->metric_name,
                 t->lower_better ? "lower" : "higher", t->rows[best].method, fmt2(t->rows[best].metric, a, sizeof a));
+    for (int i = 0; i < t->nrows; i++)
+        if (i == 0 || i == best) fprintf(f, "\n%s\n", comparisons(text, sizeof text, t, i));
     fprintf(f, "\nBudget: %s.\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen <= 0) {
         fprintf(f, "\nNo search progress was recorded.\n");
@@ -150,7 +260,7 @@ static void md_summary(FILE *f, const ReportTask *tasks, int ntasks)
 {
     const char *names[REPORT_MAX_METHODS];
     int nm = methods_of(tasks, ntasks, names);
-    char a[32];
+    char a[32], c[96];
     fprintf(f, "\n## Summary\n\n| task | metric |");
     for (int m = 0; m < nm; m++) fprintf(f, " %s |", names[m]);
     fprintf(f, "\n|---|---|");
@@ -159,6 +269,18 @@ static void md_summary(FILE *f, const ReportTask *tasks, int ntasks)
     for (int t = 0; t < ntasks; t++) {
         fprintf(f, "| %s | %s |", tasks[t].task, tasks[t].metric_name);
         for (int m = 0; m < nm; m++) fprintf(f, " %s |", fmt2(metric_of(&tasks[t], names[m]), a, sizeof a));
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\nNTAA against each method: win, tie or loss by whether the 95%% paired bootstrap interval of "
+               "NTAA - method (over test images and seeds) excludes zero; the difference and the interval in the "
+               "metric's units.\n\n| task |");
+    for (int m = 1; m < nm; m++) fprintf(f, " %s |", names[m]);
+    fprintf(f, "\n|---|");
+    for (int m = 1; m < nm; m++) fprintf(f, "---|");
+    fprintf(f, "\n");
+    for (int t = 0; t < ntasks; t++) {
+        fprintf(f, "| %s |", tasks[t].task);
+        for (int m = 1; m < nm; m++) fprintf(f, " %s |", compare_of(&tasks[t], names[0], names[m], c, sizeof c));
         fprintf(f, "\n");
     }
 }
@@ -219,7 +341,7 @@ static void html_summary(FILE *f, const ReportTask *tasks, int ntasks)
 {
     const char *names[REPORT_MAX_METHODS];
     int nm = methods_of(tasks, ntasks, names);
-    char a[32];
+    char a[96];
     fprintf(f, "<h2>Summary</h2>\n<table>\n<tr><th>task</th><th>metric</th>");
     for (int m = 0; m < nm; m++) html_cell(f, "th", names[m]);
     fprintf(f, "</tr>\n");
@@ -232,6 +354,17 @@ static void html_summary(FILE *f, const ReportTask *tasks, int ntasks)
         for (int m = 0; m < nm; m++)
             fprintf(f, "<td%s>%s</td>", bm && strcmp(bm, names[m]) == 0 ? " class=\"best\"" : "",
                     fmt2(metric_of(&tasks[t], names[m]), a, sizeof a));
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n<p>NTAA against each method: win, tie or loss by whether the 95%% paired bootstrap "
+               "interval of NTAA - method (over test images and seeds) excludes zero; the difference and the "
+               "interval in the metric's units.</p>\n<table>\n<tr><th>task</th>");
+    for (int m = 1; m < nm; m++) html_cell(f, "th", names[m]);
+    fprintf(f, "</tr>\n");
+    for (int t = 0; t < ntasks; t++) {
+        fprintf(f, "<tr>");
+        html_cell(f, "td", tasks[t].task);
+        for (int m = 1; m < nm; m++) html_cell(f, "td", compare_of(&tasks[t], names[0], names[m], a, sizeof a));
         fprintf(f, "</tr>\n");
     }
     fprintf(f, "</table>\n");
@@ -583,12 +716,19 @@ static void html_task(FILE *f, const ReportTask *t)
     html_table(f, t);
     int best = best_row(t);
     if (best >= 0) {
-        fprintf(f, "<p>Best on ");
+        fprintf(f, "<p>Best mean on ");
         html_text(f, t->metric_name);
         fprintf(f, " (%s is better): <b>", t->lower_better ? "lower" : "higher");
         html_text(f, t->rows[best].method);
         fprintf(f, "</b> (%s).</p>\n", fmt2(t->rows[best].metric, a, sizeof a));
     }
+    char text[2048];
+    for (int i = 0; i < t->nrows; i++)
+        if (i == 0 || i == best) {
+            fprintf(f, "<p>");
+            html_text(f, comparisons(text, sizeof text, t, i));
+            fprintf(f, "</p>\n");
+        }
     fprintf(f, "<p>Budget: %s.</p>\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen > 0) html_figure(f, fig_progress, t, "Search progress: the best and mean fitness of each generation.");
     else fprintf(f, "<p>No search progress was recorded, so there is no progress figure.</p>\n");
@@ -597,9 +737,8 @@ static void html_task(FILE *f, const ReportTask *t)
                     "The last population: each candidate's MFLOPs and fitness, the Pareto front (red), "
                     "the budget (dashed) and NTAA's choice (green ring).");
     else fprintf(f, "<p>No population was recorded, so there is no population figure.</p>\n");
-    char text[512];
     arch_format(&t->desc, &t->arch, text, sizeof text);
-    snprintf(cap, sizeof cap, "NTAA's architecture %s (%s MFLOPs).", text,
+    snprintf(cap, sizeof cap, "NTAA's architecture %.500s (%s MFLOPs).", text,
              fmt2(search_mflops(&t->desc, &t->arch), a, sizeof a));
     html_figure(f, fig_arch, t, cap);
 }

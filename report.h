@@ -15,7 +15,33 @@ typedef struct {
     size_t params;
     double seconds;           /* wall time of the method, transfer included */
     char arch[512];           /* text form */
+    int nitems;               /* test items (images; retrieval: queries) scored per run */
+    float *items;             /* [max(runs,1), nitems] each run's score of each item, run k
+                                 with seed SEED+k (task_score_items: the metric is their
+                                 mean); NULL if not kept. Owned by whoever made the row. */
 } ReportRow;
+
+/* Which gaps are real: a paired bootstrap of the difference of two methods'
+ * test metrics. a and b are [runs, n]: each run's (seed's) score of each
+ * test item, run k of both methods with the same seed, item i the same test
+ * image. Each of `reps` replicates draws n test items with replacement (the
+ * same items for both methods and every run) and `runs` seed indices with
+ * replacement (the same for both methods), and takes the mean of a - b over
+ * the drawn runs and items; [lo, hi] is the 2.5% and 97.5% percentile of the
+ * replicates, diff the mean of a - b over all runs and items. Deterministic
+ * for a seed. */
+void report_bootstrap(const float *a, const float *b, int runs, int n, int reps, uint64_t seed, double *diff,
+                      double *lo, double *hi);
+
+/* A comparison of method a against method b on one task: diff = a - b in the
+ * metric's units with its 95% interval [lo, hi] (report_bootstrap, 2000
+ * replicates), and the word: win (a better: the interval excludes zero on
+ * a's side, respecting lower_better), loss (excludes it on b's side) or tie
+ * (contains zero). NaN and "-" when a row kept no items or the rows' runs or
+ * items differ. */
+typedef struct { double diff, lo, hi; const char *word; } Compare;
+Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better);
+
 
 /* One task of a demo run. Fitness values are in the metric's units. */
 typedef struct {

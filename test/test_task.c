@@ -82,6 +82,14 @@ static void test_task_data(void)
     data_free(&d), data_free(&plain);
 }
 
+/* occurrences of needle in hay */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
 /* The whole pipeline on tiny data; every model it wrote is readable, and
  * eval reproduces its test metric. */
 static void test_demo_quick(void)
@@ -114,6 +122,9 @@ static void test_demo_quick(void)
     }
     CHECK(ok && strstr(md, "| NTAA |") && strstr(md, "| WP&F |") && strstr(md, "| from scratch |") &&
           strstr(md, "| random search |") && strstr(md, " ± "), "report.md has every task and method, mean ± sd of 2 seeds");
+    CHECK(md && count_of(md, "NTAA - each other method") == 5 && count_of(md, "[") >= 15 + 15 &&
+              !strstr(md, "from scratch: - ") && strstr(md, "NTAA against WP&F (the largest architecture): "),
+          "report.md: every comparison of NTAA with a baseline has its interval and word, on all 5 tasks");
     free(md);
     snprintf(path, sizeof path, "%s/report.html", dir);
     char *html = (char *)nta_read_file(path, 1 << 24, &len, err, sizeof err);
