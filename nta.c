@@ -287,6 +287,13 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"stop-after", OPT_INT, &c.stop_after, "0", "stop after this epoch, to --resume later; 0 = run all epochs"}, \
     {"out", OPT_STR, &c.out, out_def, "checkpoint written after every epoch (-o)"}
 
+/* One set of defaults: adapt and finetune default to the settings of the
+ * demo's comparison (README, Results), which runs them on every task. */
+#define DEF_TRANSFER_EPOCHS "12"   /* neural transfer */
+#define DEF_FINETUNE_EPOCHS "16"   /* finetuning a searched winner */
+#define DEF_FIXED_EPOCHS "28"      /* WP&F, from scratch: transfer + finetuning epochs, 12 + 16 */
+#define DEF_SEEDS "3"
+
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
     {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, mnist-rotation, mnist-retrieval, mnist-uda, or classify:DATA with DATA as for --data of train"}, \
@@ -299,16 +306,17 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"keep-best", OPT_INT, &a.train.keep_best, "0", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
     {"uda-entropy", OPT_FLOAT, &a.train.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
     {"uda-mmd", OPT_FLOAT, &a.train.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
+    {"seeds", OPT_INT, &a.seeds, DEF_SEEDS, "finetuning runs per method with seeds SEED, SEED+1, ...: their mean and standard deviation are reported; a saved model is the run with SEED"}, \
     RUN_OPTS(a.train)
 
-#define SEARCH_OPTS(a, d_transfer, d_budget, d_population, d_generations, d_parents, d_mutants, d_crosses)           \
-    {"transfer-epochs", OPT_INT, &a.transfer_epochs, d_transfer, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
-    {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, d_budget, "largest MFLOPs an architecture may cost"}, \
-    {"population", OPT_INT, &a.search.population, d_population, "candidates kept per generation"},    \
-    {"generations", OPT_INT, &a.search.generations, d_generations, "generations of evolution"},        \
-    {"parents", OPT_INT, &a.search.parents, d_parents, "fittest candidates that make children"},        \
-    {"mutants", OPT_INT, &a.search.mutants, d_mutants, "children by mutation per generation"},         \
-    {"crosses", OPT_INT, &a.search.crosses, d_crosses, "children by crossover per generation (0 = no crossover)"}, \
+#define SEARCH_OPTS(a)                                                                                \
+    {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
+    {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
+    {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
+    {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
+    {"parents", OPT_INT, &a.search.parents, "4", "fittest candidates that make children"},             \
+    {"mutants", OPT_INT, &a.search.mutants, "8", "children by mutation per generation"},              \
+    {"crosses", OPT_INT, &a.search.crosses, "8", "children by crossover per generation (0 = no crossover)"}, \
     {"mutate-prob", OPT_FLOAT, &a.search.mutate_prob, "0.1", "probability of resampling each choice"}
 
 /* Limits that keep every count and product in range (and a typo from
@@ -363,6 +371,7 @@ static void check_adapt(const Command *cmd, AdaptCfg *a)
     need_in(cmd, "val", t->val, 1, MAX_IMAGES);
     need_in(cmd, "train-images", a->train_images, 0, MAX_IMAGES);
     need_flag(cmd, "keep-best", t->keep_best);
+    need_in(cmd, "seeds", a->seeds, 1, 100);
     if (a->task && data_task_check(a->task, err, sizeof err)) bad_option(cmd, "--task: %s", err);
 }
 
@@ -452,8 +461,8 @@ static int cmd_adapt(int argc, char **argv)
     AdaptCfg a = {0};
     const char *super[1];
     Opt opts[] = {
-        ADAPT_OPTS(a, "finetune-epochs", "10", "epochs of finetuning the winner with its inherited weights"),
-        SEARCH_OPTS(a, "10", "10", "50", "10", "10", "25", "25"),
+        ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winner with its inherited weights"),
+        SEARCH_OPTS(a),
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
         {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
@@ -481,7 +490,7 @@ static int cmd_finetune(int argc, char **argv)
     AdaptCfg a = {0};
     const char *super[1], *name;
     Opt opts[] = {
-        ADAPT_OPTS(a, "epochs", "20", "epochs of finetuning"),
+        ADAPT_OPTS(a, "epochs", DEF_FIXED_EPOCHS, "epochs of finetuning (by default as many as adapt's transfer and finetuning together, as the demo gives WP&F)"),
         {"arch", OPT_STR, &name, "largest", "the fixed architecture: largest, smallest or a string"},
         {"from-scratch", OPT_INT, &a.scratch, "0", "1: random initial weights (classic NAS retraining), 0: inherited"},
         {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"},
@@ -540,10 +549,9 @@ static int cmd_demo(int argc, char **argv)
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
-        ADAPT_OPTS((*a), "finetune-epochs", "16", "epochs of finetuning the winners"),
-        SEARCH_OPTS((*a), "12", "20", "16", "6", "4", "8", "8"),
+        ADAPT_OPTS((*a), "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winners"),
+        SEARCH_OPTS((*a)),
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
-        {"seeds", OPT_INT, &a->seeds, "3", "finetuning runs per method (seeds SEED, SEED+1, ...); the report gives their mean and standard deviation"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
     };
     Command cmd = {"demo", "[options]",
@@ -560,7 +568,6 @@ static int cmd_demo(int argc, char **argv)
     check_adapt(&cmd, a);
     check_search(&cmd, a);
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
-    need_in(&cmd, "seeds", a->seeds, 1, 100);
     need_flag(&cmd, "quick", c.quick);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);

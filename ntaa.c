@@ -295,9 +295,11 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
     row->sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : NAN;
     snprintf(row->arch, sizeof row->arch, "%s", arch);
     nta_fmt_time(took, sizeof took, row->seconds);
+    char spread[96] = "";
+    if (n > 1) snprintf(spread, sizeof spread, ", mean of %d seeds (standard deviation %.2f)", n, row->sd);
     printf("%s: test %s on %d images%s; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
-           task_format_metric(m, sizeof m, d, row->metric, row->second), d->test.n,
-           n > 1 ? ", mean of the seeds" : "", row->mflops, row->params, took, arch);
+           task_format_metric(m, sizeof m, d, row->metric, row->second), d->test.n, spread, row->mflops,
+           row->params, took, arch);
     free(start);
 }
 

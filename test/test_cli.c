@@ -111,6 +111,44 @@ static void test_hostile_options(void)
     EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");
 }
 
+/* The default of --NAME in a command's --help text (out[]), into def; 0 if absent. */
+static int default_of(const char *help, const char *name, char *def, size_t len)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "  --%s ", name);
+    const char *p = strstr(help, flag), *e = p ? strchr(p, '\n') : NULL, *d = p ? strstr(p, "(default: ") : NULL;
+    if (!d || (e && d > e)) return 0;
+    snprintf(def, len, "%.*s", (int)strcspn(d + 10, ")"), d + 10);
+    return 1;
+}
+
+/* One set of defaults: adapt and finetune default to the demo's settings,
+ * and take --seeds as it does. */
+static void test_defaults(void)
+{
+    static const char *shared[] = {"transfer-epochs", "budget-mflops", "population", "generations", "parents",
+                                   "mutants", "crosses", "mutate-prob", "finetune-epochs", "seeds", "train-images",
+                                   "val", "batch", "lr", "calib", "keep-best", "warmup", "wd"};
+    static char demo[16384], adapt[16384], fine[16384];
+    char a[64], b[64];
+    nta("demo --help"), memcpy(demo, out, sizeof out);
+    nta("adapt --help"), memcpy(adapt, out, sizeof out);
+    nta("finetune --help"), memcpy(fine, out, sizeof out);
+    for (size_t i = 0; i < sizeof shared / sizeof *shared; i++) {
+        int ok = default_of(demo, shared[i], a, sizeof a) && default_of(adapt, shared[i], b, sizeof b);
+        CHECK(ok && !strcmp(a, b), "adapt --%s defaults to %s, the demo to %s", shared[i], ok ? b : "?", ok ? a : "?");
+    }
+    char t[64], f[64], e[64], s[64];
+    int ok = default_of(demo, "transfer-epochs", t, sizeof t) && default_of(demo, "finetune-epochs", f, sizeof f) &&
+             default_of(fine, "epochs", e, sizeof e) && default_of(fine, "seeds", s, sizeof s) &&
+             default_of(demo, "seeds", a, sizeof a);
+    CHECK(ok && atoi(e) == atoi(t) + atoi(f) && !strcmp(s, a),
+          "finetune defaults to as many epochs as the demo's transfer + finetuning (%s + %s = %s?) and its seeds",
+          ok ? t : "?", ok ? f : "?", ok ? e : "?");
+    EXPECT(2, "adapt s.nta --seeds 0", "--seeds must be in 1..100");
+    EXPECT(2, "finetune s.nta --seeds 101", "--seeds must be in 1..100");
+}
+
 static void test_end_to_end(void)
 {
     char args[1024], model[256], bad[256];
@@ -173,6 +211,7 @@ void test_cli(void)
     }
     test_options();
     test_hostile_options();
+    test_defaults();
     test_end_to_end();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
