@@ -9,6 +9,7 @@
  *   nta finetune  the WP&F baseline (or, --from-scratch, classic NAS retraining)
  *   nta demo      pretrain (or reuse) a supernet, NTAA and the baselines on every task, a report
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
+ *   nta latency   this machine's per-layer latency table of a supernet (adapt --budget-ms)
  *   nta arch      print an architecture of the supernet layer by layer
  */
 #define _POSIX_C_SOURCE 200809L
@@ -379,7 +380,9 @@ static void check_search(const Command *cmd, const AdaptCfg *a)
 {
     const SearchCfg *s = &a->search;
     need_in(cmd, "transfer-epochs", a->transfer_epochs, 0, MAX_EPOCHS);
-    need_in(cmd, "budget-mflops", s->budget_mflops, 1e-3, 1e9);
+    need_in(cmd, "budget-mflops", s->budget_mflops, 0, 1e9);
+    need(s->budget_mflops >= 1e-3 || (s->budget_mflops == 0 && s->budget_ms > 0), cmd,
+         "--budget-mflops must be at least 0.001, or 0 (none) with --budget-ms");
     need_in(cmd, "population", s->population, 1, 10000);
     need_in(cmd, "generations", s->generations, 0, 10000);
     need_in(cmd, "parents", s->parents, 1, s->population);
@@ -407,7 +410,7 @@ static void need_supernet(const Command *cmd, const char *path, const NetDesc *d
     if (d->space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", path);
     Arch small = arch_smallest(d);
     double least = search_mflops(d, &small);
-    if (least > budget)
+    if (budget > 0 && least > budget)
         bad_option(cmd, "--budget-mflops %g admits no architecture of %s: its smallest costs %.2f MFLOPs", budget,
                    path, least);
 }
@@ -456,13 +459,33 @@ static int cmd_pretrain(int argc, char **argv)
     return train_run(&c, rule, pick_backend(c.device, c.threads));
 }
 
+/* The latency table of --budget-ms for adapt's backend, threads and
+ * --latency-batch (cached, or measured now), into t; exit 2 when the budget
+ * admits no architecture. */
+static void adapt_latency(const Command *cmd, AdaptCfg *a, const NetDesc *d, const Backend *be, int batch,
+                          LatencyTable *t)
+{
+    char path[4096];
+    const char *how = latency_table(t, d, be, a->train.threads, batch, latency_reps(batch), 0, path, sizeof path);
+    printf("latency table: %s (%s)\n", path, how);
+    a->search.latency = t;
+    Arch fast = latency_fastest(t);
+    if (latency_predict(t, &fast) > a->search.budget_ms)
+        bad_option(cmd, "--budget-ms %g admits no architecture: the fastest is predicted at %.3f ms at batch %d "
+                   "here (nta latency %s)", a->search.budget_ms, latency_predict(t, &fast), batch, path);
+}
+
 static int cmd_adapt(int argc, char **argv)
 {
     AdaptCfg a = {0};
     const char *super[1];
+    int latency_batch;
+    static LatencyTable table;
     Opt opts[] = {
         ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winner with its inherited weights"),
         SEARCH_OPTS(a),
+        {"budget-ms", OPT_DOUBLE, &a.search.budget_ms, "0", "largest inference latency an architecture may have, in milliseconds, as predicted by this machine's latency table (nta latency); 0 = none. The MFLOPs budget still applies: --budget-mflops 0 for none"},
+        {"latency-batch", OPT_INT, &latency_batch, "1", "the batch of --budget-ms"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
         {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
@@ -479,10 +502,14 @@ static int cmd_adapt(int argc, char **argv)
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need_output(&cmd, "out", a.out);
     need_output(&cmd, "log", a.log);
+    need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
+    need_in(&cmd, "latency-batch", latency_batch, 1, 65536);
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
-    return ntaa_adapt(super[0], &a, pick_backend(a.train.device, a.train.threads));
+    const Backend *be = pick_backend(a.train.device, a.train.threads);
+    if (a.search.budget_ms > 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+    return ntaa_adapt(super[0], &a, be);
 }
 
 static int cmd_finetune(int argc, char **argv)
@@ -588,6 +615,71 @@ static int cmd_demo(int argc, char **argv)
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
 }
 
+/* The table as a grid: a row per block position, a column per choice. */
+static void latency_print(const LatencyTable *t)
+{
+    const NetDesc *d = &t->desc;
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    char col[16];
+    printf("ms at batch %-6d", t->batch);
+    for (int ki = 0; ki < d->space.nk; ki++)
+        for (int ei = 0; ei < d->space.ne; ei++) {
+            snprintf(col, sizeof col, "k%de%d", d->space.ks[ki], d->space.es[ei]);
+            printf(" %8s", col);
+        }
+    printf("\n%-18s %8.4f\n", "stem", t->stem_ms);
+    for (int s = 0; s < ns; s++)
+        for (int i = first[s]; i < first[s + 1]; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "block %d (stage %d)", i, s + 1);
+            printf("%-18s", name);
+            for (int ki = 0; ki < d->space.nk; ki++)
+                for (int ei = 0; ei < d->space.ne; ei++) printf(" %8.4f", t->block_ms[i][ki][ei]);
+            printf("\n");
+        }
+    printf("%-18s %8.4f\n", "head, pool, fc", t->head_ms);
+    Arch named[3] = {arch_smallest(d), latency_fastest(t), arch_largest(d)};
+    const char *what[3] = {"smallest", "fastest", "largest"};
+    for (int j = 0; j < 3; j++) {
+        char text[512];
+        arch_format(d, &named[j], text, sizeof text);
+        printf("predicted: %s %.3f ms, %.2f MFLOPs: %s\n", what[j], latency_predict(t, &named[j]),
+               search_mflops(d, &named[j]), text);
+    }
+}
+
+static int cmd_latency(int argc, char **argv)
+{
+    const char *device, *super[1];
+    int threads, batch, fresh;
+    static LatencyTable t;
+    Opt opts[] = {
+        {"batch", OPT_INT, &batch, "1", "images per forward pass"},
+        {"fresh", OPT_INT, &fresh, "0", "1: measure again even when the cache holds this machine's table"},
+        {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+    };
+    Command cmd = {"latency", "SUPERNET [options]",
+                   "measure (or read from the cache) this machine's per-layer latency table of a supernet and print it",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta latency supernet.nta --batch 1'");
+    need_in(&cmd, "batch", batch, 1, 65536);
+    need_flag(&cmd, "fresh", fresh);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_device(&cmd, device);
+    if (threads == 0) threads = default_threads();
+    NetDesc d = probe_desc(super[0]);
+    if (d.space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", super[0]);
+    opts_print(&cmd);
+    const Backend *be = pick_backend(device, threads);
+    char path[4096];
+    const char *how = latency_table(&t, &d, be, threads, batch, latency_reps(batch), fresh, path, sizeof path);
+    printf("latency table: %s (%s)\nkey: %s\n", path, how, t.key);
+    latency_print(&t);
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     EvalCfg c = {0};
@@ -681,6 +773,7 @@ static const struct {
     {"finetune", cmd_finetune, "baselines: finetune a fixed architecture (WP&F) or train it from scratch"},
     {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
+    {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 

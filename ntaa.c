@@ -102,16 +102,17 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
 {
     const SearchCfg *s = &a->search;
     snprintf(buf, len,
-             "# nta search log: task=%s %s budget=%.17g seed=%d val=%d calib=%d train-images=%d "
+             "# nta search log: task=%s %s budget=%.17g budget-ms=%.17g seed=%d val=%d calib=%d train-images=%d "
              "transfer-epochs=%d population=%d parents=%d mutants=%d crosses=%d mutate-prob=%.9g\n",
-             a->task, random ? "random" : "evolution", s->budget_mflops, a->train.seed, a->train.val, a->train.calib,
+             a->task, random ? "random" : "evolution", s->budget_mflops, s->budget_ms, a->train.seed, a->train.val,
+             a->train.calib,
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
  * 0 when it is well formed and its costs are those of its architecture
  * (recomputed into c), else -1 and a message. */
-static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, double budget, Candidate *c,
+static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, const SearchCfg *sc, Candidate *c,
                          char *err, size_t errlen)
 {
     char text[512], why[512];
@@ -129,10 +130,10 @@ static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, 
     }
     NetDesc sd = arch_standalone(d, &c->arch);
     c->mflops = 1e-6 * net_flops(&sd), c->params = net_params(&sd);
-    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || c->mflops > budget) {
+    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || !search_fits(d, sc, &c->arch)) {
         snprintf(err, errlen, "candidate %d of generation %d claims fitness %g, %.4f MFLOPs and %zu params; "
-                 "its architecture costs %.4f MFLOPs and %zu params (budget %.2f)", rank, gen, c->fitness, mflops,
-                 params, c->mflops, c->params, budget);
+                 "its architecture costs %.4f MFLOPs and %zu params (budget %.2f MFLOPs, %g ms)", rank, gen,
+                 c->fitness, mflops, params, c->mflops, c->params, sc->budget_mflops, sc->budget_ms);
         return -1;
     }
     return 0;
@@ -159,7 +160,7 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
     for (; done >= 0 && fgets(line, sizeof line, f); lineno++) {
         if (!strchr(line, '\n')) break;          /* the last line, cut short by a crash */
         if (gen >= 0 && got < n) {
-            if (log_candidate(line, d, gen, got, sc->budget_mflops, &pop[got], why, sizeof why)) break;
+            if (log_candidate(line, d, gen, got, sc, &pop[got], why, sizeof why)) break;
             if (got && pop[got].fitness > pop[got - 1].fitness) {
                 snprintf(why, sizeof why, "candidate %d of generation %d is fitter than the one before it", got, gen);
                 break;
@@ -213,10 +214,10 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     } else if (random) {
         *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
         if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
-            nta_die("--budget-mflops: %s", err);
+            nta_die("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
         sc->generations = 0;
     } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
-        nta_die("--budget-mflops: %s", err);
+        nta_die("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
     }
     return restored;
 }
@@ -224,8 +225,11 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
 void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path, int resume,
                  SearchState *st, SearchTrace *trace)
 {
-    printf("architecture adaptation: %s under %.2f MFLOPs, fitness: validation %s\n",
-           random ? "random search" : "evolution", a->search.budget_mflops, task_metric_name(d));
+    char ms[96] = "";
+    if (a->search.budget_ms > 0)
+        snprintf(ms, sizeof ms, " and %g ms predicted at batch %d", a->search.budget_ms, a->search.latency->batch);
+    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: validation %s\n",
+           random ? "random search" : "evolution", a->search.budget_mflops, ms, task_metric_name(d));
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed};
@@ -366,6 +370,12 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
     free(row.items);
+    if (a->search.budget_ms > 0) {
+        const LatencyTable *t = a->search.latency;
+        printf("latency of the winner at batch %d: predicted %.3f ms (budget %g ms), measured %.3f ms "
+               "(the least of %d forward passes)\n", t->batch, latency_predict(t, &m.arch), a->search.budget_ms,
+               latency_time(t, &m.arch, be, latency_reps(t->batch)), latency_reps(t->batch));
+    }
     search_free(&m.last);
     net_free(m.transferred);
     data_free(&d);
