@@ -125,7 +125,7 @@ static Net *timing_net(const NetDesc *d, const Arch *a, const Backend *be, int B
 
 static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
 
-/* The median of reps forward passes (after two untimed ones) of architecture
+/* The least of reps forward passes (after two untimed ones) of architecture
  * a's standalone network at batch B, in ms. */
 static double measure_whole(const NetDesc *d, const Arch *a, const Backend *be, int B, int reps)
 {
@@ -191,7 +191,7 @@ void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int t
         whole[r] = measure_whole(d, &a, be, batch, reps);
     }
     /* the stem and head do not change with the blocks: the median of their
-     * medians; what a whole pass costs beyond its layers (the clock's own
+     * least times; what a whole pass costs beyond its layers (the clock's own
      * reads, the threads' start and wait): the median of whole - sum */
     t->stem_ms = median(stem, C), t->head_ms = median(head, C);
     for (int r = 0; r < C; r++) whole[r] -= sum[r];

@@ -99,6 +99,13 @@ static void test_hostile_options(void)
     EXPECT(2, "adapt s.nta --budget-mflops -5", "--budget-mflops must be in");
     EXPECT(2, "adapt s.nta --parents 9 --population 4", "--parents must be in 1..4");
     EXPECT(2, "adapt s.nta --task nosuch", "unknown task 'nosuch'");
+    EXPECT(2, "adapt s.nta --budget-ms -1", "--budget-ms must be in 0..");
+    EXPECT(2, "adapt s.nta --budget-mflops 0", "--budget-mflops must be at least 0.001, or 0 (none) with --budget-ms");
+    EXPECT(2, "adapt s.nta --budget-ms 5 --latency-batch 0", "--latency-batch must be in 1..65536");
+    EXPECT(2, "latency", "which supernet?");
+    EXPECT(2, "latency s.nta --batch 0", "--batch must be in 1..65536");
+    EXPECT(2, "latency s.nta --fresh 2", "--fresh must be 0 or 1");
+    EXPECT(1, "latency /nonexistent/s.nta", "/nonexistent/s.nta");
     EXPECT(2, "adapt s.nta --log /dev/null", "--log '/dev/null' is not a regular file");
     EXPECT(2, "finetune s.nta -o /nonexistent/x.nta", "the folder '/nonexistent' does not exist");
     EXPECT(2, "finetune s.nta --from-scratch 3", "--from-scratch must be 0 or 1");
