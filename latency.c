@@ -17,7 +17,7 @@
  * (net_forward_timed) after two untimed ones; an entry is the least time of
  * its layer over the passes. The stem and head are the median over the C
  * networks of their least times; the overhead (what a whole pass costs
- * beyond the sum of its layers) is the median over the C networks of their
+ * beyond the sum of its layers) is the least over the C networks of their
  * measured whole-network latency minus that sum. Measured whole-network
  * latency (latency_time): the least of `reps` net_forward calls (after two
  * untimed ones) of the architecture's standalone network. The least, not
@@ -85,7 +85,7 @@ void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int
 
 /* ------------------------------------------------------------ measuring */
 
-int latency_reps(int batch) { return batch <= 8 ? 51 : 11; }
+int latency_reps(int batch) { return batch <= 8 ? 51 : 31; }
 
 static int by_double(const void *x, const void *y)
 {
@@ -192,10 +192,11 @@ void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int t
     }
     /* the stem and head do not change with the blocks: the median of their
      * least times; what a whole pass costs beyond its layers (the clock's own
-     * reads, the threads' start and wait): the median of whole - sum */
+     * reads, the threads' start and wait): the least of whole - sum, the
+     * network whose whole passes other work disturbed least */
     t->stem_ms = median(stem, C), t->head_ms = median(head, C);
     for (int r = 0; r < C; r++) whole[r] -= sum[r];
-    t->overhead_ms = median(whole, C);
+    t->overhead_ms = least(whole, C);
     free(sec), free(runs), free(stem), free(head), free(whole), free(sum);
 }
 

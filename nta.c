@@ -637,7 +637,7 @@ static void latency_print(const LatencyTable *t)
                 for (int ei = 0; ei < d->space.ne; ei++) printf(" %8.4f", t->block_ms[i][ki][ei]);
             printf("\n");
         }
-    printf("%-18s %8.4f\n", "head, pool, fc", t->head_ms);
+    printf("%-18s %8.4f\n%-18s %8.4f\n", "head, pool, fc", t->head_ms, "overhead", t->overhead_ms);
     Arch named[3] = {arch_smallest(d), latency_fastest(t), arch_largest(d)};
     const char *what[3] = {"smallest", "fastest", "largest"};
     for (int j = 0; j < 3; j++) {

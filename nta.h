@@ -521,7 +521,7 @@ typedef struct {
 /* The key of a table: the host CPU (model, family, stepping, count), the
  * CPU's SIMD path, the backend, threads, batch and the supernet's shape. */
 void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int threads, int batch);
-/* Timed passes per measurement at a batch: 51 up to batch 8, else 11. */
+/* Timed passes per measurement at a batch: 51 up to batch 8, else 31. */
 int latency_reps(int batch);
 /* Measure t for supernet d on be at this batch: `reps` timed passes of each
  * calibration network, the least time of each layer (latency.c). */

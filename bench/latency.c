@@ -32,7 +32,8 @@ int main(int argc, char **argv)
     static LatencyTable t;
     double t0 = nta_now();
     latency_measure(&t, &d, &cpu_backend, threads, B, latency_reps(B));
-    printf("latency table at batch %d, %d threads, measured in %.1f s\n\n", B, threads, nta_now() - t0);
+    printf("latency table at batch %d, %d threads, measured in %.1f s (stem %.4f ms, head %.4f ms, overhead %.4f ms)\n\n",
+           B, threads, nta_now() - t0, t.stem_ms, t.head_ms, t.overhead_ms);
     printf("| architecture | MFLOPs | predicted ms | measured ms | error %% |\n|---|---:|---:|---:|---:|\n");
     double *err = nta_malloc((size_t)n * sizeof *err);
     Rng r;
