@@ -17,8 +17,8 @@
  * (net_forward_timed) after two untimed ones; an entry is the least time of
  * its layer over the passes. The stem and head are the median over the C
  * networks of their least times; the overhead (what a whole pass costs
- * beyond the sum of its layers) is the least over the C networks of their
- * measured whole-network latency minus that sum. Measured whole-network
+ * beyond the sum of its layers) is the median over every timed pass of its
+ * wall time minus the sum of its layers' times. Measured whole-network
  * latency (latency_time): the least of `reps` net_forward calls (after two
  * untimed ones) of the architecture's standalone network. The least, not
  * the median: on a machine shared with other work the least pass is the one
@@ -168,7 +168,7 @@ void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int t
     int nl = d->nblocks + 2, ne = d->space.ne, C = d->space.nk * ne, choice[NET_MAX_BLOCKS];
     double *sec = nta_malloc((size_t)nl * sizeof *sec), *runs = nta_malloc((size_t)nl * reps * sizeof *runs);
     double *stem = nta_malloc((size_t)C * sizeof *stem), *head = nta_malloc((size_t)C * sizeof *head);
-    double *whole = nta_malloc((size_t)C * sizeof *whole), *sum = nta_malloc((size_t)C * sizeof *sum);
+    double *over = nta_malloc((size_t)C * reps * sizeof *over);      /* [C, reps] */
     memset(t, 0, sizeof *t);
     t->desc = *d, t->batch = batch;
     latency_key(t->key, sizeof t->key, d, be, threads, batch);
@@ -177,27 +177,25 @@ void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int t
         Net *net = timing_net(d, &a, be, batch);
         for (int w = 0; w < 2; w++) net_forward_timed(net, batch, sec);   /* warm-up */
         for (int k = 0; k < reps; k++) {
+            double t0 = nta_now(), sum = 0;
             net_forward_timed(net, batch, sec);
-            for (int l = 0; l < nl; l++) runs[(size_t)l * reps + k] = 1e3 * sec[l];
+            double wall = 1e3 * (nta_now() - t0);
+            for (int l = 0; l < nl; l++) runs[(size_t)l * reps + k] = 1e3 * sec[l], sum += 1e3 * sec[l];
+            over[(size_t)r * reps + k] = wall - sum;
         }
         stem[r] = least(runs, reps), head[r] = least(runs + (size_t)(nl - 1) * reps, reps);
-        sum[r] = stem[r] + head[r];
-        for (int i = 0; i < d->nblocks; i++) {
-            double ms = least(runs + (size_t)(1 + i) * reps, reps);
-            t->block_ms[i][choice[i] / ne][choice[i] % ne] = ms;
-            sum[r] += ms;
-        }
+        for (int i = 0; i < d->nblocks; i++)
+            t->block_ms[i][choice[i] / ne][choice[i] % ne] = least(runs + (size_t)(1 + i) * reps, reps);
         net_free(net);
-        whole[r] = measure_whole(d, &a, be, batch, reps);
     }
     /* the stem and head do not change with the blocks: the median of their
-     * least times; what a whole pass costs beyond its layers (the clock's own
-     * reads, the threads' start and wait): the least of whole - sum, the
-     * network whose whole passes other work disturbed least */
+     * least times. What a pass costs beyond its layers (starting and joining
+     * the threads, a piece left to one thread at the end) is measured in the
+     * same passes as the layers, so that other work slowing a pass slows
+     * both alike: the median over every pass of every network. */
     t->stem_ms = median(stem, C), t->head_ms = median(head, C);
-    for (int r = 0; r < C; r++) whole[r] -= sum[r];
-    t->overhead_ms = least(whole, C);
-    free(sec), free(runs), free(stem), free(head), free(whole), free(sum);
+    t->overhead_ms = median(over, C * reps);
+    free(sec), free(runs), free(stem), free(head), free(over);
 }
 
 /* The index of v in list[n], -1 if absent. */
