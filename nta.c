@@ -538,6 +538,43 @@ static int cmd_finetune(int argc, char **argv)
     return ntaa_baseline(super[0], &arch, &a, pick_backend(a.train.device, a.train.threads));
 }
 
+/* The fronts' options into c: --front-budgets "9,14" (MFLOPs) and
+ * --front-archs "smallest,STRING,largest"; exit 2 naming the option when an
+ * item is malformed or there are more than DEMO_MAX_FRONT. The
+ * architectures are checked against the supernet later (demo_check_fronts). */
+static void demo_fronts(const Command *cmd, DemoCfg *c, const char *budgets, const char *archs)
+{
+    c->nbudgets = c->narchs = 0;
+    for (const char *p = budgets; *p;) {
+        char *end;
+        double b = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(b >= 1e-3 && b <= 1e9) || c->nbudgets == DEMO_MAX_FRONT)
+            bad_option(cmd, "--front-budgets '%s': give up to %d MFLOPs budgets, comma-separated, e.g. 9,14",
+                       budgets, DEMO_MAX_FRONT);
+        c->budgets[c->nbudgets++] = b;
+        p = *end ? end + 1 : end;
+    }
+    for (const char *p = archs; c->nbudgets && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof c->archs[0] || c->narchs == DEMO_MAX_FRONT)
+            bad_option(cmd, "--front-archs '%s': give up to %d architectures (largest, smallest or strings), "
+                       "comma-separated", archs, DEMO_MAX_FRONT);
+        snprintf(c->archs[c->narchs++], sizeof c->archs[0], "%.*s", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+}
+
+/* Every front budget admits an architecture of the supernet d, and every
+ * front architecture is one of it. */
+static void demo_check_fronts(const Command *cmd, const DemoCfg *c, const char *path, const NetDesc *d)
+{
+    char err[512];
+    Arch a;
+    for (int i = 0; i < c->nbudgets; i++) need_supernet(cmd, path, d, c->budgets[i]);
+    for (int i = 0; i < c->narchs; i++)
+        if (arch_named(d, c->archs[i], NULL, &a, err, sizeof err)) bad_option(cmd, "--front-archs: %s", err);
+}
+
 /* The demo's supernet: --supernet, or DIR/supernet.nta, pretrained there
  * (nta pretrain on fashion-mnist) when missing. Returns how it came. */
 static const char *demo_supernet(char *path, size_t len, const char *dir, const char *given, int epochs,
@@ -569,7 +606,7 @@ static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
     AdaptCfg *a = &c.a;
-    const char *supernet, *tasks;
+    const char *supernet, *tasks, *front_budgets, *front_archs;
     int pretrain_epochs;
     Opt opts[] = {
         {"dir", OPT_STR, &c.dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
@@ -580,6 +617,8 @@ static int cmd_demo(int argc, char **argv)
         SEARCH_OPTS((*a)),
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
+        {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
+        {"front-archs", OPT_STR, &front_archs, "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest", "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
     };
     Command cmd = {"demo", "[options]",
                    "pretrain (or reuse) a supernet, then NTAA and its baselines on every task; write a report",
@@ -596,6 +635,7 @@ static int cmd_demo(int argc, char **argv)
     check_search(&cmd, a);
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
     need_flag(&cmd, "quick", c.quick);
+    demo_fronts(&cmd, &c, front_budgets, front_archs);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
@@ -612,6 +652,7 @@ static int cmd_demo(int argc, char **argv)
                                  sizeof took);
     NetDesc d = probe_desc(path);
     need_supernet(&cmd, path, &d, a->search.budget_mflops);
+    demo_check_fronts(&cmd, &c, path, &d);
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
 }
 

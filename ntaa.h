@@ -116,6 +116,7 @@ int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, con
 
 #define DEMO_MAX_TASKS 16
 #define DEMO_TASK_LEN 1024
+#define DEMO_MAX_FRONT 6      /* budgets, and fixed architectures, of the fronts */
 
 typedef struct {
     AdaptCfg a;               /* every task's settings (a.task is set per task) */
@@ -125,6 +126,10 @@ typedef struct {
     const char (*tasks)[DEMO_TASK_LEN];   /* [ntasks] task names (demo_tasks) */
     int ntasks;
     int quick;                /* tiny settings: say so in the report */
+    int nbudgets;             /* the fronts: NTAA under each of these MFLOPs budgets too */
+    double budgets[DEMO_MAX_FRONT];
+    int narchs;               /* and WP&F of each of these architectures (arch_named) */
+    char archs[DEMO_MAX_FRONT][256];
     double t0;                /* when the demo started */
 } DemoCfg;
 

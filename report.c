@@ -3,7 +3,10 @@
  * report.md: a title, the intro, per task the comparison table, the best
  * method, NTAA (and the best method) against each other method with a 95%
  * paired bootstrap interval and a word (win, tie, loss; report_compare), the
- * budget and the search progress; then a summary table (rows: tasks,
+ * fronts when the demo ran them (every point; each NTAA point against the
+ * WP&F architecture nearest in MFLOPs, report_front_nearest, with its
+ * interval and word), the budget and the search progress; then a summary
+ * table (rows: tasks,
  * columns: each method's metric) and NTAA against each method on every task.
  *
  * Which gaps are real (report_bootstrap): the paired bootstrap resamples both
@@ -14,7 +17,8 @@
  * report.html: the same tables with inline CSS and, per task, three inline SVG
  * figures written by hand: search progress (best and mean fitness per
  * generation), the last population (MFLOPs vs fitness, its Pareto front, the
- * budget, NTAA's winner) and the chosen architecture drawn block by block.
+ * budget, NTAA's winner) and the chosen architecture drawn block by block;
+ * a fourth with the fronts (test metric against MFLOPs, NTAA and WP&F).
  * No external resources and no JavaScript.
  *
  * Both files are written to a temporary name and renamed. Units: MFLOPs are
@@ -187,6 +191,19 @@ Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better)
     return c;
 }
 
+int report_front_nearest(const ReportTask *t, int j)
+{
+    if (!isfinite(t->front_budget[j])) return -1;
+    int best = -1;
+    for (int k = 0; k < t->nfront; k++) {
+        if (isfinite(t->front_budget[k])) continue;
+        double dk = fabs(t->front[k].mflops - t->front[j].mflops);
+        double db = best < 0 ? INFINITY : fabs(t->front[best].mflops - t->front[j].mflops);
+        if (dk < db || (dk == db && t->front[k].mflops < t->front[best].mflops)) best = k;
+    }
+    return best;
+}
+
 /* "tie, +0.35 [-0.10, +0.80]"; "-" when there is no interval. */
 static const char *fmt_compare(const Compare *c, char *buf, size_t len)
 {
@@ -233,6 +250,38 @@ static void md_table(FILE *f, const ReportTask *t)
     }
 }
 
+/* Front point j's label: "NTAA, budget 14 MFLOPs" or "WP&F". */
+static const char *front_label(const ReportTask *t, int j, char *buf, size_t len)
+{
+    const char *m = t->front[j].method ? t->front[j].method : "?";
+    if (isfinite(t->front_budget[j])) snprintf(buf, len, "%s, budget %g MFLOPs", m, t->front_budget[j]);
+    else snprintf(buf, len, "%s", m);
+    return buf;
+}
+
+/* The fronts: every point, then each NTAA point against the WP&F
+ * architecture nearest in MFLOPs. */
+static void md_front(FILE *f, const ReportTask *t)
+{
+    char a[96], b[32], c[96], l[96];
+    if (t->nfront == 0) return;
+    fprintf(f, "\nAccuracy-cost fronts (%s, mean ± standard deviation over the seeds):\n\n"
+               "| point | MFLOPs | %s | architecture |\n|---|---:|---:|---|\n", t->metric_name, t->metric_name);
+    for (int j = 0; j < t->nfront; j++)
+        fprintf(f, "| %s | %s | %s | `%s` |\n", front_label(t, j, l, sizeof l), fmt2(t->front[j].mflops, b, sizeof b),
+                fmt_row_metric(&t->front[j], a, sizeof a), t->front[j].arch);
+    fprintf(f, "\nAt equal cost: each NTAA point against the WP&F architecture nearest in MFLOPs (NTAA - WP&F, "
+               "95%% paired bootstrap interval over test images and seeds):\n\n"
+               "| NTAA point | NTAA MFLOPs | WP&F MFLOPs | NTAA - WP&F |\n|---|---:|---:|---|\n");
+    for (int j = 0; j < t->nfront; j++) {
+        int k = report_front_nearest(t, j);
+        if (k < 0) continue;
+        Compare cmp = report_compare(&t->front[j], &t->front[k], t->lower_better);
+        fprintf(f, "| %s | %s | %s | %s |\n", front_label(t, j, l, sizeof l), fmt2(t->front[j].mflops, b, sizeof b),
+                fmt2(t->front[k].mflops, a, sizeof a), fmt_compare(&cmp, c, sizeof c));
+    }
+}
+
 static void md_task(FILE *f, const ReportTask *t)
 {
     char a[32], b[48];
@@ -245,6 +294,7 @@ static void md_task(FILE *f, const ReportTask *t)
                 t->lower_better ? "lower" : "higher", t->rows[best].method, fmt2(t->rows[best].metric, a, sizeof a));
     for (int i = 0; i < t->nrows; i++)
         if (i == 0 || i == best) fprintf(f, "\n%s\n", comparisons(text, sizeof text, t, i));
+    md_front(f, t);
     fprintf(f, "\nBudget: %s.\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen <= 0) {
         fprintf(f, "\nNo search progress was recorded.\n");
@@ -707,6 +757,88 @@ static void html_figure(FILE *f, void (*draw)(FILE *, const ReportTask *), const
     fprintf(f, "</figcaption>\n</figure>\n");
 }
 
+static void html_front(FILE *f, const ReportTask *t)
+{
+    char a[96], b[32], c[96], l[96];
+    fprintf(f, "<p>Accuracy-cost fronts (mean ± standard deviation over the seeds):</p>\n<table>\n<tr><th>point</th>"
+               "<th>MFLOPs</th>");
+    html_cell(f, "th", t->metric_name);
+    fprintf(f, "<th>architecture</th></tr>\n");
+    for (int j = 0; j < t->nfront; j++) {
+        fprintf(f, "<tr>");
+        html_cell(f, "td", front_label(t, j, l, sizeof l));
+        html_cell(f, "td", fmt2(t->front[j].mflops, b, sizeof b));
+        html_cell(f, "td", fmt_row_metric(&t->front[j], a, sizeof a));
+        fprintf(f, "<td class=\"arch\"><code>");
+        html_text(f, t->front[j].arch);
+        fprintf(f, "</code></td></tr>\n");
+    }
+    fprintf(f, "</table>\n<p>At equal cost: each NTAA point against the WP&amp;F architecture nearest in MFLOPs "
+               "(NTAA - WP&amp;F, 95%% paired bootstrap interval over test images and seeds):</p>\n<table>\n"
+               "<tr><th>NTAA point</th><th>NTAA MFLOPs</th><th>WP&amp;F MFLOPs</th><th>NTAA - WP&amp;F</th></tr>\n");
+    for (int j = 0; j < t->nfront; j++) {
+        int k = report_front_nearest(t, j);
+        if (k < 0) continue;
+        Compare cmp = report_compare(&t->front[j], &t->front[k], t->lower_better);
+        fprintf(f, "<tr>");
+        html_cell(f, "td", front_label(t, j, l, sizeof l));
+        html_cell(f, "td", fmt2(t->front[j].mflops, b, sizeof b));
+        html_cell(f, "td", fmt2(t->front[k].mflops, a, sizeof a));
+        html_cell(f, "td", fmt_compare(&cmp, c, sizeof c));
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+}
+
+/* One method's points of the fronts (ntaa: the NTAA points, else WP&F's) as
+ * a line by ascending MFLOPs, a dot on each, a bar of one standard deviation. */
+static void svg_front_series(FILE *f, const Plot *p, const ReportTask *t, int ntaa, const char *color)
+{
+    int idx[REPORT_MAX_FRONT], n = 0;
+    for (int j = 0; j < t->nfront; j++)
+        if ((isfinite(t->front_budget[j]) != 0) == ntaa && isfinite(t->front[j].metric)) idx[n++] = j;
+    for (int x = 1; x < n; x++)       /* insertion sort by MFLOPs */
+        for (int y = x; y > 0 && t->front[idx[y]].mflops < t->front[idx[y - 1]].mflops; y--) {
+            int tmp = idx[y];
+            idx[y] = idx[y - 1], idx[y - 1] = tmp;
+        }
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+    for (int i = 0; i < n; i++) fprintf(f, "%.1f,%.1f ", px(p, t->front[idx[i]].mflops), py(p, t->front[idx[i]].metric));
+    fprintf(f, "\"/>\n");
+    for (int i = 0; i < n; i++) {
+        const ReportRow *r = &t->front[idx[i]];
+        double x = px(p, r->mflops), sd = isfinite(r->sd) ? r->sd : 0;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", x,
+                py(p, r->metric - sd), x, py(p, r->metric + sd), color);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x, py(p, r->metric), color);
+    }
+    fprintf(f, "\n");
+}
+
+/* The fronts: test metric (mean, one standard deviation) against MFLOPs, NTAA and WP&F. */
+static void fig_fronts(FILE *f, const ReportTask *t)
+{
+    Plot p = plot_new();
+    for (int j = 0; j < t->nfront; j++) {
+        const ReportRow *r = &t->front[j];
+        double sd = isfinite(r->sd) ? r->sd : 0;
+        range_add(&p.x0, &p.x1, r->mflops);
+        range_add(&p.y0, &p.y1, r->metric - sd);
+        range_add(&p.y0, &p.y1, r->metric + sd);
+    }
+    range_fix(&p.x0, &p.x1, 0.05);
+    range_fix(&p.y0, &p.y1, 0.05);
+    char title[128];
+    snprintf(title, sizeof title, "%.80s: accuracy-cost fronts", t->task);
+    svg_open(f, p.w, p.h, title);
+    plot_axes(f, &p, 0, "MFLOPs", t->metric_name);
+    svg_front_series(f, &p, t, 0, "#ff7f0e");
+    svg_front_series(f, &p, t, 1, "#1f77b4");
+    svg_legend(f, p.ml, 18, "#1f77b4", 1, 0, "NTAA (one point per budget)");
+    svg_legend(f, p.ml + 200, 18, "#ff7f0e", 1, 0, "WP&F (fixed architectures)");
+    fprintf(f, "</svg>\n");
+}
+
 static void html_task(FILE *f, const ReportTask *t)
 {
     char a[32], b[48], cap[768];
@@ -729,6 +861,11 @@ static void html_task(FILE *f, const ReportTask *t)
             html_text(f, comparisons(text, sizeof text, t, i));
             fprintf(f, "</p>\n");
         }
+    if (t->nfront > 0) {
+        html_front(f, t);
+        html_figure(f, fig_fronts, t, "The fronts: test metric (mean, a bar of one standard deviation over the seeds) "
+                    "against MFLOPs, NTAA under each budget and WP&F of each fixed architecture.");
+    }
     fprintf(f, "<p>Budget: %s.</p>\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen > 0) html_figure(f, fig_progress, t, "Search progress: the best and mean fitness of each generation.");
     else fprintf(f, "<p>No search progress was recorded, so there is no progress figure.</p>\n");

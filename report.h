@@ -43,6 +43,8 @@ typedef struct { double diff, lo, hi; const char *word; } Compare;
 Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better);
 
 
+#define REPORT_MAX_FRONT 16
+
 /* One task of a demo run. Fitness values are in the metric's units. */
 typedef struct {
     char task[1024];
@@ -52,6 +54,9 @@ typedef struct {
     double budget_mflops;
     int nrows;
     ReportRow rows[4];        /* NTAA first */
+    int nfront;               /* the fronts (demo --front-budgets): NTAA under several */
+    ReportRow front[REPORT_MAX_FRONT];      /* budgets, WP&F of several fixed architectures */
+    double front_budget[REPORT_MAX_FRONT];  /* an NTAA point's MFLOPs budget; NAN for WP&F */
     int ngen;                 /* search progress, generation 0..ngen-1 */
     double *gen_best, *gen_mean;
     int npop;                 /* NTAA's last population */
@@ -59,6 +64,11 @@ typedef struct {
     NetDesc desc;             /* the supernet, and NTAA's winner in it */
     Arch arch;
 } ReportTask;
+
+/* For NTAA point j of t's fronts (front_budget finite): the WP&F point
+ * nearest to it in MFLOPs (the cheaper of two equally near), -1 if j is not
+ * an NTAA point or there is none. */
+int report_front_nearest(const ReportTask *t, int j);
 
 /* report.c: report.md (tables, plain text) and a self-contained report.html
  * (the same tables, inline SVG: search progress, Pareto front of the last

@@ -113,6 +113,9 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --tasks mnist,bogus", "unknown task 'bogus'");
     EXPECT(2, "demo --tasks mnist,classify:nosuch", "unknown dataset");
     EXPECT(2, "demo --seeds 0", "--seeds must be in 1..100");
+    EXPECT(2, "demo --front-budgets 9,x", "--front-budgets '9,x': give up to 6 MFLOPs budgets");
+    EXPECT(2, "demo --front-budgets 1,2,3,4,5,6,7", "--front-budgets '1,2,3,4,5,6,7'");
+    EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
     EXPECT(2, "eval m.nta --random -1", "--random must be in");
     EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");

@@ -120,6 +120,17 @@ static ReportTask fake_task(const char *name, int lower_better, const NetDesc *d
         w->runs = 2, w->nitems = 60, w->items = nta_malloc(120 * sizeof(float));
         for (int j = 0; j < 120; j++) w->items[j] = (float)(rng_below(r, 100) < 80u + 5 * i ? 100 : 0);
     }
+    /* fronts: NTAA under budgets 5 and 9, WP&F of two fixed architectures
+     * (3 and 8 MFLOPs); a task with search progress but no population has none */
+    double fm[4] = {4.5, 8.5, 3, 8}, fb[4] = {5, 9, NAN, NAN};
+    for (int j = 0; npop > 0 && ngen > 3 && j < 4; j++) {
+        ReportRow *w = &t.front[t.nfront];
+        *w = t.rows[j < 2 ? 0 : 1];
+        w->mflops = fm[j], w->metric = 80 + j, w->sd = 0.5;
+        w->items = nta_malloc(120 * sizeof(float));
+        for (int k = 0; k < 120; k++) w->items[k] = (float)(rng_below(r, 100) < 80u + 4 * j ? 100 : 0);
+        t.front_budget[t.nfront++] = fb[j];
+    }
     t.ngen = ngen;
     t.gen_best = nta_calloc((size_t)(ngen > 0 ? ngen : 1), sizeof(double));
     t.gen_mean = nta_calloc((size_t)(ngen > 0 ? ngen : 1), sizeof(double));
@@ -158,6 +169,10 @@ static void check_files(const char *md_path, const char *html_path, const Report
           "md: every task compares NTAA with the others");
     CHECK(strstr(md, "NTAA against each method") && (strstr(md, "| tie, ") || strstr(md, "| loss, ")),
           "md: the summary's comparisons carry a word and an interval");
+    CHECK(count(md, "At equal cost") == 1 && strstr(md, "| NTAA, budget 5 MFLOPs | 4.50 | 3.00 | ") &&
+              strstr(md, "| NTAA, budget 9 MFLOPs | 8.50 | 8.00 | "),
+          "md: the fronts' table pairs each NTAA point with the WP&F architecture nearest in MFLOPs");
+    CHECK(count(html, "accuracy-cost fronts") == 1, "html: one fronts figure");
     CHECK(strstr(md, "**from scratch**") && strstr(md, "**NTAA**") && !strstr(md, "**WP&F**"), "md: best method wrong");
     CHECK(strstr(md, "| 42.0s |") && strstr(md, "| 2m22s |") && strstr(md, "| - |"), "md: wall times");
     CHECK(strstr(html, ">fashion<") && strstr(html, ">pose &lt;angle&gt;<") && !strstr(html, "<angle>"),
@@ -196,7 +211,7 @@ void test_report(void)
     CHECK(report_write(md, html, "three", tasks, 3, err, sizeof err) == 0, "report: %s", err);
     char *s = slurp(html);
     if (s) {
-        CHECK(count(s, "<svg") == 7 && count(s, "</svg>") == 7, "html: %d svg with an empty task", count(s, "<svg"));
+        CHECK(count(s, "<svg") == 8 && count(s, "</svg>") == 8, "html: %d svg with an empty task", count(s, "<svg"));
         CHECK(strstr(s, "No population was recorded") != NULL, "html: the empty task is not explained");
         free(s);
     }
@@ -211,5 +226,6 @@ void test_report(void)
         free(tasks[t].gen_mean);
         free(tasks[t].pop);
         for (int r = 0; r < tasks[t].nrows; r++) free(tasks[t].rows[r].items);
+        for (int r = 0; r < tasks[t].nfront; r++) free(tasks[t].front[r].items);
     }
 }
