@@ -17,7 +17,7 @@
  * (net_forward_timed) after two untimed ones; an entry is the least time of
  * its layer over the passes. The stem and head are the median over the C
  * networks of their least times; the overhead (what a whole pass costs
- * beyond the sum of its layers) is the median over every timed pass of its
+ * beyond the sum of its layers) is the least over every timed pass of its
  * wall time minus the sum of its layers' times. Measured whole-network
  * latency (latency_time): the least of `reps` net_forward calls (after two
  * untimed ones) of the architecture's standalone network. The least, not
@@ -191,10 +191,12 @@ void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int t
     /* the stem and head do not change with the blocks: the median of their
      * least times. What a pass costs beyond its layers (starting and joining
      * the threads, a piece left to one thread at the end) is measured in the
-     * same passes as the layers, so that other work slowing a pass slows
-     * both alike: the median over every pass of every network. */
+     * same passes as the layers: the least over every pass of every network,
+     * as the layers' entries, the pass other work disturbed least (a pass
+     * that lost a thread to another process for a while costs more than its
+     * layers' times over the threads) */
     t->stem_ms = median(stem, C), t->head_ms = median(head, C);
-    t->overhead_ms = median(over, C * reps);
+    t->overhead_ms = least(over, C * reps);
     free(sec), free(runs), free(stem), free(head), free(over);
 }
 

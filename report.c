@@ -6,8 +6,8 @@
  * fronts when the demo ran them (every point; each NTAA point against the
  * WP&F architecture nearest in MFLOPs, report_front_nearest, with its
  * interval and word), the budget and the search progress; then a summary
- * table (rows: tasks,
- * columns: each method's metric) and NTAA against each method on every task.
+ * table (rows: tasks, columns: each method's metric) and NTAA against each
+ * method on every task.
  *
  * Which gaps are real (report_bootstrap): the paired bootstrap resamples both
  * the test items (images, or retrieval queries) and the seeds, with
