@@ -17,10 +17,13 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c train.c ntaa.c demo.c eval.c report.c latency.c
-HDR      = nta.h train.h ntaa.h eval.h report.h
+LIB      = util.c cpu.c net.c data.c search.c task.c train.c ntaa.c demo.c eval.c report.c latency.c rtc.c
+HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c \
-           test/test_binary.c
+           test/test_binary.c test/test_rtc.c
+# test_rtc builds generated kernels with the host compiler into a shared
+# object that calls the emulator in the test binary (hence -rdynamic)
+TESTFLAGS = -DTEST_CXX='"$(CXX)"' -rdynamic
 
 # CUDA sources run in the tests on the CPU through the SIMT emulator (simt.h,
 # simt.cpp), compiled as C++; nvcc compiles the same files for the GPU.
@@ -156,10 +159,21 @@ build/commit: FORCE
 FORCE:
 
 test/run: $(TESTS) test/test.h $(OBJ) $(EMU_OBJ) nta
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(EMU_OBJ) -o $@ $(LDLIBS) -pthread
+
+# The same tests with the emulated CUDA kernels compiled as nvcc compiles
+# them for a GPU: a*b+c contracted into one fused multiply-add (the CPU
+# reference is not); make test runs its cuda group.
+FMAFLAGS = -ffp-contract=fast $(if $(filter x86_64,$(shell uname -m)),-mfma)
+CU_FMA   = $(CU_SRC:%.cu=build/fma/emu/%.o)
+build/fma/emu/%.o: %.cu simt.h nta_cuda.h $(HDR)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(FMAFLAGS) -I. -x c++ -c $< -o $@
+test/run-fma: $(TESTS) test/test.h $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) nta
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(filter-out $(CU_EMU),$(EMU_OBJ)) $(CU_FMA) -o $@ $(LDLIBS) -pthread
 
 test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
-	$(CC) $(CFLAGS) $(SANFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
+	$(CC) $(CFLAGS) $(SANFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
 
 # CUDA test and bench binaries (see the CUDA section above)
 test/run test/run-asan: nta-emu
@@ -167,7 +181,7 @@ nta-emu: nta.c $(OBJ) $(CU_EMU) build/emu/simt.o $(HDR)
 	$(CC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ) $(CU_EMU) build/emu/simt.o -o $@ $(LDLIBS) -pthread
 ifneq ($(CU_OBJ),)
 test/run-gpu: $(TESTS) test/test.h $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o nta nta-emu
-	$(CC) $(CFLAGS) -I. $(TESTS) $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o -o $@ $(LDLIBS) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ) $(CU_OBJ) build/gpu/test_cuda.o -o $@ $(LDLIBS) $(CUDA_LIBS)
 bench/gpu_bench: $(CU_BENCH) $(CU_OBJ) $(OBJ) nta_cuda.h $(HDR)
 	$(NVCC) $(NVCCFLAGS) $(if $(CUBLAS),-DGPU_BENCH_CUBLAS) $(CU_BENCH) $(CU_OBJ) $(OBJ) -o $@ \
 	    -Xcompiler -fopenmp -lz $(if $(CUBLAS),-lcublas -Xlinker -rpath -Xlinker $(dir $(CUBLAS)))
@@ -197,10 +211,17 @@ bench/latency: bench/latency.c $(OBJ)
 SETUP_FAILED = || echo "test: make setup failed; the tests that need its data will be skipped"
 TEST_ONLY  = $(if $(ONLY),--only $(ONLY))
 
+# make test: every group; then the cuda group twice more, with the kernels
+# contracted into fused multiply-adds as nvcc builds them (test/run-fma), and
+# with the emulator checking every shared-memory and barrier rule (SIMT_CHECK=1)
 test:
 	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
-	@$(MAKE) --no-print-directory test/run
+	@$(MAKE) --no-print-directory test/run $(if $(ONLY),,test/run-fma)
 	OMP_NUM_THREADS=2 ./test/run $(TEST_ONLY)
+ifeq ($(ONLY),)
+	OMP_NUM_THREADS=2 ./test/run-fma --only cuda
+	SIMT_CHECK=1 OMP_NUM_THREADS=2 ./test/run --only cuda
+endif
 
 test-asan:
 	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
@@ -245,7 +266,7 @@ bench: nta bench/step
 # caused it is kept in build/fuzz/artifacts/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = idx mnist cifar model arch
+FUZZ_TARGETS  = idx mnist cifar model arch searchlog
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -Wall -Wextra -g -O1 -fopenmp -fno-omit-frame-pointer $(FUZZ_SAN)
 ifeq ($(WERROR),1)
@@ -275,7 +296,7 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJ) $(HDR)
 # The seed corpora (fuzz/make_seeds.c): rewrites the seeds in fuzz/corpus,
 # keeps the inputs of past findings (fuzz/corpus/*/regress-*)
 .PHONY: fuzz-seeds
-build/make_seeds: fuzz/make_seeds.c $(OBJ) $(HDR)
+build/make_seeds: fuzz/make_seeds.c fuzz/fuzz.h $(OBJ) $(HDR)
 	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
 fuzz-seeds: build/make_seeds
 	build/make_seeds fuzz/corpus
@@ -293,4 +314,4 @@ fuzz: fuzz-build
 	done
 
 clean:
-	rm -rf nta build test/run test/run-asan bench/step bench/latency nta-emu test/run-gpu bench/gpu_bench
+	rm -rf nta build test/run test/run-asan test/run-fma bench/step bench/latency nta-emu test/run-gpu bench/gpu_bench

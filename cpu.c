@@ -843,8 +843,13 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
     free(part);
 }
 
-/* y = gamma * (z - mean) * istd + beta, then ReLU6 if asked */
-HOT static void bn_apply(float *y, const float *z, const float *scale, const float *shift,
+/* y = (z - mean) * scale + beta, scale = gamma * istd, then ReLU6 if asked.
+ * Centred first, so that no term is larger than the output's own scale: the
+ * folded z * scale + (beta - mean * scale) rounds terms of size |mean * scale|,
+ * which a large mean over a small std makes far larger than y, and a fused
+ * multiply-add (nvcc contracts a*b+c) then differs from this by more than y's
+ * tolerance. Centred, each rounding is within a few units of |y| + |beta|. */
+HOT static void bn_apply(float *y, const float *z, const float *mean, const float *scale, const float *beta,
                          int P, int C, int relu6)
 {
 #pragma omp parallel for schedule(static)
@@ -852,7 +857,7 @@ HOT static void bn_apply(float *y, const float *z, const float *scale, const flo
         const float *zr = z + (size_t)r * C;
         float *yr = y + (size_t)r * C;
         for (int c = 0; c < C; c++) {
-            float v = zr[c] * scale[c] + shift[c];
+            float v = (zr[c] - mean[c]) * scale[c] + beta[c];
             if (relu6) v = relu6f(v);
             yr[c] = v;
         }
@@ -864,7 +869,7 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
                              const float *beta, int P, int C, float momentum, int relu6)
 {
     double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
-    float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
+    float *scale = nta_malloc(C * sizeof(float));
     /* one pass: moments of z - z[0] (the first row); shifted by a sample of
      * the batch, the variance suffers no cancellation however large the mean */
     col_moments(s1, s2, z, z, P, C);
@@ -876,9 +881,8 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
         run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
         run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * istd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
     }
-    bn_apply(y, z, scale, shift, P, C, relu6);
+    bn_apply(y, z, mean, scale, beta, P, C, relu6);
     free(s1);
     free(scale);
 }
@@ -898,7 +902,7 @@ static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const 
 {
     float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
     bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
-    bn_apply(y, z, scale, shift, P, C, relu6);
+    bn_apply(y, z, run_mean, scale, beta, P, C, relu6);
     free(scale);
 }
 
@@ -1109,11 +1113,13 @@ static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weig
     return weight * loss;
 }
 
-HOT static void cpu_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+                        float wd)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float d = g[i] + wd * w[i];
+        if (decay[i] < 0) continue;
+        float d = g[i] + decay[i] * wd * w[i];
         m[i] = mu * m[i] + d;
         w[i] -= lr * m[i];
     }

@@ -16,6 +16,7 @@
  */
 #include "nta_cuda.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------- the device */
@@ -27,8 +28,18 @@ extern "C" int cuda_available(char *why, size_t len)
     cudaGetLastError();   /* a failed probe must not stay the last error */
     /* 35 = cudaErrorInsufficientDriver (no driver, or one too old for this
      * runtime), 100 = cudaErrorNoDevice: both mean there is no GPU to use */
-    if ((int)e == 35) {
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);         /* 0 when no driver is installed */
+    cudaRuntimeGetVersion(&runtime);
+    cudaGetLastError();
+    if ((int)e == 35 && driver == 0) {
         snprintf(why, len, "no CUDA GPU (no driver found)");
+        return 0;
+    }
+    if ((int)e == 35) {
+        snprintf(why, len, "no usable CUDA GPU: the NVIDIA driver supports CUDA %d.%d, this nta was built with "
+                 "CUDA %d.%d; update the driver, or run with --device cpu", driver / 1000, driver % 1000 / 10,
+                 runtime / 1000, runtime % 1000 / 10);
         return 0;
     }
     if ((int)e == 100 || (e == cudaSuccess && n < 1)) {
@@ -36,7 +47,8 @@ extern "C" int cuda_available(char *why, size_t len)
         return 0;
     }
     if (e != cudaSuccess) {
-        snprintf(why, len, "no CUDA GPU (%s)", cudaGetErrorString(e));
+        snprintf(why, len, "no CUDA GPU (%s; driver for CUDA %d.%d, runtime CUDA %d.%d)", cudaGetErrorString(e),
+                 driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
         return 0;
     }
 #if defined(__CUDACC__)
@@ -70,6 +82,19 @@ cudaStream_t cuda_stream(void)
         ready = 1;
     }
     return stream;
+}
+
+void cuda_check_launch(const char *kernel, const char *file, int line)
+{
+    static int sync = -1;
+    if (sync < 0) sync = getenv("NTA_CUDA_SYNC") && !strcmp(getenv("NTA_CUDA_SYNC"), "1");
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && sync) e = cudaStreamSynchronize(cuda_stream());
+    if (e == cudaSuccess) return;
+    fprintf(stderr, "nta: CUDA error after the launch of %s (%s:%d): %s%s\n", kernel ? kernel : "a kernel", file,
+            line, cudaGetErrorString(e),
+            sync ? "" : "\n  (a kernel's fault may surface at a later launch: NTA_CUDA_SYNC=1 names the kernel at fault)");
+    exit(1);
 }
 
 void *cuda_scratch(size_t bytes)

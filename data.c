@@ -525,7 +525,7 @@ static void split_val(DataSplits *d, int nval, uint64_t seed)
 {
     Dataset all = d->train;
     if (nval < 0 || nval >= all.n)
-        nta_die("--val %d must be at least 0 and below the %d training images of %s",
+        nta_die_option("--val %d must be at least 0 and below the %d training images of %s",
                 nval, all.n, d->name);
     int *perm = nta_malloc((size_t)all.n * sizeof *perm);
     int *iv = nta_malloc((size_t)all.n * sizeof *iv), *it = iv + nval;

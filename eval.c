@@ -50,7 +50,7 @@ static void pick(Scored *s, int n, const NetDesc *d, const EvalCfg *c, Rng *r)
     for (int i = 0; i < n; i++) {
         if (c->random && c->spread) s[i].arch = search_arch_in_bin(d, r, i, n);
         else if (arch_named(d, c->random ? "random" : c->arch, r, &s[i].arch, err, sizeof err))
-            nta_die("--arch: %s", err);
+            nta_die_option("--arch: %s", err);
     }
 }
 

@@ -83,12 +83,12 @@ __global__ void bn_mean_kernel(float *mean, const float *__restrict__ part1, int
 }
 
 /* From the chunks of pass 2 (around the mean): istd, the running averages,
- * and scale/shift [C] each for the apply kernel. */
+ * and scale [C] = gamma * istd for the apply kernel. */
 __global__ void bn_var_kernel(float *istd, float *run_mean, float *run_var, float *scale,
-                              float *shift, const float *__restrict__ part1,
+                              const float *__restrict__ part1,
                               const float *__restrict__ part2, const float *__restrict__ mean,
-                              const float *__restrict__ gamma, const float *__restrict__ beta,
-                              int chunks, int P, int C, float momentum)
+                              const float *__restrict__ gamma, int chunks, int P, int C,
+                              float momentum)
 {
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
         double s1 = 0, s2 = 0;
@@ -101,19 +101,20 @@ __global__ void bn_var_kernel(float *istd, float *run_mean, float *run_var, floa
         run_var[c] = (1 - momentum) * run_var[c] +
                      momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * is;
-        shift[c] = beta[c] - mean[c] * scale[c];
     }
 }
 
-/* y [P,C] = z * scale + shift, then ReLU6 if asked */
+/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked: centred first, as
+ * cpu.c's bn_apply (why there), so that the multiply-add nvcc fuses rounds
+ * nothing larger than y's own scale */
 __global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
-                                const float *__restrict__ scale, const float *__restrict__ shift,
-                                size_t n, int C, int relu6)
+                                const float *__restrict__ mean, const float *__restrict__ scale,
+                                const float *__restrict__ beta, size_t n, int C, int relu6)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(i % C);
-        float v = z[i] * scale[c] + shift[c];
+        float v = (z[i] - mean[c]) * scale[c] + beta[c];
         if (relu6) v = relu6f(v);
         y[i] = v;
     }
@@ -125,9 +126,8 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
 {
     if (P <= 0 || C <= 0) return;
     int chunks = bn_chunks(P);
-    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 2) * C * sizeof(float));
-    float *part2 = part1 + (size_t)chunks * C, *scale = part2 + (size_t)chunks * C,
-          *shift = scale + C;
+    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 1) * C * sizeof(float));
+    float *part2 = part1 + (size_t)chunks * C, *scale = part2 + (size_t)chunks * C;
     cudaStream_t st = cuda_stream();
     dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
     unsigned gc = cuda_grid(C);
@@ -138,11 +138,11 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
     LAUNCH_CHECK();
     SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, mean, P, C);
     LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_var_kernel, gc, CUDA_THREADS, 0, st, istd, run_mean, run_var, scale, shift,
-                part1, part2, mean, gamma, beta, chunks, P, C, momentum);
+    SIMT_LAUNCH(bn_var_kernel, gc, CUDA_THREADS, 0, st, istd, run_mean, run_var, scale,
+                part1, part2, mean, gamma, chunks, P, C, momentum);
     LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, scale, shift,
-                (size_t)P * C, C, relu6);
+    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, mean, scale,
+                beta, (size_t)P * C, C, relu6);
     LAUNCH_CHECK();
 }
 
@@ -499,20 +499,21 @@ double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight)
 /* ---------------------------------------------------------------- optimiser */
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */
-__global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g, size_t n, float lr,
-                           float mu, float wd)
+__global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
+                           const float *__restrict__ decay, size_t n, float lr, float mu, float wd)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float d = g[i] + wd * w[i];
+        if (decay[i] < 0) continue;
+        float d = g[i] + decay[i] * wd * w[i];
         m[i] = mu * m[i] + d;
         w[i] -= lr * m[i];
     }
 }
 
-void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd)
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
 {
     if (!n) return;
-    SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, n, lr, mu, wd);
+    SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, decay, n, lr, mu, wd);
     LAUNCH_CHECK();
 }

@@ -551,6 +551,22 @@ static void net_init(Net *net, uint64_t seed)
     free(host);
 }
 
+/* decay [nfloats] for be->sgd: 1 for the elements of weights (conv and
+ * linear: weight decay), 0 for the other trained ones (batchnorm, bias), -1
+ * for running statistics and the padding between tensors */
+static void net_decay_init(Net *net)
+{
+    float *h = nta_malloc(net->nfloats * sizeof(float));
+    for (size_t i = 0; i < net->nfloats; i++) h[i] = -1;
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        float v = pi->kind == PARAM_WEIGHT ? 1 : pi->kind == PARAM_NODECAY ? 0 : -1;
+        for (size_t j = 0; j < pi->n; j++) h[pi->off + j] = v;
+    }
+    net->be->upload(net->decay, h, net->nfloats * sizeof(float));
+    free(h);
+}
+
 Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t seed, int verbose)
 {
     Net *net = nta_calloc(1, sizeof *net);
@@ -568,6 +584,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     net->p = be->alloc(net->nfloats * sizeof(float));
     net->g = be->alloc(net->nfloats * sizeof(float));
     net->m = be->alloc(net->nfloats * sizeof(float));
+    net->decay = be->alloc(net->nfloats * sizeof(float));
     net->nact = bd.nact;
     net->act = be->alloc(net->nact * sizeof(float));
     for (int i = 0; i < 3; i++) net->gbuf[i] = be->alloc(net->ngbuf * sizeof(float));
@@ -581,14 +598,15 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     free(bd.bind);
     free(bd.abind);
     net_init(net, seed);
+    net_decay_init(net);
     Arch a = arch_largest(d);
     net_set_arch(net, &a);
 
     if (verbose) {
         printf("network (batch %d, %s):\n", B, be->name);
         net_print(d);
-        printf("  memory: %.1f MB parameters+grads+momentum, %.1f MB activations\n",
-               3 * 4e-6 * net->nfloats, 4e-6 * (net->nact + 3 * net->ngbuf));
+        printf("  memory: %.1f MB parameters+grads+momentum+decay mask, %.1f MB activations\n",
+               4 * 4e-6 * net->nfloats, 4e-6 * (net->nact + 3 * net->ngbuf));
     }
     return net;
 }
@@ -597,7 +615,7 @@ void net_free(Net *net)
 {
     if (!net) return;
     const Backend *be = net->be;
-    be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->act);
+    be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->decay), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
     be->free(net->y_in), be->free(net->t_in);
     free(net->param);
@@ -872,14 +890,10 @@ void net_backward(Net *net, int B)
 
 void net_zero_grad(Net *net) { net->be->zero(net->g, net->nfloats * sizeof(float)); }
 
+/* One SGD step over the whole arena (one launch on the GPU) */
 void net_update(Net *net, float lr, float momentum, float wd)
 {
-    for (int i = 0; i < net->nparam; i++) {
-        const ParamInfo *pi = &net->param[i];
-        if (pi->kind == PARAM_STAT) continue;
-        net->be->sgd(net->p + pi->off, net->m + pi->off, net->g + pi->off, pi->n, lr, momentum,
-                     pi->kind == PARAM_WEIGHT ? wd : 0.0f);
-    }
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, lr, momentum, wd);
 }
 
 /* ---------------------------------------------- moving weights between nets */

@@ -177,7 +177,7 @@ static void need_output(const Command *c, const char *name, const char *path)
 {
     struct stat st;
     char dir[4096];
-    if (!*path) return;
+    if (!*path) bad_option(c, "--%s is empty; give a file name", name);
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         bad_option(c, "--%s '%s' is not a regular file (a folder, device or pipe); give a file name", name, path);
     const char *slash = strrchr(path, '/');
@@ -641,6 +641,7 @@ static int cmd_demo(int argc, char **argv)
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
     c.tasks = (const char (*)[DEMO_TASK_LEN])names;
     struct stat st;
+    need(*c.dir, &cmd, "--dir is empty; give a folder");
     if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
     opts_print(&cmd);

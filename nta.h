@@ -47,6 +47,9 @@ static inline NTA_HOST_DEVICE float relu6_grad(float pre, float g)
 /* Print "nta: message" to stderr and exit(1). Every user-facing failure ends
  * here or returns an error code that ends here. */
 void nta_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* The same, exit(2): an option that does not fit what it applies to (the
+ * data's size, the search space), found after the options were read. */
+void nta_die_option(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void *nta_malloc(size_t bytes);        /* dies with a message when out of memory */
 void *nta_calloc(size_t n, size_t size);
 double nta_now(void);                  /* seconds, monotonic */
@@ -211,8 +214,12 @@ typedef struct Backend {
      * weight * |mean of the first - mean of the rest|^2; dx [N,C] = its gradient.
      * Needs 0 < S < N. */
     double (*mmd)(float *dx, const float *x, int N, int S, int C, float weight);
-    /* SGD with momentum and decoupled-from-nothing L2: g += wd*w; m = mu*m + g; w -= lr*m */
-    void (*sgd)(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+    /* SGD with momentum and L2 over a whole parameter arena, in one pass:
+     * per element, decay [n] is 1 (a weight: g += wd*w), 0 (no decay) or -1
+     * (not trained: running statistics, padding; left alone); then
+     * m = mu*m + g; w -= lr*m. */
+    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+                float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one
      * pass: y [M,N] = BN_eval(x [M,K] (ldx) w [K,N] (ldw)), then ReLU6 if relu6.
      * The same as gemm into y then bn_fwd_eval in place, up to rounding. */
@@ -351,6 +358,7 @@ typedef struct {
     ParamInfo *param;
     size_t nfloats;
     float *p, *g, *m;                     /* parameters, gradients, momentum [nfloats] */
+    float *decay;                         /* [nfloats] 1 weight, 0 no decay, -1 not trained (be->sgd) */
     float *act; size_t nact;              /* activations */
     float *gbuf[3]; size_t ngbuf;         /* activation-gradient scratch, each [ngbuf] */
     int32_t *y_in;                        /* [B] labels */

@@ -30,8 +30,12 @@ extern "C" {
             exit(1);                                                                       \
         }                                                                                  \
     } while (0)
-/* After a launch: a bad configuration or (emulated) a faulting kernel. */
-#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+/* After a launch: a bad configuration or (emulated) a faulting kernel, named
+ * with the launch's file:line. A GPU reports a kernel's fault at a later
+ * call; with NTA_CUDA_SYNC=1 in the environment every launch is followed by
+ * a stream synchronisation, so that the kernel at fault is the one named. */
+#define LAUNCH_CHECK() cuda_check_launch(simt_last_kernel, __FILE__, __LINE__)
+void cuda_check_launch(const char *kernel, const char *file, int line);
 
 /* Unroll the loop that follows (nvcc's #pragma unroll; g++ has its own). */
 #if defined(__CUDACC__)
@@ -47,7 +51,7 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
                                                    const float *run_var, int relu6)
 {
     float scale = gamma[c] / sqrtf(run_var[c] + NTA_BN_EPS);
-    v = v * scale + (beta[c] - run_mean[c] * scale);
+    v = (v - run_mean[c]) * scale + beta[c];    /* centred first: see cpu.c's bn_apply */
     return relu6 ? relu6f(v) : v;
 }
 
@@ -110,6 +114,6 @@ double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_
 double cuda_l1(float *dpred, const float *pred, const float *target, int N);
 double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L);
 double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight);
-void cuda_sgd(float *w, float *m, const float *g, size_t n, float lr, float mu, float wd);
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd);
 
 #endif

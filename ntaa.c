@@ -158,6 +158,10 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
         done = -1;
     }
     for (; done >= 0 && fgets(line, sizeof line, f); lineno++) {
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(why, sizeof why, "a line longer than %zu characters", sizeof line - 2);
+            break;
+        }
         if (!strchr(line, '\n')) break;          /* the last line, cut short by a crash */
         if (gen >= 0 && got < n) {
             if (log_candidate(line, d, gen, got, sc, &pop[got], why, sizeof why)) break;
@@ -181,7 +185,7 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
         }
         got = 0;
     }
-    if (done >= 0 && !feof(f) && strchr(line, '\n')) {
+    if (done >= 0 && !feof(f)) {
         snprintf(err, errlen, "--resume: the search log '%s', line %d: %s", path, lineno, why);
         done = -1;
     }
@@ -214,10 +218,10 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     } else if (random) {
         *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
         if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
-            nta_die("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
+            nta_die_option("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
         sc->generations = 0;
     } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
-        nta_die("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
+        nta_die_option("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
     }
     return restored;
 }

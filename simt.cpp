@@ -780,11 +780,16 @@ static size_t smem_limit(const void *kernel)
 
 static int guards_check_all(const char *kernel, const char *file, int line);
 
+simt_counters_t simt_counters;
+
+static void counted_sync(void) { __atomic_add_fetch(&simt_counters.syncs, 1, __ATOMIC_RELAXED); }
+
 void simt_launch(const char *name, const char *file, int line, dim3 grid, dim3 block,
                  size_t shmem, cudaStream_t stream, const void *kernel,
                  void (*run)(void *), void *arg, int os_threads_max)
 {
     (void)stream;
+    __atomic_add_fetch(&simt_counters.launches, 1, __ATOMIC_RELAXED);
     if (simt_self) {  /* would wait for the launch lock it holds */
         report("kernel %s launched from device code (%s:%d): not emulated", name, file, line);
         fail(cudaErrorLaunchFailure);
@@ -936,6 +941,7 @@ static int guards_check_all(const char *kernel, const char *file, int line)
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+    __atomic_add_fetch(&simt_counters.allocs, 1, __ATOMIC_RELAXED);
     if (!p) return fail(cudaErrorInvalidValue);
     *p = NULL;
     if (!bytes) return cudaSuccess;
@@ -1021,6 +1027,7 @@ static int check_device(const char *what, const void *p, size_t n)
 
 cudaError_t cudaMallocHost(void **p, size_t bytes)
 {
+    __atomic_add_fetch(&simt_counters.allocs, 1, __ATOMIC_RELAXED);
     if (!p) return fail(cudaErrorInvalidValue);
     *p = malloc(bytes ? bytes : 1);
     return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -1032,7 +1039,8 @@ cudaError_t cudaFreeHost(void *p)
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+/* The copy of cudaMemcpy and cudaMemcpyAsync (which the emulator runs at once) */
+static cudaError_t copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
     if ((unsigned)kind > cudaMemcpyDefault) return fail(cudaErrorInvalidMemcpyDirection);
     if (!bytes) return cudaSuccess;
@@ -1055,7 +1063,13 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
                             cudaStream_t s)
 {
     (void)s;
-    return cudaMemcpy(dst, src, bytes, kind);
+    return copy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    counted_sync();      /* on a GPU the host waits for the copy */
+    return copy(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
@@ -1125,6 +1139,20 @@ cudaError_t cudaGetDeviceCount(int *n)
     return cudaSuccess;
 }
 
+cudaError_t cudaDriverGetVersion(int *v)
+{
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = SIMT_CUDA_VERSION;
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = SIMT_CUDA_VERSION;
+    return cudaSuccess;
+}
+
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
 
 cudaError_t cudaGetDevice(int *d)
@@ -1134,7 +1162,11 @@ cudaError_t cudaGetDevice(int *d)
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void)
+{
+    counted_sync();
+    return cudaSuccess;
+}
 
 struct simt_stream { unsigned flags; };
 struct simt_event { double ms; int recorded; };
@@ -1159,6 +1191,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     (void)s;
+    counted_sync();
     return cudaSuccess;
 }
 
@@ -1197,6 +1230,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
+    counted_sync();
     return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 

@@ -52,8 +52,12 @@
 #if !defined(__CUDACC_RTC__)
 #include <cuda_runtime.h>
 #endif
+#if !defined(__CUDACC_RTC__)
+/* The name of the last kernel this file launched (for LAUNCH_CHECK's message) */
+static const char *simt_last_kernel __attribute__((unused));
+#endif
 #define SIMT_LAUNCH(kernel, grid, block, shmem, stream, ...) \
-    kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
+    (simt_last_kernel = #kernel, kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__))
 #define SIMT_EXTERN_SHARED(T, name)                                    \
     extern __shared__ __align__(16) unsigned char simt_dynamic_smem_[]; \
     T *const name = reinterpret_cast<T *>(simt_dynamic_smem_)
@@ -81,6 +85,16 @@ typedef struct {
                                  0 = they are left to the guard check */
 } simt_config_t;
 extern simt_config_t simt_config;  /* read at each launch / allocation */
+
+/* What the host has asked of the emulated device since the program started:
+ * kernel launches (failed ones too), host waits for the device (stream,
+ * event and device synchronisations, and synchronous cudaMemcpy), and
+ * allocations (cudaMalloc, cudaMallocHost). Tests hold the CUDA backend to
+ * its budgets with them. */
+typedef struct {
+    unsigned long long launches, syncs, allocs;
+} simt_counters_t;
+extern simt_counters_t simt_counters;
 
 /* The text of the latest report (a failed launch, a corrupted guard, a bad
  * copy), "" if none. Reports also go to stderr unless simt_config.quiet. */
@@ -304,6 +318,11 @@ cudaError_t cudaGetLastError(void);     /* returns and clears this host thread's
 cudaError_t cudaPeekAtLastError(void);
 
 cudaError_t cudaGetDeviceCount(int *n);  /* 1: the emulated device */
+/* The CUDA version (1000 * major + 10 * minor) the driver supports and the
+ * runtime's; here both SIMT_CUDA_VERSION. */
+#define SIMT_CUDA_VERSION 12000
+cudaError_t cudaDriverGetVersion(int *v);
+cudaError_t cudaRuntimeGetVersion(int *v);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int *d);
 cudaError_t cudaDeviceSynchronize(void);
@@ -385,9 +404,12 @@ static inline void simt_launch_kernel(const char *name, const char *file, int li
                 SIMT_OS_THREADS_MAX);
 }
 
-#define SIMT_LAUNCH(kernel, grid, block, shmem, stream, ...)                        \
-    simt_launch_kernel(#kernel, __FILE__, __LINE__, (grid), (block), (shmem), (stream), \
-                       kernel, ##__VA_ARGS__)
+/* The name of the last kernel this file launched (for LAUNCH_CHECK's message) */
+static const char *simt_last_kernel __attribute__((unused));
+#define SIMT_LAUNCH(kernel, grid, block, shmem, stream, ...)                                 \
+    (simt_last_kernel = #kernel,                                                             \
+     simt_launch_kernel(#kernel, __FILE__, __LINE__, (grid), (block), (shmem), (stream), \
+                        kernel, ##__VA_ARGS__))
 
 #endif /* emulation */
 #endif /* SIMT_H */

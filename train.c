@@ -147,7 +147,7 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
     int B = c->batch, per = d->kind == TASK_UDA ? B / 2 : B, steps = d->train.n / per;
     const Dataset *tr = &d->train;
     if (steps == 0)
-        nta_die("--batch %d needs %d labelled training images a step, but '%s' has %d; lower --batch", B, per,
+        nta_die_option("--batch %d needs %d labelled training images a step, but '%s' has %d; lower --batch", B, per,
                 d->name, tr->n);
     int *perm = nta_malloc((size_t)tr->n * sizeof(int));
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
@@ -220,7 +220,7 @@ int train_run(const TrainCfg *c, int sampling, const Backend *be)
     data_load(&d, c->data, c->val, c->limit, (uint64_t)c->seed);
     printf("data %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", d.name,
            d.train.n, d.val.n, d.test.n, d.train.h, d.train.w, d.train.c, d.train.classes);
-    if (d.train.n / c->batch == 0) nta_die("--batch %d is larger than the %d training images", c->batch, d.train.n);
+    if (d.train.n / c->batch == 0) nta_die_option("--batch %d is larger than the %d training images", c->batch, d.train.n);
     int start = 0;
     NetDesc nd = sampling == SAMPLE_FIXED
                      ? net_reference(d.train.h, d.train.w, d.train.c, d.train.classes)

@@ -13,16 +13,27 @@
 
 /* ----------------------------------------------------------------- errors */
 
+static __attribute__((noreturn)) void die(int status, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fputs("nta: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    exit(status);
+}
+
 void nta_die(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("nta: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+    die(1, fmt, ap);
+}
+
+void nta_die_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    die(2, fmt, ap);
 }
 
 void *nta_malloc(size_t bytes)
@@ -59,8 +70,14 @@ uint8_t *nta_read_file(const char *path, size_t maxbytes, size_t *len, char *err
     struct stat st;
     FILE *f = fopen(path, "rb");
     if (!f) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > maxbytes) {
-        snprintf(err, errlen, "%s: not a regular file of at most %zu bytes", path, maxbytes);
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (a folder, device or pipe)", path);
+        fclose(f);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > maxbytes) {
+        snprintf(err, errlen, "%s: %llu bytes, more than the %zu this reader takes", path,
+                 (unsigned long long)st.st_size, maxbytes);
         fclose(f);
         return NULL;
     }

@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The first line of fuzz_searchlog's logs (its seeds, make_seeds.c, start
+ * with it) */
+#define FUZZ_SEARCHLOG_HEADER "# nta search log: fuzz\n"
+
 /* The path of file `slot` (0..3) in the fuzzing directory. */
 const char *fuzz_path(int slot);
 /* Write size bytes to file `slot`, replacing what it held; returns its path. */

@@ -5,6 +5,7 @@
  * setup` has installed it, else a synthetic image in the same layout. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
+#include "fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,43 @@ static void seeds_arch(void)
     }
 }
 
+/* ---------------------------------------------------------- search log */
+
+/* A search log of `gens` generations of 4 random architectures of the
+ * default 28x28x1 supernet under 20 MFLOPs, as ntaa.c's log_generation
+ * writes it; cut (no newline at the end) when cut. */
+static void searchlog(const char *name, int gens, int cut)
+{
+    static char buf[16384];
+    Space sp = space_default();
+    NetDesc d = net_supernet(28, 28, 1, 10, &sp, 4);
+    Rng r;
+    rng_seed(&r, 5);
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", FUZZ_SEARCHLOG_HEADER);
+    for (int g = 0; g < gens; g++) {
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "# generation %d n 4 rng %llu\n", g, 1000ULL + g);
+        for (int i = 0; i < 4; i++) {
+            Arch a;
+            do a = arch_random(&d, &r);
+            while (search_mflops(&d, &a) > 20);
+            NetDesc sd = arch_standalone(&d, &a);
+            char text[512];
+            arch_format(&d, &a, text, sizeof text);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%d %d %.17g %.4f %zu %s\n", g, i, 90.0 - i - 0.1 * g,
+                                  1e-6 * net_flops(&sd), net_params(&sd), text);
+        }
+    }
+    put("searchlog", name, buf, cut ? n - 20 : n);
+}
+
+static void seeds_searchlog(void)
+{
+    searchlog("searchlog-0", 1, 0);
+    searchlog("searchlog-1", 3, 0);
+    searchlog("searchlog-cut", 2, 1);
+    searchlog("searchlog-too-many", 4, 0);   /* beyond --generations: refused */
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) nta_die("usage: make_seeds DIR (e.g. fuzz/corpus)");
@@ -177,5 +215,6 @@ int main(int argc, char **argv)
     seeds_cifar();
     seeds_model();
     seeds_arch();
+    seeds_searchlog();
     return 0;
 }

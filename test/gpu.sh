@@ -7,7 +7,9 @@
 #      CPU reference (TF32 GEMM too), the CLI with --device cuda and auto;
 #   3. time the kernels against the device's measured peaks (and cuBLAS/cuDNN
 #      through python3-torch where it is installed); the table comes last.
-# Exit status: that of the tests (the timings never fail it).
+# Exit status: that of the tests (the timings never fail it). A kernel fault
+# on the device is named by NTA_CUDA_SYNC=1 (a synchronisation after every
+# launch), e.g. NTA_CUDA_SYNC=1 ./test/run-gpu --only cuda.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
@@ -17,6 +19,9 @@ if command -v nvidia-smi >/dev/null; then
 else
     echo "gpu.sh: nvidia-smi not found (continuing: the tests ask the runtime)"
 fi
+# the datasets and packages the tests use (a test whose data is still absent
+# says "skipped:" and the runner goes on)
+make setup || echo "gpu.sh: make setup failed; the tests that need its data will be skipped"
 make -j"$(nproc)" nta nta-emu test/run-gpu bench/gpu_bench || { echo "gpu.sh: build failed"; exit 1; }
 ldd nta | grep -q libcudart && echo "gpu.sh: warning: nta needs libcudart.so (expected static)"
 

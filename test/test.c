@@ -58,7 +58,7 @@ static const struct { const char *key, *name; void (*fn)(void); } groups[] = {
     {"search", "search", test_search}, {"report", "report", test_report}, {"data", "data", test_data},
     {"fixture", "pytorch fixture", test_fixture}, {"simt", "simt emulator", test_simt},
     {"cli", "command line", test_cli}, {"task", "tasks", test_task}, {"cuda", "cuda backend", test_cuda},
-    {"binary", "binary", test_binary},
+    {"binary", "binary", test_binary}, {"rtc", "specialised kernels", test_rtc},
 };
 #define NGROUPS (sizeof groups / sizeof *groups)
 

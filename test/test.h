@@ -48,5 +48,6 @@ void test_task(void);
 void test_simt(void);
 void test_cuda(void);
 void test_binary(void);
+void test_rtc(void);
 
 #endif

@@ -119,6 +119,9 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
     EXPECT(2, "eval m.nta --random -1", "--random must be in");
     EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");
+    EXPECT(2, "train -o ''", "--out is empty");
+    EXPECT(2, "adapt s.nta --log ''", "--log is empty");
+    EXPECT(2, "demo --dir ''", "--dir is empty");
 }
 
 /* The default of --NAME in a command's --help text (out[]), into def; 0 if absent. */
@@ -197,6 +200,11 @@ static void test_end_to_end(void)
     EXPECT(1, args, "corrupt or truncated");
     snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/te3-lab --epochs 1", dir, dir);
     EXPECT(1, args, "te3-lab");
+    /* options that do not fit the data's size: exit 2 too */
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 1 --val 240", dir, dir);
+    EXPECT(2, args, "--val 240 must be at least 0 and below the 200 training images");
+    snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 1 --val 0 --batch 512", dir, dir);
+    EXPECT(2, args, "--batch 512 is larger than the 200 training images");
 
     /* a run that diverges stops with a message and writes nothing */
     snprintf(args, sizeof args, "train --data idx:%s/tr-img,%s/tr-lab --epochs 2 --batch 16 --val 0 --lr 1e30 -o %s/nan.nta",

@@ -495,12 +495,16 @@ static void test_small_ops(void)
     CHECK(e < GRAD_TOL, "cross-entropy gradient: rel error %.2e", e);
     test_losses(&r);
 
-    /* SGD with momentum and weight decay, two steps by hand */
-    float w[2] = {1, -2}, m[2] = {0, 0}, gr[2] = {0.5f, 0.25f};
-    be->sgd(w, m, gr, 2, 0.1f, 0.9f, 0.01f);
-    be->sgd(w, m, gr, 2, 0.1f, 0.9f, 0.01f);
+    /* SGD with momentum, two steps by hand: a weight (decay 0.01), a value
+     * without decay, one not trained (left alone) */
+    float w[3] = {1, -2, 5}, m[3] = {0, 0, 0}, gr[3] = {0.5f, 0.25f, 1}, decay[3] = {1, 0, -1};
+    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
+    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
     double m1 = 0.5 + 0.01, w1 = 1 - 0.1 * m1, m2 = 0.9 * m1 + 0.5 + 0.01 * w1, w2 = w1 - 0.1 * m2;
+    double n2 = 0.9 * 0.25 + 0.25, v2 = -2 - 0.1 * 0.25 - 0.1 * n2;
     CHECK(fabs(w[0] - w2) < 1e-6 && fabs(m[0] - m2) < 1e-6, "sgd step: w %.7f want %.7f", w[0], w2);
+    CHECK(fabs(w[1] - v2) < 1e-6 && fabs(m[1] - n2) < 1e-6, "sgd step without decay: w %.7f want %.7f", w[1], v2);
+    CHECK(w[2] == 5 && m[2] == 0, "sgd leaves an untrained value alone: w %g m %g", w[2], m[2]);
 
     /* cosine schedule with warm-up */
     CHECK(fabsf(lr_cosine(1, 0, 10, 110) - 0.1f) < 1e-6 && fabsf(lr_cosine(1, 9, 10, 110) - 1) < 1e-6 &&

@@ -14,11 +14,16 @@ extern "C" {
 #include "../nta.h"
 #include "test.h"
 }
+#if !defined(NTA_TEST_GPU)
+#include "../nta_cuda.h"        /* SIMT_LAUNCH, LAUNCH_CHECK: the emulator only */
+#endif
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ tolerances */
 
@@ -474,16 +479,18 @@ static void test_small_ops(void)
 
     /* SGD */
     float *w = randv(&r, n, -1, 1), *m = randv(&r, n, -1, 1), *gr = randv(&r, n, -1, 1);
-    float *dw = dev(w, n), *dm = dev(m, n), *dgr = dev(gr, n);
-    cpu->sgd(w, m, gr, n, 0.1f, 0.9f, 1e-3f);
-    cu->sgd(dw, dm, dgr, n, 0.1f, 0.9f, 1e-3f);
+    float *decay = (float *)nta_malloc(n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n; i++) decay[i] = (float)((int)(i % 3) - 1);   /* -1, 0, 1 */
+    float *dw = dev(w, n), *dm = dev(m, n), *dgr = dev(gr, n), *ddecay = dev(decay, n);
+    cpu->sgd(w, m, gr, decay, n, 0.1f, 0.9f, 1e-3f);
+    cu->sgd(dw, dm, dgr, ddecay, n, 0.1f, 0.9f, 1e-3f);
     got = back(dw, n);
     compare("elementwise", "sgd w", got, w, n);
     free(got);
     got = back(dm, n);
     compare("elementwise", "sgd momentum", got, m, n);
-    free(got), free(w), free(m), free(gr);
-    cu->free(dgr);
+    free(got), free(w), free(m), free(gr), free(decay);
+    cu->free(dgr), cu->free(ddecay);
 
     /* cross-entropy: rows with tied maxima, one class, many classes */
     static const int shapes[][2] = {{13, 10}, {5, 1}, {9, 37}, {3, 100}};
@@ -625,6 +632,46 @@ static void test_steps(void)
     cpu_set_threads(threads);
 }
 
+#if !defined(NTA_TEST_GPU)
+/* What one training step of the reference network asks of the device, as
+ * train_step does it (upload the batch and its labels, zero the gradients,
+ * forward, loss, backward, SGD), counted by the emulator on the second step.
+ * The goal (issue #18): at most 100 launches, no host wait, no allocation.
+ * Today's figures are asserted as ceilings, so that they only come down. */
+static void test_step_budget(void)
+{
+    NetDesc d = net_reference(28, 28, 1, 10);
+    int B = 2;
+    const Backend *cu = &cuda_backend;
+    Net *net = net_create(&d, LOSS_XENT, cu, B, 1, 0);
+    Rng r;
+    rng_seed(&r, 5);
+    size_t nx = (size_t)B * 28 * 28;
+    float *x = randv(&r, nx, -2, 2);
+    int32_t y[2] = {3, 7};
+    simt_counters_t c0 = simt_counters;
+    for (int step = 0; step < 2; step++) {
+        if (step == 1) c0 = simt_counters;
+        cu->upload(net->x_in, x, nx * sizeof(float));
+        cu->upload(net->y_in, y, sizeof y);
+        net_zero_grad(net);
+        net_forward(net, B, 1);
+        net_loss(net, B, NULL);
+        net_backward(net, B);
+        net_update(net, 0.1f, 0.9f, 5e-4f);
+    }
+    unsigned long long launches = simt_counters.launches - c0.launches, syncs = simt_counters.syncs - c0.syncs,
+                       allocs = simt_counters.allocs - c0.allocs;
+    printf("reference-network training step on the CUDA backend: %llu launches, %llu host waits, %llu "
+           "allocations (goal: at most 100, 0, 0)\n", launches, syncs, allocs);
+    CHECK(launches <= 242 && syncs <= 3 && allocs == 0,
+          "a reference-network step: %llu launches (at most 242 today), %llu host waits (3), %llu allocations (0)",
+          launches, syncs, allocs);
+    free(x);
+    net_free(net);
+}
+#endif
+
 /* ------------------------------------------------------------ command line */
 
 static char dir[] = "/tmp/nta-cuda-XXXXXX";
@@ -729,6 +776,44 @@ static void test_cli_devices(void)
 extern "C" void test_simt(void) { printf("(simt emulator tests: not in the GPU runner)\n"); }
 #endif
 
+/* ------------------------------------------------------- a failed launch */
+
+#if !defined(NTA_TEST_GPU)
+static __global__ void idle_kernel(int *p)
+{
+    if (p) p[threadIdx.x] = 0;
+}
+
+/* A launch that fails (2,048 threads a block: more than any device takes) is
+ * reported by LAUNCH_CHECK with the kernel's name and the launch's file:line,
+ * and the process exits 1. Run in a child process, which it ends. */
+static void test_launch_error(void)
+{
+    char path[640], msg[2048] = "";
+    snprintf(path, sizeof path, "%s/launch.err", dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(path, "w", stderr)) _exit(3);
+        SIMT_LAUNCH(idle_kernel, 1, 2048, 0, cuda_stream(), (int *)NULL);
+        LAUNCH_CHECK();
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        msg[fread(msg, 1, sizeof msg - 1, f)] = 0;
+        fclose(f);
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(msg, "after the launch of idle_kernel (") &&
+              strstr(msg, "test_cuda.cpp:") && strstr(msg, "NTA_CUDA_SYNC=1"),
+          "a failed launch: exit %d (want 1) and a message naming the kernel:\n%s",
+          WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg);
+}
+#endif
+
 extern "C" void test_cuda(void)
 {
     const char *s = getenv("TEST_CUDA_SHOW");
@@ -758,6 +843,10 @@ extern "C" void test_cuda(void)
         CHECK(0, "cannot make a temporary directory");
         return;
     }
+#if !defined(NTA_TEST_GPU)
+    TIMED(test_step_budget());
+    TIMED(test_launch_error());   /* the GPU runner's test file is not built by nvcc */
+#endif
     TIMED(test_cli_devices());
 #undef TIMED
     char cmd[128];

@@ -110,16 +110,23 @@ static int die_status(const char *spec, int val, const char *datadir, char *msg,
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* data_load(spec) must exit 1 with a message holding want1 and want2 */
-static void check_dies(const char *spec, int val, const char *datadir, const char *want1,
-                       const char *want2)
+/* data_load(spec) must exit with status (1: the files; 2: an option that does
+ * not fit them) and a message holding want1 and want2 */
+static void check_exits(const char *spec, int val, const char *datadir, int status, const char *want1,
+                        const char *want2)
 {
     char msg[2048];
     int rc = die_status(spec, val, datadir, msg, sizeof msg);
-    CHECK(rc == 1, "data_load(%s) exit status %d, want 1 (%s)", spec, rc, msg);
+    CHECK(rc == status, "data_load(%s) exit status %d, want %d (%s)", spec, rc, status, msg);
     CHECK(strstr(msg, want1) && (!want2 || strstr(msg, want2)),
           "data_load(%s): message \"%s\" lacks \"%s\" / \"%s\"", spec, msg, want1,
           want2 ? want2 : "");
+}
+
+static void check_dies(const char *spec, int val, const char *datadir, const char *want1,
+                       const char *want2)
+{
+    check_exits(spec, val, datadir, 1, want1, want2);
 }
 
 /* ----------------------------------------------------- data_read_idx */
@@ -330,7 +337,7 @@ static void test_idx_dies(void)
     check_dies(spec, 0, NULL, a, c);
 
     snprintf(spec, sizeof spec, "idx:%s,%s", tp(a, "ten"), tp(b, "tenl"));
-    check_dies(spec, 9, NULL, "--val 9", "9 training images");   /* 10 - 1 held out */
+    check_exits(spec, 9, NULL, 2, "--val 9", "9 training images");   /* 10 - 1 held out */
     snprintf(spec, sizeof spec, "idx:%s,%s", tp(a, "ten"), tp(b, "nothere"));
     check_dies(spec, 0, NULL, b, "No such file");
     snprintf(spec, sizeof spec, "idx:%s,%s,x", tp(a, "ten"), tp(b, "tenl"));

@@ -1,11 +1,13 @@
 /* test/test_search.c: evolutionary and random search on a synthetic fitness
  * (cheap, deterministic): budgets are respected, the best never gets worse,
- * the same seed gives the same search, an impossible budget is reported.
+ * the same seed gives the same search, an impossible budget is reported;
+ * the search log that adapt --resume 1 reads back is checked, line by line.
  * Latency tables: a hand-made table's predictions, a latency budget in the
  * search, the cache file's round trip and its refusal of another key, and
  * the per-layer clock of a forward pass. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
+#include "../ntaa.h"
 #include "test.h"
 
 #include <math.h>
@@ -119,6 +121,55 @@ static void test_latency(const NetDesc *d)
     net_free(net);
 }
 
+/* ntaa_log_read on a log of one generation of two candidates (the largest
+ * architecture under 40 MFLOPs, the smallest) with `edit` applied: 'x' none,
+ * 'c' the last line cut short, 'L' a 2,000-character line before the
+ * candidates, 'm' a wrong cost, 'n' a NaN fitness, 'h' another header, 'g'
+ * generation 4 of a search of 3. */
+static int read_log(const NetDesc *d, char edit, char *err, size_t errlen)
+{
+    const char *header = "# nta search log: test\n";
+    char path[] = "/tmp/nta-log-XXXXXX", big[512], small[512];
+    int fd = mkstemp(path);
+    if (fd < 0) return -9;
+    FILE *f = fdopen(fd, "w");
+    Arch a[2] = {arch_largest(d), arch_smallest(d)};
+    arch_format(d, &a[0], big, sizeof big);
+    arch_format(d, &a[1], small, sizeof small);
+    fputs(edit == 'h' ? "# nta search log: another\n" : header, f);
+    if (edit == 'L') fprintf(f, "%2000s\n", "x");
+    fprintf(f, "# generation %d n 2 rng 99\n", edit == 'g' ? 4 : 0);
+    for (int i = 0; i < 2; i++) {
+        NetDesc sd = arch_standalone(d, &a[i]);
+        double mflops = 1e-6 * net_flops(&sd) + (edit == 'm' && i ? 1 : 0);
+        fprintf(f, "0 %d %s %.4f %zu %s\n", i, edit == 'n' ? "nan" : i ? "50" : "60", mflops, net_params(&sd),
+                i ? small : big);
+    }
+    if (edit == 'c') fputs("# generation 1 n 2 r", f);
+    fclose(f);
+    SearchCfg sc = {.population = 2, .generations = 3, .budget_mflops = 40};
+    SearchState st = {0};
+    int rc = ntaa_log_read(path, d, header, &sc, &st, err, errlen);
+    if (rc == 1 && (st.n != 2 || st.gen != 0 || st.pop[0].fitness != 60)) rc = -8;
+    free(st.pop);
+    unlink(path);
+    return rc;
+}
+
+static void test_search_log(const NetDesc *d)
+{
+    char err[1024] = "";
+    CHECK(read_log(d, 'x', err, sizeof err) == 1, "a whole search log is read back: %s", err);
+    CHECK(read_log(d, 'c', err, sizeof err) == 1, "a last line cut short by a crash is ignored: %s", err);
+    const char *edits = "Lmnhg", *why[] = {"longer than", "claims", "claims fitness nan", "not written by this search",
+                                           "at most --generations 3"};
+    for (int i = 0; edits[i]; i++) {
+        err[0] = 0;
+        CHECK(read_log(d, edits[i], err, sizeof err) == -1 && strstr(err, why[i]),
+              "a search log with edit '%c' is refused, saying '%s': %s", edits[i], why[i], err);
+    }
+}
+
 void test_search(void)
 {
     Space sp = space_default();
@@ -168,5 +219,6 @@ void test_search(void)
     CHECK(search_init(&d, &c, greedy, &d, &e, err, sizeof err) == -1 && strstr(err, "smallest costs 6.94 MFLOPs"),
           "impossible budget reported: %s", err);
     search_free(&e);
+    test_search_log(&d);
     test_latency(&d);
 }
