@@ -25,9 +25,10 @@
  * it disturbed least, and the figure that repeats (bench/latency.sh). Weights
  * are random (the time does not depend on them); inputs are random normal.
  *
- * The cache: one text file per key under $XDG_CACHE_HOME/nta (default
- * ~/.cache/nta), named latency-HASH.txt (HASH: FNV-1a of the key), written
- * to a temporary name and renamed:
+ * The cache: one text file per key in nta's cache folder (rtc_cache_dir:
+ * $XDG_CACHE_HOME/nta, else ~/.cache/nta; compiled kernels live there too),
+ * named latency-HASH.txt (HASH: FNV-1a of the key), written to a temporary
+ * name and renamed:
  *
  *   # nta latency table 2
  *   key host=AMD EPYC (family 25 model 1 stepping 1, 2 cpus) simd=... backend=cpu threads=2 batch=1 net=...
@@ -42,11 +43,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"
+#include "rtc.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define LATENCY_FORMAT "# nta latency table 2\n"
@@ -244,27 +245,16 @@ double latency_time(const LatencyTable *t, const Arch *a, const Backend *be, int
 
 /* ------------------------------------------------------------- the cache */
 
-void latency_cache_path(char *buf, size_t len, const char *key)
-{
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    uint64_t h = 1469598103934665603ull;             /* FNV-1a */
-    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    if (xdg && *xdg) snprintf(buf, len, "%s/nta/latency-%016llx.txt", xdg, (unsigned long long)h);
-    else snprintf(buf, len, "%s/.cache/nta/latency-%016llx.txt", home && *home ? home : ".",
-                  (unsigned long long)h);
-}
-
-/* mkdir -p of the folder that holds path */
-static int make_folders(const char *path)
+int latency_cache_path(char *buf, size_t len, const char *key)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(dir, 0777) && errno != EEXIST) return -1;
-        *p = '/';
+    uint64_t h = 1469598103934665603ull;             /* FNV-1a */
+    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    if (rtc_cache_dir(NULL, dir, sizeof dir)) {      /* the folder of nta's caches, made if missing */
+        snprintf(buf, len, "(no cache folder: neither XDG_CACHE_HOME nor HOME can be used)");
+        return -1;
     }
+    snprintf(buf, len, "%s/latency-%016llx.txt", dir, (unsigned long long)h);
     return 0;
 }
 
@@ -272,7 +262,7 @@ int latency_save(const LatencyTable *t, const char *path, char *err, size_t errl
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = make_folders(path) ? NULL : fopen(tmp, "w");
+    FILE *f = fopen(tmp, "w");
     int ok = f != NULL;
     if (ok) {
         const NetDesc *d = &t->desc;
@@ -330,12 +320,13 @@ const char *latency_table(LatencyTable *t, const NetDesc *d, const Backend *be, 
     char key[sizeof t->key], err[512];
     latency_key(key, sizeof key, d, be, threads, batch);
     t->batch = batch;
-    latency_cache_path(path, plen, key);
-    if (!fresh && latency_load(t, path, d, key)) {
+    int cache = latency_cache_path(path, plen, key) == 0;
+    if (cache && !fresh && latency_load(t, path, d, key)) {
         t->batch = batch;
         return "cached";
     }
     latency_measure(t, d, be, threads, batch, reps);
+    if (!cache) return "measured, not cached";
     if (latency_save(t, path, err, sizeof err)) {
         printf("latency: %s; the table is not cached\n", err);
         return "measured, not cached";

@@ -542,8 +542,10 @@ Arch latency_fastest(const LatencyTable *t);
 /* An architecture's measured latency in ms at t's batch: the least of reps
  * forward passes of its standalone network. */
 double latency_time(const LatencyTable *t, const Arch *a, const Backend *be, int reps);
-/* The cache file of a key: $XDG_CACHE_HOME/nta/latency-HASH.txt (default ~/.cache/nta). */
-void latency_cache_path(char *buf, size_t len, const char *key);
+/* The cache file of a key: latency-HASH.txt in nta's cache folder
+ * (rtc_cache_dir: $XDG_CACHE_HOME/nta, else ~/.cache/nta); -1 (and why in
+ * buf) when there is no such folder. */
+int latency_cache_path(char *buf, size_t len, const char *key);
 /* Save: 0, or -1 with a message naming the file. Load: 1 when path holds a
  * complete table of this key for d, else 0 (missing, stale or damaged). */
 int latency_save(const LatencyTable *t, const char *path, char *err, size_t errlen);
