@@ -46,6 +46,7 @@
 #include "rtc.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -109,9 +110,15 @@ static double median(double *v, int n)
 }
 
 /* The standalone network of architecture a of d for batch B, random weights,
- * random normal inputs already uploaded. */
+ * random normal inputs already uploaded. glibc's mmap threshold is pinned at
+ * its starting 128 KiB first: it otherwise rises after the first large
+ * buffers are freed, later arenas come from the heap instead of fresh
+ * pages, and the same network then ran about 15% faster at batch 64 on one
+ * thread (bench/latency.sh, run twice with MALLOC_MMAP_THRESHOLD_ unset and
+ * set); pinned, every timing network's arenas are placed alike. */
 static Net *timing_net(const NetDesc *d, const Arch *a, const Backend *be, int B)
 {
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     NetDesc sd = arch_standalone(d, a);
     Net *net = net_create(&sd, LOSS_XENT, be, B, 7, 0);
     size_t n = (size_t)B * d->in_h * d->in_w * d->in_c;
