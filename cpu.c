@@ -34,17 +34,35 @@
  * (cpu_set_threads' n) whatever the number of threads that run them, each
  * thread taking parts t, t + n, ... (FOR_PART); so a result depends on n
  * only, and the governor (cpu_govern) may run the parts on fewer threads. */
-static int parts = 1, threads_max = 1, threads_now = 1;
+static int parts, threads_max, threads_now, pinned;   /* parts 0: not set yet */
+
+/* The parts of every split: cpu_set_threads' n, or OpenMP's thread count
+ * when it was not called (read outside any parallel region) */
+static int nparts(void)
+{
+    if (!parts) parts = threads_max = threads_now = omp_get_max_threads();
+    return parts;
+}
 
 #define FOR_PART(p, np) for (int p = omp_get_thread_num(); p < (np); p += omp_get_num_threads())
 
 void cpu_set_threads(int n)
 {
     parts = threads_max = threads_now = n > 0 ? n : 1;
+    pinned = 0;
     omp_set_num_threads(n > 0 ? n : 1);
 }
 
-int cpu_threads(void) { return threads_now; }
+void cpu_pin_threads(int n)
+{
+    nparts();
+    pinned = n > 0;
+    threads_now = n > 0 && n < threads_max ? n : threads_max;
+    omp_set_num_threads(threads_now);
+}
+
+int cpu_threads(void) { return nparts(), threads_now; }
+int cpu_parts(void) { return nparts(); }
 
 /* Seconds our threads waited for a CPU in the run queue (the second field of
  * each /proc/self/task/TID/schedstat, in ns); -1 without /proc. */
@@ -91,7 +109,7 @@ static double idle_seconds(void)
 static void cpu_govern(void)
 {
     static double t0, q0, i0;
-    if (threads_max == 1 || omp_in_parallel()) return;
+    if (omp_in_parallel() || nparts() == 1 || pinned) return;
     double t = nta_now();
     if (t - t0 < 1.0) return;
     double q = queued_seconds(), i = idle_seconds();
@@ -466,7 +484,7 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha,
     }
     /* inside a parallel region (inference runs pieces of the batch on each
      * thread) the GEMM runs on the calling thread alone */
-    int nt = omp_in_parallel() ? 1 : parts, beta0 = beta == 0;
+    int nt = omp_in_parallel() ? 1 : nparts(), beta0 = beta == 0;
     /* tiny (the classifier at batch 64): entering a region costs more */
     if (nt == 1 || (double)M * N * K < 2e5) {
         gemm_one(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, beta0, ep);
@@ -620,7 +638,7 @@ HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * Ci * Co;
-    int nt = parts;
+    int nt = nparts();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -772,7 +790,7 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * C;              /* private [K,K,C] per part */
-    int nt = parts;
+    int nt = nparts();
     float *part = nta_calloc((size_t)nt * nw, sizeof(float));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -814,7 +832,7 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
-    int nt = parts;
+    int nt = nparts();
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
 #pragma omp parallel
     FOR_PART(t, nt) {
@@ -940,7 +958,7 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
                            const float *z, const float *mean, const float *istd,
                            const float *gamma, const float *beta, int P, int C, int relu6)
 {
-    int nt = parts;
+    int nt = nparts();
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
     /* pass 1: sums of g and g*xh; g is kept in dz for pass 2 */
 #pragma omp parallel
@@ -1113,6 +1131,95 @@ static double cpu_mmd(float *dx, const float *x, int N, int S, int C, float weig
     return weight * loss;
 }
 
+/* ------------------------------------------- self-supervised learning */
+
+/* Per row of x [N,D]: norm = |x| (in double), y = x / max(norm, NTA_L2_EPS). */
+static void cpu_l2norm_fwd(float *y, float *norm, const float *x, int N, int D)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D;
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)xr[d] * xr[d];
+        double len = sqrt(ss), div = len > NTA_L2_EPS ? len : NTA_L2_EPS;
+        norm[n] = (float)len;
+        for (int d = 0; d < D; d++) y[(size_t)n * D + d] = (float)(xr[d] / div);
+    }
+}
+
+/* dx = (dy - y (y.dy)) / |x| where |x| > NTA_L2_EPS, else dy / NTA_L2_EPS
+ * (there y = x / eps is linear in x). */
+static void cpu_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int N, int D)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *yr = y + (size_t)n * D, *gr = dy + (size_t)n * D;
+        double dot = 0, len = norm[n];
+        for (int d = 0; d < D; d++) dot += (double)yr[d] * gr[d];
+        if (!(len > NTA_L2_EPS)) dot = 0, len = NTA_L2_EPS;
+        for (int d = 0; d < D; d++) dx[(size_t)n * D + d] = (float)((gr[d] - yr[d] * dot) / len);
+    }
+}
+
+/* The similarity e_i.e_j / tau of two rows of e [N,D], in double. */
+static double ntxent_sim(const float *e, int i, int j, int D, double inv_tau)
+{
+    const float *a = e + (size_t)i * D, *b = e + (size_t)j * D;
+    double s = 0;
+    for (int d = 0; d < D; d++) s += (double)a[d] * b[d];
+    return s * inv_tau;
+}
+
+/* With s_ij = e_i.e_j / tau, pos(i) = (i + N/2) mod N, and over j != i:
+ *   lse_i = log sum_j exp s_ij,   loss_i = lse_i - s_i,pos(i),
+ *   p_ij = exp(s_ij - lse_i),
+ *   de_k = 1/(N tau) sum_{j != k} (p_kj + p_jk - 2 [j = pos(k)]) e_j
+ * (s is symmetric, and k is the positive of j when j is k's). Two passes
+ * over the rows, each O(N^2 D): lse of every row, then the gradient. */
+static double cpu_ntxent(float *de, int *correct, const float *e, int N, int D, float tau)
+{
+    cpu_govern();       /* once per batch */
+    double inv_tau = 1.0 / tau, *lse = nta_malloc((size_t)N * sizeof(double));
+    double *loss = nta_malloc((size_t)N * sizeof(double));
+    int *right = nta_malloc((size_t)N * sizeof(int)), half = N / 2;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        int pos = (i + half) % N, best = -1;
+        double m = -INFINITY, z = 0, sp = 0, sbest = -INFINITY;
+        for (int j = 0; j < N; j++) {     /* online log-sum-exp over j != i */
+            if (j == i) continue;
+            double s = ntxent_sim(e, i, j, D, inv_tau);
+            if (s > sbest) sbest = s, best = j;
+            if (s > m) z = z * exp(m - s) + 1, m = s;
+            else z += exp(s - m);
+            if (j == pos) sp = s;
+        }
+        lse[i] = m + log(z);
+        loss[i] = lse[i] - sp;
+        right[i] = best == pos;
+    }
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < N; k++) {
+        double *acc = nta_calloc((size_t)D, sizeof(double));
+        int pos = (k + half) % N;
+        for (int j = 0; j < N; j++) {
+            if (j == k) continue;
+            double s = ntxent_sim(e, k, j, D, inv_tau);
+            double w = exp(s - lse[k]) + exp(s - lse[j]) - (j == pos ? 2 : 0);
+            const float *ej = e + (size_t)j * D;
+            for (int d = 0; d < D; d++) acc[d] += w * ej[d];
+        }
+        for (int d = 0; d < D; d++) de[(size_t)k * D + d] = (float)(acc[d] * inv_tau / N);
+        free(acc);
+    }
+    double sum = 0;
+    int r = 0;
+    for (int i = 0; i < N; i++) sum += loss[i], r += right[i];
+    if (correct) *correct = r;
+    free(lse), free(loss), free(right);
+    return sum;
+}
+
 HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
                         float wd)
 {
@@ -1136,6 +1243,7 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd, .sgd = cpu_sgd,
+    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd,
+    .l2norm_fwd = cpu_l2norm_fwd, .l2norm_bwd = cpu_l2norm_bwd, .ntxent = cpu_ntxent, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
 };

@@ -4,9 +4,9 @@
  *
  * Every op is queued on one stream and returns at once, except those that
  * make the host wait: upload and download (cudaStreamSynchronize, so the host
- * buffer is free or filled when they return); the losses xent, l1, entropy and
- * mmd (they copy their per-row results back, synchronise, and sum on the
- * host); free (cudaFree waits for the device); and any op that needs more
+ * buffer is free or filled when they return); the losses xent, l1, entropy,
+ * mmd and ntxent (they copy their per-row results back, synchronise, and sum
+ * on the host); free (cudaFree waits for the device); and any op that needs more
  * scratch than cuda_scratch holds (split-K gemm, the weight gradients of the
  * convs, batchnorm train and backward, the losses): growing it calls cudaFree.
  * Memory comes from cudaMalloc and is zeroed on the stream when allocated, as
@@ -159,6 +159,7 @@ const Backend cuda_backend = {
     .bn_fwd_train = cuda_bn_fwd_train, .bn_fwd_eval = cuda_bn_fwd_eval, .bn_bwd = cuda_bn_bwd,
     .add = cuda_add, .gap_fwd = cuda_gap_fwd, .gap_bwd = cuda_gap_bwd,
     .bias_fwd = cuda_bias_fwd, .bias_bwd = cuda_bias_bwd,
-    .xent = cuda_xent, .l1 = cuda_l1, .entropy = cuda_entropy, .mmd = cuda_mmd, .sgd = cuda_sgd,
+    .xent = cuda_xent, .l1 = cuda_l1, .entropy = cuda_entropy, .mmd = cuda_mmd,
+    .l2norm_fwd = cuda_l2norm_fwd, .l2norm_bwd = cuda_l2norm_bwd, .ntxent = cuda_ntxent, .sgd = cuda_sgd,
     .gemm_bn_eval = cuda_gemm_bn_eval, .dw_bn_eval = cuda_dw_bn_eval,
 };

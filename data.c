@@ -831,6 +831,98 @@ void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,
     }
 }
 
+/* ------------------------------------------- self-supervised views */
+
+/* One view's random transformation (SimCLR's recipe, scaled to small
+ * grayscale images): a crop of 35-100% of the area at an aspect ratio in
+ * [3/4, 4/3] (log-uniform), placed anywhere it fits (translation), resized
+ * back to HxW; a rotation of up to 15 degrees; a horizontal flip where the
+ * data allows it; contrast x[0.6, 1.4] about the view's mean and brightness
+ * +-0.1; Gaussian noise of std 0.03; and, with probability 1/2, a rectangle
+ * of 2-20% of the area (aspect in [0.3, 3.3]) erased to 0. */
+typedef struct {
+    float cx, cy, sx, sy;     /* crop centre and scale (source pixels per view pixel) */
+    float cos_t, sin_t;       /* rotation */
+    int flip;
+    float contrast, bright;
+    int ex0, ey0, ex1, ey1;   /* erased rectangle [ex0, ex1) x [ey0, ey1); empty if ex0 == ex1 */
+} View;
+
+static float uniform_in(Rng *r, float lo, float hi) { return lo + (hi - lo) * rng_uniform(r); }
+
+static View view_draw(const DataSplits *d, int H, int W, Rng *r)
+{
+    View v;
+    float area = uniform_in(r, 0.35f, 1.0f), ratio = expf(uniform_in(r, logf(0.75f), logf(4.0f / 3)));
+    float cw = fminf(W, W * sqrtf(area * ratio)), ch = fminf(H, H * sqrtf(area / ratio));
+    v.cx = uniform_in(r, cw / 2, W - cw / 2), v.cy = uniform_in(r, ch / 2, H - ch / 2);
+    v.sx = cw / W, v.sy = ch / H;
+    float t = uniform_in(r, -15.0f, 15.0f) * 3.14159265f / 180;
+    v.cos_t = cosf(t), v.sin_t = sinf(t);
+    v.flip = d->flip ? (int)rng_below(r, 2) : 0;
+    v.contrast = uniform_in(r, 0.6f, 1.4f), v.bright = uniform_in(r, -0.1f, 0.1f);
+    v.ex0 = v.ex1 = v.ey0 = v.ey1 = 0;
+    if (rng_below(r, 2)) {
+        float ea = uniform_in(r, 0.02f, 0.2f) * H * W, er = expf(uniform_in(r, logf(0.3f), logf(3.3f)));
+        int ew = (int)fminf(W, sqrtf(ea * er)), eh = (int)fminf(H, sqrtf(ea / er));
+        v.ex0 = (int)rng_below(r, (uint32_t)(W - ew + 1)), v.ey0 = (int)rng_below(r, (uint32_t)(H - eh + 1));
+        v.ex1 = v.ex0 + ew, v.ey1 = v.ey0 + eh;
+    }
+    return v;
+}
+
+/* Channel c of src [H,W,C] at (x, y), bilinear, 0 outside; in [0,1] units. */
+static float sample_bilinear(const uint8_t *src, int H, int W, int C, int c, float x, float y)
+{
+    int x0 = (int)floorf(x), y0 = (int)floorf(y);
+    float fx = x - x0, fy = y - y0, v = 0;
+    for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) {
+            int xx = x0 + dx, yy = y0 + dy;
+            if (xx < 0 || yy < 0 || xx >= W || yy >= H) continue;
+            v += (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy) * src[((size_t)yy * W + xx) * C + c];
+        }
+    return v / 255;
+}
+
+/* dst [H,W,C] (normalised) = the view v of src [H,W,C]; noise from r. */
+static void view_apply(float *dst, const uint8_t *src, int H, int W, int C, const View *v,
+                       const DataSplits *d, Rng *r)
+{
+    double sum[4] = {0};
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            /* view pixel -> offset from the view's centre -> rotated, scaled into the crop */
+            float u = (v->flip ? W - 1 - x : x) - (W - 1) / 2.0f, w = y - (H - 1) / 2.0f;
+            float sx = v->cx - 0.5f + v->sx * (v->cos_t * u - v->sin_t * w);
+            float sy = v->cy - 0.5f + v->sy * (v->sin_t * u + v->cos_t * w);
+            for (int c = 0; c < C; c++) {
+                float p = sample_bilinear(src, H, W, C, c, sx, sy);
+                dst[((size_t)y * W + x) * C + c] = p;
+                sum[c] += p;
+            }
+        }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                float *p = dst + ((size_t)y * W + x) * C + c, m = (float)(sum[c] / ((double)H * W));
+                float val = (*p - m) * v->contrast + m + v->bright + 0.03f * rng_normal(r);
+                val = fminf(1, fmaxf(0, val));
+                if (x >= v->ex0 && x < v->ex1 && y >= v->ey0 && y < v->ey1) val = 0;
+                *p = (val - d->mean[c]) / d->std[c];
+            }
+}
+
+void data_views(const DataSplits *d, const Dataset *s, const int *idx, int n, float *x, Rng *rng)
+{
+    size_t img = ds_image_bytes(s);
+    for (int k = 0; k < 2; k++)
+        for (int b = 0; b < n; b++) {
+            View v = view_draw(d, s->h, s->w, rng);
+            view_apply(x + ((size_t)k * n + b) * img, s->pix + (size_t)idx[b] * img, s->h, s->w, s->c, &v, d, rng);
+        }
+}
+
 /* -------------------------------------------------------------- shuffle */
 
 /* Fisher-Yates: perm = a uniformly random permutation of 0..n-1 */

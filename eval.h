@@ -12,6 +12,8 @@ typedef struct {
     int random;           /* supernets: score this many random architectures, a table by MFLOPs */
     int spread;           /* 1: the i-th random one from the i-th of `random` equal MFLOPs bins */
     int calib;            /* training batches of BN recalibration (supernets) */
+    int linear;           /* 1: linear evaluation (a ridge head on the frozen pooled features of
+                             the training split) instead of the model's own head */
     int seed, batch, limit;
 } EvalCfg;
 
@@ -19,6 +21,11 @@ typedef struct {
  * print the result, or a table by MFLOPs with the metric's rank correlation
  * with cost. Returns the exit status. */
 int eval_run(const EvalCfg *c, const Backend *be);
+
+/* nta predict: the model's class and softmax scores (or, for regression, its
+ * value) for every test image, as CSV into out ("" = stdout), then its
+ * accuracy (MAE) as eval measures it. Returns the exit status. */
+int eval_predict(const EvalCfg *c, const char *out, const Backend *be);
 
 /* Spearman's rank correlation of a[n] and b[n] (ties share their mean rank). */
 double eval_spearman(const double *a, const double *b, int n);

@@ -10,6 +10,8 @@
  *   bias                 bias_fwd_kernel, bias_bwd_kernel
  *   losses               xent_kernel (softmax cross-entropy), l1_kernel,
  *                        entropy_kernel, mmd_kernel
+ *   self-supervised      l2norm_fwd_kernel, l2norm_bwd_kernel (unit rows),
+ *                        ntxent_lse_kernel, ntxent_grad_kernel (SimCLR's loss)
  *   SGD step             sgd_kernel
  *
  * Column reductions over P rows (batchnorm statistics and gradients) are
@@ -494,6 +496,140 @@ double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight)
     SIMT_LAUNCH(mmd_kernel, (C + 255) / 256, 256, 0, cuda_stream(), dx, loss, x, N, S, C, weight);
     LAUNCH_CHECK();
     return weight * sum_rows(loss, C);
+}
+
+/* ------------------------------------------------ self-supervised learning */
+
+/* The sum of v over the 32 lanes of a warp, in every lane (double). */
+static __device__ __forceinline__ double warp_sum(double v)
+{
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* One warp per row of x [N,D]: norm [N] = |x| (double sum), y = x / max(norm, eps). */
+__global__ void l2norm_fwd_kernel(float *y, float *norm, const float *__restrict__ x, int N, int D)
+{
+    int lane = threadIdx.x % 32, n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= N) return;   /* the whole warp leaves together */
+    const float *xr = x + (size_t)n * D;
+    double ss = 0;
+    for (int d = lane; d < D; d += 32) ss += (double)xr[d] * xr[d];
+    double len = sqrt(warp_sum(ss)), div = len > NTA_L2_EPS ? len : NTA_L2_EPS;
+    for (int d = lane; d < D; d += 32) y[(size_t)n * D + d] = (float)(xr[d] / div);
+    if (lane == 0) norm[n] = (float)len;
+}
+
+/* One warp per row: dx = (dy - y (y.dy)) / |x|, or dy / eps where |x| <= eps. */
+__global__ void l2norm_bwd_kernel(float *dx, const float *__restrict__ dy, const float *__restrict__ y,
+                                  const float *__restrict__ norm, int N, int D)
+{
+    int lane = threadIdx.x % 32, n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (n >= N) return;
+    const float *yr = y + (size_t)n * D, *gr = dy + (size_t)n * D;
+    double dot = 0, len = norm[n];
+    for (int d = lane; d < D; d += 32) dot += (double)yr[d] * gr[d];
+    dot = warp_sum(dot);
+    if (!(len > NTA_L2_EPS)) dot = 0, len = NTA_L2_EPS;
+    for (int d = lane; d < D; d += 32) dx[(size_t)n * D + d] = (float)((gr[d] - yr[d] * dot) / len);
+}
+
+void cuda_l2norm_fwd(float *y, float *norm, const float *x, int N, int D)
+{
+    if (N <= 0 || D <= 0) return;
+    SIMT_LAUNCH(l2norm_fwd_kernel, (N + 7) / 8, 256, 0, cuda_stream(), y, norm, x, N, D);
+    LAUNCH_CHECK();
+}
+
+void cuda_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int N, int D)
+{
+    if (N <= 0 || D <= 0) return;
+    SIMT_LAUNCH(l2norm_bwd_kernel, (N + 7) / 8, 256, 0, cuda_stream(), dx, dy, y, norm, N, D);
+    LAUNCH_CHECK();
+}
+
+/* e_i.e_j over D by the lanes of a warp (double), in every lane. */
+static __device__ __forceinline__ double warp_dot(const float *a, const float *b, int D, int lane)
+{
+    double s = 0;
+    for (int d = lane; d < D; d += 32) s += (double)a[d] * b[d];
+    return warp_sum(s);
+}
+
+/* One warp per row i of e [N,D]: over j != i in order, the online log-sum-exp
+ * of s_ij = e_i.e_j / tau into lse [N], loss [N] = lse - s_i,pos(i), right [N]
+ * = the first most similar j is pos(i) (as cpu_ntxent). */
+__global__ void ntxent_lse_kernel(double *lse, double *loss, int *right, const float *__restrict__ e, int N,
+                                  int D, double inv_tau)
+{
+    int lane = threadIdx.x % 32, i = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (i >= N) return;
+    int pos = (i + N / 2) % N, best = -1;
+    double m = -INFINITY, z = 0, sp = 0, sbest = -INFINITY;
+    for (int j = 0; j < N; j++) {
+        if (j == i) continue;
+        double s = warp_dot(e + (size_t)i * D, e + (size_t)j * D, D, lane) * inv_tau;
+        if (s > sbest) sbest = s, best = j;
+        if (s > m) z = z * exp(m - s) + 1, m = s;
+        else z += exp(s - m);
+        if (j == pos) sp = s;
+    }
+    if (lane == 0) {
+        lse[i] = m + log(z);
+        loss[i] = lse[i] - sp;
+        right[i] = best == pos;
+    }
+}
+
+#define NTXENT_MAX_D 1024   /* 32 accumulators a lane */
+
+/* One warp per row k: de_k = 1/(N tau) sum_{j != k} (exp(s_kj - lse_k) +
+ * exp(s_kj - lse_j) - 2 [j = pos(k)]) e_j, each lane summing its columns d
+ * over j in order, in double (as cpu_ntxent). */
+__global__ void ntxent_grad_kernel(float *de, const double *__restrict__ lse, const float *__restrict__ e, int N,
+                                   int D, double inv_tau)
+{
+    int lane = threadIdx.x % 32, k = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (k >= N) return;
+    double acc[NTXENT_MAX_D / 32];
+    int pos = (k + N / 2) % N, per = (D + 31) / 32;
+    for (int t = 0; t < per; t++) acc[t] = 0;
+    for (int j = 0; j < N; j++) {
+        if (j == k) continue;
+        const float *ej = e + (size_t)j * D;
+        double s = warp_dot(e + (size_t)k * D, ej, D, lane) * inv_tau;
+        double w = exp(s - lse[k]) + exp(s - lse[j]) - (j == pos ? 2 : 0);
+        for (int t = 0; t < per; t++)
+            if (lane + 32 * t < D) acc[t] += w * ej[lane + 32 * t];
+    }
+    for (int t = 0; t < per; t++)
+        if (lane + 32 * t < D) de[(size_t)k * D + lane + 32 * t] = (float)(acc[t] * inv_tau / N);
+}
+
+double cuda_ntxent(float *de, int *correct, const float *e, int N, int D, float tau)
+{
+    if (correct) *correct = 0;
+    if (N <= 0 || D <= 0) return 0;
+    if (D > NTXENT_MAX_D) nta_die("ntxent: embeddings of %d dimensions; the CUDA kernel takes at most %d", D, NTXENT_MAX_D);
+    size_t bytes = (size_t)N * (2 * sizeof(double) + sizeof(int));
+    double *lse = (double *)cuda_scratch(bytes), *loss = lse + N, inv_tau = 1.0 / tau;
+    int *right = (int *)(loss + N);
+    cudaStream_t st = cuda_stream();
+    SIMT_LAUNCH(ntxent_lse_kernel, (N + 7) / 8, 256, 0, st, lse, loss, right, e, N, D, inv_tau);
+    LAUNCH_CHECK();
+    SIMT_LAUNCH(ntxent_grad_kernel, (N + 7) / 8, 256, 0, st, de, lse, e, N, D, inv_tau);
+    LAUNCH_CHECK();
+    /* the host sums the rows in order */
+    double *host = (double *)nta_malloc(bytes);
+    int *hright = (int *)(host + 2 * (size_t)N);
+    CUDA_CHECK(cudaMemcpyAsync(host, lse, bytes, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    double sum = 0;
+    int r = 0;
+    for (int n = 0; n < N; n++) sum += host[N + n], r += hright[n];
+    free(host);
+    if (correct) *correct = r;
+    return sum;
 }
 
 /* ---------------------------------------------------------------- optimiser */

@@ -39,7 +39,7 @@ NetDesc net_reference(int h, int w, int c, int classes)
     return d;
 }
 
-/* "in=28x28x1 stem=16k3 blocks=k3e6s2c24,... head=128 classes=10[ space=k3,5,7:e3,4,6:d2]" */
+/* "in=28x28x1 stem=16k3 blocks=k3e6s2c24,... head=128 classes=10[ mlp=128][ space=k3,5,7:e3,4,6:d2]" */
 void net_desc_format(const NetDesc *d, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "in=%dx%dx%d stem=%dk%d blocks=", d->in_h,
@@ -48,6 +48,7 @@ void net_desc_format(const NetDesc *d, char *buf, size_t len)
         n += (size_t)snprintf(buf + n, len - n, "%sk%de%ds%dc%d", i ? "," : "", d->blk[i].k,
                               d->blk[i].e, d->blk[i].s, d->blk[i].co);
     if (n < len) n += (size_t)snprintf(buf + n, len - n, " head=%d classes=%d", d->head_c, d->classes);
+    if (d->mlp && n < len) n += (size_t)snprintf(buf + n, len - n, " mlp=%d", d->mlp);
     const Space *s = &d->space;
     for (int i = 0; i < s->nk && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? "," : " space=k", s->ks[i]);
@@ -119,6 +120,7 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
         return -1;
     }
     p += used;
+    if (sscanf(p, " mlp=%d%n", &d->mlp, &used) == 1) p += used;
     sp = strncmp(p, " space=", 7) == 0 ? p + 7 : NULL;
     if (sp && space_parse(&d->space, sp) != 0) {
         snprintf(err, errlen, "malformed search space '%.40s'", sp);
@@ -128,7 +130,7 @@ int net_desc_parse(NetDesc *d, const char *text, char *err, size_t errlen)
     int ok = d->in_h > 0 && d->in_h <= 4096 && d->in_w > 0 && d->in_w <= 4096 &&
              d->in_c > 0 && d->in_c <= 4 && d->stem_c > 0 && d->stem_c <= 4096 &&
              d->stem_k > 0 && d->stem_k % 2 && d->stem_k <= 7 && d->nblocks > 0 && d->head_c > 0 &&
-             d->head_c <= 4096 && d->classes > 0 && d->classes <= 100000;
+             d->head_c <= 4096 && d->classes > 0 && d->classes <= 100000 && d->mlp >= 0 && d->mlp <= 4096;
     for (int i = 0; i < d->nblocks; i++) {
         const BlockDesc *b = &d->blk[i];
         ok = ok && b->k > 0 && b->k % 2 && b->k <= 7 && b->e > 0 && b->e <= 8 &&
@@ -363,8 +365,12 @@ static void net_walk(const NetDesc *d, LayerFn fn, void *ctx)
     }
     fn(ctx, "head 1x1", h, w, c, h, w, d->head_c, (double)h * w * c * d->head_c,
        (size_t)c * d->head_c + 2 * d->head_c);
-    fn(ctx, "pool+linear", h, w, d->head_c, 1, 1, d->classes,
-       (double)d->head_c * d->classes, (size_t)d->head_c * d->classes + d->classes);
+    int f = d->mlp ? d->mlp : d->head_c;    /* the linear layer's input */
+    if (d->mlp)
+        fn(ctx, "pool+mlp", h, w, d->head_c, 1, 1, d->mlp, (double)d->head_c * d->mlp,
+           (size_t)d->head_c * d->mlp + 2 * d->mlp);
+    fn(ctx, d->mlp ? "linear" : "pool+linear", d->mlp ? 1 : h, d->mlp ? 1 : w, f, 1, 1, d->classes,
+       (double)f * d->classes, (size_t)f * d->classes + d->classes);
 }
 
 typedef struct { double macs; size_t params; } Cost;
@@ -516,7 +522,18 @@ static void net_layout(Builder *bd)
     ACT(&net->z_head, (size_t)B * h * w * d->head_c);
     ACT(&net->a_head, (size_t)B * h * w * d->head_c);
     add_saved(bd, &net->sv_head, d->head_c);
-    add_param(bd, "fc.w", PARAM_WEIGHT, &net->w_fc, &net->g_fc, 2, d->head_c, d->classes, 0, 0);
+    int M = d->mlp, F = M ? M : d->head_c;
+    if (M) {                               /* the projection head's hidden layer */
+        add_param(bd, "mlp.w", PARAM_WEIGHT, &net->w_mlp, &net->g_mlp, 2, d->head_c, M, 0, 0);
+        add_bn(bd, "mlp", &net->bn_mlp, &net->gbn_mlp, M);
+        ACT(&net->z_mlp, (size_t)B * M);
+        ACT(&net->a_mlp, (size_t)B * M);
+        add_saved(bd, &net->sv_mlp, M);
+        ACT(&net->emb, (size_t)B * d->classes);
+        ACT(&net->demb, (size_t)B * d->classes);
+        ACT(&net->emb_norm, (size_t)B);
+    }
+    add_param(bd, "fc.w", PARAM_WEIGHT, &net->w_fc, &net->g_fc, 2, F, d->classes, 0, 0);
     add_param(bd, "fc.b", PARAM_NODECAY, &net->b_fc, &net->gb_fc, 1, d->classes, 0, 0, 0);
     ACT(&net->pooled, (size_t)B * d->head_c);
     ACT(&net->logits, (size_t)B * d->classes);
@@ -526,7 +543,10 @@ static void net_layout(Builder *bd)
 #undef ACT
 }
 
-/* Kaiming-normal (fan-out) convolutions, N(0, 0.01) linear, BN gamma 1, var 1. */
+/* Kaiming-normal (fan-out) convolutions and projection head, BN gamma 1, var
+ * 1; the last linear layer N(0, 0.01), or N(0, 1/fan-in) after a projection
+ * head's hidden layer (its outputs are normalised to unit length, so small
+ * ones would only make the first steps' gradients large). */
 static void net_init(Net *net, uint64_t seed)
 {
     Rng r;
@@ -541,7 +561,9 @@ static void net_init(Net *net, uint64_t seed)
             double fan_out = strstr(pi->name, ".dw.") ? pi->dims[0] * pi->dims[1]
                              : pi->ndim == 4         ? (double)pi->dims[0] * pi->dims[1] * pi->dims[3]
                                                      : pi->dims[1];
-            float sd = strcmp(pi->name, "fc.w") == 0 ? 0.01f : (float)sqrt(2.0 / fan_out);
+            float sd = strcmp(pi->name, "fc.w") ? (float)sqrt(2.0 / fan_out)
+                       : net->d.mlp        ? (float)sqrt(1.0 / pi->dims[0])
+                                           : 0.01f;
             for (size_t j = 0; j < pi->n; j++) p[j] = sd * rng_normal(&r);
         } else if (!strcmp(leaf, "gamma") || !strcmp(leaf, "var")) {
             for (size_t j = 0; j < pi->n; j++) p[j] = 1.0f;
@@ -575,10 +597,10 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     net->be = be;
     net->B = B;
     net->bn_momentum = 0.1f;
-    net->param = nta_calloc(8 + 20 * (size_t)d->nblocks, sizeof(ParamInfo));
+    net->param = nta_calloc(16 + 20 * (size_t)d->nblocks, sizeof(ParamInfo));
     Builder bd = {.net = net};
-    bd.bind = nta_calloc(8 + 20 * (size_t)d->nblocks, sizeof(Bind));
-    bd.abind = nta_calloc(16 + 16 * (size_t)d->nblocks, sizeof(Bind));
+    bd.bind = nta_calloc(16 + 20 * (size_t)d->nblocks, sizeof(Bind));
+    bd.abind = nta_calloc(32 + 16 * (size_t)d->nblocks, sizeof(Bind));
     net_layout(&bd);
 
     net->p = be->alloc(net->nfloats * sizeof(float));
@@ -624,6 +646,7 @@ void net_free(Net *net)
 
 const NetDesc *net_desc(const Net *net) { return &net->d; }
 const Backend *net_backend(const Net *net) { return net->be; }
+int net_batch(const Net *net) { return net->B; }
 
 float *net_weights_get(const Net *net, float *host)
 {
@@ -770,8 +793,16 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
                   ph, d->head_c, cl, 1, train);
     be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
-    be->gemm(0, 0, n, d->classes, d->head_c, 1, pooled, d->head_c, net->w_fc, d->classes, 0,
-             logits, d->classes);
+    const float *fin = pooled;             /* the last linear layer's input [n,F] */
+    int F = d->head_c;
+    if (d->mlp) {                          /* the projection head's hidden layer */
+        F = d->mlp;
+        float *a_mlp = OUT(net->a_mlp, F);
+        pw_bn_forward(net, a_mlp, OUT(net->z_mlp, F), &net->sv_mlp, &net->bn_mlp, pooled, d->head_c,
+                      net->w_mlp, F, n, F, d->head_c, 1, train);
+        fin = a_mlp;
+    }
+    be->gemm(0, 0, n, d->classes, F, 1, fin, F, net->w_fc, d->classes, 0, logits, d->classes);
     be->bias_fwd(logits, net->b_fc, n, d->classes);
     lap(net, t, &t0, 1 + d->nblocks);
 #undef IMG
@@ -826,6 +857,17 @@ double net_loss(Net *net, int B, int *correct)
     return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
 }
 
+double net_ssl_loss(Net *net, int B, float tau, int *correct)
+{
+    const Backend *be = net->be;
+    int L = net->d.classes;
+    if (!net->d.mlp) nta_die("internal: net_ssl_loss on a network without a projection head");
+    be->l2norm_fwd(net->emb, net->emb_norm, net->logits, B, L);
+    double loss = be->ntxent(net->demb, correct, net->emb, B, L, tau);
+    be->l2norm_bwd(net->dlogits, net->demb, net->emb, net->emb_norm, B, L);
+    return loss;
+}
+
 /* ---------------------------------------------------------- backward */
 
 /* dz = BN backward of dy (in place allowed); parameter gradients accumulate */
@@ -844,10 +886,18 @@ void net_backward(Net *net, int B)
     int ph = B * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
     float *g0 = net->gbuf[0], *g1 = net->gbuf[1], *g2 = net->gbuf[2];
 
-    /* linear and pool: dpooled [B,Ch] in g1, then da_head [B,hh,hw,Ch] in g0 */
-    be->gemm(1, 0, Ch, L, B, 1, net->pooled, Ch, net->dlogits, L, 1, net->g_fc, L);
+    /* linear (and the projection head) and pool: dpooled [B,Ch] in g1, then
+     * da_head [B,hh,hw,Ch] in g0 */
+    int M = d->mlp, F = M ? M : Ch;
+    const float *fin = M ? net->a_mlp : net->pooled;      /* the linear layer's input [B,F] */
+    be->gemm(1, 0, F, L, B, 1, fin, F, net->dlogits, L, 1, net->g_fc, L);
     be->bias_bwd(net->gb_fc, net->dlogits, B, L);
-    be->gemm(0, 1, B, Ch, L, 1, net->dlogits, L, net->w_fc, L, 0, g1, Ch);
+    be->gemm(0, 1, B, F, L, 1, net->dlogits, L, net->w_fc, L, 0, M ? g2 : g1, F);
+    if (M) {                                               /* da_mlp in g2 -> dz_mlp -> dpooled */
+        bn_backward(net, g2, g2, net->z_mlp, &net->sv_mlp, &net->bn_mlp, &net->gbn_mlp, B, M, 1);
+        be->gemm(1, 0, Ch, M, B, 1, net->pooled, Ch, g2, M, 1, net->g_mlp, M);
+        be->gemm(0, 1, B, Ch, M, 1, g2, M, net->w_mlp, M, 0, g1, Ch);
+    }
     if (net->dpooled_on) be->add(g1, net->dpooled_add, (size_t)B * Ch);
     be->gap_bwd(g0, g1, B, net->hh * net->hw, Ch);
     bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
@@ -962,9 +1012,18 @@ Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed)
 {
     NetDesc d = src->d;
     d.classes = classes;
+    d.mlp = 0;                              /* a projection head is dropped with the old linear layer */
     Net *net = net_create(&d, loss, src->be, src->B, seed, 0);
     copy_params(net, src, NULL, "fc.");
     return net;
+}
+
+void net_set_linear(Net *net, const float *w, const float *b)
+{
+    const NetDesc *d = &net->d;
+    if (d->mlp) nta_die("internal: net_set_linear on a network with a projection head");
+    net->be->upload(net->w_fc, w, (size_t)d->head_c * d->classes * sizeof(float));
+    net->be->upload(net->b_fc, b, (size_t)d->classes * sizeof(float));
 }
 
 /* ---------------------------------------------- batchnorm recalibration */

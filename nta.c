@@ -11,10 +11,12 @@
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
  *   nta latency   this machine's per-layer latency table of a supernet (adapt --budget-ms)
  *   nta arch      print an architecture of the supernet layer by layer
+ *   nta predict   a model's output for every test image, as CSV
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 #include "ntaa.h"
+#include "rtc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -191,20 +193,25 @@ static void need_output(const Command *c, const char *name, const char *path)
 
 /* --device auto: CUDA when this nta has it (NTA_CUDA) and a GPU answers, else
  * the CPU with one line saying why; cuda: a GPU or exit 1; cpu: the CPU. */
+/* Where pick_backend's line goes: stdout, but stderr where stdout is data
+ * (predict's CSV) */
+static FILE *device_note;
+
 static const Backend *pick_backend(const char *device, int threads)
 {
+    FILE *note = device_note ? device_note : stdout;
 #if defined(NTA_CUDA)
     if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda"))
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
     if (strcmp(device, "cpu")) {
         char why[256];
         if (cuda_available(why, sizeof why)) {
-            printf("device: cuda, %s\n", why);
+            fprintf(note, "device: cuda, %s\n", why);
             cpu_set_threads(threads);
             return &cuda_backend;
         }
         if (!strcmp(device, "cuda")) nta_die("--device cuda: %s; use --device cpu", why);
-        printf("device: %s; using the CPU\n", why);
+        fprintf(note, "device: %s; using the CPU\n", why);
     }
 #else
     if (!strcmp(device, "cuda"))
@@ -326,6 +333,10 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define MAX_EPOCHS 100000
 #define MAX_IMAGES 100000000
 
+/* Why --linear 1 and --fitness linear refuse domain adaptation. */
+#define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
+    "images measures the source domain, and the target domain's labels may not be used"
+
 /* --device: known values only. */
 static void need_device(const Command *c, const char *device)
 {
@@ -432,11 +443,13 @@ static int cmd_train(int argc, char **argv)
 static int cmd_pretrain(int argc, char **argv)
 {
     TrainCfg c = {0};
-    const char *sampling, *kernels, *expands;
+    const char *sampling, *kernels, *expands, *objective;
     int min_depth;
     char err[256];
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
+        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views)"},
+        {"temperature", OPT_FLOAT, &c.tau, "0.5", "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
         {"expands", OPT_STR, &expands, "3,4,6", "expansion ratio choices"},
@@ -451,6 +464,11 @@ static int cmd_pretrain(int argc, char **argv)
     check_train(&cmd, &c);
     int rule = !strcmp(sampling, "sandwich") ? SAMPLE_SANDWICH : !strcmp(sampling, "uniform") ? SAMPLE_UNIFORM : -1;
     need(rule > 0, &cmd, "--sampling must be sandwich or uniform");
+    c.ssl = !strcmp(objective, "ssl");
+    need(c.ssl || !strcmp(objective, "supervised"), &cmd, "--objective must be supervised or ssl");
+    need_in(&cmd, "temperature", c.tau, 0.01, 100);
+    need(!c.ssl || c.batch % 2 == 0, &cmd, "--objective ssl: --batch counts the two views of each image; give an even number");
+    need(!c.ssl || c.augment, &cmd, "--objective ssl learns from augmented views: --augment 0 leaves nothing to learn");
     need(c.depth >= min_depth && min_depth >= 1 && c.depth <= NET_MAX_BLOCKS / 3, &cmd,
          "need 1 <= --min-depth <= --depth <= 10");
     need_in(&cmd, "calib", c.calib, 1, 100000);
@@ -478,7 +496,7 @@ static void adapt_latency(const Command *cmd, AdaptCfg *a, const NetDesc *d, con
 static int cmd_adapt(int argc, char **argv)
 {
     AdaptCfg a = {0};
-    const char *super[1];
+    const char *super[1], *fitness;
     int latency_batch;
     static LatencyTable table;
     Opt opts[] = {
@@ -486,6 +504,7 @@ static int cmd_adapt(int argc, char **argv)
         SEARCH_OPTS(a),
         {"budget-ms", OPT_DOUBLE, &a.search.budget_ms, "0", "largest inference latency an architecture may have, in milliseconds, as predicted by this machine's latency table (nta latency); 0 = none. The MFLOPs budget still applies: --budget-mflops 0 for none"},
         {"latency-batch", OPT_INT, &latency_batch, "1", "the batch of --budget-ms"},
+        {"fitness", OPT_STR, &fitness, "transfer", "transfer (neural transfer, then the validation metric with inherited weights) or linear (no transfer: a linear head fitted on the pretrained supernet's frozen pooled features; the unsupervised paradigm's search)"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
         {"resume", OPT_INT, &a.resume, "0", "1: continue a stopped run from OUT.transfer and the log's last generation"},
@@ -498,6 +517,9 @@ static int cmd_adapt(int argc, char **argv)
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
     check_search(&cmd, &a);
+    a.linear = !strcmp(fitness, "linear");
+    need(a.linear || !strcmp(fitness, "transfer"), &cmd, "--fitness must be transfer or linear");
+    need(!a.linear || strcmp(a.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     need_flag(&cmd, "resume", a.resume);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need_output(&cmd, "out", a.out);
@@ -734,6 +756,7 @@ static int cmd_eval(int argc, char **argv)
         {"random", OPT_INT, &c.random, "0", "for a supernet: evaluate N random architectures, a table by MFLOPs"},
         {"spread", OPT_INT, &c.spread, "0", "1: draw the i-th random architecture from the i-th of N equal MFLOPs bins between the smallest and the largest"},
         {"calib", OPT_INT, &c.calib, "20", "training batches for BN recalibration (supernets)"},
+        {"linear", OPT_INT, &c.linear, "0", "1: linear evaluation: a ridge-regression head fitted on the frozen pooled features of the training split, scored on the test split, beside its floors (raw pixels; the architecture with random weights; not with --random) (not for mnist-uda)"},
         {"seed", OPT_INT, &c.seed, "1", "seed of random architectures and recalibration batches"},
         {"batch", OPT_INT, &c.batch, "256", "images per forward pass"},
         {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},
@@ -752,6 +775,8 @@ static int cmd_eval(int argc, char **argv)
     need_in(&cmd, "random", c.random, 0, 100000);
     need_in(&cmd, "threads", threads, 0, MAX_THREADS);
     need_flag(&cmd, "spread", c.spread);
+    need_flag(&cmd, "linear", c.linear);
+    need(!c.linear || strcmp(c.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     need_device(&cmd, device);
     if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
     if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
@@ -759,12 +784,53 @@ static int cmd_eval(int argc, char **argv)
     c.model = model[0];
     NetDesc d = probe_desc(c.model);
     Arch a;
+    if (d.mlp && !c.linear)
+        bad_option(&cmd, "%s was pretrained without labels (--objective ssl): its outputs are projections, not "
+                   "classes; judge it by linear evaluation (--linear 1)", c.model);
     if (d.space.nk == 0 && (strcmp(c.arch, "largest") || c.random))
         bad_option(&cmd, "%s is a fixed network; --arch and --random apply to supernets", c.model);
     if (strcmp(c.arch, "random") && arch_named(&d, c.arch, NULL, &a, err, sizeof err))
         bad_option(&cmd, "--arch: %s", err);
     opts_print(&cmd);
     return eval_run(&c, pick_backend(device, threads));
+}
+
+static int cmd_predict(int argc, char **argv)
+{
+    EvalCfg c = {0};
+    const char *device, *out, *model[1];
+    int threads;
+    Opt opts[] = {
+        {"data", OPT_STR, &c.data, "fashion-mnist", "dataset whose test split is predicted"},
+        {"task", OPT_STR, &c.task, "", "instead of --data: a task of adapt (e.g. mnist-rotation); not a retrieval task"},
+        {"out", OPT_STR, &out, "", "CSV file (-o): index,label,class,p_0,... or index,target,prediction; \"\" = stdout"},
+        {"batch", OPT_INT, &c.batch, "256", "images per forward pass"},
+        {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},
+        {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+    };
+    Command cmd = {"predict", "MODEL [options]",
+                   "write a model's class and scores (or value) for every test image as CSV, then its accuracy",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, model, 1);
+    need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta predict model.nta'");
+    char err[512];
+    need_in(&cmd, "batch", c.batch, 2, 65536);
+    need_in(&cmd, "limit", c.limit, 0, MAX_IMAGES);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_device(&cmd, device);
+    if (*out) need_output(&cmd, "out", out);
+    if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
+    if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
+    need(strcmp(c.task, "mnist-retrieval"), &cmd,
+         "--task mnist-retrieval: a retrieval task has no class or value per image (use nta eval)");
+    if (threads == 0) threads = default_threads();
+    c.model = model[0];
+    NetDesc d = probe_desc(c.model);
+    if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
+    if (*out) opts_print(&cmd);
+    else device_note = stderr;       /* stdout is the CSV's alone */
+    return eval_predict(&c, out, pick_backend(device, threads));
 }
 
 static int cmd_arch(int argc, char **argv)
@@ -815,6 +881,7 @@ static const struct {
     {"finetune", cmd_finetune, "baselines: finetune a fixed architecture (WP&F) or train it from scratch"},
     {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
+    {"predict", cmd_predict, "a model's class and scores (or value) for every test image, as CSV"},
     {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
@@ -848,7 +915,11 @@ static int main_version(void)
 #else
     printf("  CUDA backend: not built (no nvcc at build time)\n");
 #endif
-    printf("  NVRTC: not built\n");
+    char why[256];
+    int nvrtc = rtc_nvrtc_version(why, sizeof why);
+    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; not yet used by the commands)\n", nvrtc / 1000,
+                      nvrtc % 1000 / 10);
+    else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
     return 0;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #define NTA_BN_EPS 1e-5f          /* batchnorm epsilon, the one value every backend uses */
+#define NTA_L2_EPS 1e-12f         /* l2norm: the smallest length a row is divided by (as PyTorch's) */
 
 /* ------------------------------------------------------ shared arithmetic */
 
@@ -134,6 +135,12 @@ int data_read_cifar(const char *path, uint8_t **pix, int32_t **label, int *n,
  * rng == NULL: no augmentation. */
 void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,
                 float *x, int32_t *y, Rng *rng);
+/* Two augmented views of images idx[0..n) (self-supervised pretraining; no
+ * label is read): x [2n,H,W,C] normalised floats, rows b and n + b the two
+ * views of image idx[b]. The transformations are drawn from rng (data.c,
+ * view_draw: resized crop, rotation, flip where allowed, contrast,
+ * brightness, noise, erasing). */
+void data_views(const DataSplits *d, const Dataset *s, const int *idx, int n, float *x, Rng *rng);
 /* A seeded permutation of 0..n-1 into perm. */
 void data_shuffle(int *perm, int n, Rng *rng);
 
@@ -214,6 +221,19 @@ typedef struct Backend {
      * weight * |mean of the first - mean of the rest|^2; dx [N,C] = its gradient.
      * Needs 0 < S < N. */
     double (*mmd)(float *dx, const float *x, int N, int S, int C, float weight);
+    /* Self-supervised learning (SimCLR, train.c): the rows of x [N,D] scaled
+     * to unit length, y = x / max(|x|, NTA_L2_EPS), norm [N] = |x| (saved for
+     * the backward); dx [N,D] = the gradient through it of dy [N,D]
+     * (overwritten). */
+    void (*l2norm_fwd)(float *y, float *norm, const float *x, int N, int D);
+    void (*l2norm_bwd)(float *dx, const float *dy, const float *y, const float *norm, int N, int D);
+    /* NT-Xent over N unit rows e [N,D] (N even; the positive of row i is the
+     * other view of its image, row (i + N/2) mod N): per row the cross-entropy
+     * of the softmax of its similarities e_i.e_j / tau to the other N-1 rows,
+     * the positive as the label. de [N,D] = the gradient of the mean over the
+     * rows; returns the summed loss and, through *correct, the rows whose most
+     * similar other row is their positive. */
+    double (*ntxent)(float *de, int *correct, const float *e, int N, int D, float tau);
     /* SGD with momentum and L2 over a whole parameter arena, in one pass:
      * per element, decay [n] is 1 (a weight: g += wd*w), 0 (no decay) or -1
      * (not trained: running statistics, padding; left alone); then
@@ -241,6 +261,10 @@ extern const Backend cpu_backend;
  * a core (cpu.c's governor). cpu_threads: how many run them now. */
 void cpu_set_threads(int n);
 int cpu_threads(void);
+int cpu_parts(void);     /* the n of the last cpu_set_threads (OpenMP's count before any) */
+/* Run the parts on n threads from now on, the governor off; n = 0: on all
+ * of them, the governor back on (the tests) */
+void cpu_pin_threads(int n);
 /* For nta --version: the CPU backend's SIMD path and whether this CPU takes it. */
 const char *cpu_simd(void);
 
@@ -275,7 +299,10 @@ typedef struct {
 /* A network description: stem KxK conv (in_c -> stem_c, stride 1) + BN + ReLU6,
  * the blocks, 1x1 head conv (-> head_c) + BN + ReLU6, global average pool,
  * linear head_c -> classes. A stage is a run of blocks that starts at a block
- * with stride 2 or new output channels. */
+ * with stride 2 or new output channels. With mlp > 0 (self-supervised
+ * pretraining: SimCLR's projection head), the pool is followed by linear
+ * head_c -> mlp (no bias) + BN + ReLU6, then the linear mlp -> classes, whose
+ * outputs are then the projection (D = classes dimensions), not logits. */
 typedef struct {
     int in_h, in_w, in_c;
     int stem_c, stem_k;
@@ -283,6 +310,7 @@ typedef struct {
     BlockDesc blk[NET_MAX_BLOCKS];
     int head_c;
     int classes;
+    int mlp;                /* hidden width of the projection head; 0 = none */
     Space space;
 } NetDesc;
 
@@ -378,7 +406,12 @@ typedef struct {
     BnSaved sv_head;
     int hh, hw;                           /* spatial size at the head */
     float *pooled;                        /* [B,Ch] */
-    float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [Ch,L], [L] */
+    float *w_mlp, *g_mlp;                 /* [Ch,M] the projection head's hidden layer (d.mlp = M > 0) */
+    BnParams bn_mlp, gbn_mlp;
+    float *z_mlp, *a_mlp;                 /* [B,M] */
+    BnSaved sv_mlp;
+    float *emb, *emb_norm, *demb;         /* [B,L] unit projections, [B] their lengths, [B,L] */
+    float *w_fc, *b_fc, *g_fc, *gb_fc;    /* [F,L], [L]; F = M with the projection head, else Ch */
     float *logits, *dlogits;              /* [B,L] */
     float *dpooled_add;                   /* [B,Ch] added to the gradient of pooled when */
     int dpooled_on;                       /* dpooled_on (a loss on the features: domain adaptation) */
@@ -398,6 +431,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
 void net_free(Net *net);
 const NetDesc *net_desc(const Net *net);
 const Backend *net_backend(const Net *net);
+int net_batch(const Net *net);           /* the batch its activations hold */
 /* The parameters and running statistics [nfloats] into host memory (a new
  * buffer when host is NULL; returned), and back. */
 float *net_weights_get(const Net *net, float *host);
@@ -426,6 +460,11 @@ void net_forward_timed(Net *net, int B, double *sec);
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
+/* SimCLR's loss of the projections net->logits [B,L] of B = 2n views (rows
+ * i and i + n: the two views of image i), d.mlp > 0: l2norm into net->emb,
+ * NT-Xent at temperature tau; fills net->dlogits. Returns the summed loss;
+ * *correct = rows whose most similar other row is their positive. */
+double net_ssl_loss(Net *net, int B, float tau, int *correct);
 /* Backward from net->dlogits. Gradients are accumulated into net->g. */
 void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
@@ -446,8 +485,11 @@ const ParamInfo *net_param(const Net *net, const char *name);
  * supernet's weights and batchnorm statistics. */
 Net *net_extract(const Net *super, const Arch *a, int B);
 /* The same network with a new linear head of `classes` outputs (initialised
- * from seed) trained with loss; every other tensor is copied. */
+ * from seed) trained with loss, straight after the pool (a projection head is
+ * dropped); every other tensor is copied. */
 Net *net_rehead(const Net *src, int classes, int loss, uint64_t seed);
+/* The linear layer after the pool (no projection head): w [Ch,L], b [L], host memory. */
+void net_set_linear(Net *net, const float *w, const float *b);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
@@ -483,6 +525,14 @@ double task_score_items(Net *net, const DataSplits *d, const Dataset *s, double 
 /* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
  * the others: returns mAP %, rank-1 % in *rank1. */
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);
+/* The features of every image of split s with the network's running
+ * statistics: pooled [n,Ch] (the head's pooled features) and, if out is not
+ * NULL, out [n,L] (the network's outputs: logits, or an SSL projection). */
+void task_features(Net *net, const DataSplits *d, const Dataset *s, float *pooled, float *out);
+/* Leave-one-out k-nearest-neighbour accuracy % of feat [n,dim]: each row's k
+ * most cosine-similar other rows vote for their labels, each with its
+ * similarity; the most voted label is the prediction. */
+double task_knn(const float *feat, const int32_t *label, int n, int dim, int k);
 /* A training batch: images idx[0..B) of the training split, or for TASK_UDA
  * B/2 of them followed by B - B/2 target images drawn by rng. */
 void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, int32_t *y, Rng *aug,
@@ -502,8 +552,59 @@ double task_fitness(const DataSplits *d, double metric);
 /* "accuracy 93.10%", "MAE 3.21 degrees" or "mAP 71.20% (rank-1 90.00%)"; returns buf. */
 const char *task_format_metric(char *buf, size_t len, const DataSplits *d, double metric, double second);
 /* Dies (naming `what`, a file) unless a network of description nd takes d's
- * images and has outputs enough for the task. */
+ * images (task_check_images) and has outputs enough for the task. */
+void task_check_images(const NetDesc *nd, const DataSplits *d, const char *what);
 void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what);
+
+/* ------------------------------------------------------ linear evaluation */
+
+/* linear.c: a linear head fitted on frozen features (the unsupervised
+ * paradigm's measure; adapt --fitness linear). */
+
+/* Ridge regression: out = b + ((x - mean) * scale) w, scale = 1/std of each
+ * feature on the fitting set (0 for a constant feature). */
+typedef struct {
+    int F, K;
+    double *mean, *scale;   /* [F] */
+    double *w;              /* [F,K] */
+    double *b;              /* [K] the targets' means */
+} LinearHead;
+
+/* The ridge penalty, in units of the standardised features' sum of squares
+ * (lambda n: 1% of each diagonal entry of Xs^T Xs). */
+#define LINEAR_RIDGE 1e-2
+
+/* Fit h to features X [n,F] and targets Y [n,K]: w minimises
+ * |Xs w - (Y - mean Y)|^2 + lambda n |w|^2 (Xs: X standardised), in closed form. */
+void linear_fit(LinearHead *h, const float *X, int n, int F, const float *Y, int K, double lambda);
+void linear_predict(const LinearHead *h, const float *X, int n, float *out);   /* out [n,K] */
+void linear_free(LinearHead *h);
+/* The task's metric on split s of a head fitted (LINEAR_RIDGE) on the
+ * features train_feat [d->train.n,F] of the training split, applied to feat
+ * [s->n,F]: accuracy % (classification, attribute), MAE in degrees
+ * (regression); retrieval: the mAP % of feat itself (rank-1 % in *second).
+ * Dies for domain adaptation. */
+double linear_eval_features(const DataSplits *d, const float *train_feat, const float *feat, const Dataset *s,
+                            int F, double *second);
+/* Give net (a standalone model for task d, no projection head) the head
+ * linear evaluation fits on its pooled features of the training split, as
+ * its linear layer: a finetuning that starts from it starts from the linear
+ * probe's predictions. Retrieval and domain adaptation keep their head. */
+void linear_head_init(Net *net, const DataSplits *d);
+/* The same with the pooled features of net (running statistics as they are). */
+double linear_eval(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* The floors of linear evaluation, by the same protocol: the head fitted
+ * on the raw pixels (normalised as the network sees them), and on the pooled
+ * features of architecture a of super's description with random, untrained
+ * weights (initialised from seed, BN statistics estimated on `calib`
+ * training batches). */
+double linear_floor_pixels(const DataSplits *d, const Dataset *s, double *second);
+double linear_floor_random(const Net *super, const DataSplits *d, const Dataset *s, const Arch *a, int calib,
+                           uint64_t seed, double *second);
+/* A supernet's architecture a: made active, BN statistics re-estimated on
+ * `calib` training batches drawn by seed, then linear_eval. */
+double linear_eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib, uint64_t seed,
+                        double *second);
 
 /* ---------------------------------------------------------------- search */
 

@@ -19,6 +19,8 @@
 
 static const char *const method_name[] = {"NTAA", "random search", "WP&F", "from scratch"};
 static const char *const method_tag[] = {"ntaa", "random", "wpf", "scratch"};   /* in model files */
+/* NTAA and random search with --fitness linear (the unsupervised paradigm's search) */
+static const char *const linear_name[] = {"NTAA (linear evaluation)", "random search (linear evaluation)"};
 
 void ntaa_load_task(DataSplits *d, const AdaptCfg *a)
 {
@@ -69,6 +71,7 @@ Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d,
 double ntaa_fitness(void *ctx, const Arch *a)
 {
     Fitness *f = ctx;
+    if (f->linear) return task_fitness(f->d, linear_eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
     return task_fitness(f->d, task_score_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
 }
 
@@ -107,6 +110,10 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
              a->task, random ? "random" : "evolution", s->budget_mflops, s->budget_ms, a->train.seed, a->train.val,
              a->train.calib,
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
+    if (a->linear) {      /* another fitness, another search (appended: older logs keep their header) */
+        size_t n = strlen(buf);
+        if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear\n");
+    }
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
@@ -232,11 +239,12 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     char ms[96] = "";
     if (a->search.budget_ms > 0)
         snprintf(ms, sizeof ms, " and %g ms predicted at batch %d", a->search.budget_ms, a->search.latency->batch);
-    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: validation %s\n",
-           random ? "random search" : "evolution", a->search.budget_mflops, ms, task_metric_name(d));
+    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: validation %s%s\n",
+           random ? "random search" : "evolution", a->search.budget_mflops, ms, task_metric_name(d),
+           a->linear ? " of a linear head on the frozen pooled features (linear evaluation)" : "");
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
-    Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed};
+    Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed, a->linear};
     double t0 = nta_now();
     char header[1024];
     log_header(header, sizeof header, a, random);
@@ -336,6 +344,7 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
         arch_format(net_desc(super), &m->arch, text, sizeof text);
         printf("finetuning the winner with its inherited weights: %d epochs\n", m->epochs);
         model = ntaa_inherit(super, d, a, &m->arch);
+        if (a->linear) linear_head_init(model, d);   /* the head the search scored it with */
         tc.searched = 1;
     } else {
         Net *pretrained = load_for_task(m->supernet, be, d, a);
@@ -344,7 +353,8 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
                                         : ntaa_scratch(pretrained, d, a, &m->arch);
         net_free(pretrained);
     }
-    ntaa_finetune(model, d, &tc, a->seeds, method_name[m->method], text, m->t0, row);
+    const char *name = searched && a->linear ? linear_name[m->method] : method_name[m->method];
+    ntaa_finetune(model, d, &tc, a->seeds, name, text, m->t0, row);
     if (*m->out) save_model(model, a, m->out, method_tag[m->method], text);
     net_free(model);
 }
@@ -360,7 +370,13 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     snprintf(transferred, sizeof transferred, "%s.transfer", a->out);
     Method m = {.method = a->random ? METHOD_RANDOM : METHOD_NTAA, .epochs = a->train.epochs, .log = a->log,
                 .resume = a->resume, .out = a->out, .t0 = nta_now()};
-    if (a->resume) {
+    if (a->linear) {      /* the unsupervised paradigm: the pretrained supernet is searched as it is */
+        m.transferred = load_for_task(supernet, be, &d, a);
+        if (net_desc(m.transferred)->space.nk == 0)
+            nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", supernet);
+        printf("no neural transfer (--fitness linear): the search scores the pretrained supernet by linear "
+               "evaluation\n");
+    } else if (a->resume) {
         m.transferred = net_load(transferred, task_loss(&d), be, a->train.batch, err, sizeof err);
         if (!m.transferred) nta_die("--resume: %s", err);
         task_check_net(net_desc(m.transferred), &d, transferred);

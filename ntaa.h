@@ -28,6 +28,8 @@ typedef struct {
     int resume;           /* adapt: continue from OUT.transfer and the log's last generation */
     int scratch;          /* finetune: random initial weights instead of inherited ones */
     int seeds;            /* finetuning runs per method (seeds seed .. seed+seeds-1) */
+    int linear;           /* adapt --fitness linear: no neural transfer; the search's fitness is
+                             linear evaluation (linear_eval_arch) of the pretrained supernet */
 } AdaptCfg;
 
 enum { METHOD_NTAA, METHOD_RANDOM, METHOD_WPF, METHOD_SCRATCH };
@@ -61,8 +63,9 @@ Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d,
 
 /* The search's fitness of an architecture of the transferred supernet: the
  * validation metric (higher is better) with inherited weights after BN
- * recalibration. ctx: a Fitness. */
-typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; } Fitness;
+ * recalibration; with linear, that of a linear head fitted on the frozen
+ * pooled features of the training split (linear_eval_arch). ctx: a Fitness. */
+typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; int linear; } Fitness;
 double ntaa_fitness(void *ctx, const Arch *a);
 
 /* Evolution (random == 0) or random search of `random` architectures on the

@@ -86,17 +86,24 @@ static double average_precision(const float *sim, const int32_t *label, int n, i
     return hits ? ap / hits : 0;
 }
 
+/* Rows of x [n,dim] scaled to unit length (a zero row stays zero), in a new buffer. */
+static float *unit_rows(const float *x, int n, int dim)
+{
+    float *e = nta_malloc(((size_t)n * dim + 1) * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        double ss = 0;
+        for (int k = 0; k < dim; k++) ss += (double)x[(size_t)i * dim + k] * x[(size_t)i * dim + k];
+        float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
+        for (int k = 0; k < dim; k++) e[(size_t)i * dim + k] = x[(size_t)i * dim + k] * inv;
+    }
+    return e;
+}
+
 /* task_retrieval, with each query's average precision (%) into ap [n] when ap is set. */
 static double retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1, float *ap)
 {
-    float *e = nta_malloc((size_t)n * dim * sizeof(float)), *sim = nta_malloc((size_t)n * sizeof(float));
+    float *e = unit_rows(emb, n, dim), *sim = nta_malloc((size_t)n * sizeof(float) + 1);   /* cosine: unit rows */
     Ranked *r = nta_malloc(((size_t)n + 1) * sizeof *r);
-    for (int i = 0; i < n; i++) {                    /* cosine similarity: unit rows */
-        double ss = 0;
-        for (int k = 0; k < dim; k++) ss += (double)emb[(size_t)i * dim + k] * emb[(size_t)i * dim + k];
-        float inv = ss > 0 ? (float)(1 / sqrt(ss)) : 0;
-        for (int k = 0; k < dim; k++) e[(size_t)i * dim + k] = emb[(size_t)i * dim + k] * inv;
-    }
     double map = 0;
     int right = 0;
     for (int q = 0; q < n; q++) {
@@ -173,6 +180,59 @@ double task_score_items(Net *net, const DataSplits *d, const Dataset *s, double 
     return m;
 }
 
+void task_features(Net *net, const DataSplits *d, const Dataset *s, float *pooled, float *out)
+{
+    int B = net->B, ch = net->d.head_c, L = net->d.classes;
+    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float));
+    int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
+    int *idx = nta_malloc((size_t)B * sizeof(int));
+    for (int i = 0; i < s->n; i += B) {
+        int b = s->n - i < B ? s->n - i : B;
+        for (int j = 0; j < b; j++) idx[j] = i + j;
+        task_batch(net, d, s, idx, b, x, y, NULL);
+        net_forward(net, b, 0);
+        net->be->download(pooled + (size_t)i * ch, net->pooled, (size_t)b * ch * sizeof(float));
+        if (out) net->be->download(out + (size_t)i * L, net->logits, (size_t)b * L * sizeof(float));
+    }
+    free(x), free(y), free(idx);
+}
+
+double task_knn(const float *feat, const int32_t *label, int n, int dim, int k)
+{
+    if (n < 2) return 0;
+    if (k > n - 1) k = n - 1;
+    int classes = 1, right = 0;
+    for (int i = 0; i < n; i++) classes = label[i] >= classes ? label[i] + 1 : classes;
+    float *e = unit_rows(feat, n, dim);
+#pragma omp parallel reduction(+ : right)
+    {
+        Ranked *top = nta_malloc(((size_t)k + 1) * sizeof *top);   /* the k best so far, best first */
+        double *vote = nta_malloc((size_t)classes * sizeof(double));
+#pragma omp for schedule(static)
+        for (int q = 0; q < n; q++) {
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                if (i == q) continue;
+                float dot = 0;
+                for (int j = 0; j < dim; j++) dot += e[(size_t)q * dim + j] * e[(size_t)i * dim + j];
+                Ranked r = {dot, i};
+                if (m == k && ranked_cmp(&r, &top[k - 1]) >= 0) continue;
+                int at = m < k ? m++ : k - 1;            /* insert, keeping the order */
+                while (at > 0 && ranked_cmp(&r, &top[at - 1]) < 0) top[at] = top[at - 1], at--;
+                top[at] = r;
+            }
+            for (int c = 0; c < classes; c++) vote[c] = 0;
+            for (int t = 0; t < m; t++) vote[label[top[t].i]] += top[t].sim;
+            int best = 0;
+            for (int c = 1; c < classes; c++) best = vote[c] > vote[best] ? c : best;
+            right += best == label[q];
+        }
+        free(top), free(vote);
+    }
+    free(e);
+    return 100.0 * right / n;
+}
+
 void task_train_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, int32_t *y, Rng *aug,
                       Rng *rng)
 {
@@ -221,12 +281,17 @@ const char *task_format_metric(char *buf, size_t len, const DataSplits *d, doubl
     return buf;
 }
 
-void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
+void task_check_images(const NetDesc *nd, const DataSplits *d, const char *what)
 {
     const Dataset *t = &d->test;
     if (nd->in_h != t->h || nd->in_w != t->w || nd->in_c != t->c)
         nta_die("%s expects %dx%dx%d images, but data '%s' has %dx%dx%d", what, nd->in_h,
                 nd->in_w, nd->in_c, d->name, t->h, t->w, t->c);
+}
+
+void task_check_net(const NetDesc *nd, const DataSplits *d, const char *what)
+{
+    task_check_images(nd, d, what);
     if (d->kind == TASK_REGRESS && nd->classes != 1)
         nta_die("%s has %d outputs; the regression task '%s' needs a model with one (made by a regression task)",
                 what, nd->classes, d->name);

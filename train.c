@@ -3,8 +3,16 @@
  *
  *   train_sample_arch  the sandwich and uniform rules
  *   train_fit          the loop: batches, passes, SGD, progress, validation, checkpoints
+ *   train_ssl_monitor  self-supervised pretraining's epoch line: collapse and kNN accuracy
  *   train_run          nta train and nta pretrain end to end
- */
+ *
+ * Self-supervised pretraining (pretrain --objective ssl) is SimCLR (Chen et
+ * al. 2020): each step takes B/2 images, two augmented views of each
+ * (data_views), and trains the supernet's sub-architectures, with a
+ * projection head (linear, BN, ReLU6, linear to TRAIN_SSL_DIM) after the pool,
+ * to tell each view's partner among the other B-1 views (NT-Xent,
+ * net_ssl_loss). The training split's labels are zeroed before training: no
+ * step can read them. */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
@@ -37,6 +45,10 @@ static void checkpoint_meta(char *buf, size_t len, const TrainCfg *c, int sampli
              "augment=%d val=%d limit=%d epoch=%d\n",
              c->data, c->seed, c->epochs, c->batch, train_sampling_name[sampling], c->lr, c->warmup, c->momentum,
              c->wd, c->augment, c->val, c->limit, epoch);
+    if (c->ssl) {         /* before the epoch, so that it stays the last field */
+        char *e = strstr(buf, " epoch=");
+        snprintf(e, len - (size_t)(e - buf), " objective=ssl temperature=%.9g epoch=%d\n", c->tau, epoch);
+    }
 }
 
 /* Load a checkpoint to continue from; *epoch = the last finished epoch. */
@@ -84,16 +96,75 @@ static double validate(Net *net, const DataSplits *d, const TrainCfg *c, int sam
     return NAN;
 }
 
+/* ------------------------------------------------- the SSL monitor */
+
+SslMonitor train_ssl_monitor(Net *net, const DataSplits *d, const Dataset *s)
+{
+    const NetDesc *nd = net_desc(net);
+    int L = nd->classes, ch = nd->head_c;
+    float *pooled = nta_malloc(((size_t)s->n * ch + 1) * sizeof(float));
+    float *proj = nta_malloc(((size_t)s->n * L + 1) * sizeof(float));
+    task_features(net, d, s, pooled, proj);
+    SslMonitor m = {.even = 1 / sqrt((double)L)};
+    double total = 0;
+    for (int j = 0; j < L && s->n > 1; j++) {      /* per dimension of the unit projections */
+        double s1 = 0, s2 = 0;
+        for (int i = 0; i < s->n; i++) {
+            const float *p = proj + (size_t)i * L;
+            double len = 0;
+            for (int k = 0; k < L; k++) len += (double)p[k] * p[k];
+            double v = len > 0 ? p[j] / sqrt(len) : 0;
+            s1 += v, s2 += v * v;
+        }
+        double var = s2 / s->n - (s1 / s->n) * (s1 / s->n);
+        total += var > 0 ? sqrt(var) : 0;
+    }
+    m.std = total / L;
+    m.collapsed = m.std < 0.1 * m.even;
+    m.knn = task_knn(pooled, s->label, s->n, ch, TRAIN_SSL_KNN);
+    free(pooled), free(proj);
+    return m;
+}
+
+/* The SSL epoch line: the mean training loss (chance: log(B-1)), then the
+ * monitor of the largest architecture on the validation split, after BN
+ * recalibration. Returns NAN (no keep-best for a supernet). */
+static double ssl_epoch(Net *net, const DataSplits *d, const TrainCfg *c, int ep, double loss)
+{
+    printf("epoch %d: loss %.4f (chance %.4f)", ep, loss, log(c->batch - 1.0));
+    if (d->val.n > 1) {
+        Arch big = arch_largest(net_desc(net));
+        net_set_arch(net, &big);
+        net_recalibrate(net, d, c->calib, (uint64_t)c->seed);
+        SslMonitor m = train_ssl_monitor(net, d, &d->val);
+        printf(", largest on val: embedding std %.4f (collapse: 0, even spread: %.4f), %d-NN accuracy %.2f%%%s", m.std,
+               m.even, TRAIN_SSL_KNN, m.knn, m.collapsed ? "; COLLAPSED: every image maps to nearly one point" : "");
+    }
+    printf("\n");
+    return NAN;
+}
+
+/* SSL: the batch of B = 2n views of the training images idx[0..n) into x
+ * [B,H,W,C] and the network's input. */
+static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, float *x, Rng *rng)
+{
+    const Dataset *s = &d->train;
+    data_views(d, s, idx, B / 2, x, rng);
+    net_backend(net)->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
+}
+
 /* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
- * its host scratch): the gradients of every pass (one sub-architecture each
- * under a sampling rule) summed, then one update. Returns the first pass's
- * summed loss and its right answers. */
+ * its host scratch; SSL: B/2 images, two views each): the gradients of every
+ * pass (one sub-architecture each under a sampling rule) summed, then one
+ * update. Returns the first pass's summed loss and its right answers (SSL:
+ * views whose nearest other view is their partner). */
 static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
                          float *x, int32_t *y, Rng *rng, float lr, int *right)
 {
     int B = c->batch, corr = 0;
     double loss = 0;
-    task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
+    if (c->ssl) ssl_batch(net, d, idx, B, x, rng);
+    else task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
     net_zero_grad(net);
     for (int p = 0; p < train_passes(sampling); p++) {
         if (sampling != SAMPLE_FIXED) {
@@ -101,7 +172,8 @@ static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int s
             net_set_arch(net, &a);
         }
         net_forward(net, B, 1);
-        double l = task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
+        double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
+                          : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
         net_backward(net, B);
         if (p == 0) loss = l, *right = corr;   /* report the largest */
     }
@@ -121,7 +193,8 @@ static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int e
     char eta[32], acc[48] = "";
     double rate = (step + 1 - pg->step0) * (double)c->batch / (now - pg->t0);   /* images through the network */
     nta_fmt_time(eta, sizeof eta, (pg->total - step - 1) * (double)c->batch / rate);
-    if (d->kind != TASK_REGRESS) snprintf(acc, sizeof acc, " train acc %.2f%%", 100.0 * right / seen);
+    if (c->ssl) snprintf(acc, sizeof acc, " pair acc %.2f%%", 100.0 * right / seen);
+    else if (d->kind != TASK_REGRESS) snprintf(acc, sizeof acc, " train acc %.2f%%", 100.0 * right / seen);
     char shared[64] = "";    /* the CPU backend's governor gave up threads to another process */
     if (cpu_threads() < c->threads)
         snprintf(shared, sizeof shared, " (machine shared: on %d of %d threads)", cpu_threads(), c->threads);
@@ -143,8 +216,11 @@ static void diverged(const TrainCfg *c, int ep, int s, float lr, double loss)
 
 void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
 {
-    /* per: labelled images per step (TASK_UDA: half the batch, the rest target images) */
-    int B = c->batch, per = d->kind == TASK_UDA ? B / 2 : B, steps = d->train.n / per;
+    /* per: training images per step (TASK_UDA: half the batch, the rest
+     * target images; SSL: half the batch, two views each); rows: of the
+     * batch the loss averages over */
+    int B = c->batch, per = d->kind == TASK_UDA || c->ssl ? B / 2 : B, steps = d->train.n / per;
+    int rows = c->ssl ? B : per;
     const Dataset *tr = &d->train;
     if (steps == 0)
         nta_die_option("--batch %d needs %d labelled training images a step, but '%s' has %d; lower --batch", B, per,
@@ -173,11 +249,11 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
             float lr = lr_cosine(c->lr, step, warm, pg.total);
             double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr);
             if (!isfinite(l)) diverged(c, ep, s, lr, l);
-            loss += l, right += corr, seen += per;
+            loss += l, right += corr, seen += rows;
             progress(&pg, c, d, ep, s, steps, step, loss, right, seen);
         }
         if (pg.tty) printf("\n");
-        double v = validate(net, d, c, sampling, ep);
+        double v = c->ssl ? ssl_epoch(net, d, c, ep, loss / seen) : validate(net, d, c, sampling, ep);
         if (best && v > best_fit) best_fit = v, best_ep = ep, net_weights_get(net, best);
         checkpoint_meta(meta, sizeof meta, c, sampling, ep);
         if (*c->out && net_save(net, c->out, meta, 1, err, sizeof err) != 0)
@@ -204,11 +280,20 @@ static void report_test(Net *net, const DataSplits *d, const TrainCfg *c, int sa
                d->test.n, 1e-6 * net_flops(nd), net_params(nd), took);
         return;
     }
-    printf("supernet trained in %s; test accuracy after BN recalibration on %d batches:\n", took, c->calib);
+    printf("supernet trained in %s; test %s after BN recalibration on %d batches:\n", took,
+           c->ssl ? "split's leave-one-out kNN accuracy of the pooled features" : "accuracy", c->calib);
     Arch ends[2] = {arch_largest(nd), arch_smallest(nd)};
     for (int i = 0; i < 2; i++) {
         NetDesc sd = arch_standalone(nd, &ends[i]);
-        double acc = task_score_arch(net, d, &d->test, &ends[i], c->calib, (uint64_t)c->seed, NULL);
+        sd.mlp = 0, sd.classes = d->test.classes;       /* the cost of the encoder with a classifier */
+        double acc;
+        if (c->ssl) {
+            net_set_arch(net, &ends[i]);
+            net_recalibrate(net, d, c->calib, (uint64_t)c->seed);
+            acc = train_ssl_monitor(net, d, &d->test).knn;
+        } else {
+            acc = task_score_arch(net, d, &d->test, &ends[i], c->calib, (uint64_t)c->seed, NULL);
+        }
         printf("  %-8s %6.2f%%  %6.2f MFLOPs %8zu params\n", i ? "smallest" : "largest", acc,
                1e-6 * net_flops(&sd), net_params(&sd));
     }
@@ -224,7 +309,15 @@ int train_run(const TrainCfg *c, int sampling, const Backend *be)
     int start = 0;
     NetDesc nd = sampling == SAMPLE_FIXED
                      ? net_reference(d.train.h, d.train.w, d.train.c, d.train.classes)
-                     : net_supernet(d.train.h, d.train.w, d.train.c, d.train.classes, &c->space, c->depth);
+                     : net_supernet(d.train.h, d.train.w, d.train.c, c->ssl ? TRAIN_SSL_DIM : d.train.classes,
+                                    &c->space, c->depth);
+    if (c->ssl) {
+        nd.mlp = nd.head_c;
+        memset(d.train.label, 0, (size_t)d.train.n * sizeof *d.train.label);
+        printf("self-supervised (SimCLR, temperature %g): %d images and 2 views of each per step; the training "
+               "labels are zeroed, never read; the %d validation labels are read by the kNN monitor only\n",
+               c->tau, c->batch / 2, d.val.n);
+    }
     Net *net;
     if (*c->resume) {
         char want[2048], has[2048];

@@ -29,6 +29,8 @@ typedef struct {
                            * chooses among the trained epochs only */
     float lr, momentum, wd, warmup;
     float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
+    int ssl;              /* pretrain --objective ssl: SimCLR on two views per image, no labels */
+    float tau;            /* ssl: the NT-Xent temperature */
 } TrainCfg;
 
 /* The architecture of pass `pass` of a step under a sampling rule (not
@@ -47,6 +49,25 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
  * supernet): load the data, build or resume the network, train, report on
  * the test split. Returns the exit status. */
 int train_run(const TrainCfg *c, int sampling, const Backend *be);
+
+/* Self-supervised pretraining (--objective ssl, SimCLR): the projection the
+ * loss sees has TRAIN_SSL_DIM dimensions, after a hidden layer of the head's
+ * width. */
+#define TRAIN_SSL_DIM 64
+#define TRAIN_SSL_KNN 20      /* neighbours of the kNN monitor */
+
+/* What the SSL monitor measures of an architecture (train_ssl_monitor). */
+typedef struct {
+    double std;           /* mean over dimensions of the std of the unit-length projections */
+    double even;          /* what std would be with the projections spread evenly: 1/sqrt(D) */
+    double knn;           /* leave-one-out kNN accuracy % of the pooled features */
+    int collapsed;        /* std below a tenth of even: every image maps to (nearly) one point */
+} SslMonitor;
+
+/* The SSL monitor of net's active architecture (its BN statistics already
+ * estimated) on the labelled split s: the labels of s are read for the kNN
+ * vote only. */
+SslMonitor train_ssl_monitor(Net *net, const DataSplits *d, const Dataset *s);
 
 /* Sampling rule names as in the checkpoint's metadata. */
 extern const char *const train_sampling_name[];

@@ -57,8 +57,8 @@ static const struct { const char *key, *name; void (*fn)(void); } groups[] = {
     {"cpu", "cpu ops", test_cpu}, {"net", "network", test_net}, {"super", "supernet", test_super},
     {"search", "search", test_search}, {"report", "report", test_report}, {"data", "data", test_data},
     {"fixture", "pytorch fixture", test_fixture}, {"simt", "simt emulator", test_simt},
-    {"cli", "command line", test_cli}, {"task", "tasks", test_task}, {"cuda", "cuda backend", test_cuda},
-    {"binary", "binary", test_binary}, {"rtc", "specialised kernels", test_rtc},
+    {"cli", "command line", test_cli}, {"task", "tasks", test_task}, {"ssl", "self-supervised", test_ssl},
+    {"cuda", "cuda backend", test_cuda}, {"binary", "binary", test_binary}, {"rtc", "specialised kernels", test_rtc},
 };
 #define NGROUPS (sizeof groups / sizeof *groups)
 

@@ -45,6 +45,7 @@ void test_fixture(void);
 void test_cli(void);
 void test_report(void);
 void test_task(void);
+void test_ssl(void);
 void test_simt(void);
 void test_cuda(void);
 void test_binary(void);

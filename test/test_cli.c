@@ -122,6 +122,8 @@ static void test_hostile_options(void)
     EXPECT(2, "train -o ''", "--out is empty");
     EXPECT(2, "adapt s.nta --log ''", "--log is empty");
     EXPECT(2, "demo --dir ''", "--dir is empty");
+    EXPECT(2, "predict", "which model?");
+    EXPECT(2, "predict m.nta -o /nonexistent/p.csv", "the folder '/nonexistent' does not exist");
 }
 
 /* The default of --NAME in a command's --help text (out[]), into def; 0 if absent. */
@@ -191,6 +193,18 @@ static void test_end_to_end(void)
     t = strstr(out, "test accuracy ");
     if (t) acc2 = atof(t + 14);
     CHECK(acc2 == acc, "eval reproduces the accuracy train reported: %.2f vs %.2f", acc2, acc);
+
+    /* predict: one CSV line per test image, and eval's accuracy */
+    snprintf(args, sizeof args, "predict %s --data idx:%s/tr-img,%s/tr-lab,%s/te-img,%s/te-lab -o %s/p.csv", model,
+             dir, dir, dir, dir, dir);
+    EXPECT(0, args, "predict: 64 test images");
+    t = strstr(out, "accuracy ");
+    CHECK(t && atof(t + 9) == acc, "predict's accuracy is eval's (%.2f):\n%s", acc, out);
+    snprintf(args, sizeof args, "test $(wc -l < %s/p.csv) = 65 && head -n 1 %s/p.csv | grep -qx 'index,label,class,p_0,p_1,p_2,p_3' "
+             "&& sed -n 2p %s/p.csv | grep -q '^0,[0-3],[0-3],'", dir, dir, dir);
+    CHECK(test_run(args) == 0, "predict writes a header and one line per test image (%s/p.csv)", dir);
+    snprintf(args, sizeof args, "predict %s --task mnist-retrieval", model);
+    EXPECT(2, args, "a retrieval task has no class or value per image");
 
     /* a model whose file was damaged, and data the model does not fit */
     snprintf(bad, sizeof bad, "%s/bad.nta", dir);

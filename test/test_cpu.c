@@ -450,6 +450,110 @@ static void test_losses(Rng *r)
     free(mc.z), free(mc.scratch), free(dm);
 }
 
+/* ---------------------------------------------------- self-supervised ops */
+
+typedef struct { int N, D; float *x, *norm, *e, *scratch, tau; } SslCase;
+
+/* y = the unit rows of x */
+static void l2norm_f(void *ctx, float *y)
+{
+    SslCase *c = ctx;
+    be->l2norm_fwd(y, c->norm, c->x, c->N, c->D);
+}
+
+/* y[0] = the mean NT-Xent of the rows of e, taken as they are */
+static void ntxent_e_f(void *ctx, float *y)
+{
+    SslCase *c = ctx;
+    y[0] = (float)(be->ntxent(c->scratch, NULL, c->e, c->N, c->D, c->tau) / c->N);
+}
+
+/* y[0] = the mean NT-Xent of the unit rows of x (l2norm, then ntxent) */
+static void ntxent_f(void *ctx, float *y)
+{
+    SslCase *c = ctx;
+    be->l2norm_fwd(c->e, c->norm, c->x, c->N, c->D);
+    y[0] = (float)(be->ntxent(c->scratch, NULL, c->e, c->N, c->D, c->tau) / c->N);
+}
+
+/* NT-Xent by its definition, in double: the mean over rows i of
+ * -log(exp(s_i,pos) / sum_{j != i} exp s_ij), s_ij = e_i.e_j / tau. */
+static double ntxent_ref(const float *e, int N, int D, double tau, int *right)
+{
+    double total = 0;
+    *right = 0;
+    for (int i = 0; i < N; i++) {
+        int pos = (i + N / 2) % N, best = -1;
+        double den = 0, num = 0, sbest = -INFINITY;
+        for (int j = 0; j < N; j++) {
+            if (j == i) continue;
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)e[i * D + d] * e[j * D + d];
+            s /= tau;
+            den += exp(s), num = j == pos ? exp(s) : num;
+            if (s > sbest) sbest = s, best = j;
+        }
+        total -= log(num / den);
+        *right += best == pos;
+    }
+    return total;
+}
+
+/* l2norm and NT-Xent: values by definition, gradients numerically (also
+ * through both ops together, the loss the SSL pretraining minimises), and a
+ * row of zeros (the clamped length). */
+static void test_ssl_ops(Rng *r)
+{
+    int N = 6, D = 5;
+    size_t n = (size_t)N * D;
+    float one = 1, loss1;
+    SslCase c = {N, D, randv(r, n, 1), nta_malloc(N * 4), nta_malloc(n * 4), nta_malloc(n * 4), 0.5f};
+    float *y = nta_malloc(n * 4), *rr = randv(r, n, 1), *dx = nta_malloc(n * 4);
+    be->l2norm_fwd(y, c.norm, c.x, N, D);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double ss = 0;
+        for (int d = 0; d < D; d++) ss += (double)c.x[i * D + d] * c.x[i * D + d];
+        worst = fmax(worst, fabs(c.norm[i] - sqrt(ss)) / sqrt(ss));
+        for (int d = 0; d < D; d++) worst = fmax(worst, fabs(y[i * D + d] - c.x[i * D + d] / sqrt(ss)));
+    }
+    CHECK(worst < 1e-6, "l2norm value: error %.2e", worst);
+    be->l2norm_bwd(dx, rr, y, c.norm, N, D);
+    double e = grad_check(l2norm_f, &c, c.x, n, dx, rr, y, n);
+    CHECK(e < GRAD_TOL, "l2norm gradient: rel error %.2e", e);
+
+    /* a zero row: y = 0, and the gradient dy / eps */
+    float z[3] = {0, 0, 0}, yz[3], nz, gz[3] = {1e-13f, -2e-13f, 0}, dz[3];
+    be->l2norm_fwd(yz, &nz, z, 1, 3);
+    be->l2norm_bwd(dz, gz, yz, &nz, 1, 3);
+    CHECK(nz == 0 && yz[0] == 0 && fabsf(dz[0] - 0.1f) < 1e-6f && fabsf(dz[1] + 0.2f) < 1e-6f,
+          "l2norm of a zero row: norm %g, y %g, dx %g %g (want 0, 0, 0.1, -0.2)", nz, yz[0], dz[0], dz[1]);
+
+    /* NT-Xent of unit rows against its definition */
+    int right = -1, want_right;
+    float *de = nta_malloc(n * 4);
+    be->l2norm_fwd(c.e, c.norm, c.x, N, D);
+    double loss = be->ntxent(de, &right, c.e, N, D, c.tau), want = ntxent_ref(c.e, N, D, c.tau, &want_right);
+    CHECK(fabs(loss - want) < 1e-6 * want && right == want_right, "ntxent value %.8f vs %.8f, right %d vs %d", loss,
+          want, right, want_right);
+    e = grad_check(ntxent_e_f, &c, c.e, n, de, &one, &loss1, 1);
+    CHECK(e < GRAD_TOL, "ntxent gradient: rel error %.2e", e);
+    /* through l2norm, w.r.t. x: the loss the SSL pretraining minimises */
+    be->l2norm_bwd(dx, de, c.e, c.norm, N, D);
+    e = grad_check(ntxent_f, &c, c.x, n, dx, &one, &loss1, 1);
+    CHECK(e < GRAD_TOL, "ntxent through l2norm: gradient rel error %.2e", e);
+
+    /* a collapsed embedding (every row the same): the loss is log(N - 1),
+     * chance; the gradient vanishes */
+    for (size_t i = 0; i < n; i++) c.e[i] = i % D == 0 ? 1.0f : 0.0f;
+    loss = be->ntxent(de, NULL, c.e, N, D, c.tau);
+    double gmax = 0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(de[i]));
+    CHECK(fabs(loss / N - log(N - 1.0)) < 1e-9 && gmax < 1e-9, "ntxent of a collapsed embedding: %.9f (want log %d), "
+          "gradient %.2e (want 0)", loss / N, N - 1, gmax);
+    free(c.x), free(c.norm), free(c.e), free(c.scratch), free(y), free(rr), free(dx), free(de);
+}
+
 static void test_small_ops(void)
 {
     Rng r;
@@ -494,6 +598,7 @@ static void test_small_ops(void)
     e = grad_check(xent_f, &xc, xc.z, 20, dl, &one, &loss1, 1);
     CHECK(e < GRAD_TOL, "cross-entropy gradient: rel error %.2e", e);
     test_losses(&r);
+    test_ssl_ops(&r);
 
     /* SGD with momentum, two steps by hand: a weight (decay 0.01), a value
      * without decay, one not trained (left alone) */

@@ -45,7 +45,7 @@ static const struct Tol {
     {"bn", 1e-5, 1e-5},            /* outputs, statistics, gradients */
     {"elementwise", 1e-7, 1e-6},   /* add, pooling, bias, SGD (a GPU may fuse a*b+c) */
     {"xent", 1e-9, 1e-6},          /* dlogits, per-batch loss */
-    {"loss", 1e-9, 1e-6},          /* l1 and entropy: gradient, per-batch loss */
+    {"loss", 1e-9, 1e-6},          /* l1, entropy, mmd and ntxent: gradient, per-batch loss */
     {"step", 1e-5, 1e-4},          /* a network's loss, gradients, parameters after 2 steps */
     {"cli loss", 1e-4, 1e-3},      /* test loss after training 1 epoch on each backend */
 };
@@ -549,19 +549,79 @@ static void test_small_ops(void)
     }
 }
 
+/* ------------------------------------------------------ self-supervised ops */
+
+/* l2norm forward and backward, and NT-Xent, on row counts below, at and
+ * across a warp's 32 lanes and a block's 8 warps, embeddings narrower and
+ * wider than a warp (and more than 4 accumulators a lane); a zero row. */
+static void test_ssl_ops(void)
+{
+    static const int shapes[][2] = {{8, 5}, {2, 64}, {34, 37}, {20, 130}, {6, 1}};
+    Rng r;
+    rng_seed(&r, 31);
+    char what[96];
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int N = shapes[k][0], D = shapes[k][1];
+        size_t n = (size_t)N * D;
+        float *x = randv(&r, n, -2, 2), *y = randv(&r, n, 0, 0), *nrm = randv(&r, N, 0, 0);
+        for (int d = 0; d < D; d++) x[d] = 0;     /* row 0: zero, the clamped length */
+        float *dx_ = dev(x, n), *dy_ = dev(y, n), *dn = dev(nrm, N);
+        cpu->l2norm_fwd(y, nrm, x, N, D);
+        cu->l2norm_fwd(dy_, dn, dx_, N, D);
+        float *got = back(dn, N);
+        snprintf(what, sizeof what, "l2norm norm N%d D%d", N, D);
+        compare("elementwise", what, got, nrm, N);
+        free(got);
+        dn = dev(nrm, N);                        /* both backends go on from the CPU's values */
+        float *gy = randv(&r, n, -1, 1), *gx = randv(&r, n, 0, 0), *dgy = dev(gy, n), *dgx = dev(gx, n);
+        got = back(dy_, n);
+        snprintf(what, sizeof what, "l2norm y N%d D%d", N, D);
+        compare("elementwise", what, got, y, n);
+        free(got);
+        dy_ = dev(y, n);
+        cpu->l2norm_bwd(gx, gy, y, nrm, N, D);
+        cu->l2norm_bwd(dgx, dgy, dy_, dn, N, D);
+        got = back(dgx, n);
+        snprintf(what, sizeof what, "l2norm dx N%d D%d", N, D);
+        compare("elementwise", what, got, gx, n);
+        free(got);
+
+        /* NT-Xent of the unit rows (N even) */
+        if (N % 2 == 0) {
+            float *de = randv(&r, n, 0, 0), *dde = dev(de, n);
+            int c1 = -1, c2 = -2;
+            double l1 = cpu->ntxent(de, &c1, y, N, D, 0.3f), l2 = cu->ntxent(dde, &c2, dy_, N, D, 0.3f);
+            got = back(dde, n);
+            snprintf(what, sizeof what, "ntxent de N%d D%d", N, D);
+            compare("loss", what, got, de, n);
+            float f1 = (float)l1, f2 = (float)l2;
+            snprintf(what, sizeof what, "ntxent loss N%d D%d", N, D);
+            compare("loss", what, &f2, &f1, 1);
+            CHECK(c1 == c2, "ntxent N%d D%d: %d right, the CPU %d", N, D, c2, c1);
+            free(got), free(de);
+        }
+        free(x), free(y), free(nrm), free(gy), free(gx);
+        cu->free(dx_), cu->free(dy_), cu->free(dn), cu->free(dgy);
+    }
+}
+
 /* ------------------------------------------------------------ whole steps */
 
 /* Train two steps of the same network on both backends from the same
  * initialisation and batch; compare loss, gradients and parameters (running
- * statistics included), then the eval-mode logits. */
+ * statistics included), then the eval-mode logits. With a projection head
+ * (d->mlp), the loss is the SSL loss (net_ssl_loss). */
 static void step_case(const char *name, const NetDesc *d, const Arch *arch, int B)
 {
+    float lr = d->mlp ? 0.01f : 0.1f;   /* SSL: gradients ~100x the classifier's at the start */
     Net *a = net_create(d, LOSS_XENT, cpu, B, 21, 0), *b = net_create(d, LOSS_XENT, cu, B, 21, 0);
     if (arch) net_set_arch(a, arch), net_set_arch(b, arch);
     Rng r;
     rng_seed(&r, 22);
     size_t nx = (size_t)B * d->in_h * d->in_w * d->in_c, nf = a->nfloats;
     float *x = randv(&r, nx, -2, 2), *h = (float *)nta_malloc(nf * sizeof(float));
+    for (size_t i = nx / 2; d->mlp && i < nx; i++)   /* SSL: the second views, the first plus noise */
+        x[i] = x[i - nx / 2] + 0.2f * (rng_uniform(&r) - 0.5f);
     int32_t *y = (int32_t *)nta_malloc(B * sizeof(int32_t));
     for (int i = 0; i < B; i++) y[i] = (int32_t)rng_below(&r, (uint32_t)d->classes);
     cpu->upload(a->x_in, x, nx * sizeof(float)), cu->upload(b->x_in, x, nx * sizeof(float));
@@ -574,7 +634,7 @@ static void step_case(const char *name, const NetDesc *d, const Arch *arch, int 
         for (int k = 0; k < 2; k++) {
             net_zero_grad(n2[k]);
             net_forward(n2[k], B, 1);
-            loss[k] = net_loss(n2[k], B, &right[k]);
+            loss[k] = d->mlp ? net_ssl_loss(n2[k], B, 0.5f, &right[k]) : net_loss(n2[k], B, &right[k]);
             net_backward(n2[k], B);
         }
         float l0 = (float)loss[0], l1 = (float)loss[1];
@@ -587,8 +647,8 @@ static void step_case(const char *name, const NetDesc *d, const Arch *arch, int 
             snprintf(what, sizeof what, "%s step %d grad %s", name, step, pi->name);
             compare("step", what, h + pi->off, a->g + pi->off, pi->n);
         }
-        net_update(a, 0.1f, 0.9f, 5e-4f);
-        net_update(b, 0.1f, 0.9f, 5e-4f);
+        net_update(a, lr, 0.9f, 5e-4f);
+        net_update(b, lr, 0.9f, 5e-4f);
     }
     cu->download(h, b->p, nf * sizeof(float));
     for (int i = 0; i < a->nparam; i++) {
@@ -610,7 +670,7 @@ static void test_steps(void)
 {
     /* the CPU side on one thread: tiny layers gain nothing from more, and
      * lose much when the machine is busy */
-    int threads = omp_get_max_threads();
+    int threads = cpu_parts();
     cpu_set_threads(1);
     /* every feature: both strides, residuals, K = 3, 5, 7, odd channel counts */
     NetDesc d = {};
@@ -621,6 +681,10 @@ static void test_steps(void)
     d.blk[2] = BlockDesc{7, 3, 2, 9};
     d.blk[3] = BlockDesc{3, 1, 1, 9};
     step_case("fixed net", &d, NULL, 4);
+    /* the same trained by SimCLR: a projection head, NT-Xent over 4 images x 2 views */
+    d.mlp = 11;
+    step_case("SSL net", &d, NULL, 8);
+    d.mlp = 0;
     /* a random slice of a small supernet: kernels and channels read through
      * the full tensors' pitches */
     Space sp = space_default();
@@ -838,6 +902,7 @@ extern "C" void test_cuda(void)
     TIMED(test_dw_bn_eval());
     TIMED(test_batchnorm());
     TIMED(test_small_ops());
+    TIMED(test_ssl_ops());
     TIMED(test_steps());
     if (!mkdtemp(dir)) {
         CHECK(0, "cannot make a temporary directory");

@@ -3,7 +3,9 @@
  * random parameters, a batch, and what PyTorch computed from them in one train
  * step: logits, mean loss, every parameter gradient ("grad:" + name) and the
  * BN running statistics after the forward ("after:" + name). Each is compared
- * per tensor as max|nta - torch| / max|torch| < 1e-4.
+ * per tensor as max|nta - torch| / max|torch| < 1e-4. test/fixture_ssl.bin
+ * (test/make_fixture_ssl.py) does the same for the SSL loss: SimCLR's NT-Xent
+ * of a batch of projections and its gradient.
  * File format (little-endian): records of u32 name bytes, name, u32 count, f32 data. */
 #include "../nta.h"
 #include "test.h"
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #define FIXTURE_PATH "test/fixture.bin"
+#define FIXTURE_SSL_PATH "test/fixture_ssl.bin"
 #define FIXTURE_TOL 1e-4
 #define FIXTURE_MAX 256
 
@@ -136,8 +139,41 @@ static void check_zero_tensor(const Fixture *fx, const char *name, const char *s
           FIXTURE_TOL);
 }
 
+/* The SSL loss (l2norm, then NT-Xent) against PyTorch's (test/make_fixture_ssl.py):
+ * the mean loss and its gradient w.r.t. the projections x. */
+static void test_fixture_ssl(void)
+{
+    Fixture fx;
+    char err[512];
+    if (fixture_read(&fx, FIXTURE_SSL_PATH, err, sizeof err) != 0) {
+        CHECK(0, "cannot read the PyTorch fixture of the SSL loss (run from the project root; regenerate "
+                 "with /usr/bin/python3 test/make_fixture_ssl.py): %s", err);
+        fixture_free(&fx);
+        return;
+    }
+    const Tensor *x = fixture_find(&fx, "x"), *tau = fixture_find(&fx, "tau");
+    const int N = 10, D = 7;
+    if (!x || x->n != (size_t)N * D || !tau || tau->n != 1) {
+        CHECK(0, "fixture_ssl: x [%d,%d] or tau missing", N, D);
+        fixture_free(&fx);
+        return;
+    }
+    const Backend *be = &cpu_backend;
+    float *e = nta_malloc((size_t)N * D * sizeof(float)), *de = nta_malloc((size_t)N * D * sizeof(float));
+    float *dx = nta_malloc((size_t)N * D * sizeof(float)), norm[10];
+    be->l2norm_fwd(e, norm, x->data, N, D);
+    float loss = (float)(be->ntxent(de, NULL, e, N, D, tau->data[0]) / N);   /* ntxent returns the sum */
+    be->l2norm_bwd(dx, de, e, norm, N, D);
+    check_tensor(&fx, "loss", &loss, 1);
+    check_tensor(&fx, "grad:x", dx, (size_t)N * D);
+    free(e), free(de), free(dx);
+    fixture_free(&fx);
+}
+
 void test_fixture(void)
 {
+    test_fixture_ssl();
+
     Fixture fx;
     char err[512];
     if (fixture_read(&fx, FIXTURE_PATH, err, sizeof err) != 0) {

@@ -34,20 +34,21 @@ static void fill_batch(Net *net, int B, uint64_t seed)
 static double loss_of(Net *net, int B)
 {
     net_forward(net, B, 1);
-    return net_loss(net, B, NULL) / B;
+    return (net->d.mlp ? net_ssl_loss(net, B, 1.0f, NULL) : net_loss(net, B, NULL)) / B;
 }
 
-/* dL/dp for a few entries of every trainable tensor, against the backward pass.
- * The error of a probe is |numeric - analytic| / max(|numeric|, 1e-3). */
-static void test_net_gradient(void)
+/* The tiny network (with a projection head of `mlp` channels if > 0) at a
+ * point away from the ReLU6 kinks, its gradient computed: BN output 3 + 0.5
+ * xh keeps most pre-activations inside (0, 6), where central differences are
+ * meaningful (the kinks themselves are checked op by op in test_cpu.c). With
+ * a projection head, the last layer's bias cancels the constant 3 its inputs
+ * carry, so the projections of the views differ (not a collapsed start). */
+static Net *gradient_point(int mlp, int B)
 {
     NetDesc d = tiny_desc();
-    int B = 4;
+    d.mlp = mlp;
     Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 7, 0);
     fill_batch(net, B, 8);
-    /* BN output 3 + 0.5 xh keeps most pre-activations inside (0, 6), away from
-     * the ReLU6 kinks where central differences are meaningless (the kinks
-     * themselves are checked op by op in test_cpu.c) */
     for (int i = 0; i < net->nparam; i++) {
         const ParamInfo *pi = &net->param[i];
         const char *leaf = strrchr(pi->name, '.') + 1;
@@ -55,9 +56,23 @@ static void test_net_gradient(void)
             if (!strcmp(leaf, "gamma")) net->p[pi->off + j] = 0.5f;
             else if (!strcmp(leaf, "beta")) net->p[pi->off + j] = 3.0f;
     }
+    for (int j = 0; mlp && j < d.classes; j++) {
+        double colsum = 0;
+        for (int i = 0; i < mlp; i++) colsum += net->w_fc[i * d.classes + j];
+        net->b_fc[j] = (float)(-3 * colsum);
+    }
     net_zero_grad(net);
     loss_of(net, B);
     net_backward(net, B);
+    return net;
+}
+
+/* dL/dp for a few entries of every trainable tensor, against the backward pass.
+ * The error of a probe is |numeric - analytic| / max(|numeric|, 1e-3). */
+static void test_net_gradient(void)
+{
+    int B = 4;
+    Net *net = gradient_point(0, B);
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < net->nparam; i++) {
@@ -76,6 +91,41 @@ static void test_net_gradient(void)
         }
     }
     CHECK(worst < 1e-3, "whole-network gradient: worst rel error %.2e in %s", worst, worst_name);
+    net_free(net);
+}
+
+/* The same for the SSL network: a projection head of 5 channels, NT-Xent
+ * (temperature 1) over a batch of 8 rows, 4 images x 2 views. Its loss, a
+ * function of unit-length projections, carries the float rounding of every
+ * layer at full gain (about 2e-6 of the loss, where the classifier's small
+ * initial logits damp it), so a probe's error is measured against the largest
+ * gradient of the network (as test_cpu.c's checks do per op) and the
+ * derivative is taken by the five-point stencil (error O(eps^4)). */
+static void test_net_gradient_ssl(void)
+{
+    int B = 8;
+    Net *net = gradient_point(5, B);
+    double worst = 0, scale = 1e-12;
+    const char *worst_name = "";
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind == PARAM_STAT) continue;
+        for (size_t j = 0; j < pi->n; j += pi->n / 5 + 1) {
+            float *p = net->p + pi->off + j, keep = *p, eps = 1e-2f;
+            double l[4];
+            for (int k = 0; k < 4; k++) {     /* keep + 2eps, + eps, - eps, - 2eps */
+                *p = keep + (k < 2 ? 2 - k : 1 - k) * eps;
+                l[k] = loss_of(net, B);
+            }
+            *p = keep;
+            double num = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12 * eps);
+            double e = fabs(num - net->g[pi->off + j]);
+            scale = fmax(scale, fabs(num));
+            if (e > worst) worst = e, worst_name = pi->name;
+        }
+    }
+    CHECK(worst < 1e-3 * scale, "whole-network SSL gradient: worst error %.2e in %s, %.2e of the largest gradient",
+          worst, worst_name, worst / scale);
     net_free(net);
 }
 
@@ -122,6 +172,10 @@ static void test_desc_text(void)
     net_desc_format(&a, text, sizeof text);
     CHECK(net_desc_parse(&b, text, err, sizeof err) == 0 && !memcmp(&a, &b, sizeof a),
           "description round trip: '%s'", text);
+    a.mlp = 9;
+    net_desc_format(&a, text, sizeof text);
+    CHECK(net_desc_parse(&b, text, err, sizeof err) == 0 && !memcmp(&a, &b, sizeof a) && strstr(text, " mlp=9"),
+          "description round trip with a projection head: '%s'", text);
     CHECK(net_desc_parse(&b, "in=28x28x1 stem=16k3 blocks=k4e6s2c24 head=128 classes=10", err, sizeof err) == -1,
           "even kernel size rejected");
     CHECK(net_desc_parse(&b, "garbage", err, sizeof err) == -1 && strstr(err, "malformed"),
@@ -324,7 +378,7 @@ static void test_eval_pieces(void)
     NetDesc d = tiny_desc();
     Backend whole = cpu_backend;
     whole.eval_piece = 0;
-    int B = 7, was = omp_get_max_threads();
+    int B = 7, was = cpu_parts();
     CHECK(cpu_backend.eval_piece > 0 && B % cpu_backend.eval_piece,
           "the CPU backend runs inference in pieces (eval_piece %d) and batch %d leaves a short one",
           cpu_backend.eval_piece, B);
@@ -356,12 +410,12 @@ static void test_eval_pieces(void)
 static void test_parts_any_threads(void)
 {
     NetDesc d = net_reference(28, 28, 1, 10);
-    int B = 16, was = omp_get_max_threads();
+    int B = 16, was = cpu_parts();
     for (int parts = 2; parts <= 3; parts++) {
         float *w[2];
         for (int run = 0; run < 2; run++) {
             cpu_set_threads(parts);
-            if (run == 1) omp_set_num_threads(1);
+            if (run == 1) cpu_pin_threads(1);
             Net *net = net_create(&d, LOSS_XENT, &cpu_backend, B, 7, 0);
             for (int s = 0; s < 3; s++) {
                 fill_batch(net, B, 20 + s);
@@ -371,8 +425,8 @@ static void test_parts_any_threads(void)
                 net_update(net, 0.05f, 0.9f, 5e-5f);
             }
             w[run] = net_weights_get(net, NULL);
-            CHECK(run == 0 || omp_get_max_threads() == 1, "%d parts ran on %d threads, not 1", parts,
-                  omp_get_max_threads());
+            CHECK(run == 0 || (omp_get_max_threads() == 1 && cpu_threads() == 1), "%d parts ran on %d threads, not 1",
+                  parts, omp_get_max_threads());
             if (run == 1)
                 CHECK(!memcmp(w[0], w[1], net->nfloats * sizeof(float)),
                       "%d parts: 3 training steps on 1 thread differ from the same on %d threads", parts,
@@ -388,6 +442,7 @@ void test_net(void)
 {
     test_parts_any_threads();
     test_net_gradient();
+    test_net_gradient_ssl();
     test_eval_pieces();
     test_costs();
     test_desc_text();
