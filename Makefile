@@ -17,7 +17,7 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c demo.c eval.c report.c rtc.c
+LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c demo.c eval.c report.c latency.c rtc.c
 HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c test/test_ssl.c \
            test/test_binary.c test/test_rtc.c
@@ -202,6 +202,8 @@ endif
 
 bench/step: bench/step.c bench/bench.h $(OBJ)
 	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
+bench/latency: bench/latency.c $(OBJ)
+	$(CC) $(CFLAGS) -I. $< $(OBJ) -o $@ $(LDLIBS)
 
 # The tests first install what they need (make setup, before the build, which
 # needs zlib.h); where setup cannot (offline, no sudo) the tests that need its
@@ -312,4 +314,4 @@ fuzz: fuzz-build
 	done
 
 clean:
-	rm -rf nta build test/run test/run-asan test/run-fma bench/step nta-emu test/run-gpu bench/gpu_bench
+	rm -rf nta build test/run test/run-asan test/run-fma bench/step bench/latency nta-emu test/run-gpu bench/gpu_bench

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ntaa.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,65 @@ static void file_stem(char *stem, size_t len, const char *task)
     stem[i] = 0;
 }
 
+/* A front point that repeats a row of the comparison: a copy, its own items. */
+static void front_copy(ReportTask *t, const ReportRow *r, double budget)
+{
+    ReportRow *f = &t->front[t->nfront];
+    *f = *r;
+    if (r->items) {
+        size_t n = (size_t)(r->runs > 1 ? r->runs : 1) * r->nitems * sizeof(float);
+        f->items = memcpy(nta_malloc(n), r->items, n);
+    }
+    t->front_budget[t->nfront++] = budget;
+}
+
+/* The NTAA front: the comparison's NTAA run (the main budget), then NTAA
+ * under each of the --front-budgets from the same transferred supernet
+ * (the clock counts the transfer, as NTAA's does). */
+static void front_ntaa(const DemoCfg *c, const AdaptCfg *a, const Backend *be, const DataSplits *d, Net *net,
+                       double t_transfer, const char *stem, ReportTask *t)
+{
+    char log[4096];
+    if (!c->nbudgets) return;
+    front_copy(t, &t->rows[0], a->search.budget_mflops);
+    for (int i = 0; i < c->nbudgets; i++) {
+        AdaptCfg ab = *a;
+        ab.search.budget_mflops = c->budgets[i];
+        printf("NTAA front: budget %g MFLOPs\n", c->budgets[i]);
+        snprintf(log, sizeof log, "%s/%s.front-%g.log", c->dir, stem, c->budgets[i]);
+        Method m = {.method = METHOD_NTAA, .transferred = net, .epochs = a->train.epochs, .log = log, .out = "",
+                    .t0 = nta_now() - t_transfer};
+        ntaa_run(&m, be, d, &ab, &t->front[t->nfront]);
+        t->front_budget[t->nfront++] = c->budgets[i];
+        search_free(&m.last);
+    }
+}
+
+/* The WP&F front: each of the --front-archs with as many epochs as WP&F in
+ * the comparison (the comparison's own WP&F run when it is the same
+ * architecture). */
+static void front_wpf(const DemoCfg *c, const AdaptCfg *a, const Backend *be, const DataSplits *d, ReportTask *t)
+{
+    char err[512], text[512];
+    for (int i = 0; c->nbudgets && i < c->narchs; i++) {
+        Arch arch;
+        if (arch_named(&t->desc, c->archs[i], NULL, &arch, err, sizeof err)) nta_die("--front-archs: %s", err);
+        arch_format(&t->desc, &arch, text, sizeof text);
+        if (!strcmp(text, t->rows[2].arch)) {
+            front_copy(t, &t->rows[2], NAN);
+            continue;
+        }
+        printf("WP&F front: %s, %d epochs\n", text, a->transfer_epochs + a->train.epochs);
+        Method m = {.method = METHOD_WPF, .supernet = c->supernet, .arch = arch,
+                    .epochs = a->transfer_epochs + a->train.epochs, .log = "", .out = "", .t0 = nta_now()};
+        ntaa_run(&m, be, d, a, &t->front[t->nfront]);
+        t->front_budget[t->nfront++] = NAN;
+    }
+}
+
 /* NTAA and the three baselines on one task, from one supernet, under one
- * budget; the results and the search's traces go into t. */
+ * budget, and the fronts when asked for; the results and the search's
+ * traces go into t. */
 static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, ReportTask *t)
 {
     DataSplits d;
@@ -75,6 +133,7 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
                  .t0 = nta_now() - t_transfer};
     ntaa_run(&rs, be, &d, a, &t->rows[1]);
     search_free(&rs.last);
+    front_ntaa(c, a, be, &d, net, t_transfer, stem, t);
     net_free(net);
 
     /* WP&F (the largest architecture) and the winner from scratch, with as
@@ -88,26 +147,65 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
         ntaa_run(&fixed, be, &d, a, &t->rows[2 + scratch]);
     }
     t->nrows = 4;
+    front_wpf(c, a, be, &d, t);
     data_free(&d);
 }
 
-/* "NTAA was at least as good as WP&F ... on N of M tasks; ..." */
+/* NTAA (row 0) against row r on every task: wins, ties and losses by the
+ * 95% paired bootstrap interval (report_compare); the tasks of each word
+ * listed after it. */
+static void verdict_against(char *buf, size_t len, const ReportTask *t, int n, int r)
+{
+    static const char *const words[3] = {"win", "tie", "loss"};
+    char list[3][512] = {"", "", ""};
+    int count[3] = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        Compare c = report_compare(&t[i].rows[0], &t[i].rows[r], t[i].lower_better);
+        for (int w = 0; w < 3; w++)
+            if (!strcmp(c.word, words[w])) {
+                count[w]++;
+                size_t l = strlen(list[w]);
+                snprintf(list[w] + l, sizeof list[w] - l, "%s%.100s", l ? ", " : "", t[i].task);
+            }
+    }
+    snprintf(buf, len, "%d win%s%s%.400s%s, %d tie%s%s%.400s%s, %d loss%s%s%.400s%s", count[0],
+             count[0] == 1 ? "" : "s", *list[0] ? " (" : "", list[0], *list[0] ? ")" : "", count[1],
+             count[1] == 1 ? "" : "s", *list[1] ? " (" : "", list[1], *list[1] ? ")" : "", count[2],
+             count[2] == 1 ? "" : "es", *list[2] ? " (" : "", list[2], *list[2] ? ")" : "");
+}
+
+/* "; at equal cost, each NTAA point of the fronts against the WP&F
+ * architecture nearest in MFLOPs: N wins, N ties, N losses of P" ("" without fronts). */
+static void verdict_fronts(char *buf, size_t len, const ReportTask *t, int n)
+{
+    int count[3] = {0, 0, 0}, points = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < t[i].nfront; j++) {
+            int k = report_front_nearest(&t[i], j);
+            if (k < 0) continue;
+            Compare c = report_compare(&t[i].front[j], &t[i].front[k], t[i].lower_better);
+            points++;
+            count[0] += !strcmp(c.word, "win"), count[1] += !strcmp(c.word, "tie"), count[2] += !strcmp(c.word, "loss");
+        }
+    if (points)
+        snprintf(buf, len, "; at equal cost, each NTAA point of the fronts against the WP&F architecture nearest in "
+                 "MFLOPs: %d win%s, %d tie%s, %d loss%s of %d", count[0], count[0] == 1 ? "" : "s", count[1],
+                 count[1] == 1 ? "" : "s", count[2], count[2] == 1 ? "" : "es", points);
+}
+
+/* "Against WP&F (...): N wins (...), N ties (...), N losses; against ..." */
 static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
 {
-    int wpf = 0, scratch = 0;
-    char lost[512] = "";
-    for (int i = 0; i < n; i++) {
-        const ReportRow *r = t[i].rows;         /* NTAA, random, WP&F, scratch */
-        double s = t[i].lower_better ? -1 : 1;
-        int ok = s * r[0].metric >= s * r[2].metric && r[0].mflops < r[2].mflops;
-        wpf += ok;
-        scratch += s * r[0].metric > s * r[3].metric;
-        if (!ok) snprintf(lost + strlen(lost), sizeof lost - strlen(lost), "%s%.100s", *lost ? ", " : "", t[i].task);
-    }
+    char wpf[1536], scratch[1536], fronts[256];
+    verdict_against(wpf, sizeof wpf, t, n, 2);
+    verdict_against(scratch, sizeof scratch, t, n, 3);
+    verdict_fronts(fronts, sizeof fronts, t, n);
     snprintf(buf, len,
-             "NTAA was at least as good as WP&F on the task metric with fewer MFLOPs on %d of %d tasks%s%s%s; "
-             "inherited weights beat training the same architecture from scratch on %d of %d.",
-             wpf, n, *lost ? " (not on " : "", lost, *lost ? ")" : "", scratch, n);
+             "NTAA against WP&F (the largest architecture): %s; against the same "
+             "architecture trained from scratch: %s%s (a win or a loss: the 95%% paired bootstrap interval of the "
+             "difference, over test images and seeds, excludes zero; a tie: it does not).",
+             wpf, scratch, fronts);
 }
 
 /* The report's opening paragraph: the settings, the supernet, the time. */
@@ -135,6 +233,19 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
              a->seeds, a->seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
              be->name, tr->threads, tr->seed,
              c->quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", took, verdict);
+}
+
+/* " Fronts: NTAA also under 9, 14 MFLOPs; WP&F of smallest, ..." ("" without fronts). */
+static void demo_fronts_intro(char *buf, size_t len, const DemoCfg *c)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    if (!c->nbudgets) return;
+    n += snprintf(buf + n, len - n, " Fronts: NTAA also under");
+    for (int i = 0; i < c->nbudgets && n < len; i++) n += snprintf(buf + n, len - n, "%s %g", i ? "," : "", c->budgets[i]);
+    if (n < len) n += snprintf(buf + n, len - n, " MFLOPs from the same transferred supernet; WP&F of");
+    for (int i = 0; i < c->narchs && n < len; i++) n += snprintf(buf + n, len - n, "%s %.200s", i ? "," : "", c->archs[i]);
+    if (n < len) snprintf(buf + n, len - n, ", each as the comparison's WP&F.");
 }
 
 int demo_tasks(const char *list, char names[][DEMO_TASK_LEN], int max, char *err, size_t errlen)
@@ -179,15 +290,20 @@ int demo_run(const DemoCfg *c, const Backend *be)
         printf("== task %s\n", c->tasks[i]);
         demo_task(c, &at, be, &rt[i]);
     }
-    char all[32], intro[8192], verdict[1024], md[4096], html[4096], err[512];
+    char all[32], intro[16384], verdict[4096], md[4096], html[4096], err[512];
     nta_fmt_time(all, sizeof all, nta_now() - c->t0);
     demo_verdict(verdict, sizeof verdict, rt, nt);
+    demo_fronts_intro(verdict + strlen(verdict), sizeof verdict - strlen(verdict), c);
     demo_intro(intro, sizeof intro, c, rt, nt, be, all, verdict);
     snprintf(md, sizeof md, "%s/report.md", c->dir);
     snprintf(html, sizeof html, "%s/report.html", c->dir);
     if (report_write(md, html, intro, rt, nt, err, sizeof err)) nta_die("%s", err);
     printf("== done in %s. %s\nreport: %s and %s\n", all, verdict, md, html);
-    for (int i = 0; i < nt; i++) free(rt[i].pop), free(rt[i].gen_best), free(rt[i].gen_mean);
+    for (int i = 0; i < nt; i++) {
+        free(rt[i].pop), free(rt[i].gen_best), free(rt[i].gen_mean);
+        for (int r = 0; r < rt[i].nrows; r++) free(rt[i].rows[r].items);
+        for (int r = 0; r < rt[i].nfront; r++) free(rt[i].front[r].items);
+    }
     free(rt);
     return 0;
 }

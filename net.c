@@ -742,8 +742,22 @@ static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnPar
  * inference passes each thread its own fixed slot, so that the memory a piece
  * writes is the memory the thread's previous piece wrote, still in its cache).
  * Training needs the whole batch at once (batch statistics); inference does not. */
-static void forward_part(Net *net, int b0, int s0, int n, int train)
+/* The clock of a timed forward pass (net_forward_timed): t [nblocks+2], when
+ * set, gains the seconds since *t0 at layer l (0 stem, 1+i block i, nblocks+1
+ * head with pool and fc), and *t0 moves on. The backend is synchronised
+ * first (a 4-byte download waits for a GPU's queue; on the CPU it is a copy). */
+static void lap(Net *net, double *t, double *t0, int l)
 {
+    if (!t) return;
+    float sync;
+    net->be->download(&sync, net->logits, sizeof sync);
+    double now = nta_now();
+    t[l] += now - *t0, *t0 = now;
+}
+
+static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
+{
+    double t0 = t ? nta_now() : 0;
     const Backend *be = net->be;
     const NetDesc *d = &net->d;
     int h = d->in_h, w = d->in_w;
@@ -755,6 +769,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train)
                  h, w, d->in_c, d->stem_c, d->stem_k, 1);
     bn_forward(net, IMG(net->a_stem, hw * d->stem_c), &net->sv_stem,
                IMG(net->z_stem, hw * d->stem_c), &net->bn_stem, n * h * w, d->stem_c, 1, train);
+    lap(net, t, &t0, 0);
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
         if (!net->on[i]) continue;
@@ -780,6 +795,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train)
         pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, pout,
                       k->co, E, 0, train);
         if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
+        lap(net, t, &t0, 1 + i);
     }
     size_t head_img = (size_t)net->hh * net->hw;
     int ph = n * net->hh * net->hw, cl = d->nblocks ? net->blk[d->nblocks - 1].co : d->stem_c;
@@ -800,6 +816,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train)
     }
     be->gemm(0, 0, n, d->classes, F, 1, fin, F, net->w_fc, d->classes, 0, logits, d->classes);
     be->bias_fwd(logits, net->b_fc, n, d->classes);
+    lap(net, t, &t0, 1 + d->nblocks);
 #undef IMG
 #undef OUT
 }
@@ -811,20 +828,36 @@ static void forward_part(Net *net, int b0, int s0, int n, int train)
  * so a piece's activations stay in the core's cache and the threads never wait
  * for each other; the ops then run single-threaded (nested OpenMP regions are
  * inactive). */
-void net_forward(Net *net, int B, int train)
+static void forward(Net *net, int B, int train, double *t)
 {
     int piece = net->be->eval_piece;
     if (train || piece <= 0 || B <= piece) {
-        forward_part(net, 0, 0, B, train);
+        forward_part(net, 0, 0, B, train, t);
         return;
     }
-    int pieces = (B + piece - 1) / piece;
-    int slots = omp_get_max_threads() * piece <= B;   /* else each piece at its own images */
+    int pieces = (B + piece - 1) / piece, threads = omp_get_max_threads();
+    int slots = threads * piece <= B;   /* else each piece at its own images */
+    int nl = net->d.nblocks + 2, used = pieces < threads ? pieces : threads;
+    double *tt = t ? nta_calloc((size_t)threads * nl, sizeof *tt) : NULL;   /* [threads, nl] */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < pieces; p++) {
         int b0 = p * piece, s0 = slots ? omp_get_thread_num() * piece : b0;
-        forward_part(net, b0, s0, B - b0 < piece ? B - b0 : piece, 0);
+        forward_part(net, b0, s0, B - b0 < piece ? B - b0 : piece, 0,
+                     tt ? tt + (size_t)omp_get_thread_num() * nl : NULL);
     }
+    /* the threads ran their pieces side by side: a layer's share of the wall
+     * time is its time summed over the pieces, over the threads that ran them */
+    for (int th = 0; tt && th < threads; th++)
+        for (int l = 0; l < nl; l++) t[l] += tt[(size_t)th * nl + l] / used;
+    free(tt);
+}
+
+void net_forward(Net *net, int B, int train) { forward(net, B, train, NULL); }
+
+void net_forward_timed(Net *net, int B, double *sec)
+{
+    memset(sec, 0, ((size_t)net->d.nblocks + 2) * sizeof *sec);
+    forward(net, B, 0, sec);
 }
 
 double net_loss(Net *net, int B, int *correct)

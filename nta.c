@@ -9,6 +9,7 @@
  *   nta finetune  the WP&F baseline (or, --from-scratch, classic NAS retraining)
  *   nta demo      pretrain (or reuse) a supernet, NTAA and the baselines on every task, a report
  *   nta eval      evaluate a model, or a supernet's sub-architectures, on a test split
+ *   nta latency   this machine's per-layer latency table of a supernet (adapt --budget-ms)
  *   nta arch      print an architecture of the supernet layer by layer
  *   nta predict   a model's output for every test image, as CSV
  */
@@ -294,6 +295,13 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"stop-after", OPT_INT, &c.stop_after, "0", "stop after this epoch, to --resume later; 0 = run all epochs"}, \
     {"out", OPT_STR, &c.out, out_def, "checkpoint written after every epoch (-o)"}
 
+/* One set of defaults: adapt and finetune default to the settings of the
+ * demo's comparison (README, Results), which runs them on every task. */
+#define DEF_TRANSFER_EPOCHS "12"   /* neural transfer */
+#define DEF_FINETUNE_EPOCHS "16"   /* finetuning a searched winner */
+#define DEF_FIXED_EPOCHS "28"      /* WP&F, from scratch: transfer + finetuning epochs, 12 + 16 */
+#define DEF_SEEDS "3"
+
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
     {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, mnist-rotation, mnist-retrieval, mnist-uda, or classify:DATA with DATA as for --data of train"}, \
@@ -306,16 +314,17 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"keep-best", OPT_INT, &a.train.keep_best, "0", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
     {"uda-entropy", OPT_FLOAT, &a.train.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
     {"uda-mmd", OPT_FLOAT, &a.train.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
+    {"seeds", OPT_INT, &a.seeds, DEF_SEEDS, "finetuning runs per method with seeds SEED, SEED+1, ...: their mean and standard deviation are reported; a saved model is the run with SEED"}, \
     RUN_OPTS(a.train)
 
-#define SEARCH_OPTS(a, d_transfer, d_budget, d_population, d_generations, d_parents, d_mutants, d_crosses)           \
-    {"transfer-epochs", OPT_INT, &a.transfer_epochs, d_transfer, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
-    {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, d_budget, "largest MFLOPs an architecture may cost"}, \
-    {"population", OPT_INT, &a.search.population, d_population, "candidates kept per generation"},    \
-    {"generations", OPT_INT, &a.search.generations, d_generations, "generations of evolution"},        \
-    {"parents", OPT_INT, &a.search.parents, d_parents, "fittest candidates that make children"},        \
-    {"mutants", OPT_INT, &a.search.mutants, d_mutants, "children by mutation per generation"},         \
-    {"crosses", OPT_INT, &a.search.crosses, d_crosses, "children by crossover per generation (0 = no crossover)"}, \
+#define SEARCH_OPTS(a)                                                                                \
+    {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
+    {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
+    {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
+    {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
+    {"parents", OPT_INT, &a.search.parents, "4", "fittest candidates that make children"},             \
+    {"mutants", OPT_INT, &a.search.mutants, "8", "children by mutation per generation"},              \
+    {"crosses", OPT_INT, &a.search.crosses, "8", "children by crossover per generation (0 = no crossover)"}, \
     {"mutate-prob", OPT_FLOAT, &a.search.mutate_prob, "0.1", "probability of resampling each choice"}
 
 /* Limits that keep every count and product in range (and a typo from
@@ -374,6 +383,7 @@ static void check_adapt(const Command *cmd, AdaptCfg *a)
     need_in(cmd, "val", t->val, 1, MAX_IMAGES);
     need_in(cmd, "train-images", a->train_images, 0, MAX_IMAGES);
     need_flag(cmd, "keep-best", t->keep_best);
+    need_in(cmd, "seeds", a->seeds, 1, 100);
     if (a->task && data_task_check(a->task, err, sizeof err)) bad_option(cmd, "--task: %s", err);
 }
 
@@ -381,7 +391,9 @@ static void check_search(const Command *cmd, const AdaptCfg *a)
 {
     const SearchCfg *s = &a->search;
     need_in(cmd, "transfer-epochs", a->transfer_epochs, 0, MAX_EPOCHS);
-    need_in(cmd, "budget-mflops", s->budget_mflops, 1e-3, 1e9);
+    need_in(cmd, "budget-mflops", s->budget_mflops, 0, 1e9);
+    need(s->budget_mflops >= 1e-3 || (s->budget_mflops == 0 && s->budget_ms > 0), cmd,
+         "--budget-mflops must be at least 0.001, or 0 (none) with --budget-ms");
     need_in(cmd, "population", s->population, 1, 10000);
     need_in(cmd, "generations", s->generations, 0, 10000);
     need_in(cmd, "parents", s->parents, 1, s->population);
@@ -409,7 +421,7 @@ static void need_supernet(const Command *cmd, const char *path, const NetDesc *d
     if (d->space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", path);
     Arch small = arch_smallest(d);
     double least = search_mflops(d, &small);
-    if (least > budget)
+    if (budget > 0 && least > budget)
         bad_option(cmd, "--budget-mflops %g admits no architecture of %s: its smallest costs %.2f MFLOPs", budget,
                    path, least);
 }
@@ -465,13 +477,33 @@ static int cmd_pretrain(int argc, char **argv)
     return train_run(&c, rule, pick_backend(c.device, c.threads));
 }
 
+/* The latency table of --budget-ms for adapt's backend, threads and
+ * --latency-batch (cached, or measured now), into t; exit 2 when the budget
+ * admits no architecture. */
+static void adapt_latency(const Command *cmd, AdaptCfg *a, const NetDesc *d, const Backend *be, int batch,
+                          LatencyTable *t)
+{
+    char path[4096];
+    const char *how = latency_table(t, d, be, a->train.threads, batch, latency_reps(batch), 0, path, sizeof path);
+    printf("latency table: %s (%s)\n", path, how);
+    a->search.latency = t;
+    Arch fast = latency_fastest(t);
+    if (latency_predict(t, &fast) > a->search.budget_ms)
+        bad_option(cmd, "--budget-ms %g admits no architecture: the fastest is predicted at %.3f ms at batch %d "
+                   "here (nta latency %s)", a->search.budget_ms, latency_predict(t, &fast), batch, path);
+}
+
 static int cmd_adapt(int argc, char **argv)
 {
     AdaptCfg a = {0};
     const char *super[1], *fitness;
+    int latency_batch;
+    static LatencyTable table;
     Opt opts[] = {
-        ADAPT_OPTS(a, "finetune-epochs", "10", "epochs of finetuning the winner with its inherited weights"),
-        SEARCH_OPTS(a, "10", "10", "50", "10", "10", "25", "25"),
+        ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winner with its inherited weights"),
+        SEARCH_OPTS(a),
+        {"budget-ms", OPT_DOUBLE, &a.search.budget_ms, "0", "largest inference latency an architecture may have, in milliseconds, as predicted by this machine's latency table (nta latency); 0 = none. The MFLOPs budget still applies: --budget-mflops 0 for none"},
+        {"latency-batch", OPT_INT, &latency_batch, "1", "the batch of --budget-ms"},
         {"fitness", OPT_STR, &fitness, "transfer", "transfer (neural transfer, then the validation metric with inherited weights) or linear (no transfer: a linear head fitted on the pretrained supernet's frozen pooled features; the unsupervised paradigm's search)"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
@@ -492,10 +524,14 @@ static int cmd_adapt(int argc, char **argv)
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need_output(&cmd, "out", a.out);
     need_output(&cmd, "log", a.log);
+    need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
+    need_in(&cmd, "latency-batch", latency_batch, 1, 65536);
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
-    return ntaa_adapt(super[0], &a, pick_backend(a.train.device, a.train.threads));
+    const Backend *be = pick_backend(a.train.device, a.train.threads);
+    if (a.search.budget_ms > 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+    return ntaa_adapt(super[0], &a, be);
 }
 
 static int cmd_finetune(int argc, char **argv)
@@ -503,7 +539,7 @@ static int cmd_finetune(int argc, char **argv)
     AdaptCfg a = {0};
     const char *super[1], *name;
     Opt opts[] = {
-        ADAPT_OPTS(a, "epochs", "20", "epochs of finetuning"),
+        ADAPT_OPTS(a, "epochs", DEF_FIXED_EPOCHS, "epochs of finetuning (by default as many as adapt's transfer and finetuning together, as the demo gives WP&F)"),
         {"arch", OPT_STR, &name, "largest", "the fixed architecture: largest, smallest or a string"},
         {"from-scratch", OPT_INT, &a.scratch, "0", "1: random initial weights (classic NAS retraining), 0: inherited"},
         {"out", OPT_STR, &a.out, "model.nta", "the finished model (-o)"},
@@ -522,6 +558,43 @@ static int cmd_finetune(int argc, char **argv)
     if (arch_named(&d, name, NULL, &arch, err, sizeof err)) bad_option(&cmd, "--arch: %s", err);
     opts_print(&cmd);
     return ntaa_baseline(super[0], &arch, &a, pick_backend(a.train.device, a.train.threads));
+}
+
+/* The fronts' options into c: --front-budgets "9,14" (MFLOPs) and
+ * --front-archs "smallest,STRING,largest"; exit 2 naming the option when an
+ * item is malformed or there are more than DEMO_MAX_FRONT. The
+ * architectures are checked against the supernet later (demo_check_fronts). */
+static void demo_fronts(const Command *cmd, DemoCfg *c, const char *budgets, const char *archs)
+{
+    c->nbudgets = c->narchs = 0;
+    for (const char *p = budgets; *p;) {
+        char *end;
+        double b = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(b >= 1e-3 && b <= 1e9) || c->nbudgets == DEMO_MAX_FRONT)
+            bad_option(cmd, "--front-budgets '%s': give up to %d MFLOPs budgets, comma-separated, e.g. 9,14",
+                       budgets, DEMO_MAX_FRONT);
+        c->budgets[c->nbudgets++] = b;
+        p = *end ? end + 1 : end;
+    }
+    for (const char *p = archs; c->nbudgets && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof c->archs[0] || c->narchs == DEMO_MAX_FRONT)
+            bad_option(cmd, "--front-archs '%s': give up to %d architectures (largest, smallest or strings), "
+                       "comma-separated", archs, DEMO_MAX_FRONT);
+        snprintf(c->archs[c->narchs++], sizeof c->archs[0], "%.*s", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+}
+
+/* Every front budget admits an architecture of the supernet d, and every
+ * front architecture is one of it. */
+static void demo_check_fronts(const Command *cmd, const DemoCfg *c, const char *path, const NetDesc *d)
+{
+    char err[512];
+    Arch a;
+    for (int i = 0; i < c->nbudgets; i++) need_supernet(cmd, path, d, c->budgets[i]);
+    for (int i = 0; i < c->narchs; i++)
+        if (arch_named(d, c->archs[i], NULL, &a, err, sizeof err)) bad_option(cmd, "--front-archs: %s", err);
 }
 
 /* The demo's supernet: --supernet, or DIR/supernet.nta, pretrained there
@@ -555,18 +628,19 @@ static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
     AdaptCfg *a = &c.a;
-    const char *supernet, *tasks;
+    const char *supernet, *tasks, *front_budgets, *front_archs;
     int pretrain_epochs;
     Opt opts[] = {
         {"dir", OPT_STR, &c.dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
         {"pretrain-epochs", OPT_INT, &pretrain_epochs, "3", "epochs of 'nta pretrain' on fashion-mnist when there is no supernet"},
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
-        ADAPT_OPTS((*a), "finetune-epochs", "16", "epochs of finetuning the winners"),
-        SEARCH_OPTS((*a), "12", "20", "16", "6", "4", "8", "8"),
+        ADAPT_OPTS((*a), "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winners"),
+        SEARCH_OPTS((*a)),
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
-        {"seeds", OPT_INT, &a->seeds, "3", "finetuning runs per method (seeds SEED, SEED+1, ...); the report gives their mean and standard deviation"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
+        {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
+        {"front-archs", OPT_STR, &front_archs, "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest", "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
     };
     Command cmd = {"demo", "[options]",
                    "pretrain (or reuse) a supernet, then NTAA and its baselines on every task; write a report",
@@ -582,8 +656,8 @@ static int cmd_demo(int argc, char **argv)
     check_adapt(&cmd, a);
     check_search(&cmd, a);
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
-    need_in(&cmd, "seeds", a->seeds, 1, 100);
     need_flag(&cmd, "quick", c.quick);
+    demo_fronts(&cmd, &c, front_budgets, front_archs);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
@@ -601,7 +675,73 @@ static int cmd_demo(int argc, char **argv)
                                  sizeof took);
     NetDesc d = probe_desc(path);
     need_supernet(&cmd, path, &d, a->search.budget_mflops);
+    demo_check_fronts(&cmd, &c, path, &d);
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
+}
+
+/* The table as a grid: a row per block position, a column per choice. */
+static void latency_print(const LatencyTable *t)
+{
+    const NetDesc *d = &t->desc;
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    char col[16];
+    printf("ms at batch %-6d", t->batch);
+    for (int ki = 0; ki < d->space.nk; ki++)
+        for (int ei = 0; ei < d->space.ne; ei++) {
+            snprintf(col, sizeof col, "k%de%d", d->space.ks[ki], d->space.es[ei]);
+            printf(" %8s", col);
+        }
+    printf("\n%-18s %8.4f\n", "stem", t->stem_ms);
+    for (int s = 0; s < ns; s++)
+        for (int i = first[s]; i < first[s + 1]; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "block %d (stage %d)", i, s + 1);
+            printf("%-18s", name);
+            for (int ki = 0; ki < d->space.nk; ki++)
+                for (int ei = 0; ei < d->space.ne; ei++) printf(" %8.4f", t->block_ms[i][ki][ei]);
+            printf("\n");
+        }
+    printf("%-18s %8.4f\n%-18s %8.4f\n", "head, pool, fc", t->head_ms, "overhead", t->overhead_ms);
+    Arch named[3] = {arch_smallest(d), latency_fastest(t), arch_largest(d)};
+    const char *what[3] = {"smallest", "fastest", "largest"};
+    for (int j = 0; j < 3; j++) {
+        char text[512];
+        arch_format(d, &named[j], text, sizeof text);
+        printf("predicted: %s %.3f ms, %.2f MFLOPs: %s\n", what[j], latency_predict(t, &named[j]),
+               search_mflops(d, &named[j]), text);
+    }
+}
+
+static int cmd_latency(int argc, char **argv)
+{
+    const char *device, *super[1];
+    int threads, batch, fresh;
+    static LatencyTable t;
+    Opt opts[] = {
+        {"batch", OPT_INT, &batch, "1", "images per forward pass"},
+        {"fresh", OPT_INT, &fresh, "0", "1: measure again even when the cache holds this machine's table"},
+        {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+    };
+    Command cmd = {"latency", "SUPERNET [options]",
+                   "measure (or read from the cache) this machine's per-layer latency table of a supernet and print it",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta latency supernet.nta --batch 1'");
+    need_in(&cmd, "batch", batch, 1, 65536);
+    need_flag(&cmd, "fresh", fresh);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_device(&cmd, device);
+    if (threads == 0) threads = default_threads();
+    NetDesc d = probe_desc(super[0]);
+    if (d.space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", super[0]);
+    opts_print(&cmd);
+    const Backend *be = pick_backend(device, threads);
+    char path[4096];
+    const char *how = latency_table(&t, &d, be, threads, batch, latency_reps(batch), fresh, path, sizeof path);
+    printf("latency table: %s (%s)\nkey: %s\n", path, how, t.key);
+    latency_print(&t);
+    return 0;
 }
 
 static int cmd_eval(int argc, char **argv)
@@ -742,6 +882,7 @@ static const struct {
     {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
     {"predict", cmd_predict, "a model's class and scores (or value) for every test image, as CSV"},
+    {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 

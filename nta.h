@@ -454,6 +454,13 @@ void net_set_arch(Net *net, const Arch *a);
 /* Forward B' <= B images x [B',H,W,Cin] (backend memory already holds them at
  * net->x_in). train: batch statistics; else running statistics. */
 void net_forward(Net *net, int B, int train);
+/* An inference net_forward that also says where the time went: sec
+ * [nblocks+2] = seconds of the stem (0), of each block i (1+i; 0 if not
+ * active) and of the head with pool and fc (nblocks+1). When the backend
+ * splits the batch into pieces run side by side on the threads, a layer's
+ * seconds are its time summed over the pieces, divided by the threads that
+ * ran them: its share of the wall time. For latency tables (latency.c). */
+void net_forward_timed(Net *net, int B, double *sec);
 /* The loss of net->logits (LOSS_XENT: softmax cross-entropy against net->y_in;
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
@@ -515,6 +522,11 @@ void task_batch(Net *net, const DataSplits *d, const Dataset *s, const int *idx,
  * accuracy %, MAE in degrees, or retrieval mAP % (rank-1 % in *second, else
  * NAN there). */
 double task_score(Net *net, const DataSplits *d, const Dataset *s, double *second);
+/* task_score, and when item is set each image's own score into item [s->n],
+ * whose mean is the metric: 100 or 0 (right or wrong: accuracy), the absolute
+ * error in degrees (MAE), the query's average precision % (retrieval mAP). The
+ * paired comparison of two methods (report_bootstrap) resamples these. */
+double task_score_items(Net *net, const DataSplits *d, const Dataset *s, double *second, float *item);
 /* Retrieval of emb [n,dim] by cosine similarity, each row a query against all
  * the others: returns mAP %, rank-1 % in *rank1. */
 double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1);
@@ -608,6 +620,48 @@ typedef struct {
     size_t params;
 } Candidate;
 
+/* A per-layer latency table (latency.c): inference milliseconds of the stem,
+ * the head, and every block position at every (kernel, expansion) choice of
+ * the supernet desc, on one machine, backend, thread count and batch (key). */
+typedef struct {
+    char key[2048];          /* host=... simd=... backend=... threads=... batch=... net=... */
+    NetDesc desc;            /* the supernet the table is for */
+    int batch;
+    double stem_ms, head_ms; /* head: 1x1 conv, BN, ReLU6, pool, fc */
+    double overhead_ms;      /* a whole pass beyond the sum of its layers (may be < 0) */
+    double block_ms[NET_MAX_BLOCKS][4][4];   /* [block][index in space.ks][index in space.es] */
+} LatencyTable;
+
+/* The key of a table: the host CPU (model, family, stepping, count), the
+ * CPU's SIMD path, the backend, threads, batch and the supernet's shape. */
+void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int threads, int batch);
+/* Timed passes per measurement at a batch: 51 up to batch 8, else 31. */
+int latency_reps(int batch);
+/* Measure t for supernet d on be at this batch: `reps` timed passes of each
+ * calibration network, the least time of each layer (latency.c). */
+void latency_measure(LatencyTable *t, const NetDesc *d, const Backend *be, int threads, int batch, int reps);
+/* An architecture's predicted latency in ms: stem + head + overhead + its active blocks' entries. */
+double latency_predict(const LatencyTable *t, const Arch *a);
+/* The architecture of least predicted latency: every stage at its smallest
+ * depth, every block at its fastest choice. */
+Arch latency_fastest(const LatencyTable *t);
+/* An architecture's measured latency in ms at t's batch: the least of reps
+ * forward passes of its standalone network. */
+double latency_time(const LatencyTable *t, const Arch *a, const Backend *be, int reps);
+/* The cache file of a key: latency-HASH.txt in nta's cache folder
+ * (rtc_cache_dir: $XDG_CACHE_HOME/nta, else ~/.cache/nta); -1 (and why in
+ * buf) when there is no such folder. */
+int latency_cache_path(char *buf, size_t len, const char *key);
+/* Save: 0, or -1 with a message naming the file. Load: 1 when path holds a
+ * complete table of this key for d, else 0 (missing, stale or damaged). */
+int latency_save(const LatencyTable *t, const char *path, char *err, size_t errlen);
+int latency_load(LatencyTable *t, const char *path, const NetDesc *d, const char *key);
+/* The table for this machine: loaded from the cache when it holds this key
+ * (unless fresh), else measured with reps passes and cached; path gets the
+ * cache file. Returns "cached", "measured" or "measured, not cached". */
+const char *latency_table(LatencyTable *t, const NetDesc *d, const Backend *be, int threads, int batch, int reps,
+                          int fresh, char *path, size_t plen);
+
 /* The fitness of an architecture (e.g. a validation metric); deterministic. */
 typedef double (*SearchFitness)(void *ctx, const Arch *a);
 
@@ -618,6 +672,8 @@ typedef struct {
     int mutants, crosses;    /* children per generation by mutation, by crossover */
     float mutate_prob;       /* per choice */
     double budget_mflops;    /* <= 0: no budget */
+    double budget_ms;        /* <= 0: no budget; else the latency predicted by `latency` */
+    const LatencyTable *latency;
     uint64_t seed;
 } SearchCfg;
 
@@ -630,6 +686,8 @@ typedef struct {
 } SearchState;
 
 double search_mflops(const NetDesc *d, const Arch *a);
+/* Whether a is within cfg's budgets (MFLOPs, and predicted latency when set). */
+int search_fits(const NetDesc *d, const SearchCfg *cfg, const Arch *a);
 /* The initial population: distinct random architectures within budget, scored.
  * Returns -1 with a message when the budget admits no architecture. */
 int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx,

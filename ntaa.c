@@ -105,9 +105,10 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
 {
     const SearchCfg *s = &a->search;
     snprintf(buf, len,
-             "# nta search log: task=%s %s budget=%.17g seed=%d val=%d calib=%d train-images=%d "
+             "# nta search log: task=%s %s budget=%.17g budget-ms=%.17g seed=%d val=%d calib=%d train-images=%d "
              "transfer-epochs=%d population=%d parents=%d mutants=%d crosses=%d mutate-prob=%.9g\n",
-             a->task, random ? "random" : "evolution", s->budget_mflops, a->train.seed, a->train.val, a->train.calib,
+             a->task, random ? "random" : "evolution", s->budget_mflops, s->budget_ms, a->train.seed, a->train.val,
+             a->train.calib,
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
     if (a->linear) {      /* another fitness, another search (appended: older logs keep their header) */
         size_t n = strlen(buf);
@@ -118,7 +119,7 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
  * 0 when it is well formed and its costs are those of its architecture
  * (recomputed into c), else -1 and a message. */
-static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, double budget, Candidate *c,
+static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, const SearchCfg *sc, Candidate *c,
                          char *err, size_t errlen)
 {
     char text[512], why[512];
@@ -136,10 +137,10 @@ static int log_candidate(const char *line, const NetDesc *d, int gen, int rank, 
     }
     NetDesc sd = arch_standalone(d, &c->arch);
     c->mflops = 1e-6 * net_flops(&sd), c->params = net_params(&sd);
-    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || (budget > 0 && c->mflops > budget)) {
+    if (!isfinite(c->fitness) || fabs(mflops - c->mflops) > 1e-4 || params != c->params || !search_fits(d, sc, &c->arch)) {
         snprintf(err, errlen, "candidate %d of generation %d claims fitness %g, %.4f MFLOPs and %zu params; "
-                 "its architecture costs %.4f MFLOPs and %zu params (budget %.2f)", rank, gen, c->fitness, mflops,
-                 params, c->mflops, c->params, budget);
+                 "its architecture costs %.4f MFLOPs and %zu params (budget %.2f MFLOPs, %g ms)", rank, gen,
+                 c->fitness, mflops, params, c->mflops, c->params, sc->budget_mflops, sc->budget_ms);
         return -1;
     }
     return 0;
@@ -170,7 +171,7 @@ int ntaa_log_read(const char *path, const NetDesc *d, const char *header, const 
         }
         if (!strchr(line, '\n')) break;          /* the last line, cut short by a crash */
         if (gen >= 0 && got < n) {
-            if (log_candidate(line, d, gen, got, sc->budget_mflops, &pop[got], why, sizeof why)) break;
+            if (log_candidate(line, d, gen, got, sc, &pop[got], why, sizeof why)) break;
             if (got && pop[got].fitness > pop[got - 1].fitness) {
                 snprintf(why, sizeof why, "candidate %d of generation %d is fitter than the one before it", got, gen);
                 break;
@@ -224,10 +225,10 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     } else if (random) {
         *st = (SearchState){.n = random, .pop = nta_calloc((size_t)random, sizeof(Candidate))};
         if (search_random(nd, sc, random, ntaa_fitness, fx, st->pop, err, sizeof err))
-            nta_die_option("--budget-mflops: %s", err);
+            nta_die_option("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
         sc->generations = 0;
     } else if (search_init(nd, sc, ntaa_fitness, fx, st, err, sizeof err)) {
-        nta_die_option("--budget-mflops: %s", err);
+        nta_die_option("%s: %s", sc->budget_ms > 0 ? "--budget-mflops, --budget-ms" : "--budget-mflops", err);
     }
     return restored;
 }
@@ -235,8 +236,11 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
 void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path, int resume,
                  SearchState *st, SearchTrace *trace)
 {
-    printf("architecture adaptation: %s under %.2f MFLOPs, fitness: validation %s%s\n",
-           random ? "random search" : "evolution", a->search.budget_mflops, task_metric_name(d),
+    char ms[96] = "";
+    if (a->search.budget_ms > 0)
+        snprintf(ms, sizeof ms, " and %g ms predicted at batch %d", a->search.budget_ms, a->search.latency->batch);
+    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: validation %s%s\n",
+           random ? "random search" : "evolution", a->search.budget_mflops, ms, task_metric_name(d),
            a->linear ? " of a linear head on the frozen pooled features (linear evaluation)" : "");
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
@@ -286,6 +290,7 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
     int n = seeds > 1 ? seeds : 1;
     float *start = n > 1 ? net_weights_get(model, NULL) : NULL;
     double sum = 0, sum2 = 0, sum_second = 0;
+    float *items = nta_malloc((size_t)n * (d->test.n > 0 ? d->test.n : 1) * sizeof(float));  /* [n, test.n] */
     net_set_norm(model, d->mean, d->std);
     for (int k = n - 1; k >= 0; k--) {
         TrainCfg run = *c;
@@ -295,19 +300,22 @@ void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds
             net_momentum_reset(model);
         }
         train_phase(model, d, &run, c->epochs, SAMPLE_FIXED);
-        double second, metric = task_score(model, d, &d->test, &second);
+        double second, metric = task_score_items(model, d, &d->test, &second, items + (size_t)k * d->test.n);
         if (n > 1) printf("%s, seed %d: test %s\n", method, run.seed, task_format_metric(m, sizeof m, d, metric, second));
         sum += metric, sum2 += metric * metric, sum_second += second;
     }
     const NetDesc *nd = net_desc(model);
     *row = (ReportRow){.method = method, .mflops = 1e-6 * net_flops(nd), .params = net_params(nd),
-                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n};
+                       .seconds = nta_now() - t0, .runs = n, .metric = sum / n, .second = sum_second / n,
+                       .nitems = d->test.n, .items = items};
     row->sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : NAN;
     snprintf(row->arch, sizeof row->arch, "%s", arch);
     nta_fmt_time(took, sizeof took, row->seconds);
+    char spread[96] = "";
+    if (n > 1) snprintf(spread, sizeof spread, ", mean of %d seeds (standard deviation %.2f)", n, row->sd);
     printf("%s: test %s on %d images%s; %.2f MFLOPs, %zu params; %s; architecture %s\n", method,
-           task_format_metric(m, sizeof m, d, row->metric, row->second), d->test.n,
-           n > 1 ? ", mean of the seeds" : "", row->mflops, row->params, took, arch);
+           task_format_metric(m, sizeof m, d, row->metric, row->second), d->test.n, spread, row->mflops,
+           row->params, took, arch);
     free(start);
 }
 
@@ -381,6 +389,13 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     }
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
+    free(row.items);
+    if (a->search.budget_ms > 0) {
+        const LatencyTable *t = a->search.latency;
+        printf("latency of the winner at batch %d: predicted %.3f ms (budget %g ms), measured %.3f ms "
+               "(the least of %d forward passes)\n", t->batch, latency_predict(t, &m.arch), a->search.budget_ms,
+               latency_time(t, &m.arch, be, latency_reps(t->batch)), latency_reps(t->batch));
+    }
     search_free(&m.last);
     net_free(m.transferred);
     data_free(&d);
@@ -395,6 +410,7 @@ int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, con
                 .epochs = a->train.epochs, .log = "", .out = a->out, .t0 = nta_now()};
     ReportRow row;
     ntaa_run(&m, be, &d, a, &row);
+    free(row.items);
     data_free(&d);
     return 0;
 }

@@ -98,7 +98,8 @@ Net *ntaa_scratch(const Net *pretrained, const DataSplits *d, const AdaptCfg *a,
  * into row (seconds counted from t0). With seeds = n > 1, n runs from the
  * same starting weights with seeds c->seed+n-1 down to c->seed (shuffles,
  * augmentation); row gets their mean and standard deviation, and the model
- * ends as the run with c->seed. */
+ * ends as the run with c->seed. row->items (the caller frees it) keeps each
+ * run's score of each test item (task_score_items), for report_compare. */
 void ntaa_finetune(Net *model, const DataSplits *d, const TrainCfg *c, int seeds, const char *method,
                    const char *arch, double t0, ReportRow *row);
 
@@ -118,6 +119,7 @@ int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, con
 
 #define DEMO_MAX_TASKS 16
 #define DEMO_TASK_LEN 1024
+#define DEMO_MAX_FRONT 6      /* budgets, and fixed architectures, of the fronts */
 
 typedef struct {
     AdaptCfg a;               /* every task's settings (a.task is set per task) */
@@ -127,6 +129,10 @@ typedef struct {
     const char (*tasks)[DEMO_TASK_LEN];   /* [ntasks] task names (demo_tasks) */
     int ntasks;
     int quick;                /* tiny settings: say so in the report */
+    int nbudgets;             /* the fronts: NTAA under each of these MFLOPs budgets too */
+    double budgets[DEMO_MAX_FRONT];
+    int narchs;               /* and WP&F of each of these architectures (arch_named) */
+    char archs[DEMO_MAX_FRONT][256];
     double t0;                /* when the demo started */
 } DemoCfg;
 

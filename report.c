@@ -1,13 +1,24 @@
 /* report.c: the demo's report, report.md and a self-contained report.html.
  *
  * report.md: a title, the intro, per task the comparison table, the best
- * method, the budget and the search progress; then a summary table (rows:
- * tasks, columns: each method's metric).
+ * method, NTAA (and the best method) against each other method with a 95%
+ * paired bootstrap interval and a word (win, tie, loss; report_compare), the
+ * fronts when the demo ran them (every point; each NTAA point against the
+ * WP&F architecture nearest in MFLOPs, report_front_nearest, with its
+ * interval and word), the budget and the search progress; then a summary
+ * table (rows: tasks, columns: each method's metric) and NTAA against each
+ * method on every task.
+ *
+ * Which gaps are real (report_bootstrap): the paired bootstrap resamples both
+ * the test items (images, or retrieval queries) and the seeds, with
+ * replacement: the same items and seeds for the two methods, run k of each
+ * being the one with seed SEED+k. Percentile interval, 2000 replicates.
  *
  * report.html: the same tables with inline CSS and, per task, three inline SVG
  * figures written by hand: search progress (best and mean fitness per
  * generation), the last population (MFLOPs vs fitness, its Pareto front, the
- * budget, NTAA's winner) and the chosen architecture drawn block by block.
+ * budget, NTAA's winner) and the chosen architecture drawn block by block;
+ * a fourth with the fronts (test metric against MFLOPs, NTAA and WP&F).
  * No external resources and no JavaScript.
  *
  * Both files are written to a temporary name and renamed. Units: MFLOPs are
@@ -97,6 +108,25 @@ static double metric_of(const ReportTask *t, const char *method)
     return NAN;
 }
 
+/* The row of `method` in task t, NULL if none. */
+static const ReportRow *row_of(const ReportTask *t, const char *method)
+{
+    for (int r = 0; r < t->nrows; r++)
+        if (strcmp(t->rows[r].method ? t->rows[r].method : "?", method) == 0) return &t->rows[r];
+    return NULL;
+}
+
+static const char *fmt_compare(const Compare *c, char *buf, size_t len);
+
+/* Method a against method b in task t as fmt_compare writes it ("-" if either is missing). */
+static const char *compare_of(const ReportTask *t, const char *a, const char *b, char *buf, size_t len)
+{
+    const ReportRow *ra = row_of(t, a), *rb = row_of(t, b);
+    Compare c = {NAN, NAN, NAN, "-"};
+    if (ra && rb) c = report_compare(ra, rb, t->lower_better);
+    return fmt_compare(&c, buf, len);
+}
+
 /* A row's metric, "92.75" or, over several runs, "92.75 ± 0.40". */
 static const char *fmt_row_metric(const ReportRow *r, char *buf, size_t len)
 {
@@ -104,6 +134,100 @@ static const char *fmt_row_metric(const ReportRow *r, char *buf, size_t len)
     fmt2(r->metric, m, sizeof m);
     if (r->runs > 1) snprintf(buf, len, "%s ± %s", m, fmt2(r->sd, s, sizeof s));
     else snprintf(buf, len, "%s", m);
+    return buf;
+}
+
+/* --------------------------------------------------- which gaps are real */
+
+static int by_value(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The q-quantile of sorted v[n] (linear between neighbours). */
+static double quantile(const double *v, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+void report_bootstrap(const float *a, const float *b, int runs, int n, int reps, uint64_t seed, double *diff,
+                      double *lo, double *hi)
+{
+    double *d = nta_malloc((size_t)runs * n * sizeof *d), *rep = nta_malloc((size_t)reps * sizeof *rep), sum = 0;
+    int *weight = nta_malloc((size_t)runs * sizeof *weight);     /* how often each run was drawn */
+    for (size_t j = 0; j < (size_t)runs * n; j++) d[j] = (double)a[j] - b[j], sum += d[j];
+    Rng r;
+    rng_seed(&r, seed);
+    for (int k = 0; k < reps; k++) {
+        memset(weight, 0, (size_t)runs * sizeof *weight);
+        for (int j = 0; j < runs; j++) weight[rng_below(&r, (uint32_t)runs)]++;
+        double s = 0;
+        for (int m = 0; m < n; m++) {
+            int i = (int)rng_below(&r, (uint32_t)n);
+            for (int j = 0; j < runs; j++) s += weight[j] * d[(size_t)j * n + i];
+        }
+        rep[k] = s / ((double)runs * n);
+    }
+    qsort(rep, (size_t)reps, sizeof *rep, by_value);
+    *diff = sum / ((double)runs * n), *lo = quantile(rep, reps, 0.025), *hi = quantile(rep, reps, 0.975);
+    free(d), free(rep), free(weight);
+}
+
+#define REPORT_REPS 2000        /* bootstrap replicates per comparison */
+#define REPORT_SEED 20210401    /* their seed: the same report for the same runs */
+
+Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better)
+{
+    Compare c = {NAN, NAN, NAN, "-"};
+    int runs = a->runs > 1 ? a->runs : 1;
+    if (!a->items || !b->items || a->nitems < 1 || a->nitems != b->nitems || runs != (b->runs > 1 ? b->runs : 1))
+        return c;
+    report_bootstrap(a->items, b->items, runs, a->nitems, REPORT_REPS, REPORT_SEED, &c.diff, &c.lo, &c.hi);
+    double s = lower_better ? -1 : 1;    /* s * diff > 0: a is better */
+    c.word = s * c.lo > 0 && s * c.hi > 0 ? "win" : s * c.lo < 0 && s * c.hi < 0 ? "loss" : "tie";
+    return c;
+}
+
+int report_front_nearest(const ReportTask *t, int j)
+{
+    if (!isfinite(t->front_budget[j])) return -1;
+    int best = -1;
+    for (int k = 0; k < t->nfront; k++) {
+        if (isfinite(t->front_budget[k])) continue;
+        double dk = fabs(t->front[k].mflops - t->front[j].mflops);
+        double db = best < 0 ? INFINITY : fabs(t->front[best].mflops - t->front[j].mflops);
+        if (dk < db || (dk == db && t->front[k].mflops < t->front[best].mflops)) best = k;
+    }
+    return best;
+}
+
+/* "tie, +0.35 [-0.10, +0.80]"; "-" when there is no interval. */
+static const char *fmt_compare(const Compare *c, char *buf, size_t len)
+{
+    if (!isfinite(c->lo)) snprintf(buf, len, "-");
+    else snprintf(buf, len, "%s, %+.2f [%+.2f, %+.2f]", c->word, c->diff, c->lo, c->hi);
+    return buf;
+}
+
+/* "NTAA - each other method (95% paired bootstrap interval over test images
+ * and seeds): WP&F: tie, +0.35 [-0.10, +0.80]; ..." for row i of t. */
+static const char *comparisons(char *buf, size_t len, const ReportTask *t, int i)
+{
+    char c[96];
+    const char *me = t->rows[i].method ? t->rows[i].method : "?";
+    int n = snprintf(buf, len, "%s - each other method (%s; 95%% paired bootstrap interval over test images and seeds):",
+                     me, t->metric_name);
+    for (int j = 0, first = 1; j < t->nrows && n >= 0 && (size_t)n < len; j++) {
+        if (j == i) continue;
+        Compare k = report_compare(&t->rows[i], &t->rows[j], t->lower_better);
+        n += snprintf(buf + n, len - n, "%s %s: %s", first ? "" : ";", t->rows[j].method ? t->rows[j].method : "?",
+                      fmt_compare(&k, c, sizeof c));
+        first = 0;
+    }
+    if (n >= 0 && (size_t)n + 1 < len) strcat(buf, ".");
     return buf;
 }
 
@@ -126,15 +250,51 @@ static void md_table(FILE *f, const ReportTask *t)
     }
 }
 
+/* Front point j's label: "NTAA, budget 14 MFLOPs" or "WP&F". */
+static const char *front_label(const ReportTask *t, int j, char *buf, size_t len)
+{
+    const char *m = t->front[j].method ? t->front[j].method : "?";
+    if (isfinite(t->front_budget[j])) snprintf(buf, len, "%s, budget %g MFLOPs", m, t->front_budget[j]);
+    else snprintf(buf, len, "%s", m);
+    return buf;
+}
+
+/* The fronts: every point, then each NTAA point against the WP&F
+ * architecture nearest in MFLOPs. */
+static void md_front(FILE *f, const ReportTask *t)
+{
+    char a[96], b[32], c[96], l[96];
+    if (t->nfront == 0) return;
+    fprintf(f, "\nAccuracy-cost fronts (%s, mean ± standard deviation over the seeds):\n\n"
+               "| point | MFLOPs | %s | architecture |\n|---|---:|---:|---|\n", t->metric_name, t->metric_name);
+    for (int j = 0; j < t->nfront; j++)
+        fprintf(f, "| %s | %s | %s | `%s` |\n", front_label(t, j, l, sizeof l), fmt2(t->front[j].mflops, b, sizeof b),
+                fmt_row_metric(&t->front[j], a, sizeof a), t->front[j].arch);
+    fprintf(f, "\nAt equal cost: each NTAA point against the WP&F architecture nearest in MFLOPs (NTAA - WP&F, "
+               "95%% paired bootstrap interval over test images and seeds):\n\n"
+               "| NTAA point | NTAA MFLOPs | WP&F MFLOPs | NTAA - WP&F |\n|---|---:|---:|---|\n");
+    for (int j = 0; j < t->nfront; j++) {
+        int k = report_front_nearest(t, j);
+        if (k < 0) continue;
+        Compare cmp = report_compare(&t->front[j], &t->front[k], t->lower_better);
+        fprintf(f, "| %s | %s | %s | %s |\n", front_label(t, j, l, sizeof l), fmt2(t->front[j].mflops, b, sizeof b),
+                fmt2(t->front[k].mflops, a, sizeof a), fmt_compare(&cmp, c, sizeof c));
+    }
+}
+
 static void md_task(FILE *f, const ReportTask *t)
 {
     char a[32], b[48];
     fprintf(f, "\n## %s\n\n", t->task);
     md_table(f, t);
     int best = best_row(t);
+    char text[2048];
     if (best >= 0)
-        fprintf(f, "\nBest on %s (%s is better): **%s** (%s).\n", t->metric_name,
+        fprintf(f, "\nBest mean on %s (%s is better): **%s** (%s).\n", t->metric_name,
                 t->lower_better ? "lower" : "higher", t->rows[best].method, fmt2(t->rows[best].metric, a, sizeof a));
+    for (int i = 0; i < t->nrows; i++)
+        if (i == 0 || i == best) fprintf(f, "\n%s\n", comparisons(text, sizeof text, t, i));
+    md_front(f, t);
     fprintf(f, "\nBudget: %s.\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen <= 0) {
         fprintf(f, "\nNo search progress was recorded.\n");
@@ -150,7 +310,7 @@ static void md_summary(FILE *f, const ReportTask *tasks, int ntasks)
 {
     const char *names[REPORT_MAX_METHODS];
     int nm = methods_of(tasks, ntasks, names);
-    char a[32];
+    char a[32], c[96];
     fprintf(f, "\n## Summary\n\n| task | metric |");
     for (int m = 0; m < nm; m++) fprintf(f, " %s |", names[m]);
     fprintf(f, "\n|---|---|");
@@ -159,6 +319,18 @@ static void md_summary(FILE *f, const ReportTask *tasks, int ntasks)
     for (int t = 0; t < ntasks; t++) {
         fprintf(f, "| %s | %s |", tasks[t].task, tasks[t].metric_name);
         for (int m = 0; m < nm; m++) fprintf(f, " %s |", fmt2(metric_of(&tasks[t], names[m]), a, sizeof a));
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\nNTAA against each method: win, tie or loss by whether the 95%% paired bootstrap interval of "
+               "NTAA - method (over test images and seeds) excludes zero; the difference and the interval in the "
+               "metric's units.\n\n| task |");
+    for (int m = 1; m < nm; m++) fprintf(f, " %s |", names[m]);
+    fprintf(f, "\n|---|");
+    for (int m = 1; m < nm; m++) fprintf(f, "---|");
+    fprintf(f, "\n");
+    for (int t = 0; t < ntasks; t++) {
+        fprintf(f, "| %s |", tasks[t].task);
+        for (int m = 1; m < nm; m++) fprintf(f, " %s |", compare_of(&tasks[t], names[0], names[m], c, sizeof c));
         fprintf(f, "\n");
     }
 }
@@ -219,7 +391,7 @@ static void html_summary(FILE *f, const ReportTask *tasks, int ntasks)
 {
     const char *names[REPORT_MAX_METHODS];
     int nm = methods_of(tasks, ntasks, names);
-    char a[32];
+    char a[96];
     fprintf(f, "<h2>Summary</h2>\n<table>\n<tr><th>task</th><th>metric</th>");
     for (int m = 0; m < nm; m++) html_cell(f, "th", names[m]);
     fprintf(f, "</tr>\n");
@@ -232,6 +404,17 @@ static void html_summary(FILE *f, const ReportTask *tasks, int ntasks)
         for (int m = 0; m < nm; m++)
             fprintf(f, "<td%s>%s</td>", bm && strcmp(bm, names[m]) == 0 ? " class=\"best\"" : "",
                     fmt2(metric_of(&tasks[t], names[m]), a, sizeof a));
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n<p>NTAA against each method: win, tie or loss by whether the 95%% paired bootstrap "
+               "interval of NTAA - method (over test images and seeds) excludes zero; the difference and the "
+               "interval in the metric's units.</p>\n<table>\n<tr><th>task</th>");
+    for (int m = 1; m < nm; m++) html_cell(f, "th", names[m]);
+    fprintf(f, "</tr>\n");
+    for (int t = 0; t < ntasks; t++) {
+        fprintf(f, "<tr>");
+        html_cell(f, "td", tasks[t].task);
+        for (int m = 1; m < nm; m++) html_cell(f, "td", compare_of(&tasks[t], names[0], names[m], a, sizeof a));
         fprintf(f, "</tr>\n");
     }
     fprintf(f, "</table>\n");
@@ -574,6 +757,88 @@ static void html_figure(FILE *f, void (*draw)(FILE *, const ReportTask *), const
     fprintf(f, "</figcaption>\n</figure>\n");
 }
 
+static void html_front(FILE *f, const ReportTask *t)
+{
+    char a[96], b[32], c[96], l[96];
+    fprintf(f, "<p>Accuracy-cost fronts (mean ± standard deviation over the seeds):</p>\n<table>\n<tr><th>point</th>"
+               "<th>MFLOPs</th>");
+    html_cell(f, "th", t->metric_name);
+    fprintf(f, "<th>architecture</th></tr>\n");
+    for (int j = 0; j < t->nfront; j++) {
+        fprintf(f, "<tr>");
+        html_cell(f, "td", front_label(t, j, l, sizeof l));
+        html_cell(f, "td", fmt2(t->front[j].mflops, b, sizeof b));
+        html_cell(f, "td", fmt_row_metric(&t->front[j], a, sizeof a));
+        fprintf(f, "<td class=\"arch\"><code>");
+        html_text(f, t->front[j].arch);
+        fprintf(f, "</code></td></tr>\n");
+    }
+    fprintf(f, "</table>\n<p>At equal cost: each NTAA point against the WP&amp;F architecture nearest in MFLOPs "
+               "(NTAA - WP&amp;F, 95%% paired bootstrap interval over test images and seeds):</p>\n<table>\n"
+               "<tr><th>NTAA point</th><th>NTAA MFLOPs</th><th>WP&amp;F MFLOPs</th><th>NTAA - WP&amp;F</th></tr>\n");
+    for (int j = 0; j < t->nfront; j++) {
+        int k = report_front_nearest(t, j);
+        if (k < 0) continue;
+        Compare cmp = report_compare(&t->front[j], &t->front[k], t->lower_better);
+        fprintf(f, "<tr>");
+        html_cell(f, "td", front_label(t, j, l, sizeof l));
+        html_cell(f, "td", fmt2(t->front[j].mflops, b, sizeof b));
+        html_cell(f, "td", fmt2(t->front[k].mflops, a, sizeof a));
+        html_cell(f, "td", fmt_compare(&cmp, c, sizeof c));
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+}
+
+/* One method's points of the fronts (ntaa: the NTAA points, else WP&F's) as
+ * a line by ascending MFLOPs, a dot on each, a bar of one standard deviation. */
+static void svg_front_series(FILE *f, const Plot *p, const ReportTask *t, int ntaa, const char *color)
+{
+    int idx[REPORT_MAX_FRONT], n = 0;
+    for (int j = 0; j < t->nfront; j++)
+        if ((isfinite(t->front_budget[j]) != 0) == ntaa && isfinite(t->front[j].metric)) idx[n++] = j;
+    for (int x = 1; x < n; x++)       /* insertion sort by MFLOPs */
+        for (int y = x; y > 0 && t->front[idx[y]].mflops < t->front[idx[y - 1]].mflops; y--) {
+            int tmp = idx[y];
+            idx[y] = idx[y - 1], idx[y - 1] = tmp;
+        }
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+    for (int i = 0; i < n; i++) fprintf(f, "%.1f,%.1f ", px(p, t->front[idx[i]].mflops), py(p, t->front[idx[i]].metric));
+    fprintf(f, "\"/>\n");
+    for (int i = 0; i < n; i++) {
+        const ReportRow *r = &t->front[idx[i]];
+        double x = px(p, r->mflops), sd = isfinite(r->sd) ? r->sd : 0;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", x,
+                py(p, r->metric - sd), x, py(p, r->metric + sd), color);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x, py(p, r->metric), color);
+    }
+    fprintf(f, "\n");
+}
+
+/* The fronts: test metric (mean, one standard deviation) against MFLOPs, NTAA and WP&F. */
+static void fig_fronts(FILE *f, const ReportTask *t)
+{
+    Plot p = plot_new();
+    for (int j = 0; j < t->nfront; j++) {
+        const ReportRow *r = &t->front[j];
+        double sd = isfinite(r->sd) ? r->sd : 0;
+        range_add(&p.x0, &p.x1, r->mflops);
+        range_add(&p.y0, &p.y1, r->metric - sd);
+        range_add(&p.y0, &p.y1, r->metric + sd);
+    }
+    range_fix(&p.x0, &p.x1, 0.05);
+    range_fix(&p.y0, &p.y1, 0.05);
+    char title[128];
+    snprintf(title, sizeof title, "%.80s: accuracy-cost fronts", t->task);
+    svg_open(f, p.w, p.h, title);
+    plot_axes(f, &p, 0, "MFLOPs", t->metric_name);
+    svg_front_series(f, &p, t, 0, "#ff7f0e");
+    svg_front_series(f, &p, t, 1, "#1f77b4");
+    svg_legend(f, p.ml, 18, "#1f77b4", 1, 0, "NTAA (one point per budget)");
+    svg_legend(f, p.ml + 200, 18, "#ff7f0e", 1, 0, "WP&F (fixed architectures)");
+    fprintf(f, "</svg>\n");
+}
+
 static void html_task(FILE *f, const ReportTask *t)
 {
     char a[32], b[48], cap[768];
@@ -583,11 +848,23 @@ static void html_task(FILE *f, const ReportTask *t)
     html_table(f, t);
     int best = best_row(t);
     if (best >= 0) {
-        fprintf(f, "<p>Best on ");
+        fprintf(f, "<p>Best mean on ");
         html_text(f, t->metric_name);
         fprintf(f, " (%s is better): <b>", t->lower_better ? "lower" : "higher");
         html_text(f, t->rows[best].method);
         fprintf(f, "</b> (%s).</p>\n", fmt2(t->rows[best].metric, a, sizeof a));
+    }
+    char text[2048];
+    for (int i = 0; i < t->nrows; i++)
+        if (i == 0 || i == best) {
+            fprintf(f, "<p>");
+            html_text(f, comparisons(text, sizeof text, t, i));
+            fprintf(f, "</p>\n");
+        }
+    if (t->nfront > 0) {
+        html_front(f, t);
+        html_figure(f, fig_fronts, t, "The fronts: test metric (mean, a bar of one standard deviation over the seeds) "
+                    "against MFLOPs, NTAA under each budget and WP&F of each fixed architecture.");
     }
     fprintf(f, "<p>Budget: %s.</p>\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen > 0) html_figure(f, fig_progress, t, "Search progress: the best and mean fitness of each generation.");
@@ -597,9 +874,8 @@ static void html_task(FILE *f, const ReportTask *t)
                     "The last population: each candidate's MFLOPs and fitness, the Pareto front (red), "
                     "the budget (dashed) and NTAA's choice (green ring).");
     else fprintf(f, "<p>No population was recorded, so there is no population figure.</p>\n");
-    char text[512];
     arch_format(&t->desc, &t->arch, text, sizeof text);
-    snprintf(cap, sizeof cap, "NTAA's architecture %s (%s MFLOPs).", text,
+    snprintf(cap, sizeof cap, "NTAA's architecture %.500s (%s MFLOPs).", text,
              fmt2(search_mflops(&t->desc, &t->arch), a, sizeof a));
     html_figure(f, fig_arch, t, cap);
 }

@@ -15,7 +15,35 @@ typedef struct {
     size_t params;
     double seconds;           /* wall time of the method, transfer included */
     char arch[512];           /* text form */
+    int nitems;               /* test items (images; retrieval: queries) scored per run */
+    float *items;             /* [max(runs,1), nitems] each run's score of each item, run k
+                                 with seed SEED+k (task_score_items: the metric is their
+                                 mean); NULL if not kept. Owned by whoever made the row. */
 } ReportRow;
+
+/* Which gaps are real: a paired bootstrap of the difference of two methods'
+ * test metrics. a and b are [runs, n]: each run's (seed's) score of each
+ * test item, run k of both methods with the same seed, item i the same test
+ * image. Each of `reps` replicates draws n test items with replacement (the
+ * same items for both methods and every run) and `runs` seed indices with
+ * replacement (the same for both methods), and takes the mean of a - b over
+ * the drawn runs and items; [lo, hi] is the 2.5% and 97.5% percentile of the
+ * replicates, diff the mean of a - b over all runs and items. Deterministic
+ * for a seed. */
+void report_bootstrap(const float *a, const float *b, int runs, int n, int reps, uint64_t seed, double *diff,
+                      double *lo, double *hi);
+
+/* A comparison of method a against method b on one task: diff = a - b in the
+ * metric's units with its 95% interval [lo, hi] (report_bootstrap, 2000
+ * replicates), and the word: win (a better: the interval excludes zero on
+ * a's side, respecting lower_better), loss (excludes it on b's side) or tie
+ * (contains zero). NaN and "-" when a row kept no items or the rows' runs or
+ * items differ. */
+typedef struct { double diff, lo, hi; const char *word; } Compare;
+Compare report_compare(const ReportRow *a, const ReportRow *b, int lower_better);
+
+
+#define REPORT_MAX_FRONT 16
 
 /* One task of a demo run. Fitness values are in the metric's units. */
 typedef struct {
@@ -26,6 +54,9 @@ typedef struct {
     double budget_mflops;
     int nrows;
     ReportRow rows[4];        /* NTAA first */
+    int nfront;               /* the fronts (demo --front-budgets): NTAA under several */
+    ReportRow front[REPORT_MAX_FRONT];      /* budgets, WP&F of several fixed architectures */
+    double front_budget[REPORT_MAX_FRONT];  /* an NTAA point's MFLOPs budget; NAN for WP&F */
     int ngen;                 /* search progress, generation 0..ngen-1 */
     double *gen_best, *gen_mean;
     int npop;                 /* NTAA's last population */
@@ -33,6 +64,11 @@ typedef struct {
     NetDesc desc;             /* the supernet, and NTAA's winner in it */
     Arch arch;
 } ReportTask;
+
+/* For NTAA point j of t's fronts (front_budget finite): the WP&F point
+ * nearest to it in MFLOPs (the cheaper of two equally near), -1 if j is not
+ * an NTAA point or there is none. */
+int report_front_nearest(const ReportTask *t, int j);
 
 /* report.c: report.md (tables, plain text) and a self-contained report.html
  * (the same tables, inline SVG: search progress, Pareto front of the last

@@ -29,6 +29,12 @@ double search_mflops(const NetDesc *d, const Arch *a)
     return 1e-6 * net_flops(&s);
 }
 
+int search_fits(const NetDesc *d, const SearchCfg *cfg, const Arch *a)
+{
+    if (cfg->budget_mflops > 0 && search_mflops(d, a) > cfg->budget_mflops) return 0;
+    return cfg->budget_ms <= 0 || latency_predict(cfg->latency, a) <= cfg->budget_ms;
+}
+
 static Candidate candidate(const NetDesc *d, const Arch *a)
 {
     NetDesc s = arch_standalone(d, a);
@@ -42,11 +48,11 @@ static Candidate candidate(const NetDesc *d, const Arch *a)
 #define SEARCH_TRIES 10000
 
 /* A random architecture within budget, or -1 when none was found. */
-static int draw_in_budget(const NetDesc *d, double budget, Rng *r, Arch *out)
+static int draw_in_budget(const NetDesc *d, const SearchCfg *cfg, Rng *r, Arch *out)
 {
     for (int t = 0; t < SEARCH_TRIES; t++) {
         *out = arch_random(d, r);
-        if (budget <= 0 || search_mflops(d, out) <= budget) return 0;
+        if (search_fits(d, cfg, out)) return 0;
     }
     return -1;
 }
@@ -111,8 +117,11 @@ static int by_fitness(const void *x, const void *y)
 static int no_budget_error(const NetDesc *d, const SearchCfg *cfg, char *err, size_t errlen)
 {
     Arch small = arch_smallest(d);
-    snprintf(err, errlen, "no architecture within the budget of %.2f MFLOPs found in %d draws "
-             "(the smallest costs %.2f MFLOPs)", cfg->budget_mflops, SEARCH_TRIES, search_mflops(d, &small));
+    char ms[128] = "";
+    if (cfg->budget_ms > 0)
+        snprintf(ms, sizeof ms, " and %.3f ms (predicted: %.3f ms)", cfg->budget_ms, latency_predict(cfg->latency, &small));
+    snprintf(err, errlen, "no architecture within the budget of %.2f MFLOPs%s found in %d draws "
+             "(the smallest costs %.2f MFLOPs)", cfg->budget_mflops, ms, SEARCH_TRIES, search_mflops(d, &small));
     return -1;
 }
 
@@ -123,7 +132,7 @@ int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness f
     rng_seed(&r, cfg->seed);
     for (int i = 0; i < n; i++) {
         Arch a;
-        if (draw_in_budget(d, cfg->budget_mflops, &r, &a)) return no_budget_error(d, cfg, err, errlen);
+        if (draw_in_budget(d, cfg, &r, &a)) return no_budget_error(d, cfg, err, errlen);
         out[i] = candidate(d, &a);
         out[i].fitness = fit(ctx, &out[i].arch);
     }
@@ -140,7 +149,7 @@ int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void 
     rng_seed(&st->rng, cfg->seed);
     for (int tries = 0; st->n < cfg->population && tries < SEARCH_TRIES; tries++) {
         Arch a;
-        if (draw_in_budget(d, cfg->budget_mflops, &st->rng, &a)) return no_budget_error(d, cfg, err, errlen);
+        if (draw_in_budget(d, cfg, &st->rng, &a)) return no_budget_error(d, cfg, err, errlen);
         if (seen_before(d, st->pop, st->n, &a)) continue;
         st->pop[st->n] = candidate(d, &a);
         st->pop[st->n].fitness = fit(ctx, &a);
@@ -163,7 +172,7 @@ void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void
             Arch child = c < cfg->mutants
                              ? mutate(d, p, cfg->mutate_prob, &st->rng)
                              : crossover(d, p, &st->pop[rng_below(&st->rng, (uint32_t)parents)].arch, &st->rng);
-            if (cfg->budget_mflops > 0 && search_mflops(d, &child) > cfg->budget_mflops) continue;
+            if (!search_fits(d, cfg, &child)) continue;
             if (seen_before(d, all, n, &child)) continue;
             all[n] = candidate(d, &child);
             all[n].fitness = fit(ctx, &child);

@@ -99,7 +99,8 @@ static float *unit_rows(const float *x, int n, int dim)
     return e;
 }
 
-double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1)
+/* task_retrieval, with each query's average precision (%) into ap [n] when ap is set. */
+static double retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1, float *ap)
 {
     float *e = unit_rows(emb, n, dim), *sim = nta_malloc((size_t)n * sizeof(float) + 1);   /* cosine: unit rows */
     Ranked *r = nta_malloc(((size_t)n + 1) * sizeof *r);
@@ -112,7 +113,9 @@ double task_retrieval(const float *emb, const int32_t *label, int n, int dim, do
             sim[i] = dot;
         }
         int top1;
-        map += average_precision(sim, label, n, q, &top1, r);
+        double apq = average_precision(sim, label, n, q, &top1, r);
+        if (ap) ap[q] = (float)(100 * apq);
+        map += apq;
         right += top1;
     }
     free(e), free(sim), free(r);
@@ -120,7 +123,37 @@ double task_retrieval(const float *emb, const int32_t *label, int n, int dim, do
     return n ? 100 * map / n : 0;
 }
 
+double task_retrieval(const float *emb, const int32_t *label, int n, int dim, double *rank1)
+{
+    return retrieval(emb, label, n, dim, rank1, NULL);
+}
+
+/* Each image's score of a batch of b images idx[b] of s from the network's
+ * outputs, into item[b]: 100 if the arg-max of its logits [b,L] is its label
+ * (the first of equal maxima, as the backends' xent), else 0; regression: the
+ * absolute error in degrees. */
+static void batch_items(Net *net, const DataSplits *d, const Dataset *s, const int *idx, int b, float *item)
+{
+    int L = net->d.classes;
+    float *z = nta_malloc((size_t)b * L * sizeof(float));
+    net->be->download(z, net->logits, (size_t)b * L * sizeof(float));
+    for (int j = 0; j < b; j++) {
+        const float *zj = z + (size_t)j * L;
+        int best = 0;
+        for (int c = 1; c < L; c++)
+            if (zj[c] > zj[best]) best = c;
+        item[j] = d->kind == TASK_REGRESS ? DATA_ROT_MAX * fabsf(zj[0] - s->value[idx[j]])
+                                          : best == s->label[idx[j]] ? 100.0f : 0.0f;
+    }
+    free(z);
+}
+
 double task_score(Net *net, const DataSplits *d, const Dataset *s, double *second)
+{
+    return task_score_items(net, d, s, second, NULL);
+}
+
+double task_score_items(Net *net, const DataSplits *d, const Dataset *s, double *second, float *item)
 {
     int B = net->B, right = 0, dim = net->d.head_c;
     double err = 0;
@@ -135,11 +168,12 @@ double task_score(Net *net, const DataSplits *d, const Dataset *s, double *secon
         net_forward(net, b, 0);
         if (emb) net->be->download(emb + (size_t)i * dim, net->pooled, (size_t)b * dim * sizeof(float));
         else err += net_loss(net, b, &c);   /* L1: the summed absolute error */
+        if (item && !emb) batch_items(net, d, s, idx, b, item + i);
         right += c;
     }
     double m = 0;
     if (second) *second = NAN;
-    if (emb) m = task_retrieval(emb, s->label, s->n, dim, second);
+    if (emb) m = retrieval(emb, s->label, s->n, dim, second, item);
     else if (d->kind == TASK_REGRESS) m = s->n ? DATA_ROT_MAX * err / s->n : 0;
     else m = s->n ? 100.0 * right / s->n : 0;
     free(x), free(y), free(idx), free(emb);

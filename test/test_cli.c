@@ -99,6 +99,13 @@ static void test_hostile_options(void)
     EXPECT(2, "adapt s.nta --budget-mflops -5", "--budget-mflops must be in");
     EXPECT(2, "adapt s.nta --parents 9 --population 4", "--parents must be in 1..4");
     EXPECT(2, "adapt s.nta --task nosuch", "unknown task 'nosuch'");
+    EXPECT(2, "adapt s.nta --budget-ms -1", "--budget-ms must be in 0..");
+    EXPECT(2, "adapt s.nta --budget-mflops 0", "--budget-mflops must be at least 0.001, or 0 (none) with --budget-ms");
+    EXPECT(2, "adapt s.nta --budget-ms 5 --latency-batch 0", "--latency-batch must be in 1..65536");
+    EXPECT(2, "latency", "which supernet?");
+    EXPECT(2, "latency s.nta --batch 0", "--batch must be in 1..65536");
+    EXPECT(2, "latency s.nta --fresh 2", "--fresh must be 0 or 1");
+    EXPECT(1, "latency /nonexistent/s.nta", "/nonexistent/s.nta");
     EXPECT(2, "adapt s.nta --log /dev/null", "--log '/dev/null' is not a regular file");
     EXPECT(2, "finetune s.nta -o /nonexistent/x.nta", "the folder '/nonexistent' does not exist");
     EXPECT(2, "finetune s.nta --from-scratch 3", "--from-scratch must be 0 or 1");
@@ -106,6 +113,9 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --tasks mnist,bogus", "unknown task 'bogus'");
     EXPECT(2, "demo --tasks mnist,classify:nosuch", "unknown dataset");
     EXPECT(2, "demo --seeds 0", "--seeds must be in 1..100");
+    EXPECT(2, "demo --front-budgets 9,x", "--front-budgets '9,x': give up to 6 MFLOPs budgets");
+    EXPECT(2, "demo --front-budgets 1,2,3,4,5,6,7", "--front-budgets '1,2,3,4,5,6,7'");
+    EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
     EXPECT(2, "eval m.nta --random -1", "--random must be in");
     EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");
@@ -114,6 +124,44 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --dir ''", "--dir is empty");
     EXPECT(2, "predict", "which model?");
     EXPECT(2, "predict m.nta -o /nonexistent/p.csv", "the folder '/nonexistent' does not exist");
+}
+
+/* The default of --NAME in a command's --help text (out[]), into def; 0 if absent. */
+static int default_of(const char *help, const char *name, char *def, size_t len)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "  --%s ", name);
+    const char *p = strstr(help, flag), *e = p ? strchr(p, '\n') : NULL, *d = p ? strstr(p, "(default: ") : NULL;
+    if (!d || (e && d > e)) return 0;
+    snprintf(def, len, "%.*s", (int)strcspn(d + 10, ")"), d + 10);
+    return 1;
+}
+
+/* One set of defaults: adapt and finetune default to the demo's settings,
+ * and take --seeds as it does. */
+static void test_defaults(void)
+{
+    static const char *shared[] = {"transfer-epochs", "budget-mflops", "population", "generations", "parents",
+                                   "mutants", "crosses", "mutate-prob", "finetune-epochs", "seeds", "train-images",
+                                   "val", "batch", "lr", "calib", "keep-best", "warmup", "wd"};
+    static char demo[16384], adapt[16384], fine[16384];
+    char a[64], b[64];
+    nta("demo --help"), memcpy(demo, out, sizeof out);
+    nta("adapt --help"), memcpy(adapt, out, sizeof out);
+    nta("finetune --help"), memcpy(fine, out, sizeof out);
+    for (size_t i = 0; i < sizeof shared / sizeof *shared; i++) {
+        int ok = default_of(demo, shared[i], a, sizeof a) && default_of(adapt, shared[i], b, sizeof b);
+        CHECK(ok && !strcmp(a, b), "adapt --%s defaults to %s, the demo to %s", shared[i], ok ? b : "?", ok ? a : "?");
+    }
+    char t[64], f[64], e[64], s[64];
+    int ok = default_of(demo, "transfer-epochs", t, sizeof t) && default_of(demo, "finetune-epochs", f, sizeof f) &&
+             default_of(fine, "epochs", e, sizeof e) && default_of(fine, "seeds", s, sizeof s) &&
+             default_of(demo, "seeds", a, sizeof a);
+    CHECK(ok && atoi(e) == atoi(t) + atoi(f) && !strcmp(s, a),
+          "finetune defaults to as many epochs as the demo's transfer + finetuning (%s + %s = %s?) and its seeds",
+          ok ? t : "?", ok ? f : "?", ok ? e : "?");
+    EXPECT(2, "adapt s.nta --seeds 0", "--seeds must be in 1..100");
+    EXPECT(2, "finetune s.nta --seeds 101", "--seeds must be in 1..100");
 }
 
 static void test_end_to_end(void)
@@ -195,6 +243,7 @@ void test_cli(void)
     }
     test_options();
     test_hostile_options();
+    test_defaults();
     test_end_to_end();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

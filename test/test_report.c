@@ -46,6 +46,52 @@ static void test_pareto(void)
     CHECK(n == 1 && front[0] == 6, "pareto: a fitter point at equal cost (n %d)", n);
 }
 
+/* report_bootstrap against cases computed by hand. */
+static void test_bootstrap(void)
+{
+    double diff, lo, hi;
+    /* paired: b varies wildly, a = b + 2.5 on every item of every run: the
+     * difference is 2.5 in every replicate, so the interval is [2.5, 2.5] (an
+     * unpaired bootstrap would be wide) */
+    float a[800], b[800];
+    for (int i = 0; i < 800; i++) b[i] = (float)(i % 7 * 13), a[i] = b[i] + 2.5f;
+    report_bootstrap(a, b, 2, 400, 2000, 1, &diff, &lo, &hi);
+    CHECK(fabs(diff - 2.5) < 1e-9 && fabs(lo - 2.5) < 1e-6 && fabs(hi - 2.5) < 1e-6,
+          "bootstrap, paired constant gap: %g [%g, %g], want 2.5 [2.5, 2.5]", diff, lo, hi);
+    /* two items, differences 0 and 1, one run: a replicate's mean is 0, 0.5 or
+     * 1 with odds 1/4, 1/2, 1/4, so the 2.5% and 97.5% points are 0 and 1 */
+    float a2[2] = {5, 6}, b2[2] = {5, 5};
+    report_bootstrap(a2, b2, 1, 2, 2000, 2, &diff, &lo, &hi);
+    CHECK(diff == 0.5 && lo == 0 && hi == 1, "bootstrap, two items: %g [%g, %g], want 0.5 [0, 1]", diff, lo, hi);
+    /* seeds are resampled too: two runs whose every item differs by 0 and by 2;
+     * resampling images alone would give [1, 1], resampling runs gives 0, 1
+     * or 2 with odds 1/4, 1/2, 1/4: [0, 2] */
+    float a3[20], b3[20];
+    for (int i = 0; i < 20; i++) b3[i] = 1, a3[i] = i < 10 ? 1 : 3;
+    report_bootstrap(a3, b3, 2, 10, 2000, 3, &diff, &lo, &hi);
+    CHECK(diff == 1 && lo == 0 && hi == 2, "bootstrap, two seeds: %g [%g, %g], want 1 [0, 2]", diff, lo, hi);
+    /* 400 items, half right for a only (difference 100), half equal: mean 50,
+     * standard error 50 / sqrt(400) = 2.5, so about 50 -+ 1.96 * 2.5 = [45.1, 54.9] */
+    for (int i = 0; i < 400; i++) b[i] = 0, a[i] = i % 2 ? 100 : 0;
+    report_bootstrap(a, b, 1, 400, 2000, 4, &diff, &lo, &hi);
+    CHECK(diff == 50 && fabs(lo - 45.1) < 0.7 && fabs(hi - 54.9) < 0.7,
+          "bootstrap, 400 coin flips: %g [%g, %g], want 50 [45.1, 54.9] within 0.7", diff, lo, hi);
+    /* the words, and lower-is-better metrics */
+    ReportRow ra = {.runs = 1, .nitems = 400, .items = a}, rb = {.runs = 1, .nitems = 400, .items = b};
+    Compare c = report_compare(&ra, &rb, 0);
+    CHECK(!strcmp(c.word, "win") && c.lo > 0, "compare: a clear gain is a win (%s)", c.word);
+    c = report_compare(&ra, &rb, 1);
+    CHECK(!strcmp(c.word, "loss"), "compare: a clear gain in an error is a loss (%s)", c.word);
+    c = report_compare(&rb, &ra, 0);
+    CHECK(!strcmp(c.word, "loss") && c.hi < 0, "compare: a clear drop is a loss (%s)", c.word);
+    ReportRow r2a = {.runs = 1, .nitems = 2, .items = a2}, r2b = {.runs = 1, .nitems = 2, .items = b2};
+    c = report_compare(&r2a, &r2b, 0);
+    CHECK(!strcmp(c.word, "tie"), "compare: an interval that reaches zero is a tie (%s)", c.word);
+    rb.nitems = 399;
+    c = report_compare(&ra, &rb, 0);
+    CHECK(!strcmp(c.word, "-") && isnan(c.lo), "compare: different test items give no interval (%s)", c.word);
+}
+
 /* A fake task: search progress of ngen generations, a population of npop. */
 static ReportTask fake_task(const char *name, int lower_better, const NetDesc *d, int ngen, int npop, Rng *r)
 {
@@ -70,6 +116,20 @@ static ReportTask fake_task(const char *name, int lower_better, const NetDesc *d
         w->mflops = search_mflops(d, i == 3 ? &big : &t.arch);
         w->params = net_params(d);
         arch_format(d, i == 3 ? &big : &t.arch, w->arch, sizeof w->arch);
+        if (npop == 0) continue;                  /* the empty task kept no items: no intervals */
+        w->runs = 2, w->nitems = 60, w->items = nta_malloc(120 * sizeof(float));
+        for (int j = 0; j < 120; j++) w->items[j] = (float)(rng_below(r, 100) < 80u + 5 * i ? 100 : 0);
+    }
+    /* fronts: NTAA under budgets 5 and 9, WP&F of two fixed architectures
+     * (3 and 8 MFLOPs); a task with search progress but no population has none */
+    double fm[4] = {4.5, 8.5, 3, 8}, fb[4] = {5, 9, NAN, NAN};
+    for (int j = 0; npop > 0 && ngen > 3 && j < 4; j++) {
+        ReportRow *w = &t.front[t.nfront];
+        *w = t.rows[j < 2 ? 0 : 1];
+        w->mflops = fm[j], w->metric = 80 + j, w->sd = 0.5;
+        w->items = nta_malloc(120 * sizeof(float));
+        for (int k = 0; k < 120; k++) w->items[k] = (float)(rng_below(r, 100) < 80u + 4 * j ? 100 : 0);
+        t.front_budget[t.nfront++] = fb[j];
     }
     t.ngen = ngen;
     t.gen_best = nta_calloc((size_t)(ngen > 0 ? ngen : 1), sizeof(double));
@@ -105,6 +165,14 @@ static void check_files(const char *md_path, const char *html_path, const Report
     }
     CHECK(strstr(md, "2.50 MFLOPs") != NULL, "md: budget missing");
     CHECK(strstr(md, "## Summary") != NULL, "md: summary missing");
+    CHECK(count(md, "NTAA - each other method") == ntasks && count(md, "95% paired bootstrap interval") >= ntasks,
+          "md: every task compares NTAA with the others");
+    CHECK(strstr(md, "NTAA against each method") && (strstr(md, "| tie, ") || strstr(md, "| loss, ")),
+          "md: the summary's comparisons carry a word and an interval");
+    CHECK(count(md, "At equal cost") == 1 && strstr(md, "| NTAA, budget 5 MFLOPs | 4.50 | 3.00 | ") &&
+              strstr(md, "| NTAA, budget 9 MFLOPs | 8.50 | 8.00 | "),
+          "md: the fronts' table pairs each NTAA point with the WP&F architecture nearest in MFLOPs");
+    CHECK(count(html, "accuracy-cost fronts") == 1, "html: one fronts figure");
     CHECK(strstr(md, "**from scratch**") && strstr(md, "**NTAA**") && !strstr(md, "**WP&F**"), "md: best method wrong");
     CHECK(strstr(md, "| 42.0s |") && strstr(md, "| 2m22s |") && strstr(md, "| - |"), "md: wall times");
     CHECK(strstr(html, ">fashion<") && strstr(html, ">pose &lt;angle&gt;<") && !strstr(html, "<angle>"),
@@ -125,6 +193,7 @@ static void check_files(const char *md_path, const char *html_path, const Report
 void test_report(void)
 {
     test_pareto();
+    test_bootstrap();
     Space sp = space_default();
     NetDesc d = net_supernet(28, 28, 1, 10, &sp, 4);
     Rng r;
@@ -142,7 +211,7 @@ void test_report(void)
     CHECK(report_write(md, html, "three", tasks, 3, err, sizeof err) == 0, "report: %s", err);
     char *s = slurp(html);
     if (s) {
-        CHECK(count(s, "<svg") == 7 && count(s, "</svg>") == 7, "html: %d svg with an empty task", count(s, "<svg"));
+        CHECK(count(s, "<svg") == 8 && count(s, "</svg>") == 8, "html: %d svg with an empty task", count(s, "<svg"));
         CHECK(strstr(s, "No population was recorded") != NULL, "html: the empty task is not explained");
         free(s);
     }
@@ -156,5 +225,7 @@ void test_report(void)
         free(tasks[t].gen_best);
         free(tasks[t].gen_mean);
         free(tasks[t].pop);
+        for (int r = 0; r < tasks[t].nrows; r++) free(tasks[t].rows[r].items);
+        for (int r = 0; r < tasks[t].nfront; r++) free(tasks[t].front[r].items);
     }
 }

@@ -1,12 +1,16 @@
 /* test/test_search.c: evolutionary and random search on a synthetic fitness
  * (cheap, deterministic): budgets are respected, the best never gets worse,
  * the same seed gives the same search, an impossible budget is reported;
- * the search log that adapt --resume 1 reads back is checked, line by line. */
+ * the search log that adapt --resume 1 reads back is checked, line by line.
+ * Latency tables: a hand-made table's predictions, a latency budget in the
+ * search, the cache file's round trip and its refusal of another key, and
+ * the per-layer clock of a forward pass. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
 #include "../ntaa.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +40,85 @@ static void run(const NetDesc *d, const SearchCfg *c, SearchState *st, double *b
         search_step(d, c, greedy, (void *)d, st);
         best[g] = st->pop[0].fitness;
     }
+}
+
+/* A table by hand: block i at kernel choice ki, expansion choice ei costs
+ * i + 10 ki + 100 ei ms; stem 1000, head 2000, overhead -0.5. */
+static void hand_table(LatencyTable *t, const NetDesc *d)
+{
+    memset(t, 0, sizeof *t);
+    t->desc = *d, t->batch = 1, t->stem_ms = 1000, t->head_ms = 2000, t->overhead_ms = -0.5;
+    snprintf(t->key, sizeof t->key, "host=test backend=none threads=1 batch=1");
+    for (int i = 0; i < d->nblocks; i++)
+        for (int ki = 0; ki < d->space.nk; ki++)
+            for (int ei = 0; ei < d->space.ne; ei++) t->block_ms[i][ki][ei] = i + 10 * ki + 100 * ei;
+}
+
+static void test_latency(const NetDesc *d)
+{
+    static LatencyTable t, u;
+    char err[512], path[] = "/tmp/nta-latency-XXXXXX";
+    hand_table(&t, d);
+    /* the smallest: blocks 0, 1, 4, 5, 8, 9 at k3e3: 27 + 2999.5 */
+    Arch a = arch_smallest(d), b;
+    CHECK(fabs(latency_predict(&t, &a) - 3026.5) < 1e-9, "latency of the smallest: %g, want 3026.5",
+          latency_predict(&t, &a));
+    /* blocks 0 k5e6 (0+10+200), 1, 4, 5 k7e4 (5+20+100), 6, 8, 9: 363 + 2999.5 */
+    CHECK(arch_parse(d, "k5e6-k3e3/k3e3-k7e4-k3e3/k3e3-k3e3", &b, err, sizeof err) == 0, "%s", err);
+    CHECK(fabs(latency_predict(&t, &b) - 3362.5) < 1e-9, "latency by hand: %g, want 3362.5", latency_predict(&t, &b));
+    SearchCfg c = cfg_default(0);
+    c.budget_ms = 3362.5, c.latency = &t;
+    CHECK(search_fits(d, &c, &b), "a latency equal to the budget fits");
+    c.budget_ms = 3362.4;
+    CHECK(!search_fits(d, &c, &b) && search_fits(d, &c, &a), "over the latency budget does not fit, under does");
+    c.budget_mflops = 7;                          /* the smallest is 6.94 MFLOPs, b more */
+    c.budget_ms = 1e9;
+    CHECK(search_fits(d, &c, &a) && !search_fits(d, &c, &b), "both budgets apply");
+    t.block_ms[0][2][2] = -5;                     /* block 0 is fastest at k7e6 */
+    Arch f = latency_fastest(&t);
+    CHECK(f.k[0] == 7 && f.e[0] == 6 && f.k[1] == 3 && f.e[1] == 3 && f.depth[1] == 2, "the fastest architecture");
+    t.block_ms[0][2][2] = 220;
+    /* evolution and random search under a latency budget (no MFLOPs budget) */
+    c = cfg_default(0);
+    c.budget_ms = 3200, c.latency = &t;
+    SearchState st;
+    double best[16];
+    run(d, &c, &st, best);
+    int ok = st.n == c.population;
+    for (int i = 0; i < st.n; i++) ok &= latency_predict(&t, &st.pop[i].arch) <= c.budget_ms;
+    CHECK(ok, "every survivor of evolution is within the latency budget");
+    search_free(&st);
+    Candidate out[10];
+    ok = search_random(d, &c, 10, greedy, (void *)d, out, err, sizeof err) == 0;
+    for (int i = 0; ok && i < 10; i++) ok &= latency_predict(&t, &out[i].arch) <= c.budget_ms;
+    CHECK(ok, "random search stays within the latency budget");
+    c.budget_ms = 3000;
+    CHECK(search_init(d, &c, greedy, (void *)d, &st, err, sizeof err) == -1 && strstr(err, "3026.500 ms"),
+          "an impossible latency budget is reported: %s", err);
+    search_free(&st);
+    /* the cache file: the same table back; another key or a cut file is not it */
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    CHECK(latency_save(&t, path, err, sizeof err) == 0, "latency_save: %s", err);
+    CHECK(latency_load(&u, path, d, t.key) == 1 && fabs(u.block_ms[5][2][1] - t.block_ms[5][2][1]) < 1e-6 &&
+              u.overhead_ms == -0.5 && fabs(latency_predict(&u, &b) - 3362.5) < 1e-5,
+          "a saved table loads back");
+    CHECK(latency_load(&u, path, d, "host=other backend=none threads=1 batch=1") == 0, "another key is refused");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "head -n 20 %s > %s.cut && mv %s.cut %s", path, path, path, path);
+    CHECK(test_run(cmd) == 0 && latency_load(&u, path, d, t.key) == 0, "a table missing entries is refused");
+    remove(path);
+    CHECK(latency_load(&u, path, d, t.key) == 0, "no file, no table");
+    /* the clock: a layer per entry, all of them within the pass */
+    NetDesc sd = arch_standalone(d, &b);
+    Net *net = net_create(&sd, LOSS_XENT, &cpu_backend, 4, 1, 0);
+    double sec[NET_MAX_BLOCKS + 2], t0 = nta_now(), sum = 0;
+    net_forward_timed(net, 4, sec);
+    double wall = nta_now() - t0;
+    ok = 1;
+    for (int l = 0; l < sd.nblocks + 2; l++) ok &= sec[l] > 0, sum += sec[l];
+    CHECK(ok && sum <= wall * 1.0001, "net_forward_timed: every layer timed, %g s of a %g s pass", sum, wall);
+    net_free(net);
 }
 
 /* ntaa_log_read on a log of one generation of two candidates (the largest
@@ -137,4 +220,5 @@ void test_search(void)
           "impossible budget reported: %s", err);
     search_free(&e);
     test_search_log(&d);
+    test_latency(&d);
 }

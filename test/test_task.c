@@ -82,6 +82,14 @@ static void test_task_data(void)
     data_free(&d), data_free(&plain);
 }
 
+/* occurrences of needle in hay */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
 /* The whole pipeline on tiny data; every model it wrote is readable, and
  * eval reproduces its test metric. */
 static void test_demo_quick(void)
@@ -90,7 +98,8 @@ static void test_demo_quick(void)
     static char out[1 << 20];
     if (!test_have_data(NEED_MNIST | NEED_FASHION, "nta demo --quick 1")) return;
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --keep-best 1 --dir %s", dir);
+    snprintf(cmd, sizeof cmd, "./nta demo --quick 1 --keep-best 1 --front-budgets 9 --front-archs smallest,largest --dir %s",
+             dir);
     int rc = test_capture(cmd, dir, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "== done in"), "nta demo --quick 1: exit %d\n%s", rc, out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
     /* a searched winner's epoch 0 is never kept (its validation score chose it) */
@@ -102,7 +111,8 @@ static void test_demo_quick(void)
         if (won && kept && !strncmp(kept, "0,", 2)) kept0++;
         if (!strncmp(l + 1, "WP&F, seed", 10) || !strncmp(l + 1, "from scratch, seed", 18) || won) kept = NULL;
     }
-    CHECK(winners == 20 && kept0 == 0, "searched winners never keep epoch 0: %d of %d runs did", kept0, winners);
+    /* NTAA and random search on 5 tasks, and NTAA at the front's budget 9, 2 seeds each */
+    CHECK(winners == 30 && kept0 == 0, "searched winners never keep epoch 0: %d of %d runs did", kept0, winners);
     static const char *tasks[] = {"mnist", "mnist-parity", "mnist-rotation", "mnist-retrieval", "mnist-uda"};
     snprintf(path, sizeof path, "%s/report.md", dir);
     size_t len;
@@ -114,6 +124,13 @@ static void test_demo_quick(void)
     }
     CHECK(ok && strstr(md, "| NTAA |") && strstr(md, "| WP&F |") && strstr(md, "| from scratch |") &&
           strstr(md, "| random search |") && strstr(md, " ± "), "report.md has every task and method, mean ± sd of 2 seeds");
+    CHECK(md && count_of(md, "NTAA - each other method") == 5 && count_of(md, "[") >= 15 + 15 &&
+              !strstr(md, "from scratch: - ") && strstr(md, "NTAA against WP&F (the largest architecture): "),
+          "report.md: every comparison of NTAA with a baseline has its interval and word, on all 5 tasks");
+    CHECK(md && count_of(md, "At equal cost") == 5 && count_of(md, "| NTAA, budget 9 MFLOPs |") == 10 &&
+              strstr(md, "at equal cost, each NTAA point of the fronts against the WP&F architecture nearest in MFLOPs: ") &&
+              strstr(md, " of 10 ("),
+          "report.md: the fronts of every task, two NTAA points each against WP&F with intervals, and the verdict");
     free(md);
     snprintf(path, sizeof path, "%s/report.html", dir);
     char *html = (char *)nta_read_file(path, 1 << 24, &len, err, sizeof err);
