@@ -744,6 +744,20 @@ static int cmd_latency(int argc, char **argv)
     return 0;
 }
 
+/* What eval and predict check alike: the batch, --limit, --threads (0
+ * resolved), the device, and the dataset or task scored. */
+static void check_scoring(const Command *cmd, EvalCfg *c, int *threads, const char *device)
+{
+    char err[512];
+    need_in(cmd, "batch", c->batch, 2, 65536);
+    need_in(cmd, "limit", c->limit, 0, MAX_IMAGES);
+    need_in(cmd, "threads", *threads, 0, MAX_THREADS);
+    need_device(cmd, device);
+    if (*c->task && data_task_check(c->task, err, sizeof err)) bad_option(cmd, "--task: %s", err);
+    if (!*c->task && data_spec_check(c->data, err, sizeof err)) bad_option(cmd, "--data: %s", err);
+    if (*threads == 0) *threads = default_threads();
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     EvalCfg c = {0};
@@ -769,18 +783,12 @@ static int cmd_eval(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta eval model.nta'");
     char err[512];
-    need_in(&cmd, "batch", c.batch, 2, 65536);
+    check_scoring(&cmd, &c, &threads, device);
     need_in(&cmd, "calib", c.calib, 1, 100000);
-    need_in(&cmd, "limit", c.limit, 0, MAX_IMAGES);
     need_in(&cmd, "random", c.random, 0, 100000);
-    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
     need_flag(&cmd, "spread", c.spread);
     need_flag(&cmd, "linear", c.linear);
     need(!c.linear || strcmp(c.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
-    need_device(&cmd, device);
-    if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
-    if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
-    if (threads == 0) threads = default_threads();
     c.model = model[0];
     NetDesc d = probe_desc(c.model);
     Arch a;
@@ -814,17 +822,10 @@ static int cmd_predict(int argc, char **argv)
                    opts, sizeof opts / sizeof *opts};
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta predict model.nta'");
-    char err[512];
-    need_in(&cmd, "batch", c.batch, 2, 65536);
-    need_in(&cmd, "limit", c.limit, 0, MAX_IMAGES);
-    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
-    need_device(&cmd, device);
+    check_scoring(&cmd, &c, &threads, device);
     if (*out) need_output(&cmd, "out", out);
-    if (*c.task && data_task_check(c.task, err, sizeof err)) bad_option(&cmd, "--task: %s", err);
-    if (!*c.task && data_spec_check(c.data, err, sizeof err)) bad_option(&cmd, "--data: %s", err);
     need(strcmp(c.task, "mnist-retrieval"), &cmd,
          "--task mnist-retrieval: a retrieval task has no class or value per image (use nta eval)");
-    if (threads == 0) threads = default_threads();
     c.model = model[0];
     NetDesc d = probe_desc(c.model);
     if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
