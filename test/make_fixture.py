@@ -117,6 +117,21 @@ def layout(t, kind):
     raise ValueError(kind)
 
 
+def write_fixture(name, rec, loss):
+    """test/NAME in the format test_fixture.c reads: per tensor of rec
+    [(name, tensor)], the name's length (uint32), the name, the value count
+    (uint32), the values as float32, all little-endian."""
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    with open(out, "wb") as f:
+        for key, t in rec:
+            t = t.detach().contiguous().float().reshape(-1)
+            b = key.encode()
+            f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", t.numel()))
+            f.write(t.numpy().astype("<f4").tobytes())
+    print(f"{out}: {len(rec)} tensors, {os.path.getsize(out)} bytes, loss {loss.item():.6f}",
+          file=sys.stderr)
+
+
 def main():
     torch.manual_seed(20240611)
     torch.set_num_threads(1)  # one summation order, the same bytes on every run
@@ -162,15 +177,7 @@ def main():
         put("after:" + p + ".bn.mean", m.running_mean)
         put("after:" + p + ".bn.var", m.running_var)
 
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixture.bin")
-    with open(out, "wb") as f:
-        for name, t in rec:
-            b = name.encode()
-            f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", t.numel()))
-            f.write(t.numpy().astype("<f4").tobytes())
-    print(f"{out}: {len(rec)} tensors, {os.path.getsize(out)} bytes, loss {loss.item():.6f}",
-          file=sys.stderr)
-
+    write_fixture("fixture.bin", rec, loss)
 
 if __name__ == "__main__":
     main()

@@ -20,12 +20,10 @@ in float64, and writes test/fixture_ssl.bin in test/fixture.bin's format
 Not run by CI. Regenerate by hand (deterministic):
     /usr/bin/python3 test/make_fixture_ssl.py
 """
-import os
-import struct
-import sys
-
 import torch
 import torch.nn.functional as F
+
+from make_fixture import write_fixture
 
 N, D, TAU = 10, 7, 0.5
 
@@ -43,16 +41,7 @@ def main():
 
     rec = [("x", x32), ("tau", torch.tensor([TAU])), ("loss", loss.detach().reshape(1)),
            ("grad:x", x.grad)]
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixture_ssl.bin")
-    with open(out, "wb") as f:
-        for name, t in rec:
-            t = t.detach().contiguous().float().reshape(-1)
-            b = name.encode()
-            f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", t.numel()))
-            f.write(t.numpy().astype("<f4").tobytes())
-    print(f"{out}: {len(rec)} tensors, {os.path.getsize(out)} bytes, loss {loss.item():.6f}",
-          file=sys.stderr)
-
+    write_fixture("fixture_ssl.bin", rec, loss)
 
 if __name__ == "__main__":
     main()
