@@ -137,7 +137,7 @@ int eval_run(const EvalCfg *c, const Backend *be)
 
 /* ---------------------------------------------------------------- predict */
 
-/* The row's class: the first largest logit (as the losses count it right) */
+/* The class of logits z [L]: the first largest (as the losses count it right) */
 static int arg_max(const float *z, int L)
 {
     int best = 0;
@@ -145,8 +145,10 @@ static int arg_max(const float *z, int L)
     return best;
 }
 
-/* One CSV line per test image: "index,label,class,p_0,..." (the softmax of
- * the logits) or, for regression, "index,target,prediction" in degrees. */
+/* One CSV line per image i0..i0+b-1 of s from its logits z [b,L]:
+ * "index,label,class,p_0,..." (their softmax) or, for regression (L = 1),
+ * "index,target,prediction" in degrees; counts the right ones into *right
+ * and adds the absolute errors (in outputs' units) to *err. */
 static void predict_rows(FILE *f, const DataSplits *d, const Dataset *s, int i0, const float *z, int b, int L,
                          long *right, double *err)
 {
