@@ -217,6 +217,7 @@ TEST_ONLY  = $(if $(ONLY),--only $(ONLY))
 test:
 	@$(MAKE) --no-print-directory setup $(SETUP_FAILED)
 	@$(MAKE) --no-print-directory test/run $(if $(ONLY),,test/run-fma)
+	$(if $(CU_OBJ),$(CC) $(CFLAGS) -Werror -fsyntax-only nta.c   # as built where nvcc is not found)
 	OMP_NUM_THREADS=2 ./test/run $(TEST_ONLY)
 ifeq ($(ONLY),)
 	OMP_NUM_THREADS=2 ./test/run-fma --only cuda

@@ -199,8 +199,8 @@ static FILE *device_note;
 
 static const Backend *pick_backend(const char *device, int threads)
 {
-    FILE *note = device_note ? device_note : stdout;
 #if defined(NTA_CUDA)
+    FILE *note = device_note ? device_note : stdout;
     if (strcmp(device, "cpu") && strcmp(device, "auto") && strcmp(device, "cuda"))
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
     if (strcmp(device, "cpu")) {
