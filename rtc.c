@@ -154,13 +154,14 @@ static int sym(void *lib, void *slot, const char *name)
 static void nvrtc_open(void)
 {
     nv.tried = 1;
-    const char *given = getenv("NTA_NVRTC"), *names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+    const char *given = getenv("NTA_NVRTC"), *names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2",
+                                                   "libnvrtc.so"};
     void *lib = NULL;
     if (given && *given) lib = dlopen(given, RTLD_NOW | RTLD_LOCAL);
-    for (int i = 0; !lib && !(given && *given) && i < 3; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    for (int i = 0; !lib && !(given && *given) && i < 4; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         snprintf(nv.why, sizeof nv.why, "no NVRTC (%s): install the CUDA toolkit's libnvrtc or set NTA_NVRTC",
-                 given && *given ? given : "libnvrtc.so.13, .12");
+                 given && *given ? given : "libnvrtc.so.13, .12, .11.2");
         return;
     }
     if (sym(lib, &nv.version_of, "nvrtcVersion") || sym(lib, &nv.num_archs, "nvrtcGetNumSupportedArchs") ||
