@@ -38,7 +38,8 @@ EMU_SAN  = $(EMU_OBJ:build/emu/%=build/san/emu/%)
 
 # say: one line per optional piece found or not (not again in sub-makes)
 say = $(if $(filter 0,$(MAKELEVEL)),$(info $1))
-NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+# (an nvcc that does not run, e.g. a wrapper left by a removed toolkit, is none)
+NVCC := $(shell for n in nvcc /usr/local/cuda/bin/nvcc; do $$n --version >/dev/null 2>&1 && command -v $$n && break; done)
 
 # ------------------------------------------------------------ CUDA backend
 # cuda.cu kernels.cu gemm.cu conv.cu are always compiled as C++ with the
