@@ -12,6 +12,8 @@
 #include "nta.h"
 
 #include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,44 +22,110 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* ------------------------------------------------------------ the layers */
+
+size_t rtc_layer_out(const RtcLayer *L)
+{
+    if (L->kind == RTC_POOL_FC) return (size_t)L->N * L->Co;
+    int Ho = conv_out(L->H, L->K, L->s), Wo = conv_out(L->W, L->K, L->s);
+    return (size_t)L->N * Ho * Wo * L->Co;
+}
+
+size_t rtc_layer_weights(const RtcLayer *L)
+{
+    switch (L->kind) {
+    case RTC_STEM: return (size_t)L->K * L->K * L->Ci * L->Co;
+    case RTC_DW: return (size_t)L->K * L->K * L->Co;
+    default: return (size_t)L->Ci * L->Co;
+    }
+}
+
+int rtc_layer_terms(const RtcLayer *L)
+{
+    switch (L->kind) {
+    case RTC_STEM: return L->K * L->K * L->Ci;
+    case RTC_DW: return L->K * L->K;
+    case RTC_PW: return L->Ci;
+    default: return L->H * L->W + L->Ci;
+    }
+}
+
+/* Folding and its rounding. The generic kernels compute, per output channel
+ * with scale s = fl(gamma / sqrtf(var + eps)),
+ *     y  = fl(fl(fl(z - mean) * s) + beta),   z = fl(sum of n products x w);
+ * the folded kernels, with the same s (computed here exactly as there),
+ *     y' = fl(z' + b'),  z' = fl(sum of x w'),  w' = fl(w s),  b' = fl(beta - fl(mean s)).
+ * Against the exact Y = (sum x w - mean) s + beta: a sum of n products
+ * rounded in any order (with or without FMA) is within gamma_n sum|x w|,
+ * gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability of
+ * Numerical Algorithms, 3.1); each further operation adds one rounding. So
+ * both |y - Y| and |y' - Y| are at most gamma_{n+3} M, with
+ *     M = |s| sum |x w| + |mean s| + |beta|   (bmag holds the last two),
+ * hence |y' - y| <= 2 gamma_{n+3} M, and with a residual add (one more
+ * rounding each, of |y| + |r|) 2 gamma_{n+4} (M + |r|). ReLU6 does not
+ * increase a difference. For n = 384 terms that is 4.6e-5 M: folding is not
+ * bitwise, and the tests compare with this bound element by element, not
+ * with a guessed tolerance. (s itself is not exact, but it is the same s in
+ * both, so its error is no difference between them.) */
+void rtc_fold(const RtcLayer *L, float *wf, float *bf, float *bmag, const float *w, int ld1, int ld2,
+              const float *gamma, const float *beta, const float *mean, const float *var)
+{
+    int K = L->K, Ci = L->Ci, Co = L->Co;
+    for (int c = 0; c < Co; c++) {
+        float s = gamma ? gamma[c] / sqrtf(var[c] + NTA_BN_EPS) : 1.0f;
+        bf[c] = gamma ? beta[c] - mean[c] * s : beta[c];
+        bmag[c] = gamma ? fabsf(beta[c]) + fabsf(mean[c] * s) : fabsf(beta[c]);
+        if (L->kind == RTC_STEM)
+            for (size_t t = 0; t < (size_t)K * K * Ci; t++) wf[t * Co + c] = w[t * Co + c] * s;
+        else if (L->kind == RTC_DW)
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++)
+                    wf[(ky * K + kx) * Co + c] = w[(size_t)ky * ld1 + (size_t)kx * ld2 + c] * s;
+        else
+            for (int k = 0; k < Ci; k++) wf[(size_t)k * Co + c] = w[(size_t)k * ld1 + c] * s;
+    }
+}
+
 /* ------------------------------------------------------------ the source */
 
 /* What every generated source starts with (once per translation unit): the
- * emulator for a host compiler, an unroll pragma for each compiler, ReLU6 as
+ * emulator for a host compiler, unroll pragmas for each compiler, ReLU6 as
  * nta.h's relu6f. */
 static const char *prelude =
     "#if !defined(__CUDACC_RTC__) && !defined(__CUDACC__)\n"
     "#include \"simt.h\"\n"
     "#endif\n"
-    "#ifndef NTA_RTC_PRELUDE\n"
-    "#define NTA_RTC_PRELUDE\n"
     "#if defined(__CUDACC_RTC__) || defined(__CUDACC__)\n"
     "#define NTA_RTC_UNROLL _Pragma(\"unroll\")\n"
+    "#define NTA_RTC_UNROLL4 _Pragma(\"unroll 4\")\n"
     "#else\n"
     "#define NTA_RTC_UNROLL _Pragma(\"GCC unroll 8\")\n"
+    "#define NTA_RTC_UNROLL4 _Pragma(\"GCC unroll 4\")\n"
     "#endif\n"
     "static __device__ __forceinline__ float nta_rtc_relu6(float v)\n"
     "{\n"
     "    return v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;\n"
-    "}\n"
-    "#endif\n";
+    "}\n";
 
-/* The kernel: one output element per loop trip, as dw_sum and bn_eval_at
- * (conv.cu, nta_cuda.h) compute it; printf arguments: the name, then the
- * shapes, the element count, epsilon and the output's expression. */
-static const char *dw_body =
+/* Every kernel's signature; printf argument: the name */
+static const char *head =
     "extern \"C\" __global__ void %s(float *y, const float *__restrict__ x,\n"
-    "        const float *__restrict__ w, const float *__restrict__ gamma,\n"
-    "        const float *__restrict__ beta, const float *__restrict__ run_mean,\n"
-    "        const float *__restrict__ run_var)\n"
-    "{\n"
-    "    enum { H = %d, W = %d, C = %d, K = %d, S = %d, PAD = %d, HO = %d, WO = %d, LDR = %d, LDC = %d };\n"
+    "        const float *__restrict__ w, const float *__restrict__ b, const float *__restrict__ r)\n"
+    "{\n";
+
+/* A grid-stride loop over `total` items; printf argument: the count */
+static const char *loop =
     "    const size_t total = %zuu;\n"
     "    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;\n"
-    "         i += (size_t)gridDim.x * blockDim.x) {\n"
-    "        int c = (int)(i %% C);\n"
-    "        size_t pix = i / C;\n"
-    "        int ox = (int)(pix %% WO), oy = (int)(pix / WO %% HO), n = (int)(pix / WO / HO);\n"
+    "         i += (size_t)gridDim.x * blockDim.x) {\n";
+
+/* The full conv, one output element per item, summed as conv_fwd_kernel
+ * (conv.cu): taps in order, channels in order. Each body leaves `v`, the
+ * output before the epilogue, and `o`, its index. */
+static const char *stem_body =
+    "        int co = (int)(i % CO);\n"
+    "        size_t pix = i / CO;\n"
+    "        int ox = (int)(pix % WO), oy = (int)(pix / WO % HO), n = (int)(pix / WO / HO);\n"
     "        float acc = 0.0f;\n"
     "        NTA_RTC_UNROLL\n"
     "        for (int ky = 0; ky < K; ky++) {\n"
@@ -67,57 +135,248 @@ static const char *dw_body =
     "            for (int kx = 0; kx < K; kx++) {\n"
     "                int ix = ox * S - PAD + kx;\n"
     "                if (ix < 0 || ix >= W) continue;\n"
-    "                acc += x[(((size_t)n * H + iy) * W + ix) * C + c] *\n"
-    "                       w[(size_t)ky * LDR + (size_t)kx * LDC + c];\n"
+    "                const float *xi = x + (((size_t)n * H + iy) * W + ix) * CI;\n"
+    "                const float *wk = w + (size_t)(ky * K + kx) * CI * CO + co;\n"
+    "                NTA_RTC_UNROLL\n"
+    "                for (int ci = 0; ci < CI; ci++) acc += xi[ci] * wk[(size_t)ci * CO];\n"
     "            }\n"
     "        }\n"
-    "        float scale = gamma[c] / sqrtf(run_var[c] + %.9ef);\n"
-    "        float v = (acc - run_mean[c]) * scale + beta[c];\n"
-    "        y[i] = %s;\n"
-    "    }\n"
-    "}\n";
+    "        size_t o = i;\n"
+    "        float v = acc + b[co];\n";
 
-/* The host compiler's launcher on the emulator */
-static const char *dw_launcher =
+/* The depthwise conv, one output element per item, summed as dw_sum (conv.cu) */
+static const char *dw_body =
+    "        int c = (int)(i % CO);\n"
+    "        size_t pix = i / CO;\n"
+    "        int ox = (int)(pix % WO), oy = (int)(pix / WO % HO), n = (int)(pix / WO / HO);\n"
+    "        float acc = 0.0f;\n"
+    "        NTA_RTC_UNROLL\n"
+    "        for (int ky = 0; ky < K; ky++) {\n"
+    "            int iy = oy * S - PAD + ky;\n"
+    "            if (iy < 0 || iy >= H) continue;\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int kx = 0; kx < K; kx++) {\n"
+    "                int ix = ox * S - PAD + kx;\n"
+    "                if (ix < 0 || ix >= W) continue;\n"
+    "                acc += x[(((size_t)n * H + iy) * W + ix) * CO + c] * w[(ky * K + kx) * CO + c];\n"
+    "            }\n"
+    "        }\n"
+    "        size_t o = i;\n"
+    "        float v = acc + b[c];\n";
+
+/* The pointwise conv: item i is a register tile of RM rows x RN columns of
+ * y [P,CO] (rows m0.., columns n0..; neighbouring threads take neighbouring
+ * columns, so they share the rows of x they read). Sums run over k in order,
+ * as the generic gemm's. Closed by pw_tail. */
+static const char *pw_body =
+    "        int n0 = (int)(i % CG) * RN, m0 = (int)(i / CG) * RM;\n"
+    "        float acc[RM][RN];\n"
+    "        NTA_RTC_UNROLL\n"
+    "        for (int a = 0; a < RM; a++)\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int q = 0; q < RN; q++) acc[a][q] = 0.0f;\n"
+    "        const float *xr = x + (size_t)m0 * CI;\n"
+    "        NTA_RTC_UNROLL4\n"
+    "        for (int k = 0; k < CI; k++) {\n"
+    "            float xa[RM], wb[RN];\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int a = 0; a < RM; a++) xa[a] = xr[(size_t)a * CI + k];\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int q = 0; q < RN; q++) wb[q] = w[(size_t)k * CO + n0 + q];\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int a = 0; a < RM; a++)\n"
+    "                NTA_RTC_UNROLL\n"
+    "                for (int q = 0; q < RN; q++) acc[a][q] += xa[a] * wb[q];\n"
+    "        }\n"
+    "        NTA_RTC_UNROLL\n"
+    "        for (int a = 0; a < RM; a++)\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int q = 0; q < RN; q++) {\n"
+    "                size_t o = (size_t)(m0 + a) * CO + n0 + q;\n"
+    "                float v = acc[a][q] + b[n0 + q];\n";
+
+/* Pooling then the linear layer, one output (n, l) per item: the pool sums
+ * rows in order and divides (gap_fwd_kernel), the product sums channels in
+ * order (gemm), then the bias (bias_fwd_kernel): the generic ops' terms in
+ * their order. */
+static const char *pool_fc_body =
+    "        int l = (int)(i % CO), n = (int)(i / CO);\n"
+    "        const float *xn = x + (size_t)n * HW * CI;\n"
+    "        float acc = 0.0f;\n"
+    "        for (int c = 0; c < CI; c++) {\n"
+    "            float s = 0.0f;\n"
+    "            NTA_RTC_UNROLL\n"
+    "            for (int p = 0; p < HW; p++) s += xn[(size_t)p * CI + c];\n"
+    "            float pooled = s / HW;\n"
+    "            acc += pooled * w[(size_t)c * CO + l];\n"
+    "        }\n"
+    "        size_t o = i;\n"
+    "        float v = acc + b[l];\n";
+
+/* The host compiler's launcher on the emulator; printf arguments: the name
+ * twice, grid, block */
+static const char *launcher =
     "#if !defined(__CUDACC_RTC__) && !defined(__CUDACC__)\n"
-    "extern \"C\" void %s_launch(float *y, const float *x, const float *w, const float *gamma,\n"
-    "        const float *beta, const float *run_mean, const float *run_var)\n"
+    "extern \"C\" void %s_launch(float *y, const float *x, const float *w, const float *b, const float *r)\n"
     "{\n"
-    "    SIMT_LAUNCH(%s, %uu, %uu, 0, (cudaStream_t)0, y, x, w, gamma, beta, run_mean, run_var);\n"
+    "    SIMT_LAUNCH(%s, %uu, %uu, 0, (cudaStream_t)0, y, x, w, b, r);\n"
     "}\n"
     "#endif\n";
 
-/* Count n more characters written at *at (by snprintf into len bytes);
- * -1 once they no longer fit. */
-static int put(size_t len, size_t *at, int n)
+/* Append printf output at buf[*at..len); -1 once it no longer fits. */
+static int put(char *buf, size_t len, size_t *at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put(char *buf, size_t len, size_t *at, const char *fmt, ...)
 {
+    if (*at >= len) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *at, len - *at, fmt, ap);
+    va_end(ap);
     if (n < 0 || (size_t)n >= len - *at) return -1;
     *at += (size_t)n;
     return 0;
 }
 
-int rtc_dw_source(const RtcDw *L, const char *name, char *buf, size_t len, unsigned *grid, unsigned *block)
+/* The register tile of a pointwise layer y [P,Co]: RN columns, the most of
+ * 4, 2, 1 that divides Co (a thread's weights are RN neighbours of a row of
+ * w); RM rows, the most of 4, 2, 1 that divides P and still leaves at least
+ * 8192 items (threads enough to fill a large GPU: 132 SMs of 64 threads). */
+static void pw_tile(const RtcLayer *L, int *rm, int *rn)
 {
-    int Ho = conv_out(L->H, L->K, L->s), Wo = conv_out(L->W, L->K, L->s);
-    size_t total = (size_t)L->N * Ho * Wo * L->C, blocks = (total + 255) / 256;
-    *block = 256;        /* one element a thread, as the generic kernel (CUDA_THREADS, cuda_grid) */
-    *grid = (unsigned)(blocks < 1 ? 1 : blocks > 1024 ? 1024 : blocks);
-    size_t at = 0;
-    if (!len) return -1;
-    buf[0] = 0;
-    if (put(len, &at,
-            snprintf(buf + at, len - at,
-                     "/* nta rtc: %s: depthwise %dx%d stride %d, batchnorm (running statistics)%s; batch %d, "
-                     "%dx%dx%d -> %dx%dx%d; %u blocks of %u threads */\n",
-                     name, L->K, L->K, L->s, L->relu6 ? " and ReLU6" : "", L->N, L->H, L->W, L->C, Ho, Wo, L->C,
-                     *grid, *block)) ||
-        put(len, &at, snprintf(buf + at, len - at, "%s", prelude)) ||
-        put(len, &at,
-            snprintf(buf + at, len - at, dw_body, name, L->H, L->W, L->C, L->K, L->s, L->K / 2, Ho, Wo, L->ldr,
-                     L->ldc, total, (double)NTA_BN_EPS, L->relu6 ? "nta_rtc_relu6(v)" : "v")) ||
-        put(len, &at, snprintf(buf + at, len - at, dw_launcher, name, name, *grid, *block)))
+    long P = (long)L->N * L->H * L->W;
+    *rn = L->Co % 4 == 0 ? 4 : L->Co % 2 == 0 ? 2 : 1;
+    *rm = 4;
+    while (*rm > 1 && (P % *rm || P / *rm * (L->Co / *rn) < 8192)) *rm /= 2;
+}
+
+static const char *kind_name[] = {"stem conv", "pointwise conv", "depthwise conv", "pool and linear"};
+
+int rtc_layer_source(const RtcLayer *L, const char *name, int with_prelude, char *buf, size_t len, size_t *at,
+                     unsigned *grid, unsigned *block)
+{
+    int Ho = conv_out(L->H, L->K, L->s), Wo = conv_out(L->W, L->K, L->s), rm = 1, rn = 1;
+    if (L->kind == RTC_PW) pw_tile(L, &rm, &rn);
+    size_t items = L->kind == RTC_PW ? (size_t)L->N * L->H * L->W / rm * (L->Co / rn) : rtc_layer_out(L);
+    size_t blocks = (items + 255) / 256;
+    *block = items < 256 ? (unsigned)((items + 31) / 32 * 32) : 256;
+    *grid = (unsigned)(blocks < 1 ? 1 : blocks > 65535 ? 65535 : blocks);
+    const char *epi = L->relu6 ? "nta_rtc_relu6(v)" : "v";
+    if (put(buf, len, at,
+            "/* nta rtc: %s: %s %dx%d stride %d%s%s%s; batch %d, %dx%dx%d -> %dx%dx%d; "
+            "%u blocks of %u threads",
+            name, kind_name[L->kind], L->K, L->K, L->s, L->kind == RTC_POOL_FC ? "" : ", batchnorm folded",
+            L->relu6 ? ", ReLU6" : "", L->residual ? ", residual add" : "", L->N, L->H, L->W, L->Ci,
+            L->kind == RTC_POOL_FC ? 1 : Ho, L->kind == RTC_POOL_FC ? 1 : Wo, L->Co, *grid, *block) ||
+        (L->kind == RTC_PW && put(buf, len, at, ", tiles of %dx%d", rm, rn)) || put(buf, len, at, " */\n") ||
+        (with_prelude && put(buf, len, at, "%s", prelude)) || put(buf, len, at, head, name))
         return -1;
-    return (int)at;
+    int bad = 0;
+    switch (L->kind) {
+    case RTC_STEM:
+    case RTC_DW:
+        bad = put(buf, len, at,
+                  "    enum { H = %d, W = %d, CI = %d, CO = %d, K = %d, S = %d, PAD = %d, HO = %d, WO = %d };\n",
+                  L->H, L->W, L->Ci, L->Co, L->K, L->s, L->K / 2, Ho, Wo) ||
+              put(buf, len, at, loop, items) || put(buf, len, at, "%s", L->kind == RTC_STEM ? stem_body : dw_body);
+        break;
+    case RTC_PW:
+        bad = put(buf, len, at, "    enum { CI = %d, CO = %d, RM = %d, RN = %d, CG = CO / RN };\n", L->Ci, L->Co,
+                  rm, rn) ||
+              put(buf, len, at, loop, items) || put(buf, len, at, "%s", pw_body);
+        break;
+    default:
+        bad = put(buf, len, at, "    enum { HW = %d, CI = %d, CO = %d };\n", L->H * L->W, L->Ci, L->Co) ||
+              put(buf, len, at, loop, items) || put(buf, len, at, "%s", pool_fc_body);
+    }
+    const char *ind = L->kind == RTC_PW ? "    " : "";
+    if (bad || (L->residual && put(buf, len, at, "%s        v = %s + r[o];\n", ind, epi)) ||
+        (!L->residual && put(buf, len, at, "%s        v = %s;\n", ind, epi)) ||
+        put(buf, len, at, "%s        y[o] = v;\n", ind) || (L->kind == RTC_PW && put(buf, len, at, "            }\n")) ||
+        put(buf, len, at, "    }\n}\n") || put(buf, len, at, launcher, name, name, *grid, *block))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------ specialised networks */
+
+/* Append layer L (weights folded from w with pitches ld1, ld2 and batchnorm
+ * bn, or for the linear layer bias) reading layer n-1's output */
+static void net_add(RtcNet *r, const float *host, const Net *net, RtcLayer L, const float *w, int ld1, int ld2,
+                    const BnParams *bn, const float *bias)
+{
+    int i = r->n++;
+    r->L[i] = L;
+    r->res[i] = -2;
+    r->woff[i] = r->nparam, r->nparam += rtc_layer_weights(&L);
+    r->boff[i] = r->nparam, r->nparam += (size_t)L.Co;
+    r->aoff[i] = r->nact, r->nact += rtc_layer_out(&L);
+    r->param = realloc(r->param, r->nparam * sizeof(float));
+    r->bmag = realloc(r->bmag, r->nparam * sizeof(float));
+    if (!r->param || !r->bmag) nta_die("out of memory (specialised network)");
+#define HOST(q) ((q) ? host + ((q) - net->p) : NULL)   /* a parameter's host copy */
+    rtc_fold(&L, r->param + r->woff[i], r->param + r->boff[i], r->bmag + r->boff[i], HOST(w), ld1, ld2,
+             bn ? HOST(bn->gamma) : NULL, bn ? HOST(bn->beta) : HOST(bias), bn ? HOST(bn->run_mean) : NULL,
+             bn ? HOST(bn->run_var) : NULL);
+#undef HOST
+}
+
+RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
+{
+    const NetDesc *d = &net->d;
+    if (d->mlp) {
+        snprintf(err, len, "a network with a projection head (self-supervised pretraining) is not specialised");
+        return NULL;
+    }
+    float *host = net_weights_get(net, NULL);
+    RtcNet *r = nta_calloc(1, sizeof *r);
+    r->B = B;
+    r->nin = (size_t)B * d->in_h * d->in_w * d->in_c;
+    int h = d->in_h, w = d->in_w, c = d->stem_c;
+    net_add(r, host, net, (RtcLayer){RTC_STEM, B, h, w, d->in_c, c, d->stem_k, 1, 1, 0}, net->w_stem, 0, 0,
+            &net->bn_stem, NULL);
+    for (int i = 0; i < d->nblocks; i++) {
+        const Block *k = &net->blk[i];
+        if (!net->on[i]) continue;
+        if (r->n + 4 > RTC_MAX_LAYERS) {
+            snprintf(err, len, "more than %d layers to specialise", RTC_MAX_LAYERS);
+            rtc_net_free(r), free(host);
+            return NULL;
+        }
+        int K = net->arch.k[i], E = net->arch.e[i] * k->ci, off = (k->kmax - K) / 2, in = r->n - 1;
+        const float *wdw = k->w_dw + (size_t)off * k->kmax * k->emax + (size_t)off * k->emax;
+        net_add(r, host, net, (RtcLayer){RTC_PW, B, h, w, k->ci, E, 1, 1, 1, 0}, k->w_exp, k->emax, 0,
+                &k->bn_exp, NULL);
+        net_add(r, host, net, (RtcLayer){RTC_DW, B, h, w, E, E, K, k->s, 1, 0}, wdw, k->kmax * k->emax, k->emax,
+                &k->bn_dw, NULL);
+        h = conv_out(h, K, k->s), w = conv_out(w, K, k->s);
+        int res = k->s == 1 && k->ci == k->co;
+        net_add(r, host, net, (RtcLayer){RTC_PW, B, h, w, E, k->co, 1, 1, 0, res}, k->w_proj, k->co, 0,
+                &k->bn_proj, NULL);
+        if (res) r->res[r->n - 1] = in;
+        c = k->co;
+    }
+    net_add(r, host, net, (RtcLayer){RTC_PW, B, h, w, c, d->head_c, 1, 1, 1, 0}, net->w_head, d->head_c, 0,
+            &net->bn_head, NULL);
+    net_add(r, host, net, (RtcLayer){RTC_POOL_FC, B, h, w, d->head_c, d->classes, 1, 1, 0, 0}, net->w_fc,
+            d->classes, 0, NULL, net->b_fc);
+    free(host);
+    /* the source: the prelude, then every layer's kernel */
+    size_t cap = 4096 + (size_t)r->n * 4096, at = 0;
+    r->src = nta_malloc(cap);
+    for (int i = 0; i < r->n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "nta_l%d", i);
+        if (rtc_layer_source(&r->L[i], name, i == 0, r->src, cap, &at, &r->grid[i], &r->block[i]))
+            nta_die("rtc: layer %d's source is longer than %zu bytes (a bug)", i, cap);
+    }
+    return r;
+}
+
+void rtc_net_free(RtcNet *r)
+{
+    if (!r) return;
+    free(r->param), free(r->bmag), free(r->src);
+    free(r);
 }
 
 /* ------------------------------------------------------------------ NVRTC */

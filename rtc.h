@@ -12,24 +12,82 @@
 #define NTA_RTC_H
 #include <stddef.h>
 
-/* Inference of a depthwise layer: y [N,Ho,Wo,C] = BN_eval(depthwise KxK,
- * stride s, pad K/2, of x [N,H,W,C]), then ReLU6 if relu6; tap (ky,kx) of
- * channel c is w[ky*ldr + kx*ldc + c] (the Backend's dw_bn_eval). */
-typedef struct {
-    int N, H, W, C, K, s, ldr, ldc, relu6;
-} RtcDw;
+#include "nta.h"
 
-/* The CUDA source of kernel `name` for layer L into buf (NUL-terminated):
+/* ------------------------------------------------ specialised layers */
+
+/* A layer of a fixed network for inference, batchnorm folded into its
+ * weights and bias (rtc_fold). The kinds, with x [N,H,W,Ci] and
+ * Ho = conv_out(H, K, s), Wo likewise:
+ *   RTC_STEM     y [N,Ho,Wo,Co] = x * w [K,K,Ci,Co] + b [Co]       (full conv)
+ *   RTC_PW       y [N,H,W,Co]   = x [P,Ci] w [Ci,Co] + b [Co]       (1x1 conv, P = N*H*W)
+ *   RTC_DW       y [N,Ho,Wo,C]  = depthwise x * w [K,K,C] + b [C]  (Ci = Co = C)
+ *   RTC_POOL_FC  y [N,Co]       = (mean over H*W of x) w [Ci,Co] + b [Co]
+ * then ReLU6 if relu6, then (RTC_PW only) + r [N,H,W,Co] if residual. */
+enum { RTC_STEM, RTC_PW, RTC_DW, RTC_POOL_FC };
+typedef struct {
+    int kind;
+    int N, H, W, Ci, Co, K, s;
+    int relu6, residual;
+} RtcLayer;
+
+/* The output's element count of layer L. */
+size_t rtc_layer_out(const RtcLayer *L);
+/* The folded weights' count (the layouts above); the bias has Co. */
+size_t rtc_layer_weights(const RtcLayer *L);
+/* The terms summed for one output element (rounding bounds): K*K*Ci, Ci,
+ * K*K, and H*W + Ci for RTC_POOL_FC (the pool's sum, then the product's). */
+int rtc_layer_terms(const RtcLayer *L);
+
+/* Fold a batchnorm (running statistics gamma, beta, mean, var [Co]) into the
+ * layer's weights: scale = gamma / sqrtf(var + NTA_BN_EPS) computed as the
+ * generic kernels compute it, wf = w * scale (per output channel) in the
+ * layout above, bf = beta - mean * scale; bmag [Co] = |beta| + |mean *
+ * scale| (what the folding's rounding is relative to, for error bounds).
+ * The source weights are read with pitches: RTC_PW and RTC_POOL_FC element
+ * (k, n) at w[k*ld1 + n]; RTC_DW tap (ky, kx) of c at w[ky*ld1 + kx*ld2 + c];
+ * RTC_STEM contiguous [K,K,Ci,Co]. RTC_POOL_FC has no batchnorm: gamma ==
+ * NULL, and beta is its bias. */
+void rtc_fold(const RtcLayer *L, float *wf, float *bf, float *bmag, const float *w, int ld1, int ld2,
+              const float *gamma, const float *beta, const float *mean, const float *var);
+
+/* The CUDA source of kernel `name` for layer L, appended at buf[*at..len)
+ * (NUL-terminated; *at moves on):
  *   extern "C" __global__ void NAME(float *y, const float *x, const float *w,
- *       const float *gamma, const float *beta, const float *run_mean,
- *       const float *run_var)
- * launched with NAME_GRID blocks of NAME_BLOCK threads (both in the source's
- * comment, and returned through grid and block). Built by a host compiler
- * (against simt.h, where it also defines `extern "C" void NAME_launch(...)`
- * with the same parameters, which launches it on the emulator).
- * Returns the source's length, or -1 when buf is too small. */
-int rtc_dw_source(const RtcDw *L, const char *name, char *buf, size_t len, unsigned *grid,
-                  unsigned *block);
+ *                                   const float *b, const float *r)
+ * (r: the residual, NULL unless L->residual) launched with *grid blocks of
+ * *block threads, chosen from the shapes (both also in the source's
+ * comment). Built by a host compiler (against simt.h) it also defines
+ * `extern "C" void NAME_launch(y, x, w, b, r)`, which launches it on the
+ * emulator. The common prelude is put once per source (with_prelude).
+ * Returns 0, or -1 when buf is too small. */
+int rtc_layer_source(const RtcLayer *L, const char *name, int with_prelude, char *buf, size_t len, size_t *at,
+                     unsigned *grid, unsigned *block);
+
+/* ------------------------------------------------ specialised networks */
+
+#define RTC_MAX_LAYERS 128
+
+/* A fixed network's inference as specialised layers: layer i reads the
+ * output of layer i-1 (layer 0 the input [N,H,W,Cin]) and, when residual,
+ * adds the output of layer res[i] (-1: the input). Host memory only. */
+typedef struct {
+    int n, B;                         /* layers; the batch they are built for */
+    RtcLayer L[RTC_MAX_LAYERS];
+    int res[RTC_MAX_LAYERS];          /* see above; -2: no residual */
+    size_t woff[RTC_MAX_LAYERS], boff[RTC_MAX_LAYERS];   /* into param */
+    size_t aoff[RTC_MAX_LAYERS];      /* layer i's output in an arena of nact floats */
+    unsigned grid[RTC_MAX_LAYERS], block[RTC_MAX_LAYERS];
+    size_t nparam, nact, nin;         /* nin: the input's floats */
+    float *param;                     /* [nparam] folded weights and biases */
+    float *bmag;                      /* [nparam] at the biases' offsets: rtc_fold's bmag */
+    char *src;                        /* the whole CUDA source, kernels nta_l0, nta_l1, ... */
+} RtcNet;
+
+/* The active architecture of net (its running statistics) at batch B, every
+ * batchnorm folded; NULL and why in err (a projection head, too many layers). */
+RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len);
+void rtc_net_free(RtcNet *r);
 
 /* NVRTC, opened once (NTA_NVRTC names the library; else libnvrtc.so.13, .12,
  * then libnvrtc.so): its version as 1000 * major + 10 * minor, or 0 with the

@@ -1,14 +1,21 @@
 /* test/test_rtc.c: kernels specialised for fixed architectures (rtc.c).
  *
- * The depthwise layers (with batchnorm and ReLU6) of the reference network,
- * the default supernet's largest and smallest architectures and 10 random
- * ones, at batch 2: each layer's generated source
- *   - compiles with NVRTC to a cubin for sm_80 and sm_90 (skipped, with the
- *     reason, where libnvrtc is absent);
- *   - compiled by the host compiler against simt.h into a shared object,
- *     runs on the emulator and gives the generic kernel's output (the
- *     Backend's dw_bn_eval, emulated) bit for bit: the same terms in the same
- *     order, neither built with FMA contraction;
+ * The networks: the reference network, the default supernet's largest and
+ * smallest architectures and 10 random ones (28x28x1 inputs, 10 classes), at
+ * batch 2, as rtc_net_build makes them (stem, pointwise + depthwise +
+ * projection of every block, head, pool and linear; batchnorm folded):
+ *   - every network's generated source compiles with NVRTC to a cubin for
+ *     sm_80 and sm_90 (skipped, with the reason, where libnvrtc is absent);
+ *   - every distinct layer, compiled by the host compiler against simt.h
+ *     into a shared object, runs on the emulator, and gives the generic
+ *     kernels' output (the Backend's ops, emulated, with the batchnorm not
+ *     folded) within the bound that folding's rounding allows (rtc.c, at
+ *     rtc_fold: 2 gamma_{n+3} M per element), or bit for bit where the sums
+ *     are the same terms in the same order (pool and linear);
+ *   - whole networks, specialised and run layer after layer on the
+ *     emulator, give the generic net_forward's logits within the bound
+ *     carried through the layers (each layer's own rounding, plus its
+ *     input's difference times |w|);
  * and the cache of compiled kernels keeps, checks and rebuilds its entries.
  */
 #define _GNU_SOURCE
@@ -17,6 +24,7 @@
 #include "test.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,41 +33,61 @@
 #define TEST_CXX "c++"
 #endif
 
-enum { MAX_LAYERS = 256 };
+enum { NETS = 13, MAX_LAYERS = 512 };
 
-/* The depthwise layers of standalone network d at batch B, appended to L
- * unless a layer of the same shape is there; returns the new count. */
-static int dw_layers(const NetDesc *d, int B, RtcDw *L, int n)
+/* gamma_n of the rounding analysis (rtc.c, rtc_fold) */
+static double gam(int n)
 {
-    int h = d->in_h, w = d->in_w, ci = d->stem_c;   /* the stem keeps the size (stride 1) */
-    for (int i = 0; i < d->nblocks; i++) {
-        const BlockDesc *b = &d->blk[i];
-        RtcDw l = {B, h, w, b->e * ci, b->k, b->s, b->k * b->e * ci, b->e * ci, 1};
-        int seen = 0;
-        for (int j = 0; j < n; j++) seen |= !memcmp(&L[j], &l, sizeof l);
-        if (!seen && n < MAX_LAYERS) L[n++] = l;
-        h = conv_out(h, b->k, b->s), w = conv_out(w, b->k, b->s), ci = b->co;
-    }
-    return n;
+    double u = ldexp(1.0, -24);
+    return n * u / (1 - n * u);
 }
 
-static int layers(RtcDw *L)
+/* Random values in [lo, hi) */
+static void fill(Rng *r, float *p, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_uniform(r);
+}
+
+/* The test networks' descriptions: the reference network, then the
+ * supernet's largest, smallest and 10 random architectures standing alone */
+static void nets(NetDesc *d)
 {
     Space sp = space_default();
-    NetDesc super = net_supernet(28, 28, 1, 10, &sp, 4), ref = net_reference(28, 28, 1, 10);
-    Arch a[12] = {arch_largest(&super), arch_smallest(&super)};
+    NetDesc super = net_supernet(28, 28, 1, 10, &sp, 4);
+    Arch a[NETS - 1] = {arch_largest(&super), arch_smallest(&super)};
     Rng r;
     rng_seed(&r, 19);
-    for (int i = 2; i < 12; i++) a[i] = arch_random(&super, &r);
-    int n = dw_layers(&ref, 2, L, 0);
-    for (int i = 0; i < 12; i++) {
-        NetDesc alone = arch_standalone(&super, &a[i]);
-        n = dw_layers(&alone, 2, L, n);
-    }
-    return n;
+    for (int i = 2; i < NETS - 1; i++) a[i] = arch_random(&super, &r);
+    d[0] = net_reference(28, 28, 1, 10);
+    for (int i = 1; i < NETS; i++) d[i] = arch_standalone(&super, &a[i - 1]);
 }
 
-static void test_nvrtc(const RtcDw *L, int n)
+/* A network of description d for batch B on backend be, with random weights
+ * (seed) and random batchnorm parameters and running statistics, so that
+ * folding has something to fold */
+static Net *random_net(const NetDesc *d, const Backend *be, int B, uint64_t seed)
+{
+    Net *net = net_create(d, LOSS_XENT, be, B, seed, 0);
+    float *p = net_weights_get(net, NULL);
+    Rng r;
+    rng_seed(&r, seed + 1);
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        const char *end = strrchr(pi->name, '.');
+        if (!end) continue;
+        if (!strcmp(end, ".gamma")) fill(&r, p + pi->off, pi->n, 0.5f, 1.5f);
+        if (!strcmp(end, ".beta")) fill(&r, p + pi->off, pi->n, -0.5f, 0.5f);
+        if (!strcmp(end, ".mean")) fill(&r, p + pi->off, pi->n, -0.5f, 0.5f);
+        if (!strcmp(end, ".var")) fill(&r, p + pi->off, pi->n, 0.1f, 2.0f);
+    }
+    net_weights_put(net, p);
+    free(p);
+    return net;
+}
+
+/* ------------------------------------------------------------------ NVRTC */
+
+static void test_nvrtc(RtcNet **rn)
 {
     char why[512];
     int version = rtc_nvrtc_version(why, sizeof why);
@@ -68,140 +96,386 @@ static void test_nvrtc(const RtcDw *L, int n)
         test_skipped++;
         return;
     }
-    static char src[16384], log[8192];
+    static char log[16384];
     int sms[2] = {80, 90};
     for (int k = 0; k < 2; k++) {
         CHECK(rtc_nvrtc_supports(sms[k]), "NVRTC %d.%d compiles for sm_%d", version / 1000, version % 1000 / 10,
               sms[k]);
-        int ok = 0;
+        int ok = 0, layers = 0;
         size_t bytes = 0;
-        for (int i = 0; i < n; i++) {
-            unsigned grid, block;
+        double t0 = nta_now();
+        for (int i = 0; i < NETS; i++) {
             void *cubin;
             size_t size;
-            char name[32];
-            snprintf(name, sizeof name, "nta_dw_%d", i);
-            int len = rtc_dw_source(&L[i], name, src, sizeof src, &grid, &block);
-            if (len > 0 && rtc_compile(src, name, sms[k], &cubin, &size, log, sizeof log) == 0) {
+            layers += rn[i]->n;
+            if (rtc_compile(rn[i]->src, "nta_net.cu", sms[k], &cubin, &size, log, sizeof log) == 0) {
                 ok++, bytes += size;
                 free(cubin);
             } else {
-                CHECK(0, "layer %d (K %d s %d C %d, %dx%d) for sm_%d: %s", i, L[i].K, L[i].s, L[i].C, L[i].H,
-                      L[i].W, sms[k], len > 0 ? log : "the source does not fit");
+                CHECK(0, "network %d (%d layers) for sm_%d: %s", i, rn[i]->n, sms[k], log);
             }
         }
-        CHECK(ok == n, "NVRTC compiled %d of %d specialised depthwise layers for sm_%d (%zu bytes of cubin)", ok, n,
-              sms[k], bytes);
+        CHECK(ok == NETS, "NVRTC compiled %d of %d specialised networks for sm_%d", ok, NETS, sms[k]);
+        printf("rtc: NVRTC %d.%d compiled %d of %d specialised networks (%d layers) for sm_%d: %zu bytes of cubin in "
+               "%.1f s\n",
+               version / 1000, version % 1000 / 10, ok, NETS, layers, sms[k], bytes, nta_now() - t0);
     }
 }
 
-/* The sources of all layers, built by the host compiler into dir/rtc.so;
- * the handle, or NULL (a failure counted). */
-static void *host_build(const RtcDw *L, int n, const char *dir)
+/* ------------------------------------------------------------ the emulator */
+
+/* Source src built by the host compiler into dir/NAME.so; the handle, or
+ * NULL (a failure counted). */
+static void *host_build(const char *src, const char *dir, const char *name)
 {
     char path[512], cmd[2048];
-    static char src[16384];
-    snprintf(path, sizeof path, "%s/rtc.cpp", dir);
+    snprintf(path, sizeof path, "%s/%s.cpp", dir, name);
     FILE *f = fopen(path, "w");
     if (!f) {
         CHECK(0, "cannot write %s", path);
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
-        unsigned grid, block;
-        char name[32];
-        snprintf(name, sizeof name, "nta_dw_%d", i);
-        CHECK(rtc_dw_source(&L[i], name, src, sizeof src, &grid, &block) > 0, "layer %d's source fits", i);
-        fputs(src, f);
-    }
+    fputs(src, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O2 -Wall -fPIC -shared -I. %s/rtc.cpp -o %s/rtc.so > %s/cxx.log 2>&1",
-             TEST_CXX, dir, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c++17 -O1 -Wall -fPIC -shared -I. %s/%s.cpp -o %s/%s.so > %s/%s.log 2>&1", TEST_CXX, dir,
+             name, dir, name, dir, name);
     if (test_run(cmd) != 0) {
-        CHECK(0, "the host compiler builds the specialised sources (see %s/cxx.log)", dir);
+        CHECK(0, "the host compiler builds the specialised source (see %s/%s.log)", dir, name);
         return NULL;
     }
-    snprintf(path, sizeof path, "%s/rtc.so", dir);
+    snprintf(path, sizeof path, "%s/%s.so", dir, name);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     CHECK(lib != NULL, "dlopen %s: %s", path, lib ? "" : dlerror());
     return lib;
 }
 
-typedef void (*Launch)(float *, const float *, const float *, const float *, const float *, const float *,
-                       const float *);
+typedef void (*Launch)(float *, const float *, const float *, const float *, const float *);
 
-/* Random values in [lo, hi) on the device (the Backend be) */
-static float *dev_rand(const Backend *be, Rng *r, size_t n, float lo, float hi)
+static Launch launcher(void *lib, const char *kernel)
 {
-    float *h = nta_malloc(n * sizeof(float)), *d = be->alloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * rng_uniform(r);
-    be->upload(d, h, n * sizeof(float));
-    free(h);
+    char name[64];
+    snprintf(name, sizeof name, "%s_launch", kernel);
+    Launch run;
+    void *f = dlsym(lib, name);
+    memcpy(&run, &f, sizeof f);
+    CHECK(f != NULL, "%s is in the shared object", name);
+    return run;
+}
+
+/* out = |w| applied to in with layer L's structure, no bias (doubles):
+ * sums of |w| |x| for the rounding bound, and how a difference of the
+ * input carries to the output */
+static void abs_layer(const RtcLayer *L, double *out, const double *in, const float *w)
+{
+    int Ho = conv_out(L->H, L->K, L->s), Wo = conv_out(L->W, L->K, L->s), K = L->K, Ci = L->Ci, Co = L->Co;
+    int pad = K / 2;
+    if (L->kind == RTC_PW) {
+        size_t P = (size_t)L->N * L->H * L->W;
+        for (size_t m = 0; m < P; m++)
+            for (int n = 0; n < Co; n++) {
+                double s = 0;
+                for (int k = 0; k < Ci; k++) s += in[m * Ci + k] * fabsf(w[(size_t)k * Co + n]);
+                out[m * Co + n] = s;
+            }
+        return;
+    }
+    if (L->kind == RTC_POOL_FC) {
+        int HW = L->H * L->W;
+        for (int n = 0; n < L->N; n++)
+            for (int l = 0; l < Co; l++) {
+                double s = 0;
+                for (int c = 0; c < Ci; c++) {
+                    double pool = 0;
+                    for (int p = 0; p < HW; p++) pool += in[((size_t)n * HW + p) * Ci + c];
+                    s += pool / HW * fabsf(w[(size_t)c * Co + l]);
+                }
+                out[(size_t)n * Co + l] = s;
+            }
+        return;
+    }
+    for (int n = 0; n < L->N; n++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int co = 0; co < Co; co++) {
+                    double s = 0;
+                    for (int ky = 0; ky < K; ky++)
+                        for (int kx = 0; kx < K; kx++) {
+                            int iy = oy * L->s - pad + ky, ix = ox * L->s - pad + kx;
+                            if (iy < 0 || iy >= L->H || ix < 0 || ix >= L->W) continue;
+                            const double *xi = in + (((size_t)n * L->H + iy) * L->W + ix) * Ci;
+                            if (L->kind == RTC_DW) s += xi[co] * fabsf(w[(ky * K + kx) * Co + co]);
+                            else
+                                for (int ci = 0; ci < Ci; ci++)
+                                    s += xi[ci] * fabsf(w[((size_t)(ky * K + kx) * Ci + ci) * Co + co]);
+                        }
+                    out[(((size_t)n * Ho + oy) * Wo + ox) * Co + co] = s;
+                }
+}
+
+/* The generic kernels (Backend be) of layer L, batchnorm not folded: y from
+ * x with weights w (pitches ld1, ld2 as rtc_fold reads them), batchnorm g,
+ * b, m, v (or the bias b), residual r; z: scratch of y's size */
+static void generic_layer(const Backend *be, const RtcLayer *L, float *y, float *z, const float *x, const float *w,
+                          int ld1, int ld2, const float *g, const float *b, const float *m, const float *v,
+                          const float *r)
+{
+    int P = L->N * L->H * L->W;
+    switch (L->kind) {
+    case RTC_STEM:
+        be->conv_fwd(z, x, w, L->N, L->H, L->W, L->Ci, L->Co, L->K, L->s);
+        be->bn_fwd_eval(y, z, g, b, m, v, (int)(rtc_layer_out(L) / L->Co), L->Co, L->relu6);
+        break;
+    case RTC_DW:
+        be->dw_bn_eval(y, x, w, ld1, ld2, g, b, m, v, L->N, L->H, L->W, L->Co, L->K, L->s, L->relu6);
+        break;
+    case RTC_PW:
+        be->gemm_bn_eval(y, x, L->Ci, w, ld1, g, b, m, v, P, L->Co, L->Ci, L->relu6);
+        if (L->residual) be->add(y, r, rtc_layer_out(L));
+        break;
+    default:
+        be->gap_fwd(z, x, L->N, L->H * L->W, L->Ci);
+        be->gemm(0, 0, L->N, L->Co, L->Ci, 1, z, L->Ci, w, ld1, 0, y, L->Co);
+        be->bias_fwd(y, b, L->N, L->Co);
+    }
+}
+
+static float *dev(const Backend *be, const float *h, size_t n)
+{
+    float *d = be->alloc(n * sizeof(float) + 16);
+    if (h) be->upload(d, h, n * sizeof(float));
     return d;
 }
 
-static void test_emulated(const RtcDw *L, int n)
+/* Element-wise check of a layer's output y1 against the generic y0 [ny]:
+ * within 2 gamma_{n+3} (sum |x| |w'| / (1 - u) + bmag), plus |r| and one
+ * more rounding with a residual (rtc.c, at rtc_fold). x [l's input], r
+ * (or NULL) and wf, bmag (folded) on the host. Returns 1 if within, and
+ * the largest difference as a share of its bound into *worst. */
+static int within_bound(const RtcLayer *l, const float *y0, const float *y1, const float *x, const float *r,
+                        const float *wf, const float *bmag, double *worst, const char *what)
 {
-    char why[256], dir[] = "/tmp/nta-rtc-XXXXXX";
-    if (!cuda_available(why, sizeof why) || !strstr(why, "emulator")) {
-        printf("skipped: rtc: specialised kernels on the emulator: the CUDA backend here is %s\n", why);
-        test_skipped++;
-        return;
+    size_t nx = (size_t)l->N * l->H * l->W * l->Ci, ny = rtc_layer_out(l);
+    double *xa = nta_malloc(nx * sizeof(double)), *sa = nta_malloc(ny * sizeof(double));
+    for (size_t k = 0; k < nx; k++) xa[k] = fabsf(x[k]);
+    abs_layer(l, sa, xa, wf);
+    int ok = 1, terms = rtc_layer_terms(l) + 3 + (r != NULL);
+    for (size_t k = 0; k < ny && ok; k++) {
+        double M = sa[k] / (1 - ldexp(1.0, -24)) + bmag[k % (size_t)l->Co] + (r ? fabsf(r[k]) : 0);
+        double bound = 2 * gam(terms) * M, diff = fabs((double)y1[k] - y0[k]);
+        ok = diff <= bound;
+        if (bound > 0 && diff / bound > *worst) *worst = diff / bound;
+        if (!ok)
+            CHECK(0, "%s (kind %d: K %d s %d %d -> %d, %dx%d) output %zu: %.9g, generic %.9g, bound %.3g", what,
+                  l->kind, l->K, l->s, l->Ci, l->Co, l->H, l->W, k, y1[k], y0[k], bound);
     }
-    if (!mkdtemp(dir)) {
-        CHECK(0, "mkdtemp");
-        return;
+    free(xa), free(sa);
+    return ok;
+}
+
+/* The distinct layers of the networks */
+static int distinct_layers(RtcNet **rn, RtcLayer *L)
+{
+    int n = 0;
+    for (int i = 0; i < NETS; i++)
+        for (int j = 0; j < rn[i]->n; j++) {
+            int seen = 0;
+            for (int k = 0; k < n && !seen; k++) seen = !memcmp(&L[k], &rn[i]->L[j], sizeof *L);
+            if (!seen && n < MAX_LAYERS) L[n++] = rn[i]->L[j];
+        }
+    return n;
+}
+
+/* Every distinct layer alone: random input, weights and batchnorm, the
+ * specialised kernel (folded) against the generic ops (not folded) */
+static void test_layers(RtcNet **rn, const char *dir)
+{
+    static RtcLayer L[MAX_LAYERS];
+    int n = distinct_layers(rn, L);
+    size_t cap = 8192 + (size_t)n * 4096, at = 0;
+    char *src = nta_malloc(cap);
+    unsigned grid, block;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "nta_t%d", i);
+        CHECK(rtc_layer_source(&L[i], name, i == 0, src, cap, &at, &grid, &block) == 0, "layer %d's source fits", i);
     }
-    void *lib = host_build(L, n, dir);
+    void *lib = host_build(src, dir, "layers");
+    free(src);
     if (!lib) return;
     const Backend *be = &cuda_backend;
     Rng r;
     rng_seed(&r, 3);
-    int same = 0;
+    int within = 0, bitwise = 0, kinds[4] = {0};
+    double worst = 0;         /* the largest difference as a share of its bound */
     for (int i = 0; i < n; i++) {
-        const RtcDw *l = &L[i];
-        char name[48];
-        snprintf(name, sizeof name, "nta_dw_%d_launch", i);
-        Launch run;
-        void *f = dlsym(lib, name);
-        memcpy(&run, &f, sizeof f);
-        if (!f) {
-            CHECK(0, "%s is in the shared object", name);
-            continue;
-        }
-        int Ho = conv_out(l->H, l->K, l->s), Wo = conv_out(l->W, l->K, l->s);
-        size_t nx = (size_t)l->N * l->H * l->W * l->C, ny = (size_t)l->N * Ho * Wo * l->C;
-        size_t nw = (size_t)l->K * l->ldr;
-        float *x = dev_rand(be, &r, nx, -2, 2), *w = dev_rand(be, &r, nw, -1, 1);
-        float *g = dev_rand(be, &r, l->C, 0.5f, 1.5f), *b = dev_rand(be, &r, l->C, -0.5f, 0.5f);
-        float *m = dev_rand(be, &r, l->C, -0.5f, 0.5f), *v = dev_rand(be, &r, l->C, 0.1f, 2);
-        float *y0 = be->alloc(ny * sizeof(float)), *y1 = be->alloc(ny * sizeof(float));
-        be->dw_bn_eval(y0, x, w, l->ldr, l->ldc, g, b, m, v, l->N, l->H, l->W, l->C, l->K, l->s, l->relu6);
-        run(y1, x, w, g, b, m, v);
+        const RtcLayer *l = &L[i];
+        char name[32];
+        snprintf(name, sizeof name, "nta_t%d", i);
+        Launch run = launcher(lib, name);
+        if (!run) continue;
+        size_t nx = (size_t)l->N * l->H * l->W * l->Ci;
+        size_t ny = rtc_layer_out(l), nw = rtc_layer_weights(l), C = (size_t)l->Co;
+        int ld1 = l->kind == RTC_DW ? l->K * l->Co : l->Co, ld2 = l->kind == RTC_DW ? l->Co : 0;
+        float *x = nta_malloc(nx * sizeof(float)), *w = nta_malloc(nw * sizeof(float));
+        float *bn = nta_malloc(4 * C * sizeof(float)), *res = nta_malloc(ny * sizeof(float));
+        float *wf = nta_malloc(nw * sizeof(float)), *bf = nta_malloc(C * sizeof(float));
+        float *bmag = nta_malloc(C * sizeof(float));
+        fill(&r, x, nx, l->kind == RTC_PW || l->kind == RTC_STEM ? -2 : 0, 2), fill(&r, w, nw, -1, 1);
+        fill(&r, bn, C, 0.5f, 1.5f), fill(&r, bn + C, 2 * C, -0.5f, 0.5f), fill(&r, bn + 3 * C, C, 0.1f, 2);
+        fill(&r, res, ny, -2, 2);
+        int pool = l->kind == RTC_POOL_FC;
+        rtc_fold(l, wf, bf, bmag, w, ld1, ld2, pool ? NULL : bn, bn + C, bn + 2 * C, bn + 3 * C);
+        float *dx = dev(be, x, nx), *dw = dev(be, w, nw), *dbn = dev(be, bn, 4 * C), *dr = dev(be, res, ny);
+        float *dwf = dev(be, wf, nw), *dbf = dev(be, bf, C);
+        float *y0 = dev(be, NULL, ny), *y1 = dev(be, NULL, ny), *z = dev(be, NULL, ny > nx ? ny : nx);
+        generic_layer(be, l, y0, z, dx, dw, ld1, ld2, dbn, dbn + C, dbn + 2 * C, dbn + 3 * C, dr);
+        run(y1, dx, dwf, dbf, l->residual ? dr : NULL);
         float *h0 = nta_malloc(ny * sizeof(float)), *h1 = nta_malloc(ny * sizeof(float));
         be->download(h0, y0, ny * sizeof(float));
         be->download(h1, y1, ny * sizeof(float));
-        int eq = !memcmp(h0, h1, ny * sizeof(float));
-        same += eq;
-        CHECK(eq, "layer %d (K %d s %d C %d, %dx%d): the specialised kernel differs from the generic one", i, l->K,
-              l->s, l->C, l->H, l->W);
-        free(h0), free(h1);
-        be->free(x), be->free(w), be->free(g), be->free(b), be->free(m), be->free(v), be->free(y0), be->free(y1);
+        snprintf(name, sizeof name, "layer %d", i);
+        int ok = within_bound(l, h0, h1, x, l->residual ? res : NULL, wf, bmag, &worst, name);
+        within += ok, kinds[l->kind]++;
+        if (pool) {
+            int same = !memcmp(h0, h1, ny * sizeof(float));
+            bitwise += same;
+            CHECK(same, "layer %d (pool and linear %d -> %d): not bitwise the generic ops' output", i, l->Ci, l->Co);
+        }
+        free(x), free(w), free(bn), free(res), free(wf), free(bf), free(bmag), free(h0), free(h1);
+        be->free(dx), be->free(dw), be->free(dbn), be->free(dr), be->free(dwf), be->free(dbf);
+        be->free(y0), be->free(y1), be->free(z);
     }
-    printf("rtc: %d specialised depthwise layers equal the generic kernel bit for bit on the emulator\n", same);
+    CHECK(within == n, "%d of %d layers within the folding bound", within, n);
+    printf("rtc: %d distinct specialised layers (%d stem, %d pointwise, %d depthwise, %d pool+linear) equal the "
+           "generic ops on the emulator within the folding bound (largest difference %.2f of its bound; pool+linear "
+           "%d bit for bit)\n",
+           n, kinds[RTC_STEM], kinds[RTC_PW], kinds[RTC_DW], kinds[RTC_POOL_FC], worst, bitwise);
     dlclose(lib);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (!test_failed) test_run(cmd);
 }
+
+/* The generic network's tensors that correspond to rtc_net_build's layers,
+ * in its order: out[i] is layer i's output, its input out[i-1] (x_in for
+ * layer 0), a block's residual (stride 1, Ci == Co) the input of its
+ * expansion */
+static int generic_tensors(Net *net, float **out, float **res)
+{
+    int n = 0;
+    out[n] = net->a_stem, res[n++] = NULL;
+    for (int i = 0; i < net->d.nblocks; i++) {
+        if (!net->on[i]) continue;
+        float *in = out[n - 1];
+        out[n] = net->blk[i].a_exp, res[n++] = NULL;
+        out[n] = net->blk[i].a_dw, res[n++] = NULL;
+        const Block *k = &net->blk[i];
+        out[n] = k->out, res[n++] = k->s == 1 && k->ci == k->co ? in : NULL;
+    }
+    out[n] = net->a_head, res[n++] = NULL;
+    out[n] = net->logits, res[n++] = NULL;
+    return n;
+}
+
+static float *download(const Backend *be, const float *d, size_t n)
+{
+    float *h = nta_malloc(n * sizeof(float));
+    be->download(h, d, n * sizeof(float));
+    return h;
+}
+
+/* Whole networks with random weights and batchnorm, made by net_create and
+ * specialised by rtc_net_build, against net_forward (generic kernels,
+ * emulated): each specialised layer, given the generic network's input of
+ * that layer, gives its output within the folding bound (which checks the
+ * wiring: inputs, residuals, weights folded from the network's own layout);
+ * then the specialised layers run one after another from the image alone
+ * give the same classes, and the logits' difference is printed (carried
+ * through 20-30 layers as sums of |w| times differences, the worst-case
+ * bound is astronomically loose, so that run is not held to one). */
+static void test_networks(const NetDesc *d, const char *dir)
+{
+    const Backend *be = &cuda_backend;
+    int pick[3] = {0, 2, 5}, B = 2;
+    for (int q = 0; q < 3; q++) {
+        Net *net = random_net(&d[pick[q]], be, B, 100 + (uint64_t)q);
+        char err[256], name[32];
+        RtcNet *rn = rtc_net_build(net, B, err, sizeof err);
+        float *gen[RTC_MAX_LAYERS], *gres[RTC_MAX_LAYERS];
+        if (!rn || generic_tensors(net, gen, gres) != rn->n) {
+            CHECK(0, "rtc_net_build: %s", rn ? "not the network's layers" : err);
+            rtc_net_free(rn), net_free(net);
+            continue;
+        }
+        snprintf(name, sizeof name, "net%d", q);
+        void *lib = host_build(rn->src, dir, name);
+        if (!lib) {
+            rtc_net_free(rn), net_free(net);
+            continue;
+        }
+        Rng r;
+        rng_seed(&r, 7 + (uint64_t)q);
+        float *x = nta_malloc(rn->nin * sizeof(float));
+        fill(&r, x, rn->nin, -2, 2);
+        be->upload(net->x_in, x, rn->nin * sizeof(float));
+        net_forward(net, B, 0);
+        float *param = dev(be, rn->param, rn->nparam), *act = dev(be, NULL, rn->nact), *in = dev(be, x, rn->nin);
+        /* layer by layer, from the generic network's own inputs */
+        int ok = 0;
+        double worst = 0;
+        Launch run[RTC_MAX_LAYERS];
+        for (int i = 0; i < rn->n; i++) {
+            const RtcLayer *l = &rn->L[i];
+            snprintf(name, sizeof name, "nta_l%d", i);
+            run[i] = launcher(lib, name);
+            const float *xi = i ? gen[i - 1] : net->x_in;
+            CHECK((rn->res[i] >= -1) == (gres[i] != NULL), "layer %d: a residual where the network has one", i);
+            if (!run[i]) continue;
+            run[i](act + rn->aoff[i], xi, param + rn->woff[i], param + rn->boff[i], gres[i]);
+            size_t nx = (size_t)l->N * l->H * l->W * l->Ci, ny = rtc_layer_out(l);
+            float *hx = download(be, xi, nx), *h0 = download(be, gen[i], ny), *h1 = download(be, act + rn->aoff[i], ny);
+            float *hr = gres[i] ? download(be, gres[i], ny) : NULL;
+            snprintf(name, sizeof name, "network %d layer %d", q, i);
+            ok += within_bound(l, h0, h1, hx, hr, rn->param + rn->woff[i], rn->bmag + rn->boff[i], &worst, name);
+            free(hx), free(h0), free(h1), free(hr);
+        }
+        CHECK(ok == rn->n, "network %d: %d of %d layers within the folding bound on the network's own inputs", q, ok,
+              rn->n);
+        /* the specialised layers alone, one after another */
+        for (int i = 0; i < rn->n; i++) {
+            const float *ri = rn->res[i] >= 0 ? act + rn->aoff[rn->res[i]] : rn->res[i] == -1 ? in : NULL;
+            if (run[i]) run[i](act + rn->aoff[i], i ? act + rn->aoff[i - 1] : in, param + rn->woff[i],
+                               param + rn->boff[i], ri);
+        }
+        int L = d[pick[q]].classes, same = 1;
+        float *g = download(be, net->logits, (size_t)B * L), *mine = download(be, act + rn->aoff[rn->n - 1], (size_t)B * L);
+        double diff = 0, top = 0;
+        for (int b = 0; b < B; b++) {
+            int c0 = 0, c1 = 0;
+            for (int k = 0; k < L; k++) {
+                c0 = g[b * L + k] > g[b * L + c0] ? k : c0, c1 = mine[b * L + k] > mine[b * L + c1] ? k : c1;
+                diff = fmax(diff, fabs((double)mine[b * L + k] - g[b * L + k])), top = fmax(top, fabs(g[b * L + k]));
+            }
+            same &= c0 == c1;
+        }
+        CHECK(same, "network %d: the specialised network's classes differ from net_forward's", q);
+        printf("rtc: network %d, %d specialised layers on the emulator: each within the folding bound given the "
+               "generic network's input (largest difference %.2f of its bound); run alone, the same classes, logits "
+               "within %.2g of net_forward's (largest %.3g)\n",
+               q, rn->n, worst, diff, top);
+        free(x), free(g), free(mine);
+        be->free(param), be->free(act), be->free(in);
+        dlclose(lib);
+        rtc_net_free(rn), net_free(net);
+    }
+}
+
+/* ------------------------------------------------------------------ cache */
 
 /* The cache: a miss then a hit of the same bytes; a damaged entry (a byte
  * of the cubin flipped, or cut short) deleted and compiled again; a place
  * that cannot be written (a file where the folder should be) still compiles. */
-static void test_cache(const RtcDw *L)
+static void test_cache(const char *src)
 {
     char why[256], dir[] = "/tmp/nta-rtc-cache-XXXXXX", path[600], log[4096];
-    static char src[16384];
     if (!rtc_nvrtc_version(why, sizeof why)) {
         printf("skipped: rtc: the kernel cache: %s\n", why);
         test_skipped++;
@@ -211,13 +485,11 @@ static void test_cache(const RtcDw *L)
         CHECK(0, "mkdtemp");
         return;
     }
-    unsigned grid, block;
-    rtc_dw_source(&L[0], "nta_dw_cache", src, sizeof src, &grid, &block);
     void *c[5];
     size_t n[5];
     int got[5];
-    got[0] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[0], &n[0], log, sizeof log);
-    got[1] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[1], &n[1], log, sizeof log);
+    got[0] = rtc_compile_cached(src, "nta_cache", 80, dir, &c[0], &n[0], log, sizeof log);
+    got[1] = rtc_compile_cached(src, "nta_cache", 80, dir, &c[1], &n[1], log, sizeof log);
     CHECK(got[0] == RTC_MISS && got[1] == RTC_HIT && n[0] == n[1] && !memcmp(c[0], c[1], n[0]),
           "the cache: a miss (%d), then a hit (%d) of the same %zu bytes", got[0], got[1], n[0]);
     char cmd[1024];
@@ -227,7 +499,7 @@ static void test_cache(const RtcDw *L)
                         : "f=$(ls %s/*.cubin) && truncate -s 50 $f",
                  dir);
         CHECK(test_run(cmd) == 0, "damage the cache entry (%s)", cmd);
-        got[k] = rtc_compile_cached(src, "nta_dw_cache", 80, dir, &c[k], &n[k], log, sizeof log);
+        got[k] = rtc_compile_cached(src, "nta_cache", 80, dir, &c[k], &n[k], log, sizeof log);
         CHECK(got[k] == RTC_REBUILT && n[k] == n[0] && !memcmp(c[k], c[0], n[0]),
               "a damaged cache entry (%s) is compiled again: %d", k == 2 ? "a flipped byte" : "cut short", got[k]);
     }
@@ -236,7 +508,7 @@ static void test_cache(const RtcDw *L)
     if (f) fclose(f);
     snprintf(path, sizeof path, "%s/file/nta", dir);
     CHECK(rtc_cache_dir(path, why, sizeof why) == -1, "no cache folder under a file");
-    got[4] = rtc_compile_cached(src, "nta_dw_cache", 80, path, &c[4], &n[4], log, sizeof log);
+    got[4] = rtc_compile_cached(src, "nta_cache", 80, path, &c[4], &n[4], log, sizeof log);
     CHECK(got[4] == RTC_UNCACHED && n[4] == n[0], "a cache that cannot be written still compiles: %d", got[4]);
     for (int k = 0; k < 5; k++) free(c[k]);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -245,10 +517,31 @@ static void test_cache(const RtcDw *L)
 
 void test_rtc(void)
 {
-    static RtcDw L[MAX_LAYERS];
-    int n = layers(L);
-    CHECK(n >= 10, "%d distinct depthwise layers to specialise", n);
-    test_nvrtc(L, n);
-    test_cache(L);
-    test_emulated(L, n);
+    NetDesc d[NETS];
+    RtcNet *rn[NETS];
+    nets(d);
+    for (int i = 0; i < NETS; i++) {
+        char err[256];
+        Net *net = random_net(&d[i], &cpu_backend, 2, 40 + (uint64_t)i);
+        rn[i] = rtc_net_build(net, 2, err, sizeof err);
+        net_free(net);
+        if (!rn[i]) nta_die("rtc_net_build: %s", err);
+    }
+    test_nvrtc(rn);
+    test_cache(rn[0]->src);
+    char why[256], dir[] = "/tmp/nta-rtc-XXXXXX";
+    if (!cuda_available(why, sizeof why) || !strstr(why, "emulator")) {
+        printf("skipped: rtc: specialised kernels on the emulator: the CUDA backend here is %s\n", why);
+        test_skipped++;
+    } else if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+    } else {
+        int failed = test_failed;
+        test_layers(rn, dir);
+        test_networks(d, dir);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (test_failed == failed) test_run(cmd);
+    }
+    for (int i = 0; i < NETS; i++) rtc_net_free(rn[i]);
 }
