@@ -48,7 +48,7 @@ NVCC := $(shell for n in nvcc /usr/local/cuda/bin/nvcc; do $$n --version >/dev/n
 # static CUDA runtime are found they are also compiled for the GPU into
 # build/cuda/ and linked into ./nta (-DNTA_CUDA; no libcudart.so needed at run
 # time), and test/run-gpu + bench/gpu_bench can be built (test/gpu.sh).
-CU_SRC   = cuda.cu kernels.cu gemm.cu conv.cu
+CU_SRC   = cuda.cu kernels.cu gemm.cu conv.cu rtc_cuda.cu
 CU_EMU   = $(CU_SRC:%.cu=build/emu/%.o)
 CU_BENCH = bench/gpu_bench.cu
 EMU_OBJ += $(CU_EMU) build/emu/test_cuda.o

@@ -171,6 +171,23 @@ static void predict_rows(FILE *f, const DataSplits *d, const Dataset *s, int i0,
     }
 }
 
+/* Inference of the first b images at net->x_in into net->logits: by the
+ * specialised kernels when *run is set (they always compute the whole batch
+ * they were built for; the images past b are left over and not read), else
+ * by the generic ones. A failed launch is fatal in mode RTC_STRICT, else
+ * said in one line, and the generic kernels take over. */
+static void forward(Net *net, int b, RtcRun **run, int mode, FILE *say)
+{
+    char why[512];
+    if (*run && rtc_run_forward(*run, net->logits, net->x_in, why, sizeof why)) {
+        if (mode == RTC_STRICT) nta_die("specialised kernels (NTA_RTC=strict): %s", why);
+        fprintf(say, "nta: specialised kernels stopped: %s; running the generic kernels\n", why);
+        rtc_run_close(*run);
+        *run = NULL;
+    }
+    if (!*run) net_forward(net, b, 0);
+}
+
 int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
 {
     char err[512];
@@ -197,16 +214,18 @@ int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
     int *idx = nta_malloc((size_t)B * sizeof(int));
     long right = 0;
     double abs_err = 0;
+    FILE *say = f == stdout ? stderr : stdout;
+    RtcRun *run = rtc_prepare(net, B, c->rtc_dev, c->rtc_mode, c->cache, say);
     for (int i = 0; i < s->n; i += B) {
         int b = s->n - i < B ? s->n - i : B;
         for (int j = 0; j < b; j++) idx[j] = i + j;
         task_batch(net, &d, s, idx, b, x, y, NULL);
-        net_forward(net, b, 0);
+        forward(net, b, &run, c->rtc_mode, say);
         be->download(z, net->logits, (size_t)b * L * sizeof(float));
         predict_rows(f, &d, s, i, z, b, L, &right, &abs_err);
     }
+    rtc_run_close(run);
     if (f != stdout && fclose(f)) nta_die("cannot write %s: %s", out, strerror(errno));
-    FILE *say = f == stdout ? stderr : stdout;
     if (d.kind == TASK_REGRESS)
         fprintf(say, "predict: %d test images of %s; MAE %.2f degrees\n", s->n, d.name,
                 s->n ? DATA_ROT_MAX * abs_err / s->n : 0);

@@ -3,6 +3,7 @@
 #define EVAL_H
 
 #include "nta.h"
+#include "rtc.h"
 
 typedef struct {
     const char *model;    /* the model or supernet file */
@@ -15,6 +16,11 @@ typedef struct {
     int linear;           /* 1: linear evaluation (a ridge head on the frozen pooled features of
                              the training split) instead of the model's own head */
     int seed, batch, limit;
+    /* predict, bench: specialised kernels (rtc.h) on this device (NULL: none,
+     * e.g. the CPU backend), under NTA_RTC's mode, cached in cache ("": the default) */
+    const RtcDevice *rtc_dev;
+    int rtc_mode;
+    const char *cache;
 } EvalCfg;
 
 /* Score the model (or the supernet's architectures) on the test split and

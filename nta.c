@@ -803,6 +803,25 @@ static int cmd_eval(int argc, char **argv)
     return eval_run(&c, pick_backend(device, threads));
 }
 
+/* Specialised kernels (rtc.h) for predict and bench: NTA_RTC's mode (a bad
+ * value is a bad option), then the device that runs them: the CUDA
+ * backend's, when it was chosen (the CPU backend runs none). */
+static void rtc_setup(const Command *cmd, EvalCfg *c)
+{
+    char err[256];
+    c->rtc_mode = rtc_mode(err, sizeof err);
+    if (c->rtc_mode < 0) bad_option(cmd, "%s", err);
+}
+
+static const RtcDevice *rtc_device(const Backend *be)
+{
+#if defined(NTA_CUDA)
+    if (be == &cuda_backend) return &rtc_cuda_device;
+#endif
+    (void)be;
+    return NULL;
+}
+
 static int cmd_predict(int argc, char **argv)
 {
     EvalCfg c = {0};
@@ -816,6 +835,7 @@ static int cmd_predict(int argc, char **argv)
         {"limit", OPT_INT, &c.limit, "0", "use only the first N training and test images; 0 = all"},
         {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
         {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+        {"cache", OPT_STR, &c.cache, "", "folder of compiled specialised kernels (GPU); \"\" = $XDG_CACHE_HOME/nta or ~/.cache/nta"},
     };
     Command cmd = {"predict", "MODEL [options]",
                    "write a model's class and scores (or value) for every test image as CSV, then its accuracy",
@@ -829,9 +849,12 @@ static int cmd_predict(int argc, char **argv)
     c.model = model[0];
     NetDesc d = probe_desc(c.model);
     if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
+    rtc_setup(&cmd, &c);
     if (*out) opts_print(&cmd);
     else device_note = stderr;       /* stdout is the CSV's alone */
-    return eval_predict(&c, out, pick_backend(device, threads));
+    const Backend *be = pick_backend(device, threads);
+    c.rtc_dev = rtc_device(be);
+    return eval_predict(&c, out, be);
 }
 
 static int cmd_arch(int argc, char **argv)
@@ -918,8 +941,8 @@ static int main_version(void)
 #endif
     char why[256];
     int nvrtc = rtc_nvrtc_version(why, sizeof why);
-    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; not yet used by the commands)\n", nvrtc / 1000,
-                      nvrtc % 1000 / 10);
+    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; specialised kernels for predict and bench on a GPU)\n",
+                      nvrtc / 1000, nvrtc % 1000 / 10);
     else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");

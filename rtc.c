@@ -605,3 +605,151 @@ int rtc_compile_cached(const char *src, const char *name, int sm, const char *di
     if (cache_write(path, *cubin, *size)) return RTC_UNCACHED;
     return got < 0 ? RTC_REBUILT : RTC_MISS;
 }
+
+/* ------------------------------------------------------------ running them */
+
+int rtc_mode(char *err, size_t len)
+{
+    const char *m = getenv("NTA_RTC");
+    if (!m || !*m || !strcmp(m, "on")) return RTC_ON;
+    if (!strcmp(m, "off")) return RTC_OFF;
+    if (!strcmp(m, "strict")) return RTC_STRICT;
+    snprintf(err, len, "NTA_RTC must be on, off or strict (got '%s')", m);
+    return -1;
+}
+
+struct RtcRun {
+    const RtcNet *rn;
+    const RtcDevice *dev;
+    const Backend *be;
+    void *module;
+    void *kernel[RTC_MAX_LAYERS];
+    float *param, *act;                  /* be memory: [nparam], [nact] */
+    RtcNet *owned;                       /* rtc_prepare's network, freed with the runner */
+};
+
+/* The architecture to compile for: the device's, else the highest NVRTC
+ * knows of the same major version below it (a cubin runs on later minor
+ * versions of its major); 0 and why when there is none */
+static int target_sm(int device_sm, char *why, size_t len)
+{
+    for (int sm = device_sm; sm >= device_sm / 10 * 10; sm--)
+        if (rtc_nvrtc_supports(sm)) return sm;
+    snprintf(why, len, "NVRTC %d.%d cannot compile for sm_%d (nor an earlier sm_%dx)", nv.version / 1000,
+             nv.version % 1000 / 10, device_sm, device_sm / 10);
+    return 0;
+}
+
+/* A compile error: the source and NVRTC's log as dir/nta-HASH.cu and .log;
+ * why gets the log's first error (or first line) and where both are */
+static void save_failure(const char *src, const char *log, const char *dir, char *why, size_t len)
+{
+    char path[4200], first[200];
+    const char *e = strstr(log, ": error");        /* the first error's line, else the log's first line */
+    while (e && e > log && e[-1] != '\n') e--;
+    if (!e) e = log;
+    size_t n = strcspn(e, "\n");
+    n = n < sizeof first - 1 ? n : sizeof first - 1;
+    memcpy(first, e, n);
+    first[n] = 0;
+    if (!dir) {
+        snprintf(why, len, "%s (no cache folder to save the source and log in)", first);
+        return;
+    }
+    unsigned long long h = (unsigned long long)fnv(0xcbf29ce484222325ULL, src, strlen(src));
+    snprintf(path, sizeof path, "%s/nta-%016llx.cu", dir, h);
+    FILE *f = fopen(path, "w");
+    int ok = f && fputs(src, f) >= 0;
+    if (f) ok &= fclose(f) == 0;
+    snprintf(path, sizeof path, "%s/nta-%016llx.log", dir, h);
+    f = ok ? fopen(path, "w") : NULL;
+    ok = f && fputs(log, f) >= 0;
+    if (f) ok &= fclose(f) == 0;
+    if (ok) snprintf(why, len, "%s (source and NVRTC's log: %s/nta-%016llx.cu, .log)", first, dir, h);
+    else snprintf(why, len, "%s (the source and log could not be saved in %s)", first, dir);
+}
+
+RtcRun *rtc_run_open(const RtcNet *rn, const RtcDevice *dev, const Backend *be, const char *cache_dir, int *how,
+                     char *why, size_t len)
+{
+    int dsm = dev->sm(why, len), sm;
+    if (!dsm || !rtc_nvrtc_version(why, len) || !(sm = target_sm(dsm, why, len))) return NULL;
+    static char log[16384];
+    void *cubin;
+    size_t size;
+    int got = rtc_compile_cached(rn->src, "nta_net.cu", sm, cache_dir, &cubin, &size, log, sizeof log);
+    if (got < 0) {
+        save_failure(rn->src, log, cache_dir, why, len);
+        return NULL;
+    }
+    if (how) *how = got;
+    RtcRun *run = nta_calloc(1, sizeof *run);
+    run->rn = rn, run->dev = dev, run->be = be;
+    run->module = dev->load(cubin, size, rn->src, why, len);
+    free(cubin);
+    for (int i = 0; run->module && i < rn->n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "nta_l%d", i);
+        if (!(run->kernel[i] = dev->kernel(run->module, name, why, len))) {
+            rtc_run_close(run);
+            return NULL;
+        }
+    }
+    if (!run->module) {
+        free(run);
+        return NULL;
+    }
+    run->param = be->alloc(rn->nparam * sizeof(float));
+    run->act = be->alloc(rn->nact * sizeof(float));
+    be->upload(run->param, rn->param, rn->nparam * sizeof(float));
+    return run;
+}
+
+int rtc_run_forward(RtcRun *run, float *logits, const float *x, char *why, size_t len)
+{
+    const RtcNet *rn = run->rn;
+    for (int i = 0; i < rn->n; i++) {
+        float *y = i == rn->n - 1 ? logits : run->act + rn->aoff[i];
+        const float *in = i ? run->act + rn->aoff[i - 1] : x, *r = NULL;
+        if (rn->res[i] >= -1) r = rn->res[i] >= 0 ? run->act + rn->aoff[rn->res[i]] : x;
+        if (run->dev->launch(run->kernel[i], rn->grid[i], rn->block[i], y, in, run->param + rn->woff[i],
+                             run->param + rn->boff[i], r, why, len))
+            return -1;
+    }
+    return 0;
+}
+
+void rtc_run_close(RtcRun *run)
+{
+    if (!run) return;
+    if (run->module) run->dev->unload(run->module);
+    if (run->param) run->be->free(run->param);
+    if (run->act) run->be->free(run->act);
+    rtc_net_free(run->owned);
+    free(run);
+}
+
+RtcRun *rtc_prepare(const Net *net, int B, const RtcDevice *dev, int mode, const char *cache_dir, FILE *note)
+{
+    if (mode == RTC_OFF || !dev) return NULL;
+    char why[1024], dir[4096];
+    RtcNet *rn = rtc_net_build(net, B, why, sizeof why);
+    RtcRun *run = NULL;
+    int how = 0;
+    double t0 = nta_now();
+    if (rn) {
+        int have = rtc_cache_dir(cache_dir, dir, sizeof dir) == 0;
+        run = rtc_run_open(rn, dev, net_backend(net), have ? dir : NULL, &how, why, sizeof why);
+    }
+    if (!run) {
+        rtc_net_free(rn);
+        if (mode == RTC_STRICT) nta_die("specialised kernels (NTA_RTC=strict): %s", why);
+        fprintf(note, "nta: specialised kernels not used: %s; running the generic kernels\n", why);
+        return NULL;
+    }
+    run->owned = rn;
+    static const char *said[] = {"loaded from the cache", "compiled", "compiled again (a damaged cache entry)",
+                                 "compiled (not cached)"};
+    fprintf(note, "specialised kernels: %d layers at batch %d, %s in %.2f s\n", rn->n, B, said[how], nta_now() - t0);
+    return run;
+}

@@ -115,4 +115,53 @@ enum { RTC_HIT, RTC_MISS, RTC_REBUILT, RTC_UNCACHED };
  * (as rtc_compile). */
 int rtc_compile_cached(const char *src, const char *name, int sm, const char *dir, void **cubin, size_t *size,
                        char *log, size_t loglen);
+/* ------------------------------------------------ running them */
+
+/* A device that runs specialised kernels: the CUDA runtime's (rtc_cuda.cu;
+ * on the emulator it has no architecture, so nta falls back), or a test's. */
+typedef struct {
+    const char *name;
+    /* The device's architecture as 10 * major + minor (90: sm_90), or 0 and why */
+    int (*sm)(char *why, size_t len);
+    /* Load a cubin of size bytes (compiled from src): a module, or NULL and why */
+    void *(*load)(const void *cubin, size_t size, const char *src, char *why, size_t len);
+    /* The kernel `name` of a module: a handle, or NULL and why */
+    void *(*kernel)(void *module, const char *name, char *why, size_t len);
+    /* Queue a kernel of the signature rtc_layer_source writes on grid x block
+     * threads; 0, or -1 and why */
+    int (*launch)(void *kernel, unsigned grid, unsigned block, float *y, const float *x, const float *w,
+                  const float *b, const float *r, char *why, size_t len);
+    void (*unload)(void *module);
+} RtcDevice;
+/* In builds with the CUDA backend (nta, nta-emu, the tests) */
+extern const RtcDevice rtc_cuda_device;
+
+/* NTA_RTC: unset or "on" (use specialised kernels where they can run, else
+ * one line and the generic ones), "off" (never), "strict" (any failure to
+ * compile or load them is fatal). Returns RTC_* or -1 with a message. */
+enum { RTC_OFF, RTC_ON, RTC_STRICT };
+int rtc_mode(char *err, size_t len);
+
+/* A specialised network loaded on a device */
+typedef struct RtcRun RtcRun;
+/* Compile rn's source with NVRTC for dev's architecture (the highest that
+ * NVRTC supports of the same major version, not above the device's),
+ * through the cache in cache_dir (NULL: none), load it, and upload the
+ * folded weights with be. NULL and why (one line) on any failure; a
+ * compile error's source and NVRTC's log are saved as NAME.cu and NAME.log
+ * in cache_dir (named in why). *how (may be NULL) gets RTC_HIT, RTC_MISS,
+ * RTC_REBUILT or RTC_UNCACHED. */
+RtcRun *rtc_run_open(const RtcNet *rn, const RtcDevice *dev, const Backend *be, const char *cache_dir, int *how,
+                     char *why, size_t len);
+/* logits [B,Co of the last layer] from x [B,H,W,C] (both be memory), the
+ * layers queued in order on the device; 0, or -1 and why */
+int rtc_run_forward(RtcRun *run, float *logits, const float *x, char *why, size_t len);
+void rtc_run_close(RtcRun *run);
+/* The policy of the commands: under mode (RTC_*), a runner for net's active
+ * architecture at batch B on dev (NULL: this build has no device for
+ * them), with cache_dir as --cache (NULL or "": the default, rtc_cache_dir)
+ * or NULL: off, or after a failure in mode RTC_ON, with one line "nta:
+ * specialised kernels not used: WHY; running the generic kernels" on note;
+ * in mode RTC_STRICT a failure is fatal (nta_die, exit 1). */
+RtcRun *rtc_prepare(const Net *net, int B, const RtcDevice *dev, int mode, const char *cache_dir, FILE *note);
 #endif

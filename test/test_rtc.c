@@ -468,6 +468,168 @@ static void test_networks(const NetDesc *d, const char *dir)
     }
 }
 
+/* ------------------------------------------------------- running them */
+
+/* A device for rtc_run_open made of the emulator: it takes NVRTC's cubin as
+ * a real one would (so compiling and the cache are exercised), then builds
+ * the same source with the host compiler and runs that. */
+static const char *tdev_dir;
+static int tdev_refuse;                   /* 1: load fails, as a bad cubin would */
+
+static int tdev_sm(char *why, size_t len)
+{
+    (void)why, (void)len;
+    return 90;
+}
+
+static void *tdev_load(const void *cubin, size_t size, const char *src, char *why, size_t len)
+{
+    static int count;
+    char name[32];
+    if (tdev_refuse || !cubin || !size) {
+        snprintf(why, len, "the test device refuses the cubin");
+        return NULL;
+    }
+    snprintf(name, sizeof name, "run%d", count++);
+    void *lib = host_build(src, tdev_dir, name);
+    if (!lib) snprintf(why, len, "the host compiler failed");
+    return lib;
+}
+
+static void *tdev_kernel(void *module, const char *name, char *why, size_t len)
+{
+    char launch[64];
+    snprintf(launch, sizeof launch, "%s_launch", name);
+    void *f = dlsym(module, launch);
+    if (!f) snprintf(why, len, "no %s", launch);
+    return f;
+}
+
+static int tdev_launch(void *kernel, unsigned grid, unsigned block, float *y, const float *x, const float *w,
+                       const float *b, const float *r, char *why, size_t len)
+{
+    (void)grid, (void)block, (void)why, (void)len;
+    Launch run;
+    memcpy(&run, &kernel, sizeof run);
+    run(y, x, w, b, r);
+    return 0;
+}
+
+static void tdev_unload(void *module) { dlclose(module); }
+
+static const RtcDevice tdev = {"test", tdev_sm, tdev_load, tdev_kernel, tdev_launch, tdev_unload};
+
+/* rtc_run_open and rtc_run_forward on the test device: a network compiled
+ * (a miss), run, and the same classes as net_forward; opened again (a hit);
+ * a source NVRTC rejects: NULL, its source and log saved in the cache
+ * folder and named in why; a device that refuses the cubin: NULL, why. */
+static void test_run_open(const NetDesc *d, const char *dir)
+{
+    char why[1024];
+    if (!rtc_nvrtc_version(why, sizeof why)) {
+        RtcNet none = {0};
+        CHECK(rtc_run_open(&none, &tdev, &cuda_backend, NULL, NULL, why, sizeof why) == NULL && strstr(why, "NVRTC"),
+              "without NVRTC rtc_run_open says so: %s", why);
+        printf("skipped: rtc: specialised networks compiled, loaded and run: %s\n", why);
+        test_skipped++;
+        return;
+    }
+    tdev_dir = dir;
+    const Backend *be = &cuda_backend;
+    int B = 2, how = -1;
+    Net *net = random_net(&d[1], be, B, 300);
+    RtcNet *rn = rtc_net_build(net, B, why, sizeof why);
+    char cache[600];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    CHECK(rtc_cache_dir(cache, why, sizeof why) == 0, "make %s", cache);
+    RtcRun *run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+    CHECK(run && how == RTC_MISS, "rtc_run_open compiles (a cache miss: %d): %s", how, run ? "" : why);
+    if (run) {
+        Rng r;
+        rng_seed(&r, 5);
+        float *x = nta_malloc(rn->nin * sizeof(float)), *out = be->alloc((size_t)B * 10 * sizeof(float));
+        fill(&r, x, rn->nin, -2, 2);
+        be->upload(net->x_in, x, rn->nin * sizeof(float));
+        net_forward(net, B, 0);
+        CHECK(rtc_run_forward(run, out, net->x_in, why, sizeof why) == 0, "rtc_run_forward: %s", why);
+        float *g = download(be, net->logits, (size_t)B * 10), *mine = download(be, out, (size_t)B * 10);
+        int same = 1;
+        double diff = 0;
+        for (int b = 0; b < B; b++) {
+            int c0 = 0, c1 = 0;
+            for (int k = 0; k < 10; k++) {
+                c0 = g[b * 10 + k] > g[b * 10 + c0] ? k : c0, c1 = mine[b * 10 + k] > mine[b * 10 + c1] ? k : c1;
+                diff = fmax(diff, fabs((double)g[b * 10 + k] - mine[b * 10 + k]));
+            }
+            same &= c0 == c1;
+        }
+        CHECK(same, "rtc_run_forward's classes are net_forward's (logits within %.2g)", diff);
+        rtc_run_close(run);
+        free(x), free(g), free(mine);
+        be->free(out);
+        run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+        CHECK(run && how == RTC_HIT, "opened again, the kernels come from the cache: %d", how);
+        rtc_run_close(run);
+    }
+    /* a source NVRTC rejects */
+    RtcNet broken = *rn;
+    size_t n = strlen(rn->src);
+    broken.src = nta_malloc(n + 64);
+    snprintf(broken.src, n + 64, "%s\nthis is not CUDA;\n", rn->src);
+    run = rtc_run_open(&broken, &tdev, be, cache, &how, why, sizeof why);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "grep -q 'this is not CUDA' %s/nta-*.cu && grep -q error %s/nta-*.log", cache, cache);
+    CHECK(!run && strstr(why, "error") && strstr(why, ".cu, .log") && test_run(cmd) == 0,
+          "a compile error: no runner, NVRTC's first error and where the source and log are: %s", why);
+    rtc_run_close(run);
+    free(broken.src);
+    /* a device that will not load the cubin */
+    tdev_refuse = 1;
+    run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+    tdev_refuse = 0;
+    CHECK(!run && strstr(why, "refuses"), "a load error: no runner, and why: %s", why);
+    rtc_run_close(run);
+    rtc_net_free(rn), net_free(net);
+}
+
+/* The commands' policy, on nta-emu (whose CUDA backend is the emulator: its
+ * device runs no cubins, so the specialised path always fails there):
+ * predict falls back with one line and the generic kernels' output
+ * (NTA_RTC unset), says nothing (off), exits 1 (strict), exits 2 for a bad
+ * NTA_RTC; ./nta predict --help names --cache. */
+static void test_commands(const char *dir)
+{
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s/img", dir);
+    char lab[600];
+    snprintf(lab, sizeof lab, "%s/lab", dir);
+    test_write_dataset(cmd, lab, 96, 4, 9);
+    snprintf(cmd, sizeof cmd,
+             "./nta train --data idx:%s/img,%s/lab --epochs 1 --batch 16 --val 16 --device cpu -o %s/m.nta", dir,
+             dir, dir);
+    if (test_capture(cmd, dir, out, sizeof out)) {
+        CHECK(0, "train a model for predict: %s", out);
+        return;
+    }
+    const char *modes[4] = {"", "off", "strict", "bogus"};
+    int want[4] = {0, 0, 1, 2};
+    for (int m = 0; m < 4; m++) {
+        snprintf(cmd, sizeof cmd,
+                 "NTA_RTC=%s ./nta-emu predict %s/m.nta --data idx:%s/img,%s/lab --batch 32 --device cuda "
+                 "--cache %s/cache -o %s/p%d.csv",
+                 modes[m], dir, dir, dir, dir, dir, m);
+        int rc = test_capture(cmd, dir, out, sizeof out);
+        const char *said = strstr(out, "specialised kernels not used: the CUDA backend is the emulator");
+        CHECK(rc == want[m] && (m == 0) == (said != NULL) && (m != 2 || strstr(out, "NTA_RTC=strict")) &&
+                  (m != 3 || strstr(out, "NTA_RTC must be on, off or strict")),
+              "NTA_RTC=%s nta-emu predict: exit %d (want %d):\n%s", modes[m], rc, want[m], out);
+    }
+    snprintf(cmd, sizeof cmd, "cmp -s %s/p0.csv %s/p1.csv", dir, dir);
+    CHECK(test_run(cmd) == 0, "after the fallback, predict writes what it writes with NTA_RTC=off");
+    CHECK(test_capture("./nta predict --help", dir, out, sizeof out) == 0 && strstr(out, "--cache"),
+          "predict --help names --cache:\n%s", out);
+}
+
 /* ------------------------------------------------------------------ cache */
 
 /* The cache: a miss then a hit of the same bytes; a damaged entry (a byte
@@ -539,6 +701,8 @@ void test_rtc(void)
         int failed = test_failed;
         test_layers(rn, dir);
         test_networks(d, dir);
+        test_run_open(d, dir);
+        test_commands(dir);
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         if (test_failed == failed) test_run(cmd);
