@@ -188,6 +188,49 @@ static void forward(Net *net, int b, RtcRun **run, int mode, FILE *say)
     if (!*run) net_forward(net, b, 0);
 }
 
+/* What predict runs: a model, by the generic kernels or (on a GPU) the
+ * specialised ones, or an exported model, on the CPU (rtc_net_forward_cpu) */
+typedef struct {
+    Net *net;
+    RtcRun *run;
+    RtcNet *exported;
+    float *act;             /* the exported model's activations [nact] */
+    int mode;
+    FILE *say;
+} Predictor;
+
+/* The logits z [b,L] of images idx[0..b) of s (x [B,H,W,C], y [B]: scratch) */
+static void predict_batch(Predictor *p, const DataSplits *d, const Dataset *s, const int *idx, int b, float *x,
+                          int32_t *y, float *z, int L)
+{
+    if (p->exported) {
+        data_batch(d, s, idx, b, x, y, NULL);
+        memcpy(z, rtc_net_forward_cpu(p->exported, p->act, x), (size_t)b * L * sizeof(float));
+        return;
+    }
+    task_batch(p->net, d, s, idx, b, x, y, NULL);
+    forward(p->net, b, &p->run, p->mode, p->say);
+    net_backend(p->net)->download(z, p->net->logits, (size_t)b * L * sizeof(float));
+}
+
+/* An exported model for d: its input is d's images, its outputs enough */
+static RtcNet *exported_for(const char *path, const DataSplits *d, int B)
+{
+    char err[512];
+    RtcNet *r = rtc_export_read(path, B, err, sizeof err);
+    if (!r) nta_die("%s", err);
+    const RtcLayer *in = &r->L[0], *last = &r->L[r->n - 1];
+    const Dataset *s = &d->test;
+    if (in->H != s->h || in->W != s->w || in->Ci != s->c)
+        nta_die_option("%s takes %dx%dx%d images; %s has %dx%dx%d", path, in->H, in->W, in->Ci, d->name, s->h, s->w,
+                       s->c);
+    int need = d->kind == TASK_REGRESS ? 1 : task_outputs(d);
+    if (d->kind == TASK_REGRESS ? last->Co != 1 : last->Co < need)
+        nta_die_option("%s has %d outputs; %s needs %s%d", path, last->Co, d->name,
+                       d->kind == TASK_REGRESS ? "" : "at least ", need);
+    return r;
+}
+
 int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
 {
     char err[512];
@@ -196,35 +239,43 @@ int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
     else data_load(&d, c->data, 0, c->limit, 1);
     if (d.kind == TASK_RETRIEVE)
         nta_die_option("predict writes a class or a value per image; a retrieval task has neither (use nta eval)");
-    Net *net = net_load(c->model, task_loss(&d), be, c->batch, err, sizeof err);
-    if (!net) nta_die("%s", err);
-    const NetDesc *nd = net_desc(net);
-    if (nd->space.nk > 0) nta_die_option("%s is a supernet; predict takes a model (adapt's or finetune's)", c->model);
-    task_check_net(nd, &d, c->model);
-    net_norm(net, d.mean, d.std);
     FILE *f = *out ? fopen(out, "w") : stdout;
     if (!f) nta_die("cannot write %s: %s", out, strerror(errno));
+    FILE *say = f == stdout ? stderr : stdout;
+    Predictor p = {.mode = c->rtc_mode, .say = say};
+    int B = c->batch, L;
+    if (rtc_export_is(c->model)) {
+        p.exported = exported_for(c->model, &d, B);
+        if (p.exported->norm_set) memcpy(d.mean, p.exported->norm_mean, sizeof d.mean), memcpy(d.std, p.exported->norm_std, sizeof d.std);
+        p.act = nta_malloc(p.exported->nact * sizeof(float));
+        L = p.exported->L[p.exported->n - 1].Co;
+        if (be != &cpu_backend) fprintf(say, "predict: an exported model runs on the CPU\n");
+    } else {
+        p.net = net_load(c->model, task_loss(&d), be, B, err, sizeof err);
+        if (!p.net) nta_die("%s", err);
+        const NetDesc *nd = net_desc(p.net);
+        if (nd->space.nk > 0) nta_die_option("%s is a supernet; predict takes a model (adapt's or finetune's)", c->model);
+        task_check_net(nd, &d, c->model);
+        net_norm(p.net, d.mean, d.std);
+        L = nd->classes;
+        p.run = rtc_prepare(p.net, B, c->rtc_dev, c->rtc_mode, c->cache, say);
+    }
+    if (d.kind == TASK_REGRESS) L = 1;
     const Dataset *s = &d.test;
-    int B = net->B, L = d.kind == TASK_REGRESS ? 1 : nd->classes;
     fprintf(f, d.kind == TASK_REGRESS ? "index,target,prediction\n" : "index,label,class");
     for (int j = 0; d.kind != TASK_REGRESS && j < L; j++) fprintf(f, ",p_%d", j);
     if (d.kind != TASK_REGRESS) fputc('\n', f);
-    float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float)), *z = nta_malloc((size_t)B * L * sizeof(float));
+    float *x = nta_calloc((size_t)B * s->h * s->w * s->c, sizeof(float)), *z = nta_malloc((size_t)B * L * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
     int *idx = nta_malloc((size_t)B * sizeof(int));
     long right = 0;
     double abs_err = 0;
-    FILE *say = f == stdout ? stderr : stdout;
-    RtcRun *run = rtc_prepare(net, B, c->rtc_dev, c->rtc_mode, c->cache, say);
     for (int i = 0; i < s->n; i += B) {
         int b = s->n - i < B ? s->n - i : B;
         for (int j = 0; j < b; j++) idx[j] = i + j;
-        task_batch(net, &d, s, idx, b, x, y, NULL);
-        forward(net, b, &run, c->rtc_mode, say);
-        be->download(z, net->logits, (size_t)b * L * sizeof(float));
+        predict_batch(&p, &d, s, idx, b, x, y, z, L);
         predict_rows(f, &d, s, i, z, b, L, &right, &abs_err);
     }
-    rtc_run_close(run);
     if (f != stdout && fclose(f)) nta_die("cannot write %s: %s", out, strerror(errno));
     if (d.kind == TASK_REGRESS)
         fprintf(say, "predict: %d test images of %s; MAE %.2f degrees\n", s->n, d.name,
@@ -232,8 +283,106 @@ int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
     else
         fprintf(say, "predict: %d test images of %s; accuracy %.2f%%\n", s->n, d.name,
                 s->n ? 100.0 * right / s->n : 0);
-    free(x), free(z), free(y), free(idx);
-    net_free(net);
+    free(x), free(z), free(y), free(idx), free(p.act);
+    rtc_run_close(p.run);
+    rtc_net_free(p.exported);
+    net_free(p.net);
     data_free(&d);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- export */
+
+int eval_export(const char *model, const char *out)
+{
+    char err[512];
+    Net *net = net_load(model, LOSS_XENT, &cpu_backend, 1, err, sizeof err);
+    if (!net) nta_die("%s", err);
+    if (net_desc(net)->space.nk > 0) nta_die_option("%s is a supernet; export takes a model (adapt's or finetune's)", model);
+    RtcNet *r = rtc_net_build(net, 1, err, sizeof err);
+    if (!r) nta_die_option("%s: %s", model, err);
+    if (rtc_export_write(r, out, err, sizeof err)) nta_die("%s", err);
+    printf("export: %s: %d layers (batchnorm folded), %zu parameters, to %s\n", model, r->n, r->nparam, out);
+    rtc_net_free(r);
+    net_free(net);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ bench */
+
+/* Seconds of one inference pass of B images, the median of reps after
+ * 3 untimed ones; each pass ends with a 4-byte download (a GPU's queue
+ * drained; on the CPU a copy) */
+static double time_passes(Net *net, RtcRun *run, int B, int reps)
+{
+    const Backend *be = net_backend(net);
+    double *t = nta_malloc((size_t)reps * sizeof *t);
+    char why[256];
+    for (int i = -3; i < reps; i++) {
+        double t0 = nta_now();
+        if (run) {
+            if (rtc_run_forward(run, net->logits, net->x_in, why, sizeof why)) nta_die("bench: %s", why);
+        } else {
+            net_forward(net, B, 0);
+        }
+        float sync;
+        be->download(&sync, net->logits, sizeof sync);
+        if (i >= 0) t[i] = nta_now() - t0;
+    }
+    for (int i = 1; i < reps; i++)       /* insertion sort: reps is small */
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double u = t[j];
+            t[j] = t[j - 1], t[j - 1] = u;
+        }
+    double m = t[reps / 2];
+    free(t);
+    return m;
+}
+
+/* A model at batch B on be, with random inputs in [-2, 2) (seeded) */
+static Net *bench_net(const char *model, const Backend *be, int B)
+{
+    char err[512];
+    Net *net = net_load(model, LOSS_XENT, be, B, err, sizeof err);
+    if (!net) nta_die("%s", err);
+    if (net_desc(net)->space.nk > 0) nta_die_option("%s is a supernet; bench takes a model (adapt's or finetune's)", model);
+    const NetDesc *d = net_desc(net);
+    size_t n = (size_t)B * d->in_h * d->in_w * d->in_c;
+    float *x = nta_malloc(n * sizeof(float));
+    Rng r;
+    rng_seed(&r, 1);
+    for (size_t i = 0; i < n; i++) x[i] = 4 * rng_uniform(&r) - 2;
+    be->upload(net->x_in, x, n * sizeof(float));
+    free(x);
+    return net;
+}
+
+static void bench_row(const char *what, int B, double sec)
+{
+    printf("%-34s %6d %12.3f %12.0f\n", what, B, 1e3 * sec, B / sec);
+}
+
+int eval_bench(const EvalCfg *c, const Backend *be, const char *no_gpu)
+{
+    int batches[2] = {1, c->batch}, nb = c->batch == 1 ? 1 : 2;
+    printf("%-34s %6s %12s %12s\n", "kernels", "batch", "ms/pass", "images/s");
+    for (int k = 0; k < nb; k++) {
+        int B = batches[k];
+        if (be != &cpu_backend) {
+            Net *net = bench_net(c->model, be, B);
+            bench_row("cuda, generic", B, time_passes(net, NULL, B, c->reps));
+            RtcRun *run = rtc_prepare(net, B, c->rtc_dev, c->rtc_mode, c->cache, stdout);
+            if (run) bench_row("cuda, specialised (NVRTC)", B, time_passes(net, run, B, c->reps));
+            else printf("%-34s %6d %12s %12s\n", "cuda, specialised (NVRTC)", B, "-", "-");
+            rtc_run_close(run);
+            net_free(net);
+        }
+        Net *net = bench_net(c->model, &cpu_backend, B);
+        char what[64];
+        snprintf(what, sizeof what, "cpu, %d thread%s", cpu_threads(), cpu_threads() == 1 ? "" : "s");
+        bench_row(what, B, time_passes(net, NULL, B, c->reps));
+        net_free(net);
+    }
+    if (no_gpu) printf("no GPU here (%s): the CPU backend alone was timed\n", no_gpu);
     return 0;
 }

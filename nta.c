@@ -12,6 +12,8 @@
  *   nta latency   this machine's per-layer latency table of a supernet (adapt --budget-ms)
  *   nta arch      print an architecture of the supernet layer by layer
  *   nta predict   a model's output for every test image, as CSV
+ *   nta export    a model's network for inference, batchnorm folded (rtc.c)
+ *   nta bench     time a model's inference: specialised, generic, CPU
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
@@ -838,7 +840,8 @@ static int cmd_predict(int argc, char **argv)
         {"cache", OPT_STR, &c.cache, "", "folder of compiled specialised kernels (GPU); \"\" = $XDG_CACHE_HOME/nta or ~/.cache/nta"},
     };
     Command cmd = {"predict", "MODEL [options]",
-                   "write a model's class and scores (or value) for every test image as CSV, then its accuracy",
+                   "write a model's (or an exported model's) class and scores (or value) for every test image as CSV, "
+                   "then its accuracy",
                    opts, sizeof opts / sizeof *opts};
     int npos = opts_parse(&cmd, argc, argv, model, 1);
     need(npos == 1, &cmd, "which model? give the model file, e.g. 'nta predict model.nta'");
@@ -847,14 +850,76 @@ static int cmd_predict(int argc, char **argv)
     need(strcmp(c.task, "mnist-retrieval"), &cmd,
          "--task mnist-retrieval: a retrieval task has no class or value per image (use nta eval)");
     c.model = model[0];
-    NetDesc d = probe_desc(c.model);
-    if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
+    if (!rtc_export_is(c.model) && probe_desc(c.model).space.nk > 0)
+        bad_option(&cmd, "%s is a supernet; predict takes a model (adapt's or finetune's)", c.model);
     rtc_setup(&cmd, &c);
     if (*out) opts_print(&cmd);
     else device_note = stderr;       /* stdout is the CSV's alone */
     const Backend *be = pick_backend(device, threads);
     c.rtc_dev = rtc_device(be);
     return eval_predict(&c, out, be);
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *out, *model[1];
+    Opt opts[] = {
+        {"out", OPT_STR, &out, "", "the exported file (-o)"},
+    };
+    Command cmd = {"export", "MODEL -o FILE",
+                   "write a model's network for inference, batchnorm folded into the weights (nta predict reads it; "
+                   "the format: rtc.h)",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, model, 1);
+    need(npos == 1, &cmd, "which model? e.g. 'nta export model.nta -o model.nti'");
+    need(*out, &cmd, "where to? give -o FILE");
+    need_output(&cmd, "out", out);
+    NetDesc d = probe_desc(model[0]);
+    if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; export takes a model (adapt's or finetune's)", model[0]);
+    if (d.mlp) bad_option(&cmd, "%s has a projection head (self-supervised pretraining); export takes a model with "
+                          "classes (adapt's or finetune's)", model[0]);
+    return eval_export(model[0], out);
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    EvalCfg c = {0};
+    const char *device, *model[1];
+    int threads;
+    Opt opts[] = {
+        {"batch", OPT_INT, &c.batch, "64", "the second batch timed (the first is 1)"},
+        {"reps", OPT_INT, &c.reps, "21", "timed passes per measurement (their median is shown)"},
+        {"threads", OPT_INT, &threads, "0", "CPU threads; 0 = one per core"},
+        {"device", OPT_STR, &device, "auto", "auto, cpu or cuda"},
+        {"cache", OPT_STR, &c.cache, "", "folder of compiled specialised kernels (GPU); \"\" = $XDG_CACHE_HOME/nta or ~/.cache/nta"},
+    };
+    Command cmd = {"bench", "MODEL [options]",
+                   "time a model's inference at batch 1 and --batch: specialised (NVRTC) and generic kernels on a GPU, "
+                   "and the CPU backend",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, model, 1);
+    need(npos == 1, &cmd, "which model? e.g. 'nta bench model.nta --batch 64'");
+    need_in(&cmd, "batch", c.batch, 1, 65536);
+    need_in(&cmd, "reps", c.reps, 1, 100000);
+    need_in(&cmd, "threads", threads, 0, MAX_THREADS);
+    need_device(&cmd, device);
+    if (threads == 0) threads = default_threads();
+    c.model = model[0];
+    NetDesc d = probe_desc(c.model);
+    if (d.space.nk > 0) bad_option(&cmd, "%s is a supernet; bench takes a model (adapt's or finetune's)", c.model);
+    rtc_setup(&cmd, &c);
+    opts_print(&cmd);
+    const Backend *be = pick_backend(device, threads);
+    c.rtc_dev = rtc_device(be);
+    char why[256] = "";
+    int gpu = be != &cpu_backend;
+#if defined(NTA_CUDA)
+    if (!gpu) cuda_available(why, sizeof why);
+#else
+    snprintf(why, sizeof why, "this nta was built without the CUDA backend");
+#endif
+    if (gpu && !c.rtc_dev) snprintf(why, sizeof why, "no device for specialised kernels");
+    return eval_bench(&c, be, gpu ? NULL : why);
 }
 
 static int cmd_arch(int argc, char **argv)
@@ -906,6 +971,8 @@ static const struct {
     {"demo", cmd_demo, "the whole comparison: supernet, NTAA and baselines on every task, report.html"},
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
     {"predict", cmd_predict, "a model's class and scores (or value) for every test image, as CSV"},
+    {"export", cmd_export, "a model's network for inference, batchnorm folded, in one file (predict reads it)"},
+    {"bench", cmd_bench, "time a model's inference: specialised and generic GPU kernels, the CPU backend"},
     {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };

@@ -12,6 +12,7 @@
 #include "nta.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,6 +22,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+/* Little-endian bytes of v, and back */
+static void le(unsigned char *out, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) out[i] = (unsigned char)(v >> 8 * i);
+}
+
+static uint64_t from_le(const unsigned char *in, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | in[i];
+    return v;
+}
 
 /* ------------------------------------------------------------ the layers */
 
@@ -320,6 +334,8 @@ static void net_add(RtcNet *r, const float *host, const Net *net, RtcLayer L, co
 #undef HOST
 }
 
+static void net_source(RtcNet *r);
+
 RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
 {
     const NetDesc *d = &net->d;
@@ -360,7 +376,14 @@ RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
     net_add(r, host, net, (RtcLayer){RTC_POOL_FC, B, h, w, d->head_c, d->classes, 1, 1, 0, 0}, net->w_fc,
             d->classes, 0, NULL, net->b_fc);
     free(host);
-    /* the source: the prelude, then every layer's kernel */
+    r->norm_set = net_norm(net, r->norm_mean, r->norm_std);
+    net_source(r);
+    return r;
+}
+
+/* The network's CUDA source: the prelude, then every layer's kernel */
+static void net_source(RtcNet *r)
+{
     size_t cap = 4096 + (size_t)r->n * 4096, at = 0;
     r->src = nta_malloc(cap);
     for (int i = 0; i < r->n; i++) {
@@ -369,6 +392,222 @@ RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
         if (rtc_layer_source(&r->L[i], name, i == 0, r->src, cap, &at, &r->grid[i], &r->block[i]))
             nta_die("rtc: layer %d's source is longer than %zu bytes (a bug)", i, cap);
     }
+}
+
+/* ---------------------------------------------------------- on the CPU */
+
+void rtc_layer_cpu(const RtcLayer *L, float *y, const float *x, const float *w, const float *b, const float *r)
+{
+    int H = L->H, W = L->W, Ci = L->Ci, Co = L->Co, K = L->K, S = L->s, pad = K / 2;
+    int Ho = conv_out(H, K, S), Wo = conv_out(W, K, S), HW = H * W;
+    long rows = L->kind == RTC_POOL_FC ? L->N : (long)L->N * Ho * Wo;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < rows; p++) {           /* an output pixel (an image for RTC_POOL_FC) */
+        int ox = (int)(p % Wo), oy = (int)(p / Wo % Ho), n = (int)(p / Wo / Ho);
+        for (int c = 0; c < Co; c++) {
+            float acc = 0.0f;
+            if (L->kind == RTC_PW) {
+                for (int k = 0; k < Ci; k++) acc += x[(size_t)p * Ci + k] * w[(size_t)k * Co + c];
+            } else if (L->kind == RTC_POOL_FC) {
+                for (int k = 0; k < Ci; k++) {
+                    float s = 0.0f;
+                    for (int q = 0; q < HW; q++) s += x[((size_t)p * HW + q) * Ci + k];
+                    float pooled = s / HW;
+                    acc += pooled * w[(size_t)k * Co + c];
+                }
+            } else {
+                for (int ky = 0; ky < K; ky++) {
+                    int iy = oy * S - pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < K; kx++) {
+                        int ix = ox * S - pad + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        const float *xi = x + (((size_t)n * H + iy) * W + ix) * Ci;
+                        if (L->kind == RTC_DW) acc += xi[c] * w[(ky * K + kx) * Co + c];
+                        else
+                            for (int ci = 0; ci < Ci; ci++) acc += xi[ci] * w[((size_t)(ky * K + kx) * Ci + ci) * Co + c];
+                    }
+                }
+            }
+            size_t o = (size_t)p * Co + c;
+            float v = acc + b[c];
+            if (L->relu6) v = relu6f(v);
+            if (L->residual) v = v + r[o];
+            y[o] = v;
+        }
+    }
+}
+
+const float *rtc_net_forward_cpu(const RtcNet *r, float *act, const float *x)
+{
+    for (int i = 0; i < r->n; i++) {
+        const float *res = r->res[i] >= 0 ? act + r->aoff[r->res[i]] : r->res[i] == -1 ? x : NULL;
+        rtc_layer_cpu(&r->L[i], act + r->aoff[i], i ? act + r->aoff[i - 1] : x, r->param + r->woff[i],
+                      r->param + r->boff[i], res);
+    }
+    return act + r->aoff[r->n - 1];
+}
+
+/* ------------------------------------------------------ exported models */
+
+static const char export_magic[] = "nta inference 1\n";
+static const char *kind_word[] = {"stem", "pw", "dw", "pool_fc"};
+
+int rtc_export_write(const RtcNet *r, const char *path, char *err, size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, len, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    /* the text head, then the floats, each through the running CRC */
+    size_t cap = 512 + (size_t)r->n * 96, at = 0;
+    char *head = nta_malloc(cap);
+    put(head, cap, &at, "%sinput %dx%dx%d\n", export_magic, r->L[0].H, r->L[0].W, r->L[0].Ci);
+    if (r->norm_set)
+        put(head, cap, &at, "norm %.9g,%.9g,%.9g,%.9g %.9g,%.9g,%.9g,%.9g\n", r->norm_mean[0], r->norm_mean[1],
+            r->norm_mean[2], r->norm_mean[3], r->norm_std[0], r->norm_std[1], r->norm_std[2], r->norm_std[3]);
+    else
+        put(head, cap, &at, "norm none\n");
+    put(head, cap, &at, "layers %d\n", r->n);
+    for (int i = 0; i < r->n; i++) {
+        const RtcLayer *l = &r->L[i];
+        put(head, cap, &at, "%s %d %d %d %d %d %d %d %d %d\n", kind_word[l->kind], l->Ci, l->Co, l->K, l->s, l->H,
+            l->W, l->relu6, l->residual, r->res[i]);
+    }
+    put(head, cap, &at, "params %zu\n", r->nparam);
+    uLong crc = crc32(0, (const Bytef *)head, (uInt)at);
+    int bad = fwrite(head, 1, at, f) != at;
+    free(head);
+    unsigned char buf[4096];
+    for (size_t i = 0; i < r->nparam && !bad; i += sizeof buf / 4) {
+        size_t n = r->nparam - i < sizeof buf / 4 ? r->nparam - i : sizeof buf / 4;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t u;
+            memcpy(&u, &r->param[i + k], 4);
+            le(buf + 4 * k, u, 4);
+        }
+        crc = crc32(crc, buf, (uInt)(4 * n));
+        bad |= fwrite(buf, 4, n, f) != n;
+    }
+    le(buf, crc, 4);
+    bad |= fwrite(buf, 1, 4, f) != 4;
+    bad |= fflush(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        snprintf(err, len, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int rtc_export_is(const char *path)
+{
+    char b[sizeof export_magic] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(b, 1, sizeof export_magic - 1, f);
+    fclose(f);
+    return n == sizeof export_magic - 1 && !memcmp(b, export_magic, n);
+}
+
+/* Whether layer l (index i of r) takes what the layers before give it:
+ * its input is the previous output (or the network's input), a residual
+ * names an earlier tensor of its own output's shape, shapes are sane. */
+static int layer_fits(const RtcNet *r, int i, int h, int w, int c)
+{
+    const RtcLayer *l = &r->L[i];
+    int ok = l->kind >= RTC_STEM && l->kind <= RTC_POOL_FC && l->H == h && l->W == w && l->Ci == c &&
+             l->Co >= 1 && l->Co <= 65536 && l->K >= 1 && l->K <= 15 && l->K % 2 == 1 && l->s >= 1 && l->s <= 4 &&
+             (l->relu6 == 0 || l->relu6 == 1) && (l->residual == 0 || l->residual == 1) &&
+             (l->kind == RTC_STEM || l->kind == RTC_DW || (l->K == 1 && l->s == 1)) &&
+             (l->kind != RTC_DW || l->Ci == l->Co) && (l->kind == RTC_POOL_FC) == (i == r->n - 1);
+    if (!ok) return 0;
+    if (!l->residual) return r->res[i] == -2;
+    if (l->kind != RTC_PW || r->res[i] < -1 || r->res[i] >= i - 1) return 0;
+    if (r->res[i] == -1) return l->H == r->L[0].H && l->W == r->L[0].W && l->Co == r->L[0].Ci;
+    const RtcLayer *s = &r->L[r->res[i]];
+    return rtc_layer_out(s) == rtc_layer_out(l);
+}
+
+RtcNet *rtc_export_read(const char *path, int B, char *err, size_t len)
+{
+    char why[256];
+    size_t n;
+    uint8_t *b = nta_read_file(path, (size_t)1 << 31, &n, why, sizeof why);
+    if (!b) {
+        snprintf(err, len, "%s", why);
+        return NULL;
+    }
+    RtcNet *r = nta_calloc(1, sizeof *r);
+    r->B = B;
+    const char *t = (const char *)b, *bad = NULL;
+    int h, w, c, used, layers = 0;
+    size_t count = 0;
+    float m[4], s[4];
+    if (n < sizeof export_magic + 4 || memcmp(b, export_magic, sizeof export_magic - 1)) bad = "not an exported model (no 'nta inference 1' first line)";
+    else if (t += sizeof export_magic - 1, sscanf(t, "input %dx%dx%d\n%n", &h, &w, &c, &used) != 3 || h < 1 ||
+             w < 1 || c < 1 || c > 4 || h > 4096 || w > 4096)
+        bad = "a bad 'input' line";
+    else if (t += used, !strncmp(t, "norm none\n", 10)) t += 10;
+    else if (sscanf(t, "norm %g,%g,%g,%g %g,%g,%g,%g\n%n", &m[0], &m[1], &m[2], &m[3], &s[0], &s[1], &s[2], &s[3],
+                    &used) == 8)
+        t += used, r->norm_set = 1, memcpy(r->norm_mean, m, sizeof m), memcpy(r->norm_std, s, sizeof s);
+    else bad = "a bad 'norm' line";
+    if (!bad && (sscanf(t, "layers %d\n%n", &layers, &used) != 1 || layers < 2 || layers > RTC_MAX_LAYERS))
+        bad = "a bad 'layers' line";
+    if (!bad) t += used;
+    for (int i = 0; !bad && i < layers; i++) {
+        RtcLayer *l = &r->L[i];
+        char kind[16];
+        if (sscanf(t, "%15s %d %d %d %d %d %d %d %d %d\n%n", kind, &l->Ci, &l->Co, &l->K, &l->s, &l->H, &l->W,
+                   &l->relu6, &l->residual, &r->res[i], &used) != 10) {
+            bad = "a layer line that cannot be read";
+            break;
+        }
+        t += used;
+        l->kind = -1;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(kind, kind_word[k])) l->kind = k;
+        l->N = B;
+        r->n = i + 1;
+    }
+    /* the layers must fit together, the first taking the input */
+    int ih = h, iw = w, ic = c;
+    for (int i = 0; !bad && i < layers; i++) {
+        r->n = layers;
+        if (!layer_fits(r, i, ih, iw, ic) || (i == 0 && r->L[0].kind != RTC_STEM)) {
+            snprintf(why, sizeof why, "layer %d does not fit the layers before it", i);
+            bad = why;
+            break;
+        }
+        ih = conv_out(ih, r->L[i].K, r->L[i].s), iw = conv_out(iw, r->L[i].K, r->L[i].s), ic = r->L[i].Co;
+        r->woff[i] = r->nparam, r->nparam += rtc_layer_weights(&r->L[i]);
+        r->boff[i] = r->nparam, r->nparam += (size_t)r->L[i].Co;
+        r->aoff[i] = r->nact, r->nact += rtc_layer_out(&r->L[i]);
+    }
+    if (!bad && (sscanf(t, "params %zu\n%n", &count, &used) != 1 || count != r->nparam))
+        bad = "a 'params' count that is not the layers' weights";
+    size_t headlen = bad ? 0 : (size_t)(t + used - (const char *)b);
+    if (!bad && n != headlen + 4 * count + 4) bad = "a size that is not its header's (truncated?)";
+    if (!bad && crc32(crc32(0, NULL, 0), b, (uInt)(n - 4)) != from_le(b + n - 4, 4)) bad = "a CRC that does not match (damaged)";
+    if (bad) {
+        snprintf(err, len, "%s: %s", path, bad);
+        free(b);
+        rtc_net_free(r);
+        return NULL;
+    }
+    r->param = nta_malloc(count * sizeof(float));
+    for (size_t i = 0; i < count; i++) {
+        uint32_t u = (uint32_t)from_le(b + headlen + 4 * i, 4);
+        memcpy(&r->param[i], &u, 4);
+    }
+    r->nin = (size_t)B * h * w * c;
+    free(b);
+    net_source(r);
     return r;
 }
 
@@ -531,18 +770,6 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
     return h;
-}
-
-static void le(unsigned char *out, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++) out[i] = (unsigned char)(v >> 8 * i);
-}
-
-static uint64_t from_le(const unsigned char *in, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | in[i];
-    return v;
 }
 
 /* The entry at path: 1 and a malloc'ed cubin, 0 if there is none, -1 if it

@@ -82,12 +82,39 @@ typedef struct {
     float *param;                     /* [nparam] folded weights and biases */
     float *bmag;                      /* [nparam] at the biases' offsets: rtc_fold's bmag */
     char *src;                        /* the whole CUDA source, kernels nta_l0, nta_l1, ... */
+    int norm_set;                     /* the input normalisation the model carries (net_norm) */
+    float norm_mean[4], norm_std[4];
 } RtcNet;
 
 /* The active architecture of net (its running statistics) at batch B, every
  * batchnorm folded; NULL and why in err (a projection head, too many layers). */
 RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len);
 void rtc_net_free(RtcNet *r);
+/* Layer L on the CPU (host memory, the arguments of the kernels): the same
+ * terms in the same order as the generated kernel. */
+void rtc_layer_cpu(const RtcLayer *L, float *y, const float *x, const float *w, const float *b, const float *r);
+/* The whole network on the CPU: act [r->nact] receives every layer's output;
+ * returns the last one's (the logits [B,L]). */
+const float *rtc_net_forward_cpu(const RtcNet *r, float *act, const float *x);
+
+/* Exported models (nta export): a fixed network for inference, batchnorm
+ * folded, in a file that needs no supernet code to read:
+ *   "nta inference 1\n"                  the magic and format version
+ *   "input HxWxC\n"
+ *   "norm M0,M1,M2,M3 S0,S1,S2,S3\n"      the input normalisation, or "norm none\n"
+ *   "layers N\n", then per layer "KIND Ci Co K s H W relu6 residual res\n"
+ *       KIND stem, pw, dw or pool_fc (rtc.h's RTC_*); H, W the input's;
+ *       res: the layer whose output a residual adds (-1: the input), else -2
+ *   "params COUNT\n", then COUNT little-endian float32: per layer its folded
+ *       weights (rtc_fold's layout), then its bias [Co]
+ *   the CRC-32 (zlib) of every byte before it, 4 bytes little-endian.
+ * Written to a temporary name and renamed. Write returns 0, or -1 and why. */
+int rtc_export_write(const RtcNet *r, const char *path, char *err, size_t len);
+/* Read an exported model for batch B: NULL and a message naming the file
+ * when it is not one, damaged, or its layers do not fit together. */
+RtcNet *rtc_export_read(const char *path, int B, char *err, size_t len);
+/* 1 if path starts with the exported models' magic */
+int rtc_export_is(const char *path);
 
 /* NVRTC, opened once (NTA_NVRTC names the library; else libnvrtc.so.13, .12,
  * then libnvrtc.so): its version as 1000 * major + 10 * minor, or 0 with the

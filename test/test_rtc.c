@@ -592,6 +592,63 @@ static void test_run_open(const NetDesc *d, const char *dir)
     rtc_net_free(rn), net_free(net);
 }
 
+/* Exported models: written and read back, the same layers and the same
+ * folded weights bit for bit; a flipped byte, a cut file and a file that is
+ * no exported model are refused with a message naming the file. The CPU
+ * path of an exported model (rtc_layer_cpu), layer by layer on the generic
+ * CPU network's own inputs, within the folding bound. */
+static void test_export(const NetDesc *d, const char *dir)
+{
+    char path[600], err[512], cmd[1400];
+    Net *net = random_net(&d[0], &cpu_backend, 2, 500);
+    RtcNet *rn = rtc_net_build(net, 2, err, sizeof err);
+    snprintf(path, sizeof path, "%s/x.nti", dir);
+    CHECK(rtc_export_write(rn, path, err, sizeof err) == 0, "rtc_export_write: %s", err);
+    CHECK(rtc_export_is(path), "%s is an exported model", path);
+    RtcNet *back = rtc_export_read(path, 2, err, sizeof err);
+    int same = back && back->n == rn->n && back->nparam == rn->nparam && back->nact == rn->nact &&
+               !memcmp(back->L, rn->L, sizeof rn->L) && !memcmp(back->res, rn->res, sizeof rn->res) &&
+               !memcmp(back->param, rn->param, rn->nparam * sizeof(float)) && back->norm_set == rn->norm_set &&
+               !strcmp(back->src, rn->src);
+    CHECK(same, "an exported model reads back as it was written (%s)", back ? "" : err);
+    rtc_net_free(back);
+    const char *damage[3] = {"printf '\\001' | dd of=%s bs=1 seek=2000 conv=notrunc 2>/dev/null", "truncate -s -9 %s",
+                             "printf 'nta model' > %s"};
+    const char *said[3] = {"CRC", "truncated", "not an exported model"};
+    for (int k = 0; k < 3; k++) {
+        rtc_export_write(rn, path, err, sizeof err);
+        snprintf(cmd, sizeof cmd, damage[k], path);
+        test_run(cmd);
+        back = rtc_export_read(path, 2, err, sizeof err);
+        CHECK(!back && strstr(err, path) && strstr(err, said[k]), "a damaged export (%s) is refused: %s", said[k],
+              back ? "read" : err);
+        rtc_net_free(back);
+    }
+    /* the CPU path on the generic network's own inputs */
+    Rng r;
+    rng_seed(&r, 8);
+    float *x = nta_malloc(rn->nin * sizeof(float)), *y = nta_malloc(rn->nact * sizeof(float));
+    fill(&r, x, rn->nin, -2, 2);
+    memcpy(net->x_in, x, rn->nin * sizeof(float));
+    net_forward(net, 2, 0);
+    float *gen[RTC_MAX_LAYERS], *gres[RTC_MAX_LAYERS];
+    int ok = generic_tensors(net, gen, gres) == rn->n;
+    double worst = 0;
+    for (int i = 0; ok && i < rn->n; i++) {
+        const RtcLayer *l = &rn->L[i];
+        const float *in = i ? gen[i - 1] : net->x_in;
+        rtc_layer_cpu(l, y, in, rn->param + rn->woff[i], rn->param + rn->boff[i], gres[i]);
+        snprintf(err, sizeof err, "exported layer %d on the CPU", i);
+        ok = within_bound(l, gen[i], y, in, l->residual ? gres[i] : NULL, rn->param + rn->woff[i],
+                          rn->bmag + rn->boff[i], &worst, err);
+    }
+    CHECK(ok, "an exported model on the CPU: every layer within the folding bound of the generic CPU network's");
+    printf("rtc: an exported model's %d layers on the CPU within the folding bound of the generic CPU network "
+           "(largest difference %.2f of its bound)\n", rn->n, worst);
+    free(x), free(y);
+    rtc_net_free(rn), net_free(net);
+}
+
 /* The commands' policy, on nta-emu (whose CUDA backend is the emulator: its
  * device runs no cubins, so the specialised path always fails there):
  * predict falls back with one line and the generic kernels' output
@@ -628,6 +685,35 @@ static void test_commands(const char *dir)
     CHECK(test_run(cmd) == 0, "after the fallback, predict writes what it writes with NTA_RTC=off");
     CHECK(test_capture("./nta predict --help", dir, out, sizeof out) == 0 && strstr(out, "--cache"),
           "predict --help names --cache:\n%s", out);
+    /* export, and predict of the exported model: eval's accuracy and classes */
+    snprintf(cmd, sizeof cmd, "./nta export %s/m.nta -o %s/m.nti", dir, dir);
+    CHECK(test_capture(cmd, dir, out, sizeof out) == 0 && strstr(out, "batchnorm folded"), "%s:\n%s", cmd, out);
+    char acc[2][64] = {"", ""};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "./nta predict %s/m.nt%c --data idx:%s/img,%s/lab --batch 32 --device cpu -o %s/q%d.csv",
+                 dir, k ? 'i' : 'a', dir, dir, dir, k);
+        int rc = test_capture(cmd, dir, out, sizeof out);
+        const char *a = strstr(out, "accuracy ");
+        if (a) snprintf(acc[k], sizeof acc[k], "%.20s", a);
+        CHECK(rc == 0 && a, "%s:\n%s", cmd, out);
+    }
+    snprintf(cmd, sizeof cmd, "cut -d, -f1-3 %s/q0.csv > %s/q0.cut && cut -d, -f1-3 %s/q1.csv > %s/q1.cut && "
+             "cmp -s %s/q0.cut %s/q1.cut", dir, dir, dir, dir, dir, dir);
+    CHECK(*acc[0] && !strcmp(acc[0], acc[1]) && test_run(cmd) == 0,
+          "predict of the exported model: the model's classes and accuracy (%s vs %s)", acc[1], acc[0]);
+    snprintf(cmd, sizeof cmd, "./nta export %s/m.nti -o %s/again.nti", dir, dir);
+    CHECK(test_capture(cmd, dir, out, sizeof out) == 1, "export of an exported file: exit 1:\n%s", out);
+    /* bench: the table, and what was not timed */
+    snprintf(cmd, sizeof cmd, "./nta bench %s/m.nta --batch 4 --reps 3 --device cpu", dir);
+    int rc = test_capture(cmd, dir, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "ms/pass") && strstr(out, "cpu, ") && strstr(out, "the CPU backend alone was timed") &&
+              !strstr(out, "cuda,"),
+          "bench on the CPU: a table of the CPU backend, and why no GPU was timed:\n%s", out);
+    snprintf(cmd, sizeof cmd, "NTA_RTC=strict ./nta-emu bench %s/m.nta --batch 2 --reps 1 --device cuda", dir);
+    CHECK(test_capture(cmd, dir, out, sizeof out) == 1 && strstr(out, "NTA_RTC=strict"),
+          "bench with NTA_RTC=strict where the kernels cannot load: exit 1:\n%s", out);
+    CHECK(test_capture("./nta bench --help", dir, out, sizeof out) == 0 && strstr(out, "--batch"), "bench --help");
+    CHECK(test_capture("./nta export --help", dir, out, sizeof out) == 0 && strstr(out, "-o"), "export --help");
 }
 
 /* ------------------------------------------------------------------ cache */
@@ -702,6 +788,7 @@ void test_rtc(void)
         test_layers(rn, dir);
         test_networks(d, dir);
         test_run_open(d, dir);
+        test_export(d, dir);
         test_commands(dir);
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
