@@ -382,94 +382,6 @@ static float *download(const Backend *be, const float *d, size_t n)
     return h;
 }
 
-/* Whole networks with random weights and batchnorm, made by net_create and
- * specialised by rtc_net_build, against net_forward (generic kernels,
- * emulated): each specialised layer, given the generic network's input of
- * that layer, gives its output within the folding bound (which checks the
- * wiring: inputs, residuals, weights folded from the network's own layout);
- * then the specialised layers run one after another from the image alone
- * give the same classes, and the logits' difference is printed (carried
- * through 20-30 layers as sums of |w| times differences, the worst-case
- * bound is astronomically loose, so that run is not held to one). */
-static void test_networks(const NetDesc *d, const char *dir)
-{
-    const Backend *be = &cuda_backend;
-    int pick[3] = {0, 2, 5}, B = 2;
-    for (int q = 0; q < 3; q++) {
-        Net *net = random_net(&d[pick[q]], be, B, 100 + (uint64_t)q);
-        char err[256], name[32];
-        RtcNet *rn = rtc_net_build(net, B, err, sizeof err);
-        float *gen[RTC_MAX_LAYERS], *gres[RTC_MAX_LAYERS];
-        if (!rn || generic_tensors(net, gen, gres) != rn->n) {
-            CHECK(0, "rtc_net_build: %s", rn ? "not the network's layers" : err);
-            rtc_net_free(rn), net_free(net);
-            continue;
-        }
-        snprintf(name, sizeof name, "net%d", q);
-        void *lib = host_build(rn->src, dir, name);
-        if (!lib) {
-            rtc_net_free(rn), net_free(net);
-            continue;
-        }
-        Rng r;
-        rng_seed(&r, 7 + (uint64_t)q);
-        float *x = nta_malloc(rn->nin * sizeof(float));
-        fill(&r, x, rn->nin, -2, 2);
-        be->upload(net->x_in, x, rn->nin * sizeof(float));
-        net_forward(net, B, 0);
-        float *param = dev(be, rn->param, rn->nparam), *act = dev(be, NULL, rn->nact), *in = dev(be, x, rn->nin);
-        /* layer by layer, from the generic network's own inputs */
-        int ok = 0;
-        double worst = 0;
-        Launch run[RTC_MAX_LAYERS];
-        for (int i = 0; i < rn->n; i++) {
-            const RtcLayer *l = &rn->L[i];
-            snprintf(name, sizeof name, "nta_l%d", i);
-            run[i] = launcher(lib, name);
-            const float *xi = i ? gen[i - 1] : net->x_in;
-            CHECK((rn->res[i] >= -1) == (gres[i] != NULL), "layer %d: a residual where the network has one", i);
-            if (!run[i]) continue;
-            run[i](act + rn->aoff[i], xi, param + rn->woff[i], param + rn->boff[i], gres[i]);
-            size_t nx = (size_t)l->N * l->H * l->W * l->Ci, ny = rtc_layer_out(l);
-            float *hx = download(be, xi, nx), *h0 = download(be, gen[i], ny), *h1 = download(be, act + rn->aoff[i], ny);
-            float *hr = gres[i] ? download(be, gres[i], ny) : NULL;
-            snprintf(name, sizeof name, "network %d layer %d", q, i);
-            ok += within_bound(l, h0, h1, hx, hr, rn->param + rn->woff[i], rn->bmag + rn->boff[i], &worst, name);
-            free(hx), free(h0), free(h1), free(hr);
-        }
-        CHECK(ok == rn->n, "network %d: %d of %d layers within the folding bound on the network's own inputs", q, ok,
-              rn->n);
-        /* the specialised layers alone, one after another */
-        for (int i = 0; i < rn->n; i++) {
-            const float *ri = rn->res[i] >= 0 ? act + rn->aoff[rn->res[i]] : rn->res[i] == -1 ? in : NULL;
-            if (run[i]) run[i](act + rn->aoff[i], i ? act + rn->aoff[i - 1] : in, param + rn->woff[i],
-                               param + rn->boff[i], ri);
-        }
-        int L = d[pick[q]].classes, same = 1;
-        float *g = download(be, net->logits, (size_t)B * L), *mine = download(be, act + rn->aoff[rn->n - 1], (size_t)B * L);
-        double diff = 0, top = 0;
-        for (int b = 0; b < B; b++) {
-            int c0 = 0, c1 = 0;
-            for (int k = 0; k < L; k++) {
-                c0 = g[b * L + k] > g[b * L + c0] ? k : c0, c1 = mine[b * L + k] > mine[b * L + c1] ? k : c1;
-                diff = fmax(diff, fabs((double)mine[b * L + k] - g[b * L + k])), top = fmax(top, fabs(g[b * L + k]));
-            }
-            same &= c0 == c1;
-        }
-        CHECK(same, "network %d: the specialised network's classes differ from net_forward's", q);
-        printf("rtc: network %d, %d specialised layers on the emulator: each within the folding bound given the "
-               "generic network's input (largest difference %.2f of its bound); run alone, the same classes, logits "
-               "within %.2g of net_forward's (largest %.3g)\n",
-               q, rn->n, worst, diff, top);
-        free(x), free(g), free(mine);
-        be->free(param), be->free(act), be->free(in);
-        dlclose(lib);
-        rtc_net_free(rn), net_free(net);
-    }
-}
-
-/* ------------------------------------------------------- running them */
-
 /* A device for rtc_run_open made of the emulator: it takes NVRTC's cubin as
  * a real one would (so compiling and the cache are exercised), then builds
  * the same source with the host compiler and runs that. */
@@ -517,24 +429,131 @@ static int tdev_launch(void *kernel, unsigned grid, unsigned block, float *y, co
 
 static void tdev_unload(void *module) { dlclose(module); }
 
-static const RtcDevice tdev = {"test", tdev_sm, tdev_load, tdev_kernel, tdev_launch, tdev_unload};
+static const RtcDevice tdev = {"emulator (test)", tdev_sm, tdev_load, tdev_kernel, tdev_launch, tdev_unload};
+
+/* The compiled network src on device: for the test device the host
+ * compiler's build (NVRTC plays no part: this runs where it is absent),
+ * else NVRTC's cubin for the device, loaded. NULL: a failure counted. */
+static void *load_module(const RtcDevice *device, const char *src, const char *dir, const char *name)
+{
+    if (device == &tdev) return host_build(src, dir, name);
+    char why[1024];
+    static char log[16384];
+    int sm = device->sm(why, sizeof why);
+    void *cubin = NULL, *mod = NULL;
+    size_t size;
+    if (sm && rtc_compile(src, name, sm, &cubin, &size, log, sizeof log) == 0)
+        mod = device->load(cubin, size, src, why, sizeof why);
+    CHECK(mod != NULL, "%s: the network's kernels on the %s device: %s", name, device->name, sm && cubin ? why : sm ? log : why);
+    free(cubin);
+    return mod;
+}
+
+/* Whole networks with random weights and batchnorm, made by net_create and
+ * specialised by rtc_net_build, against net_forward (generic kernels,
+ * emulated): each specialised layer, given the generic network's input of
+ * that layer, gives its output within the folding bound (which checks the
+ * wiring: inputs, residuals, weights folded from the network's own layout);
+ * then the specialised layers run one after another from the image alone
+ * give the same classes, and the logits' difference is printed (carried
+ * through 20-30 layers as sums of |w| times differences, the worst-case
+ * bound is astronomically loose, so that run is not held to one). */
+static void test_networks(const NetDesc *d, const char *dir, const RtcDevice *device)
+{
+    const Backend *be = &cuda_backend;
+    int pick[3] = {0, 2, 5}, B = 2;
+    for (int q = 0; q < 3; q++) {
+        Net *net = random_net(&d[pick[q]], be, B, 100 + (uint64_t)q);
+        char err[256], name[32];
+        RtcNet *rn = rtc_net_build(net, B, err, sizeof err);
+        float *gen[RTC_MAX_LAYERS], *gres[RTC_MAX_LAYERS];
+        if (!rn || generic_tensors(net, gen, gres) != rn->n) {
+            CHECK(0, "rtc_net_build: %s", rn ? "not the network's layers" : err);
+            rtc_net_free(rn), net_free(net);
+            continue;
+        }
+        snprintf(name, sizeof name, "net%d", q);
+        void *lib = load_module(device, rn->src, dir, name);
+        if (!lib) {
+            rtc_net_free(rn), net_free(net);
+            continue;
+        }
+        Rng r;
+        rng_seed(&r, 7 + (uint64_t)q);
+        float *x = nta_malloc(rn->nin * sizeof(float));
+        fill(&r, x, rn->nin, -2, 2);
+        be->upload(net->x_in, x, rn->nin * sizeof(float));
+        net_forward(net, B, 0);
+        float *param = dev(be, rn->param, rn->nparam), *act = dev(be, NULL, rn->nact), *in = dev(be, x, rn->nin);
+        /* layer by layer, from the generic network's own inputs */
+        int ok = 0;
+        double worst = 0;
+        void *run[RTC_MAX_LAYERS];
+        for (int i = 0; i < rn->n; i++) {
+            const RtcLayer *l = &rn->L[i];
+            snprintf(name, sizeof name, "nta_l%d", i);
+            run[i] = device->kernel(lib, name, err, sizeof err);
+            const float *xi = i ? gen[i - 1] : net->x_in;
+            CHECK((rn->res[i] >= -1) == (gres[i] != NULL), "layer %d: a residual where the network has one", i);
+            CHECK(run[i] != NULL, "%s: %s", name, err);
+            if (!run[i]) continue;
+            CHECK(device->launch(run[i], rn->grid[i], rn->block[i], act + rn->aoff[i], xi, param + rn->woff[i],
+                                 param + rn->boff[i], gres[i], err, sizeof err) == 0, "launch %s: %s", name, err);
+            size_t nx = (size_t)l->N * l->H * l->W * l->Ci, ny = rtc_layer_out(l);
+            float *hx = download(be, xi, nx), *h0 = download(be, gen[i], ny), *h1 = download(be, act + rn->aoff[i], ny);
+            float *hr = gres[i] ? download(be, gres[i], ny) : NULL;
+            snprintf(name, sizeof name, "network %d layer %d", q, i);
+            ok += within_bound(l, h0, h1, hx, hr, rn->param + rn->woff[i], rn->bmag + rn->boff[i], &worst, name);
+            free(hx), free(h0), free(h1), free(hr);
+        }
+        CHECK(ok == rn->n, "network %d: %d of %d layers within the folding bound on the network's own inputs", q, ok,
+              rn->n);
+        /* the specialised layers alone, one after another */
+        for (int i = 0; i < rn->n; i++) {
+            const float *ri = rn->res[i] >= 0 ? act + rn->aoff[rn->res[i]] : rn->res[i] == -1 ? in : NULL;
+            if (run[i]) device->launch(run[i], rn->grid[i], rn->block[i], act + rn->aoff[i], i ? act + rn->aoff[i - 1] : in,
+                                       param + rn->woff[i], param + rn->boff[i], ri, err, sizeof err);
+        }
+        int L = d[pick[q]].classes, same = 1;
+        float *g = download(be, net->logits, (size_t)B * L), *mine = download(be, act + rn->aoff[rn->n - 1], (size_t)B * L);
+        double diff = 0, top = 0;
+        for (int b = 0; b < B; b++) {
+            int c0 = 0, c1 = 0;
+            for (int k = 0; k < L; k++) {
+                c0 = g[b * L + k] > g[b * L + c0] ? k : c0, c1 = mine[b * L + k] > mine[b * L + c1] ? k : c1;
+                diff = fmax(diff, fabs((double)mine[b * L + k] - g[b * L + k])), top = fmax(top, fabs(g[b * L + k]));
+            }
+            same &= c0 == c1;
+        }
+        CHECK(same, "network %d: the specialised network's classes differ from net_forward's", q);
+        printf("rtc: network %d, %d specialised layers on the %s device: each within the folding bound given the "
+               "generic network's input (largest difference %.2f of its bound); run alone, the same classes, logits "
+               "within %.2g of net_forward's (largest %.3g)\n",
+               q, rn->n, device->name, worst, diff, top);
+        free(x), free(g), free(mine);
+        be->free(param), be->free(act), be->free(in);
+        device->unload(lib);
+        rtc_net_free(rn), net_free(net);
+    }
+}
+
+/* ------------------------------------------------------- running them */
 
 /* rtc_run_open and rtc_run_forward on the test device: a network compiled
  * (a miss), run, and the same classes as net_forward; opened again (a hit);
  * a source NVRTC rejects: NULL, its source and log saved in the cache
  * folder and named in why; a device that refuses the cubin: NULL, why. */
-static void test_run_open(const NetDesc *d, const char *dir)
+static void test_run_open(const NetDesc *d, const char *dir, const RtcDevice *device)
 {
     char why[1024];
     if (!rtc_nvrtc_version(why, sizeof why)) {
         RtcNet none = {0};
-        CHECK(rtc_run_open(&none, &tdev, &cuda_backend, NULL, NULL, why, sizeof why) == NULL && strstr(why, "NVRTC"),
+        CHECK(rtc_run_open(&none, device, &cuda_backend, NULL, NULL, why, sizeof why) == NULL && strstr(why, "NVRTC"),
               "without NVRTC rtc_run_open says so: %s", why);
         printf("skipped: rtc: specialised networks compiled, loaded and run: %s\n", why);
         test_skipped++;
         return;
     }
-    tdev_dir = dir;
     const Backend *be = &cuda_backend;
     int B = 2, how = -1;
     Net *net = random_net(&d[1], be, B, 300);
@@ -542,7 +561,7 @@ static void test_run_open(const NetDesc *d, const char *dir)
     char cache[600];
     snprintf(cache, sizeof cache, "%s/cache", dir);
     CHECK(rtc_cache_dir(cache, why, sizeof why) == 0, "make %s", cache);
-    RtcRun *run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+    RtcRun *run = rtc_run_open(rn, device, be, cache, &how, why, sizeof why);
     CHECK(run && how == RTC_MISS, "rtc_run_open compiles (a cache miss: %d): %s", how, run ? "" : why);
     if (run) {
         Rng r;
@@ -567,7 +586,7 @@ static void test_run_open(const NetDesc *d, const char *dir)
         rtc_run_close(run);
         free(x), free(g), free(mine);
         be->free(out);
-        run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+        run = rtc_run_open(rn, device, be, cache, &how, why, sizeof why);
         CHECK(run && how == RTC_HIT, "opened again, the kernels come from the cache: %d", how);
         rtc_run_close(run);
     }
@@ -576,7 +595,7 @@ static void test_run_open(const NetDesc *d, const char *dir)
     size_t n = strlen(rn->src);
     broken.src = nta_malloc(n + 64);
     snprintf(broken.src, n + 64, "%s\nthis is not CUDA;\n", rn->src);
-    run = rtc_run_open(&broken, &tdev, be, cache, &how, why, sizeof why);
+    run = rtc_run_open(&broken, device, be, cache, &how, why, sizeof why);
     char cmd[1600];
     snprintf(cmd, sizeof cmd, "grep -q 'this is not CUDA' %s/nta-*.cu && grep -q error %s/nta-*.log", cache, cache);
     CHECK(!run && strstr(why, "error") && strstr(why, ".cu, .log") && test_run(cmd) == 0,
@@ -584,6 +603,10 @@ static void test_run_open(const NetDesc *d, const char *dir)
     rtc_run_close(run);
     free(broken.src);
     /* a device that will not load the cubin */
+    if (device != &tdev) {
+        rtc_net_free(rn), net_free(net);
+        return;
+    }
     tdev_refuse = 1;
     run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
     tdev_refuse = 0;
@@ -777,17 +800,22 @@ void test_rtc(void)
     }
     test_nvrtc(rn);
     test_cache(rn[0]->src);
+    /* on the emulator, the test device (the host compiler's build of the
+     * sources); on a GPU (test/run-gpu), the CUDA runtime's */
     char why[256], dir[] = "/tmp/nta-rtc-XXXXXX";
-    if (!cuda_available(why, sizeof why) || !strstr(why, "emulator")) {
-        printf("skipped: rtc: specialised kernels on the emulator: the CUDA backend here is %s\n", why);
+    int gpu = cuda_available(why, sizeof why), emulated = gpu && strstr(why, "emulator");
+    if (!gpu) {
+        printf("skipped: rtc: specialised networks run: the CUDA backend here is %s\n", why);
         test_skipped++;
     } else if (!mkdtemp(dir)) {
         CHECK(0, "mkdtemp");
     } else {
         int failed = test_failed;
-        test_layers(rn, dir);
-        test_networks(d, dir);
-        test_run_open(d, dir);
+        tdev_dir = dir;
+        const RtcDevice *device = emulated ? &tdev : &rtc_cuda_device;
+        if (emulated) test_layers(rn, dir);
+        test_networks(d, dir, device);
+        test_run_open(d, dir, device);
         test_export(d, dir);
         test_commands(dir);
         char cmd[128];
