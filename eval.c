@@ -189,12 +189,15 @@ static void forward(Net *net, int b, RtcRun **run, int mode, FILE *say)
 }
 
 /* What predict runs: a model, by the generic kernels or (on a GPU) the
- * specialised ones, or an exported model, on the CPU (rtc_net_forward_cpu) */
+ * specialised ones, or an exported model, by the specialised kernels on a
+ * GPU or else on the CPU (rtc_net_forward_cpu) */
 typedef struct {
     Net *net;
     RtcRun *run;
     RtcNet *exported;
-    float *act;             /* the exported model's activations [nact] */
+    float *act;             /* the exported model's activations [nact] (CPU) */
+    const Backend *be;      /* on a GPU, the exported model's input and */
+    float *x_dev, *z_dev;   /* logits there [B,H,W,C], [B,L] */
     int mode;
     FILE *say;
 } Predictor;
@@ -205,6 +208,19 @@ static void predict_batch(Predictor *p, const DataSplits *d, const Dataset *s, c
 {
     if (p->exported) {
         data_batch(d, s, idx, b, x, y, NULL);
+        char why[512];
+        if (p->run) {         /* on the GPU: the whole batch up, the logits down */
+            const Backend *be = p->be;
+            be->upload(p->x_dev, x, p->exported->nin * sizeof(float));
+            if (!rtc_run_forward(p->run, p->z_dev, p->x_dev, why, sizeof why)) {
+                be->download(z, p->z_dev, (size_t)b * L * sizeof(float));
+                return;
+            }
+            if (p->mode == RTC_STRICT) nta_die("specialised kernels (NTA_RTC=strict): %s", why);
+            fprintf(p->say, "nta: specialised kernels stopped: %s; running the exported model on the CPU\n", why);
+            rtc_run_close(p->run);
+            p->run = NULL;
+        }
         memcpy(z, rtc_net_forward_cpu(p->exported, p->act, x), (size_t)b * L * sizeof(float));
         return;
     }
@@ -249,7 +265,13 @@ int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
         if (p.exported->norm_set) memcpy(d.mean, p.exported->norm_mean, sizeof d.mean), memcpy(d.std, p.exported->norm_std, sizeof d.std);
         p.act = nta_malloc(p.exported->nact * sizeof(float));
         L = p.exported->L[p.exported->n - 1].Co;
-        if (be != &cpu_backend) fprintf(say, "predict: an exported model runs on the CPU\n");
+        p.run = rtc_prepare_built(p.exported, be, c->rtc_dev, c->rtc_mode, c->cache, "the exported model on the CPU",
+                                  say);
+        if (p.run) {
+            p.be = be;
+            p.x_dev = be->alloc(p.exported->nin * sizeof(float));
+            p.z_dev = be->alloc((size_t)B * L * sizeof(float));
+        }
     } else {
         p.net = net_load(c->model, task_loss(&d), be, B, err, sizeof err);
         if (!p.net) nta_die("%s", err);
@@ -285,6 +307,7 @@ int eval_predict(const EvalCfg *c, const char *out, const Backend *be)
                 s->n ? 100.0 * right / s->n : 0);
     free(x), free(z), free(y), free(idx), free(p.act);
     rtc_run_close(p.run);
+    if (p.x_dev) p.be->free(p.x_dev), p.be->free(p.z_dev);
     rtc_net_free(p.exported);
     net_free(p.net);
     data_free(&d);

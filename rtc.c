@@ -956,27 +956,43 @@ void rtc_run_close(RtcRun *run)
     free(run);
 }
 
-RtcRun *rtc_prepare(const Net *net, int B, const RtcDevice *dev, int mode, const char *cache_dir, FILE *note)
+/* A failure under mode: fatal when strict, else one line on note */
+static void fall_back(int mode, const char *why, const char *instead, FILE *note)
+{
+    if (mode == RTC_STRICT) nta_die("specialised kernels (NTA_RTC=strict): %s", why);
+    fprintf(note, "nta: specialised kernels not used: %s; running %s\n", why, instead);
+}
+
+RtcRun *rtc_prepare_built(const RtcNet *rn, const Backend *be, const RtcDevice *dev, int mode, const char *cache_dir,
+                          const char *instead, FILE *note)
 {
     if (mode == RTC_OFF || !dev) return NULL;
     char why[1024], dir[4096];
-    RtcNet *rn = rtc_net_build(net, B, why, sizeof why);
-    RtcRun *run = NULL;
-    int how = 0;
+    int how = 0, have = rtc_cache_dir(cache_dir, dir, sizeof dir) == 0;
     double t0 = nta_now();
-    if (rn) {
-        int have = rtc_cache_dir(cache_dir, dir, sizeof dir) == 0;
-        run = rtc_run_open(rn, dev, net_backend(net), have ? dir : NULL, &how, why, sizeof why);
-    }
+    RtcRun *run = rtc_run_open(rn, dev, be, have ? dir : NULL, &how, why, sizeof why);
     if (!run) {
-        rtc_net_free(rn);
-        if (mode == RTC_STRICT) nta_die("specialised kernels (NTA_RTC=strict): %s", why);
-        fprintf(note, "nta: specialised kernels not used: %s; running the generic kernels\n", why);
+        fall_back(mode, why, instead, note);
         return NULL;
     }
-    run->owned = rn;
     static const char *said[] = {"loaded from the cache", "compiled", "compiled again (a damaged cache entry)",
                                  "compiled (not cached)"};
-    fprintf(note, "specialised kernels: %d layers at batch %d, %s in %.2f s\n", rn->n, B, said[how], nta_now() - t0);
+    fprintf(note, "specialised kernels: %d layers at batch %d, %s in %.2f s\n", rn->n, rn->B, said[how],
+            nta_now() - t0);
+    return run;
+}
+
+RtcRun *rtc_prepare(const Net *net, int B, const RtcDevice *dev, int mode, const char *cache_dir, FILE *note)
+{
+    if (mode == RTC_OFF || !dev) return NULL;
+    char why[1024];
+    RtcNet *rn = rtc_net_build(net, B, why, sizeof why);
+    if (!rn) {
+        fall_back(mode, why, "the generic kernels", note);
+        return NULL;
+    }
+    RtcRun *run = rtc_prepare_built(rn, net_backend(net), dev, mode, cache_dir, "the generic kernels", note);
+    if (run) run->owned = rn;
+    else rtc_net_free(rn);
     return run;
 }

@@ -191,4 +191,9 @@ void rtc_run_close(RtcRun *run);
  * specialised kernels not used: WHY; running the generic kernels" on note;
  * in mode RTC_STRICT a failure is fatal (nta_die, exit 1). */
 RtcRun *rtc_prepare(const Net *net, int B, const RtcDevice *dev, int mode, const char *cache_dir, FILE *note);
+/* The same for a network already specialised (an exported model, read for
+ * its batch), on backend be; "running INSTEAD" ends the fallback's line.
+ * rn stays the caller's and must outlive the runner. */
+RtcRun *rtc_prepare_built(const RtcNet *rn, const Backend *be, const RtcDevice *dev, int mode, const char *cache_dir,
+                          const char *instead, FILE *note);
 #endif

@@ -737,6 +737,20 @@ static void test_commands(const char *dir)
              "cmp -s %s/q0.cut %s/q1.cut", dir, dir, dir, dir, dir, dir);
     CHECK(*acc[0] && !strcmp(acc[0], acc[1]) && test_run(cmd) == 0,
           "predict of the exported model: the model's classes and accuracy (%s vs %s)", acc[1], acc[0]);
+    /* an exported model where the kernels cannot load: the CPU, or exit 1 when strict */
+    for (int strict = 0; strict < 2; strict++) {
+        snprintf(cmd, sizeof cmd,
+                 "NTA_RTC=%s ./nta-emu predict %s/m.nti --data idx:%s/img,%s/lab --batch 32 --device cuda -o %s/q2.csv",
+                 strict ? "strict" : "on", dir, dir, dir, dir);
+        int rc = test_capture(cmd, dir, out, sizeof out);
+        snprintf(cmd, sizeof cmd, "cmp -s %s/q1.csv %s/q2.csv", dir, dir);
+        CHECK(strict ? rc == 1 && strstr(out, "NTA_RTC=strict")
+                     : rc == 0 && test_run(cmd) == 0 &&
+                           strstr(out, "not used: the CUDA backend is the emulator, which runs no cubins; running the "
+                                       "exported model on the CPU"),
+              "NTA_RTC=%s nta-emu predict of an exported model: exit %d, the CPU's CSV:\n%s", strict ? "strict" : "on",
+              rc, out);
+    }
     snprintf(cmd, sizeof cmd, "./nta export %s/m.nti -o %s/again.nti", dir, dir);
     CHECK(test_capture(cmd, dir, out, sizeof out) == 1, "export of an exported file: exit 1:\n%s", out);
     /* bench: the table, and what was not timed */
