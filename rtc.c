@@ -1,11 +1,16 @@
 /* rtc.c: kernels specialised for the layers of a fixed architecture, and
- * NVRTC opened at run time (see rtc.h).
- *
- * The first specialised kernel is inference of a depthwise layer with its
- * batchnorm and ReLU6: the generic dw_bn_eval_kernel (conv.cu) with every
- * shape a constant. Its arithmetic is the generic kernel's, term for term
- * and in the same order, so the two agree bitwise where both are built the
- * same way (the tests: both on the emulator, without FMA contraction).
+ * NVRTC opened at run time (see rtc.h). In reading order:
+ *   the layers     what a layer computes, batchnorm folding and its rounding
+ *   the source     the CUDA text of each layer kind, every shape a constant
+ *   networks       a fixed network (Net) as a list of folded layers, its source
+ *   on the CPU     the same layers as plain loops (exported models' path)
+ *   exported       the file nta export writes and predict reads
+ *   NVRTC          dlopen'ed; compile to a cubin
+ *   the cache      compiled kernels on disk
+ *   running them   load through a device table (rtc_cuda.cu), launch, and the
+ *                  commands' policy (NTA_RTC: on, off, strict)
+ * Each kernel sums its terms in the generic kernels' order; with batchnorm
+ * folded the results differ only by rounding, bounded at rtc_fold.
  */
 #define _GNU_SOURCE
 #include "rtc.h"

@@ -1,12 +1,15 @@
 /* rtc.h: kernels specialised for the layers of a fixed architecture (rtc.c).
  *
- * Once search has fixed an architecture every shape is known, so a layer's
- * kernel can be written with each shape baked in as a constant: no division
- * by a run-time value, loops the compiler unrolls. rtc.c writes that CUDA
- * source, and compiles it with NVRTC, opened at run time (dlopen), so that
- * nta stays one file that runs where NVRTC is absent. The same source also
- * compiles with the host compiler against simt.h (the tests run it on the
- * emulator against the generic kernels).
+ * Once search has fixed an architecture every shape is known, so each layer's
+ * kernel can be written with its shapes baked in as constants (no division
+ * by a run-time value, loops the compiler unrolls) and its batchnorm folded
+ * into the weights. rtc.c writes that CUDA source for a whole network,
+ * compiles it with NVRTC, opened at run time (dlopen), so that nta stays one
+ * file that runs where NVRTC is absent, caches the cubin on disk, and runs
+ * it through a device table (rtc_cuda.cu) with a fallback to the generic
+ * kernels. The same source also compiles with the host compiler against
+ * simt.h (the tests run it on the emulator against the generic kernels).
+ * The same folded layers are what nta export writes.
  */
 #ifndef NTA_RTC_H
 #define NTA_RTC_H
