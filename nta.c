@@ -1008,8 +1008,12 @@ static int main_version(void)
 #endif
     char why[256];
     int nvrtc = rtc_nvrtc_version(why, sizeof why);
-    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; specialised kernels for predict and bench on a GPU)\n",
-                      nvrtc / 1000, nvrtc % 1000 / 10);
+#if defined(NTA_CUDA)
+    const char *use = "specialised kernels for predict and bench on a GPU";
+#else
+    const char *use = "unused: this nta has no CUDA backend";
+#endif
+    if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; %s)\n", nvrtc / 1000, nvrtc % 1000 / 10, use);
     else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
