@@ -6,7 +6,8 @@
 #   2. run test/run-gpu: every CUDA op and whole training steps against the
 #      CPU reference (TF32 GEMM too), the CLI with --device cuda and auto;
 #   3. time the kernels against the device's measured peaks (and cuBLAS/cuDNN
-#      through python3-torch where it is installed); the table comes last.
+#      through python3-torch where it is installed), then a model's inference
+#      by the specialised (NVRTC) and the generic kernels (nta bench).
 # Exit status: that of the tests (the timings never fail it). A kernel fault
 # on the device is named by NTA_CUDA_SYNC=1 (a synchronisation after every
 # launch), e.g. NTA_CUDA_SYNC=1 ./test/run-gpu --only cuda.
@@ -36,5 +37,10 @@ else
     echo "(python3-torch with CUDA not found: no PyTorch/cuDNN column)"
 fi
 ./bench/gpu_bench || echo "gpu.sh: bench/gpu_bench failed"
+echo "== specialised kernels (NVRTC) against generic ones: nta bench of the reference network"
+m=$(mktemp /tmp/nta-gpu-XXXXXX.nta)
+./nta train --epochs 1 --limit 2000 --device cuda -o "$m" >/dev/null &&
+    ./nta bench "$m" --batch 256 --device cuda || echo "gpu.sh: nta bench failed"
+rm -f "$m"
 echo "gpu.sh: tests $([ $rc = 0 ] && echo passed || echo FAILED)"
 exit $rc
