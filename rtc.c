@@ -307,7 +307,7 @@ int rtc_layer_source(const RtcLayer *L, const char *name, int with_prelude, char
         bad = put(buf, len, at, "    enum { HW = %d, CI = %d, CO = %d };\n", L->H * L->W, L->Ci, L->Co) ||
               put(buf, len, at, loop, items) || put(buf, len, at, "%s", pool_fc_body);
     }
-    const char *ind = L->kind == RTC_PW ? "    " : "";
+    const char *ind = L->kind == RTC_PW ? "        " : "";   /* the tile loops indent the epilogue */
     if (bad || (L->residual && put(buf, len, at, "%s        v = %s + r[o];\n", ind, epi)) ||
         (!L->residual && put(buf, len, at, "%s        v = %s;\n", ind, epi)) ||
         put(buf, len, at, "%s        y[o] = v;\n", ind) || (L->kind == RTC_PW && put(buf, len, at, "            }\n")) ||
