@@ -12,7 +12,9 @@
  *     kernels' output (the Backend's ops, emulated, with the batchnorm not
  *     folded) within the bound that folding's rounding allows (rtc.c, at
  *     rtc_fold: 2 gamma_{n+3} M per element), or bit for bit where the sums
- *     are the same terms in the same order (pool and linear);
+ *     are the same terms in the same order (pool and linear; both built
+ *     without FMA contraction, as in test/run: test/run-fma, whose generic
+ *     kernels contract, runs the cuda group alone);
  *   - whole networks, specialised and run layer after layer on the
  *     emulator, give the generic net_forward's logits within the bound
  *     carried through the layers (each layer's own rounding, plus its
