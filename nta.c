@@ -333,10 +333,6 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define MAX_EPOCHS 100000
 #define MAX_IMAGES 100000000
 
-/* Why --linear 1 and --fitness linear refuse domain adaptation. */
-#define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
-    "images measures the source domain, and the target domain's labels may not be used"
-
 /* --device: known values only. */
 static void need_device(const Command *c, const char *device)
 {
@@ -598,15 +594,17 @@ static void demo_check_fronts(const Command *cmd, const DemoCfg *c, const char *
 }
 
 /* The demo's supernet: --supernet, or DIR/supernet.nta, pretrained there
- * (nta pretrain on fashion-mnist) when missing. Returns how it came. */
-static const char *demo_supernet(char *path, size_t len, const char *dir, const char *given, int epochs,
+ * (nta pretrain on fashion-mnist) when missing; with ssl, the self-supervised
+ * one: --ssl-supernet, or DIR/supernet-ssl.nta, pretrained there with
+ * --objective ssl. Returns how it came. */
+static const char *demo_supernet(char *path, size_t len, const char *dir, const char *given, int epochs, int ssl,
                                  int quick, const TrainCfg *t, char *took, size_t tooklen)
 {
     double t0 = nta_now();
     if (*given) snprintf(path, len, "%s", given);
-    else snprintf(path, len, "%s/supernet.nta", dir);
+    else snprintf(path, len, "%s/%s", dir, ssl ? "supernet-ssl.nta" : "supernet.nta");
     if (access(path, R_OK) == 0) return "reused";
-    if (*given) nta_die("--supernet: cannot read '%s': %s", given, strerror(errno));
+    if (*given) nta_die("--%s: cannot read '%s': %s", ssl ? "ssl-supernet" : "supernet", given, strerror(errno));
     char e[16], seed[16], threads[16];
     snprintf(e, sizeof e, "%d", epochs);
     snprintf(seed, sizeof seed, "%d", t->seed);
@@ -614,22 +612,37 @@ static const char *demo_supernet(char *path, size_t len, const char *dir, const 
     char *args[24] = {"--epochs", e, "--seed", seed, "--threads", threads, "--device", (char *)t->device,
                       "--out", path};
     int n = 10;
+    if (ssl) args[n++] = "--objective", args[n++] = "ssl";
     if (quick) {
         char *q[] = {"--limit", "800", "--val", "64", "--batch", "32", "--calib", "2", "--depth", "2", "--min-depth", "1"};
         for (size_t i = 0; i < sizeof q / sizeof *q; i++) args[n++] = q[i];
     }
-    printf("== pretraining the supernet on fashion-mnist (%s)\n", path);
+    printf("== pretraining the %ssupernet on fashion-mnist (%s)\n", ssl ? "self-supervised " : "", path);
     cmd_pretrain(n, args);
     nta_fmt_time(took, tooklen, nta_now() - t0);
     return took;
+}
+
+/* Whether two supernets take the same input and have the same largest and
+ * smallest architectures (and so the same search space) */
+static int same_space(const NetDesc *a, const NetDesc *b)
+{
+    char x[512], y[512];
+    Arch as[2] = {arch_largest(a), arch_smallest(a)}, bs[2] = {arch_largest(b), arch_smallest(b)};
+    for (int i = 0; i < 2; i++) {
+        arch_format(a, &as[i], x, sizeof x);
+        arch_format(b, &bs[i], y, sizeof y);
+        if (strcmp(x, y)) return 0;
+    }
+    return a->in_h == b->in_h && a->in_w == b->in_w && a->in_c == b->in_c;
 }
 
 static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
     AdaptCfg *a = &c.a;
-    const char *supernet, *tasks, *front_budgets, *front_archs;
-    int pretrain_epochs;
+    const char *supernet, *tasks, *front_budgets, *front_archs, *ssl_supernet;
+    int pretrain_epochs, ssl, ssl_epochs;
     Opt opts[] = {
         {"dir", OPT_STR, &c.dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
@@ -640,6 +653,9 @@ static int cmd_demo(int argc, char **argv)
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
         {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
+        {"ssl", OPT_INT, &ssl, "0", "1: the unsupervised paradigm too: per task, NTAA searched by linear evaluation of a self-supervised supernet (no neural transfer) and WP&F of that supernet's largest architecture, beside the supervised rows, with the searches' wall times"},
+        {"ssl-supernet", OPT_STR, &ssl_supernet, "", "with --ssl 1: reuse this self-supervised supernet; default DIR/supernet-ssl.nta, pretrained there (nta pretrain --objective ssl) if missing"},
+        {"ssl-epochs", OPT_INT, &ssl_epochs, "3", "epochs of 'nta pretrain --objective ssl' on fashion-mnist when there is no self-supervised supernet"},
         {"front-archs", OPT_STR, &front_archs, "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest", "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
     };
     Command cmd = {"demo", "[options]",
@@ -657,6 +673,9 @@ static int cmd_demo(int argc, char **argv)
     check_search(&cmd, a);
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
     need_flag(&cmd, "quick", c.quick);
+    need_flag(&cmd, "ssl", ssl);
+    need_in(&cmd, "ssl-epochs", ssl_epochs, 1, MAX_EPOCHS);
+    need(ssl || !*ssl_supernet, &cmd, "--ssl-supernet is used only with --ssl 1");
     demo_fronts(&cmd, &c, front_budgets, front_archs);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
@@ -668,13 +687,22 @@ static int cmd_demo(int argc, char **argv)
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
     opts_print(&cmd);
     if (mkdir(c.dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", c.dir, strerror(errno));
-    char path[4096], took[32];
+    char path[4096], took[32], ssl_path[4096], ssl_took[32];
     c.t0 = nta_now();
     c.supernet = path;
-    c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, c.quick, &a->train, took,
+    c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, 0, c.quick, &a->train, took,
                                  sizeof took);
     NetDesc d = probe_desc(path);
     need_supernet(&cmd, path, &d, a->search.budget_mflops);
+    if (ssl) {
+        c.ssl_supernet = ssl_path;
+        c.ssl_pretrained = demo_supernet(ssl_path, sizeof ssl_path, c.dir, ssl_supernet, ssl_epochs, 1, c.quick,
+                                         &a->train, ssl_took, sizeof ssl_took);
+        NetDesc s = probe_desc(ssl_path);
+        need_supernet(&cmd, ssl_path, &s, a->search.budget_mflops);
+        if (!same_space(&d, &s))
+            bad_option(&cmd, "--ssl-supernet %s: its input or search space differs from %s's", ssl_path, path);
+    }
     demo_check_fronts(&cmd, &c, path, &d);
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
 }
