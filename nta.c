@@ -772,6 +772,31 @@ static int cmd_latency(int argc, char **argv)
     return 0;
 }
 
+static int cmd_rank(int argc, char **argv)
+{
+    AdaptCfg a = {0};
+    const char *super[1];
+    int archs;
+    Opt opts[] = {
+        ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning each architecture (the truth the fitness should predict)"),
+        SEARCH_OPTS(a),
+        {"archs", OPT_INT, &archs, "20", "architectures, spread evenly in MFLOPs from the smallest to the budget"},
+    };
+    Command cmd = {"rank", "SUPERNET [options]",
+                   "how well the search's fitness (and alternatives) rank architectures: Spearman with the "
+                   "finetuned test metric",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta rank supernet.nta --task mnist'");
+    check_adapt(&cmd, &a);
+    check_search(&cmd, &a);
+    need_in(&cmd, "archs", archs, 3, 1000);
+    NetDesc d = probe_desc(super[0]);
+    need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
+    opts_print(&cmd);
+    return ntaa_rank(super[0], &a, pick_backend(a.train.device, a.train.threads), archs);
+}
+
 /* What eval and predict check alike: the batch, --limit, --threads (0
  * resolved), the device, and the dataset or task scored. */
 static void check_scoring(const Command *cmd, EvalCfg *c, int *threads, const char *device)
@@ -912,6 +937,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model, or sub-architectures of a supernet, on a test split"},
     {"predict", cmd_predict, "a model's class and scores (or value) for every test image, as CSV"},
     {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
+    {"rank", cmd_rank, "how well the search's fitness ranks architectures on a task (Spearman)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 

@@ -125,6 +125,13 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
 int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be);
 int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, const Backend *be);
 
+/* nta rank (rank.c): on one task, neural transfer, then n architectures
+ * spread in MFLOPs up to the budget, each scored by the search's fitness
+ * and its alternatives and finetuned as NTAA's winner; prints per fitness
+ * its Spearman correlation with the finetuned test metric. Returns the exit
+ * status. */
+int ntaa_rank(const char *supernet, const AdaptCfg *a, const Backend *be, int n);
+
 /* ---------------------------------------------------------------- demo */
 
 #define DEMO_MAX_TASKS 16
