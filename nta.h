@@ -624,7 +624,7 @@ typedef struct {
  * the head, and every block position at every (kernel, expansion) choice of
  * the supernet desc, on one machine, backend, thread count and batch (key). */
 typedef struct {
-    char key[2048];          /* host=... simd=... backend=... threads=... batch=... net=... */
+    char key[2048];          /* host=... simd=... backend=... device=... threads=... batch=... net=... */
     NetDesc desc;            /* the supernet the table is for */
     int batch;
     double stem_ms, head_ms; /* head: 1x1 conv, BN, ReLU6, pool, fc */
@@ -633,7 +633,9 @@ typedef struct {
 } LatencyTable;
 
 /* The key of a table: the host CPU (model, family, stepping, count), the
- * CPU's SIMD path, the backend, threads, batch and the supernet's shape. */
+ * CPU's SIMD path, the backend and its device (the GPU for CUDA: name,
+ * architecture, SMs, memory; "-" for the CPU), threads, batch and the
+ * supernet's shape. */
 void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int threads, int batch);
 /* Timed passes per measurement at a batch: 51 up to batch 8, else 31. */
 int latency_reps(int batch);
