@@ -349,6 +349,13 @@ DistGrad *dist_grad_new(Net *net, int shards)
         g->nccl = nccl.ok;
     }
 #endif
+    static int said;
+    if (!said++ && d_size > 1)
+        printf("mpi: %d shards a step, %d on each of %d ranks; one all-reduce of the gradients and BN statistics a "
+               "step: %zu floats (%.2f MB)\n", shards, g->count, d_size, g->n, g->n * 4e-6);
+    else if (said == 1)
+        printf("shards: %d a step, one after another; their gradients and BN statistics averaged (%zu floats)\n",
+               shards, g->n);
     if (!g->nccl) {
         g->part = nta_calloc((size_t)g->count * d_size * g->slice, sizeof(float));
         g->recv = nta_calloc((size_t)d_size * g->slice, sizeof(float));
