@@ -25,6 +25,7 @@
  * stream: NCCL picks the order, so the bits may differ from one process.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE        /* on_exit (glibc) */
 #include "dist.h"
 
 #include <stdlib.h>
@@ -106,11 +107,15 @@ static void mpi_fail(const char *call, int e, const char *file, int line)
             d_rank, d_size, call, file, line, msg);
 }
 
-/* An exit without dist_finalize (nta_die on this rank): take every rank down
- * now rather than leave them waiting in a collective. */
-static void abort_others(void)
+/* An exit without dist_finalize: a failure (nta_die on this rank) takes
+ * every rank down now rather than leave them waiting in a collective; exit 0
+ * (--help, on every rank alike) leaves MPI as the end of main would. */
+static void exit_ranks(int status, void *arg)
 {
-    if (d_up) MPI_Abort(MPI_COMM_WORLD, 1);
+    (void)arg;
+    if (!d_up) return;
+    if (status != 0) MPI_Abort(MPI_COMM_WORLD, status);
+    dist_finalize();
 }
 
 /* Each host's name and rank count, e.g. "a (2), b (2)". */
@@ -163,7 +168,7 @@ void dist_init(int *argc, char ***argv, const char *cmd)
     if (launched_ranks() < 2) return;          /* nta-mpi without mpirun: one rank, no MPI */
     if (MPI_Init(argc, argv) != MPI_SUCCESS) nta_die("MPI_Init failed: is this run started by mpirun?");
     d_up = 1;
-    atexit(abort_others);
+    on_exit(exit_ranks, NULL);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &d_rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &d_size));
@@ -243,6 +248,8 @@ struct DistGrad {
     double *loss;            /* [S] summed loss of each shard */
     int *right;              /* [S] right answers of each shard */
     int nccl;                /* reduce with NCCL on the GPU arena (NTA_NCCL, cuda, one shard per rank) */
+    long steps;              /* reduced so far, in */
+    double seconds;          /* seconds (from the first shard's end to the arena's upload: waits included) */
 };
 
 /* parts[0] (m floats) = the sum of parts[0..n) (each `stride` apart), pair by
@@ -367,6 +374,9 @@ DistGrad *dist_grad_new(Net *net, int shards)
 void dist_grad_free(DistGrad *g)
 {
     if (!g) return;
+    if (d_size > 1 && g->steps)
+        printf("mpi: the all-reduce took %.3f ms a step (mean of %ld steps; waiting for the slowest rank included)\n",
+               1e3 * g->seconds / g->steps, g->steps);
     free(g->part), free(g->recv), free(g->saved), free(g->loss), free(g->right);
     free(g);
 }
@@ -424,6 +434,7 @@ static void reduce_ranks(DistGrad *g)
 void dist_grad_reduce(DistGrad *g, double *loss, int *right)
 {
     if (g->S == 1) return;
+    double t0 = nta_now();
     size_t n;
     float *arena = net_grad_arena(g->net, &n);
     gather_losses(g);
@@ -433,6 +444,7 @@ void dist_grad_reduce(DistGrad *g, double *loss, int *right)
     if (g->nccl) {
         nccl_average(arena, n);
         net_stats_from_grad(g->net);
+        g->steps++, g->seconds += nta_now() - t0;
         return;
     }
 #endif
@@ -443,6 +455,7 @@ void dist_grad_reduce(DistGrad *g, double *loss, int *right)
     for (size_t j = 0; j < n; j++) sum[j] /= S;
     net_backend(g->net)->upload(arena, sum, n * sizeof(float));
     net_stats_from_grad(g->net);
+    g->steps++, g->seconds += nta_now() - t0;
 }
 
 /* ---------------------------------------------------------- search */
