@@ -97,14 +97,16 @@ NCCL_H := $(if $(CUDA_DIR),$(wildcard $(CUDA_DIR)/include/nccl.h))
 MPI_NCCL = $(if $(and $(CU_OBJ),$(NCCL_H)),-DNTA_NCCL -I$(CUDA_DIR)/include)
 endif
 OBJ_MPI  = $(filter-out build/dist.o,$(LIB:%.c=build/%.o))
-build/mpi/dist.o: dist.c $(HDR)
+# (one object per configuration: a build without nvcc must not link the CUDA one)
+MPI_DIST = build/mpi/$(if $(MPI_NCCL),nccl,$(if $(CU_OBJ),cuda,cpu))/dist.o
+$(MPI_DIST): dist.c $(HDR)
 	@mkdir -p $(@D)
 	$(MPICC) $(CFLAGS) -DNTA_MPI $(NTA_CUDA) $(MPI_NCCL) -c $< -o $@
 build/mpi/dist-emu.o: dist.c $(HDR)
 	@mkdir -p $(@D)
 	$(MPICC) $(CFLAGS) -DNTA_MPI -DNTA_CUDA -c $< -o $@
-nta-mpi: nta.c $(OBJ_MPI) build/mpi/dist.o $(CU_OBJ) $(HDR) build/commit
-	$(MPICC) $(CFLAGS) $(NTA_CUDA) -DNTA_COMMIT='"'"$$(cat build/commit)"'"' nta.c $(OBJ_MPI) build/mpi/dist.o \
+nta-mpi: nta.c $(OBJ_MPI) $(MPI_DIST) $(CU_OBJ) $(HDR) build/commit
+	$(MPICC) $(CFLAGS) $(NTA_CUDA) -DNTA_COMMIT='"'"$$(cat build/commit)"'"' nta.c $(OBJ_MPI) $(MPI_DIST) \
 	    $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS) -ldl $(NTA_STATIC)
 nta-mpi-emu: nta.c $(OBJ_MPI) build/mpi/dist-emu.o $(CU_EMU) build/emu/simt.o $(HDR)
 	$(MPICC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ_MPI) build/mpi/dist-emu.o $(CU_EMU) build/emu/simt.o -o $@ \
