@@ -21,8 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Run as root here; the flags are Open MPI's. */
-#define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive " \
+/* Run as root here; the settings are Open MPI's (no single-copy shared
+ * memory: containers often forbid the ptrace it needs). */
+#define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none " \
+               "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive " \
                "timeout 300 mpirun --oversubscribe"
 #define ONE "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive timeout 300"
 
