@@ -458,6 +458,18 @@ void dist_grad_reduce(DistGrad *g, double *loss, int *right)
     g->steps++, g->seconds += nta_now() - t0;
 }
 
+void dist_broadcast(void *buf, size_t bytes)
+{
+#if defined(NTA_MPI)
+    for (size_t at = 0; d_size > 1 && at < bytes; at += 1u << 30) {     /* counts are ints */
+        size_t n = bytes - at < (1u << 30) ? bytes - at : (1u << 30);
+        MPI_CHECK(MPI_Bcast((char *)buf + at, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD));
+    }
+#else
+    (void)buf, (void)bytes;
+#endif
+}
+
 /* ---------------------------------------------------------- search */
 
 void dist_fitness(SearchFitness fit, void *ctx, Candidate *c, int n)

@@ -52,6 +52,9 @@ void dist_grad_shard(DistGrad *g, int k, double loss, int right);
  * *right the sums over the shards. */
 void dist_grad_reduce(DistGrad *g, double *loss, int *right);
 
+/* Rank 0's bytes of buf, on every rank (e.g. the latency table rank 0 measured). */
+void dist_broadcast(void *buf, size_t bytes);
+
 /* ---------------------------------------------------------- search */
 
 /* c[i].fitness = fit(ctx, &c[i].arch) for i in [0, n): each rank scores a

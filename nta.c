@@ -532,15 +532,15 @@ static int cmd_adapt(int argc, char **argv)
     need_output(&cmd, "log", a.log);
     need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
     need_in(&cmd, "latency-batch", latency_batch, 1, 65536);
-    /* each rank would measure its own table, and the ranks would then search different spaces */
-    need(a.search.budget_ms == 0 || dist_size() == 1, &cmd,
-         "--budget-ms does not run under mpirun yet: each rank would measure its own latency table and the "
-         "ranks would search different spaces; search by --budget-mflops, or run adapt --budget-ms without mpirun");
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     const Backend *be = pick_backend(a.train.device, a.train.threads);
-    if (a.search.budget_ms > 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+    if (a.search.budget_ms > 0) {   /* under mpirun: rank 0's table, so that every rank searches the same space */
+        if (dist_rank() == 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+        dist_broadcast(&table, sizeof table);
+        a.search.latency = &table;
+    }
     return ntaa_adapt(super[0], &a, be);
 }
 

@@ -124,6 +124,14 @@ static void search_ranks(const char *img, const char *lab)
           "a 2-rank adapt writes the same search log (3 generations of 5), winner and model as 1 process");
     CHECK(sh("ls %s/a2.nta.tmp* %s/s2.log.tmp* 2>/dev/null | grep -q . ; test $? = 1", dir, dir) == 0,
           "no temporary files are left behind");
+    /* a latency budget: every rank searches with rank 0's table (here the cached one of the first run) */
+    rc = sh("XDG_CACHE_HOME=%s/cache " ONE " ./nta adapt %s/p1.nta %s --budget-mflops 0 --budget-ms 50 --shards 2 "
+            "--log %s/b1.log -o %s/b1.nta > %s/b1.out 2>&1 && XDG_CACHE_HOME=%s/cache " MPIRUN " -np 2 ./nta-mpi adapt "
+            "%s/p1.nta %s --budget-mflops 0 --budget-ms 50 --log %s/b2.log -o %s/b2.nta > %s/b2.out 2>&1 && "
+            "grep -q 'latency table: .*(cached)' %s/b2.out && cmp -s %s/b1.log %s/b2.log && cmp -s %s/b1.nta %s/b2.nta",
+            dir, dir, task, dir, dir, dir, dir, dir, task, dir, dir, dir, dir, dir, dir, dir, dir);
+    CHECK(rc == 0, "adapt --budget-ms on 2 ranks searches rank 0's latency table: the log and model of one process "
+          "(see %s/b2.out)", dir);
     rc = sh(MPIRUN " -np 2 ./nta-mpi eval %s/p1.nta --data idx:%s,%s > %s/ev.out 2>&1; test $? != 0 && "
             "grep -q \"'eval' does not run on several ranks\" %s/ev.out", dir, img, lab, dir, dir);
     CHECK(rc == 0, "a command that is not data-parallel refuses to run on several ranks (see %s/ev.out)", dir);
