@@ -144,10 +144,10 @@ static void hosts_line(char *out, size_t len, int *nhosts)
     free(all);
 }
 
-/* Each rank on a host gets its own GPU: CUDA_VISIBLE_DEVICES = its local rank
- * (the CUDA backend uses device 0 of those it sees), unless the user set it.
- * Returns the local rank. */
-static int local_rank_setup(void)
+/* The ranks on this host (d_local_size), and each of them its own GPU:
+ * CUDA_VISIBLE_DEVICES = its local rank (the CUDA backend uses device 0 of
+ * those it sees), unless the user set it. */
+static void local_rank_setup(void)
 {
     MPI_Comm local;
     int lrank = 0;
@@ -160,7 +160,6 @@ static int local_rank_setup(void)
         snprintf(v, sizeof v, "%d", lrank);
         setenv("CUDA_VISIBLE_DEVICES", v, 1);
     }
-    return lrank;
 }
 
 void dist_init(int *argc, char ***argv, const char *cmd)
@@ -176,8 +175,8 @@ void dist_init(int *argc, char ***argv, const char *cmd)
     if (d_size > 1 && !data_parallel(cmd))
         nta_die("'%s' does not run on several ranks (train, pretrain, adapt and finetune do); run it with "
                 "./nta, without mpirun", cmd ? cmd : "");
-    int lrank = local_rank_setup(), nhosts, len;
-    (void)lrank;
+    local_rank_setup();
+    int nhosts, len;
     char hosts[1024];
     hosts_line(hosts, sizeof hosts, &nhosts);
     MPI_Get_library_version(d_lib, &len);
