@@ -195,7 +195,8 @@ static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int s
     uint64_t seed = S > 1 ? rng_u64(rng) : 0;
     Arch arch[4];
     if (S == 1) load_shard(net, d, c, idx, Bs, x, y, rng);
-    for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++) arch[p] = train_sample_arch(net_desc(net), sampling, p, rng);
+    for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++)   /* the same for every shard */
+        arch[p] = train_sample_arch(net_desc(net), sampling, p, rng);
     double loss = 0;
     dist_grad_shards(dg, &first, &count);
     dist_grad_begin(dg);
@@ -261,8 +262,9 @@ static void check_shards(const TrainCfg *c, const DataSplits *d, int S)
     int R = dist_size(), two = d->kind == TASK_UDA || c->ssl;
     if (S == 1) return;
     if (S % R)
-        nta_die_option("--shards %d on %d ranks: each rank runs the same number of shards; give a multiple of %d",
-                       S, R, R);
+        nta_die_option("%d shards a step (--shards, or those of the checkpoint resumed) on %d ranks: each rank "
+                       "runs the same number of shards; give --shards a multiple of %d, or run on a number of ranks "
+                       "that divides %d", S, R, R, S);
     if (c->batch % S || c->batch / S < (two ? 4 : 2) || (two && (c->batch / S) % 2))
         nta_die_option("--batch %d in %d shards (%s): give a batch that splits into shards of at least %d%s rows",
                        c->batch, S, c->shards ? "--shards" : "one per rank", two ? 4 : 2, two ? ", an even number of" : "");
