@@ -14,6 +14,7 @@
  *   nta predict   a model's output for every test image, as CSV
  */
 #define _POSIX_C_SOURCE 200809L
+#include "dist.h"
 #include "eval.h"
 #include "ntaa.h"
 #include "rtc.h"
@@ -208,6 +209,7 @@ static const Backend *pick_backend(const char *device, int threads)
         if (cuda_available(why, sizeof why)) {
             fprintf(note, "device: cuda, %s\n", why);
             cpu_set_threads(threads);
+            dist_report_backend(&cuda_backend, threads);
             return &cuda_backend;
         }
         if (!strcmp(device, "cuda")) nta_die("--device cuda: %s; use --device cpu", why);
@@ -220,12 +222,14 @@ static const Backend *pick_backend(const char *device, int threads)
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
 #endif
     cpu_set_threads(threads);
+    dist_report_backend(&cpu_backend, threads);
     return &cpu_backend;
 }
 
+/* One per core, shared among the MPI ranks on this host. */
 static int default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();
     return n > 0 ? (int)n : 1;
 }
 
@@ -277,7 +281,8 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"warmup", OPT_FLOAT, &t.warmup, "1", "epochs of linear learning-rate warm-up"},                   \
     {"momentum", OPT_FLOAT, &t.momentum, "0.9", "SGD momentum"},                                      \
     {"wd", OPT_FLOAT, &t.wd, "5e-5", "weight decay of conv and linear weights"},                      \
-    {"augment", OPT_INT, &t.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"}
+    {"augment", OPT_INT, &t.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"}, \
+    {"shards", OPT_INT, &t.shards, "0", "data parallelism: each batch in this many shards, each with its own batchnorm statistics, their gradients averaged; 0 = one per MPI rank (nta-mpi), 1 without MPI"}
 #define RUN_OPTS(t)                                                                                    \
     {"seed", OPT_INT, &t.seed, "1", "seed of every random choice (initialisation, shuffles, augmentation, sampling)"}, \
     {"threads", OPT_INT, &t.threads, "0", "CPU threads; 0 = one per core"},                           \
@@ -349,6 +354,7 @@ static void check_sgd(const Command *cmd, TrainCfg *t)
     need_in(cmd, "wd", t->wd, 0, 1);
     need_in(cmd, "warmup", t->warmup, 0, MAX_EPOCHS);
     need_in(cmd, "threads", t->threads, 0, MAX_THREADS);
+    need_in(cmd, "shards", t->shards, 0, 4096);
     need_flag(cmd, "augment", t->augment);
     need_in(cmd, "limit", t->limit, 0, MAX_IMAGES);
     need_device(cmd, t->device);
@@ -526,7 +532,11 @@ static int cmd_adapt(int argc, char **argv)
     need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     const Backend *be = pick_backend(a.train.device, a.train.threads);
-    if (a.search.budget_ms > 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+    if (a.search.budget_ms > 0) {   /* under mpirun: rank 0's table, so that every rank searches the same space */
+        if (dist_rank() == 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+        dist_broadcast(&table, sizeof table);
+        a.search.latency = &table;
+    }
     return ntaa_adapt(super[0], &a, be);
 }
 
@@ -976,6 +986,7 @@ static int main_version(void)
                       nvrtc % 1000 / 10);
     else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
+    printf("  MPI: %s\n", dist_version());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
     return 0;
 }
@@ -988,8 +999,13 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) return main_version();
+    dist_init(&argc, &argv, argv[1]);   /* under mpirun: join the other ranks */
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 2, argv + 2);
+            dist_finalize();
+            return rc;
+        }
     fprintf(stderr, "nta: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return 2;

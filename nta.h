@@ -475,6 +475,13 @@ void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
 /* One SGD step over every trainable parameter. */
 void net_update(Net *net, float lr, float momentum, float wd);
+/* Data-parallel training (dist.c): the running statistics copied into the
+ * gradient arena's slots of PARAM_STAT tensors (which no gradient uses), so
+ * one all-reduce of the arena averages gradients and statistics; and back.
+ * net_grad_arena: the gradient arena (backend memory) and its floats in *n. */
+void net_stats_to_grad(Net *net);
+void net_stats_from_grad(Net *net);
+float *net_grad_arena(Net *net, size_t *n);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
 void net_desc_format(const NetDesc *d, char *buf, size_t len);

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ntaa.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -248,8 +249,8 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     char header[1024];
     log_header(header, sizeof header, a, random);
     int resumed = search_start(net, &sc, &fx, random, log_path, resume, header, st);
-    FILE *log = *log_path ? fopen(log_path, resumed ? "a" : "w") : NULL;
-    if (*log_path && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
+    FILE *log = *log_path && dist_rank() == 0 ? fopen(log_path, resumed ? "a" : "w") : NULL;   /* rank 0 writes */
+    if (*log_path && dist_rank() == 0 && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
     if (log && !resumed) fputs(header, log);
     if (!resumed) log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
     trace_add(trace, st);
@@ -324,7 +325,7 @@ static void save_model(const Net *net, const AdaptCfg *a, const char *out, const
 {
     char meta[1024], err[512];
     snprintf(meta, sizeof meta, "task=%s method=%s arch=%s seed=%d\n", a->task, tag, arch, a->train.seed);
-    if (net_save(net, out, meta, 0, err, sizeof err) != 0) nta_die("could not save the model: %s", err);
+    if (dist_rank() == 0 && net_save(net, out, meta, 0, err, sizeof err) != 0) nta_die("could not save the model: %s", err);
     printf("saved to %s\n", out);
 }
 
@@ -387,7 +388,7 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
         printf("neural transfer: done before, resumed from %s\n", transferred);
     } else {
         m.transferred = ntaa_transfer(supernet, be, &d, a);
-        if (*a->out && net_save(m.transferred, transferred, "adapt: the supernet after neural transfer\n", 0, err,
+        if (*a->out && dist_rank() == 0 && net_save(m.transferred, transferred, "adapt: the supernet after neural transfer\n", 0, err,
                                 sizeof err))
             nta_die("could not save the transferred supernet: %s", err);
     }
