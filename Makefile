@@ -17,10 +17,10 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c demo.c eval.c report.c latency.c rtc.c
-HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h
+LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c rank.c demo.c eval.c report.c latency.c rtc.c dist.c
+HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h dist.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c test/test_ssl.c \
-           test/test_binary.c test/test_rtc.c
+           test/test_binary.c test/test_rtc.c test/test_mpi.c
 # test_rtc builds generated kernels with the host compiler into a shared
 # object that calls the emulator in the test binary (hence -rdynamic)
 TESTFLAGS = -DTEST_CXX='"$(CXX)"' -rdynamic
@@ -80,6 +80,38 @@ NTA_CUDA  = -DNTA_CUDA -DNTA_CUDA_ARCHS='"$(CUDA_ARCHS)"'
 CUDA_LIBS = $(CUDART) -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic -ldl -lrt -lpthread
 endif
 
+# ------------------------------------------------------------------ MPI
+# ./nta-mpi: nta with MPI (dist.c built by mpicc with -DNTA_MPI), for
+# mpirun; a second binary because MPI's binary interface differs between
+# implementations (dist.c). Built where mpicc is found (Debian:
+# libopenmpi-dev); with the CUDA backend where nvcc is, and then NCCL is
+# opened at run time (its header, nccl.h, only at build time: NTA_NCCL).
+# ./nta-mpi-emu: the same with the emulated CUDA backend (the mpi tests).
+MPICC := $(shell command -v mpicc 2>/dev/null)
+ifeq ($(MPICC),)
+$(call say,mpicc: not found (no ./nta-mpi; make setup installs libopenmpi-dev))
+else
+$(call say,mpicc: found at $(MPICC) (./nta-mpi))
+NTA_MPI_BIN = nta-mpi nta-mpi-emu
+NCCL_H := $(if $(CUDA_DIR),$(wildcard $(CUDA_DIR)/include/nccl.h))
+MPI_NCCL = $(if $(and $(CU_OBJ),$(NCCL_H)),-DNTA_NCCL -I$(CUDA_DIR)/include)
+endif
+OBJ_MPI  = $(filter-out build/dist.o,$(LIB:%.c=build/%.o))
+# (one object per configuration: a build without nvcc must not link the CUDA one)
+MPI_DIST = build/mpi/$(if $(MPI_NCCL),nccl,$(if $(CU_OBJ),cuda,cpu))/dist.o
+$(MPI_DIST): dist.c $(HDR)
+	@mkdir -p $(@D)
+	$(MPICC) $(CFLAGS) -DNTA_MPI $(NTA_CUDA) $(MPI_NCCL) -c $< -o $@
+build/mpi/dist-emu.o: dist.c $(HDR)
+	@mkdir -p $(@D)
+	$(MPICC) $(CFLAGS) -DNTA_MPI -DNTA_CUDA -c $< -o $@
+nta-mpi: nta.c $(OBJ_MPI) $(MPI_DIST) $(CU_OBJ) $(HDR) build/commit
+	$(MPICC) $(CFLAGS) $(NTA_CUDA) -DNTA_COMMIT='"'"$$(cat build/commit)"'"' nta.c $(OBJ_MPI) $(MPI_DIST) \
+	    $(CU_OBJ) -o $@ $(LDLIBS) $(CUDA_LIBS) -ldl $(NTA_STATIC)
+nta-mpi-emu: nta.c $(OBJ_MPI) build/mpi/dist-emu.o $(CU_EMU) build/emu/simt.o $(HDR)
+	$(MPICC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ_MPI) build/mpi/dist-emu.o $(CU_EMU) build/emu/simt.o -o $@ \
+	    $(LDLIBS) -ldl -pthread -lstdc++
+
 # The reference ops are built with -O3: their channel loops must vectorise.
 OBJ      = $(LIB:%.c=build/%.o)
 OBJ_SAN  = $(LIB:%.c=build/san/%.o)
@@ -87,7 +119,7 @@ SANFLAGS = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitiz
 
 .PHONY: all setup demo test test-asan check-nvcc bench clean FORCE
 
-all: nta
+all: nta $(if $(MPICC),nta-mpi)
 
 build/%.o: %.c $(HDR)
 	@mkdir -p build
@@ -177,7 +209,7 @@ test/run-asan: $(TESTS) test/test.h $(OBJ_SAN) $(EMU_SAN) nta
 	$(CC) $(CFLAGS) $(SANFLAGS) $(TESTFLAGS) -I. $(TESTS) $(OBJ_SAN) $(EMU_SAN) -o $@ -lz -lm -pthread
 
 # CUDA test and bench binaries (see the CUDA section above)
-test/run test/run-asan: nta-emu
+test/run test/run-asan: nta-emu $(NTA_MPI_BIN)
 nta-emu: nta.c $(OBJ) $(CU_EMU) build/emu/simt.o $(HDR)
 	$(CC) $(CFLAGS) -DNTA_CUDA nta.c $(OBJ) $(CU_EMU) build/emu/simt.o -o $@ $(LDLIBS) -pthread
 ifneq ($(CU_OBJ),)
@@ -199,6 +231,7 @@ else
 	@for f in $(CU_TEST) $(CU_SRC) $(CU_BENCH); do for a in sm_80 sm_90; do \
 	    echo "nvcc -arch=$$a $$f"; $(NVCC) -arch=$$a -I. -c -x cu $$f -o /dev/null || exit 1; done; done
 	@+$(if $(CU_OBJ),$(MAKE) --no-print-directory test/run-gpu bench/gpu_bench,true)
+	@+$(if $(and $(CU_OBJ),$(MPICC)),$(MAKE) --no-print-directory nta-mpi && echo "nta-mpi: built with the CUDA backend$(if $(MPI_NCCL), and NCCL (nccl.h),)",true)
 endif
 
 bench/step: bench/step.c bench/bench.h $(OBJ)
@@ -238,6 +271,7 @@ setup:
 	[ -f /usr/include/zlib.h ] || missing="$$missing zlib1g-dev"; \
 	[ -f $(FASHION) ] || missing="$$missing dataset-fashion-mnist"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v mpicc >/dev/null && command -v mpirun >/dev/null || missing="$$missing openmpi-bin libopenmpi-dev"; \
 	if [ -n "$$missing" ]; then \
 	    echo "setup: installing$$missing"; \
 	    SUDO=$$( [ $$(id -u) = 0 ] || echo sudo ); \
@@ -316,4 +350,4 @@ fuzz: fuzz-build
 	done
 
 clean:
-	rm -rf nta build test/run test/run-asan test/run-fma bench/step bench/latency nta-emu test/run-gpu bench/gpu_bench
+	rm -rf nta nta-mpi nta-mpi-emu build test/run test/run-asan test/run-fma bench/step bench/latency nta-emu test/run-gpu bench/gpu_bench

@@ -100,9 +100,43 @@ static void front_wpf(const DemoCfg *c, const AdaptCfg *a, const Backend *be, co
     }
 }
 
+/* The row names of the unsupervised paradigm (demo --ssl 1) */
+#define NAME_LINEAR "NTAA (linear evaluation)"
+#define NAME_SSL_WPF "WP&F (self-supervised supernet)"
+
+/* The unsupervised paradigm's rows of a task, from the self-supervised
+ * supernet: NTAA with linear-evaluation search (no neural transfer; its
+ * clock starts before the supernet is read), where the task allows it, and
+ * WP&F of the largest architecture with as many epochs as the comparison's. */
+static void demo_ssl(const DemoCfg *c, const AdaptCfg *a, const Backend *be, const DataSplits *d, const char *stem,
+                     ReportTask *t)
+{
+    char log[4096];
+    if (d->kind == TASK_UDA)
+        printf(NAME_LINEAR ": not run on %s (%s)\n", a->task, LINEAR_NO_UDA);
+    else {
+        AdaptCfg al = *a;
+        al.linear = 1;
+        printf(NAME_LINEAR ": the self-supervised supernet searched by linear evaluation, no neural transfer\n");
+        snprintf(log, sizeof log, "%s/%s.linear.log", c->dir, stem);
+        double t0 = nta_now();
+        Net *super = ntaa_load(c->ssl_supernet, be, d, &al);
+        Method m = {.method = METHOD_NTAA, .transferred = super, .epochs = a->train.epochs, .log = log, .out = "",
+                    .t0 = t0};
+        ntaa_run(&m, be, d, &al, &t->rows[t->nrows++]);
+        search_free(&m.last);
+        net_free(super);
+    }
+    int epochs = a->transfer_epochs + a->train.epochs;
+    printf(NAME_SSL_WPF ": %d epochs\n", epochs);
+    Method fixed = {.method = METHOD_WPF, .name = NAME_SSL_WPF, .supernet = c->ssl_supernet,
+                    .arch = arch_largest(&t->desc), .epochs = epochs, .log = "", .out = "", .t0 = nta_now()};
+    ntaa_run(&fixed, be, d, a, &t->rows[t->nrows++]);
+}
+
 /* NTAA and the three baselines on one task, from one supernet, under one
- * budget, and the fronts when asked for; the results and the search's
- * traces go into t. */
+ * budget, the unsupervised paradigm's rows and the fronts when asked for;
+ * the results and the search's traces go into t. */
 static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, ReportTask *t)
 {
     DataSplits d;
@@ -147,20 +181,31 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
         ntaa_run(&fixed, be, &d, a, &t->rows[2 + scratch]);
     }
     t->nrows = 4;
+    if (c->ssl_supernet) demo_ssl(c, a, be, &d, stem, t);
     front_wpf(c, a, be, &d, t);
     data_free(&d);
 }
 
-/* NTAA (row 0) against row r on every task: wins, ties and losses by the
- * 95% paired bootstrap interval (report_compare); the tasks of each word
- * listed after it. */
-static void verdict_against(char *buf, size_t len, const ReportTask *t, int n, int r)
+/* Task t's row of the method named `name`, NULL if it has none. */
+static const ReportRow *row_named(const ReportTask *t, const char *name)
+{
+    for (int r = 0; r < t->nrows; r++)
+        if (t->rows[r].method && !strcmp(t->rows[r].method, name)) return &t->rows[r];
+    return NULL;
+}
+
+/* Method a against method b on every task that has both: wins, ties and
+ * losses by the 95% paired bootstrap interval (report_compare); the tasks
+ * of each word listed after it. */
+static void verdict_against(char *buf, size_t len, const ReportTask *t, int n, const char *a, const char *b)
 {
     static const char *const words[3] = {"win", "tie", "loss"};
     char list[3][512] = {"", "", ""};
     int count[3] = {0, 0, 0};
     for (int i = 0; i < n; i++) {
-        Compare c = report_compare(&t[i].rows[0], &t[i].rows[r], t[i].lower_better);
+        const ReportRow *ra = row_named(&t[i], a), *rb = row_named(&t[i], b);
+        if (!ra || !rb) continue;
+        Compare c = report_compare(ra, rb, t[i].lower_better);
         for (int w = 0; w < 3; w++)
             if (!strcmp(c.word, words[w])) {
                 count[w]++;
@@ -194,18 +239,46 @@ static void verdict_fronts(char *buf, size_t len, const ReportTask *t, int n)
                  count[1] == 1 ? "" : "s", count[2], count[2] == 1 ? "" : "es", points);
 }
 
+/* " The unsupervised paradigm: NTAA (linear evaluation) against NTAA: ...;
+ * WP&F (self-supervised supernet) against WP&F: ...; the linear-evaluation
+ * searches took X, N% of supervised NTAA's transfer + search (Y) on the
+ * same tasks." ("" without demo --ssl) */
+static void verdict_ssl(char *buf, size_t len, const ReportTask *t, int n)
+{
+    char linear[1536], wpf[1536], a[32], b[32];
+    double t_linear = 0, t_ntaa = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const ReportRow *rl = row_named(&t[i], NAME_LINEAR), *rn = row_named(&t[i], "NTAA");
+        if (rl && rn) t_linear += rl->search_seconds, t_ntaa += rn->search_seconds;
+    }
+    int any_ssl = 0;
+    for (int i = 0; i < n; i++) any_ssl |= row_named(&t[i], NAME_SSL_WPF) != NULL;
+    if (!any_ssl) return;
+    verdict_against(linear, sizeof linear, t, n, NAME_LINEAR, "NTAA");
+    verdict_against(wpf, sizeof wpf, t, n, NAME_SSL_WPF, "WP&F");
+    nta_fmt_time(a, sizeof a, t_linear);
+    nta_fmt_time(b, sizeof b, t_ntaa);
+    snprintf(buf, len,
+             " The unsupervised paradigm (a self-supervised supernet): " NAME_LINEAR " against NTAA: %s; " NAME_SSL_WPF
+             " against WP&F: %s. The linear-evaluation searches took %s in all, %.0f%% of supervised NTAA's "
+             "transfer + search (%s) on the same tasks.",
+             linear, wpf, a, t_ntaa > 0 ? 100 * t_linear / t_ntaa : NAN, b);
+}
+
 /* "Against WP&F (...): N wins (...), N ties (...), N losses; against ..." */
 static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
 {
-    char wpf[1536], scratch[1536], fronts[256];
-    verdict_against(wpf, sizeof wpf, t, n, 2);
-    verdict_against(scratch, sizeof scratch, t, n, 3);
+    char wpf[1536], scratch[1536], fronts[256], ssl[4096];
+    verdict_against(wpf, sizeof wpf, t, n, "NTAA", "WP&F");
+    verdict_against(scratch, sizeof scratch, t, n, "NTAA", "from scratch");
     verdict_fronts(fronts, sizeof fronts, t, n);
+    verdict_ssl(ssl, sizeof ssl, t, n);
     snprintf(buf, len,
              "NTAA against WP&F (the largest architecture): %s; against the same "
              "architecture trained from scratch: %s%s (a win or a loss: the 95%% paired bootstrap interval of the "
-             "difference, over test images and seeds, excludes zero; a tie: it does not).",
-             wpf, scratch, fronts);
+             "difference, over test images and seeds, excludes zero; a tie: it does not).%s",
+             wpf, scratch, fronts, ssl);
 }
 
 /* The report's opening paragraph: the settings, the supernet, the time. */
@@ -215,6 +288,13 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
     const AdaptCfg *a = &c->a;
     const SearchCfg *s = &a->search;
     const TrainCfg *tr = &a->train;
+    char ssl[4400] = "";
+    if (c->ssl_supernet)
+        snprintf(ssl, sizeof ssl,
+                 " The unsupervised paradigm (demo --ssl 1): self-supervised supernet %.4000s (%s); per task NTAA "
+                 "searched by linear evaluation of its frozen pooled features (no neural transfer; as many candidates "
+                 "as evolution; the winner finetuned %d epochs), except on domain adaptation, and WP&F of its "
+                 "largest architecture.", c->ssl_supernet, c->ssl_pretrained, tr->epochs);
     snprintf(buf, len,
              "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
              "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
@@ -222,7 +302,7 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
              "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
              "training of NTAA's architecture get %d epochs, as many as transfer and finetuning together; every phase "
              "at peak learning rate %g (cosine)%s; each finetuning runs with %d seed%s. "
-             "Backend %s, %d threads, seed %d%s. "
+             "Backend %s, %d threads, seed %d%s.%s "
              "Total time %s. %s",
              c->supernet, c->pretrained, a->train_images, tr->val, a->transfer_epochs, s->population,
              s->generations, s->parents, s->mutants, s->crosses, s->budget_mflops, a->random, tr->epochs,
@@ -232,7 +312,8 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
                            : "; every finetuned model is scored as its last epoch left it",
              a->seeds, a->seeds > 1 ? "s (the tables give mean ± standard deviation)" : "",
              be->name, tr->threads, tr->seed,
-             c->quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "", took, verdict);
+             c->quick ? "; QUICK MODE: tiny data and settings, the numbers mean nothing" : "",
+             ssl, took, verdict);
 }
 
 /* " Fronts: NTAA also under 9, 14 MFLOPs; WP&F of smallest, ..." ("" without fronts). */
@@ -290,7 +371,7 @@ int demo_run(const DemoCfg *c, const Backend *be)
         printf("== task %s\n", c->tasks[i]);
         demo_task(c, &at, be, &rt[i]);
     }
-    char all[32], intro[16384], verdict[4096], md[4096], html[4096], err[512];
+    char all[32], intro[16384], verdict[8192], md[4096], html[4096], err[512];
     nta_fmt_time(all, sizeof all, nta_now() - c->t0);
     demo_verdict(verdict, sizeof verdict, rt, nt);
     demo_fronts_intro(verdict + strlen(verdict), sizeof verdict - strlen(verdict), c);

@@ -31,7 +31,7 @@
  * name and renamed:
  *
  *   # nta latency table 2
- *   key host=AMD EPYC (family 25 model 1 stepping 1, 2 cpus) simd=... backend=cpu threads=2 batch=1 net=...
+ *   key host=AMD EPYC (family 25 model 1 stepping 1, 2 cpus) simd=... backend=cpu device=- threads=2 batch=1 net=...
  *   stem MS
  *   head MS
  *   overhead MS
@@ -76,13 +76,26 @@ static void host_name(char *buf, size_t len)
              sysconf(_SC_NPROCESSORS_ONLN));
 }
 
+/* cuda_available is defined only in builds with the CUDA backend (a weak
+ * reference: NULL in the others, where no backend but the CPU exists). */
+extern int cuda_available(char *why, size_t len) __attribute__((weak));
+
+/* The device of backend be: the GPU (name, architecture, SMs, memory) for
+ * the CUDA backend, "-" for the CPU, which the host names already. */
+static void device_name(char *buf, size_t len, const Backend *be)
+{
+    snprintf(buf, len, "-");
+    if (be != &cpu_backend && cuda_available && !cuda_available(buf, len)) snprintf(buf, len, "unavailable");
+}
+
 void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int threads, int batch)
 {
-    char host[400], net[1024];
+    char host[400], device[256], net[1024];
     host_name(host, sizeof host);
+    device_name(device, sizeof device, be);
     net_desc_format(d, net, sizeof net);
-    snprintf(buf, len, "host=%s simd=%s backend=%s threads=%d batch=%d net=%s", host, cpu_simd(), be->name, threads,
-             batch, net);
+    snprintf(buf, len, "host=%s simd=%s backend=%s device=%s threads=%d batch=%d net=%s", host, cpu_simd(), be->name,
+             device, threads, batch, net);
 }
 
 /* ------------------------------------------------------------ measuring */

@@ -958,6 +958,36 @@ void net_update(Net *net, float lr, float momentum, float wd)
     net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, lr, momentum, wd);
 }
 
+/* Data-parallel training (dist.c): between the last backward pass of a step
+ * and net_update, the gradient slots of the running statistics (PARAM_STAT
+ * tensors have no gradient, and be->sgd leaves them alone) carry the
+ * statistics, so that one all-reduce over the gradient arena averages both. */
+void net_stats_to_grad(Net *net)
+{
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind != PARAM_STAT) continue;
+        net->be->zero(net->g + pi->off, pi->n * sizeof(float));
+        net->be->add(net->g + pi->off, net->p + pi->off, pi->n);
+    }
+}
+
+void net_stats_from_grad(Net *net)
+{
+    for (int i = 0; i < net->nparam; i++) {
+        const ParamInfo *pi = &net->param[i];
+        if (pi->kind != PARAM_STAT) continue;
+        net->be->zero(net->p + pi->off, pi->n * sizeof(float));
+        net->be->add(net->p + pi->off, net->g + pi->off, pi->n);
+    }
+}
+
+float *net_grad_arena(Net *net, size_t *n)
+{
+    *n = net->nfloats;
+    return net->g;
+}
+
 /* ---------------------------------------------- moving weights between nets */
 
 /* Copy tensor sp of a supernet (host copy src) into tensor tp of a network

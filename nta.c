@@ -16,6 +16,7 @@
  *   nta bench     time a model's inference: specialised, generic, CPU
  */
 #define _POSIX_C_SOURCE 200809L
+#include "dist.h"
 #include "eval.h"
 #include "ntaa.h"
 #include "rtc.h"
@@ -210,6 +211,7 @@ static const Backend *pick_backend(const char *device, int threads)
         if (cuda_available(why, sizeof why)) {
             fprintf(note, "device: cuda, %s\n", why);
             cpu_set_threads(threads);
+            dist_report_backend(&cuda_backend, threads);
             return &cuda_backend;
         }
         if (!strcmp(device, "cuda")) nta_die("--device cuda: %s; use --device cpu", why);
@@ -222,12 +224,14 @@ static const Backend *pick_backend(const char *device, int threads)
         nta_die("--device must be auto, cpu or cuda (got '%s')", device);
 #endif
     cpu_set_threads(threads);
+    dist_report_backend(&cpu_backend, threads);
     return &cpu_backend;
 }
 
+/* One per core, shared among the MPI ranks on this host. */
 static int default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = sysconf(_SC_NPROCESSORS_ONLN) / dist_local_size();
     return n > 0 ? (int)n : 1;
 }
 
@@ -279,7 +283,8 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"warmup", OPT_FLOAT, &t.warmup, "1", "epochs of linear learning-rate warm-up"},                   \
     {"momentum", OPT_FLOAT, &t.momentum, "0.9", "SGD momentum"},                                      \
     {"wd", OPT_FLOAT, &t.wd, "5e-5", "weight decay of conv and linear weights"},                      \
-    {"augment", OPT_INT, &t.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"}
+    {"augment", OPT_INT, &t.augment, "1", "random crop (and flip where the dataset allows): 1 on, 0 off"}, \
+    {"shards", OPT_INT, &t.shards, "0", "data parallelism: each batch in this many shards, each with its own batchnorm statistics, their gradients averaged; 0 = one per MPI rank (nta-mpi), 1 without MPI"}
 #define RUN_OPTS(t)                                                                                    \
     {"seed", OPT_INT, &t.seed, "1", "seed of every random choice (initialisation, shuffles, augmentation, sampling)"}, \
     {"threads", OPT_INT, &t.threads, "0", "CPU threads; 0 = one per core"},                           \
@@ -335,10 +340,6 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define MAX_EPOCHS 100000
 #define MAX_IMAGES 100000000
 
-/* Why --linear 1 and --fitness linear refuse domain adaptation. */
-#define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
-    "images measures the source domain, and the target domain's labels may not be used"
-
 /* --device: known values only. */
 static void need_device(const Command *c, const char *device)
 {
@@ -355,6 +356,7 @@ static void check_sgd(const Command *cmd, TrainCfg *t)
     need_in(cmd, "wd", t->wd, 0, 1);
     need_in(cmd, "warmup", t->warmup, 0, MAX_EPOCHS);
     need_in(cmd, "threads", t->threads, 0, MAX_THREADS);
+    need_in(cmd, "shards", t->shards, 0, 4096);
     need_flag(cmd, "augment", t->augment);
     need_in(cmd, "limit", t->limit, 0, MAX_IMAGES);
     need_device(cmd, t->device);
@@ -532,7 +534,11 @@ static int cmd_adapt(int argc, char **argv)
     need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     const Backend *be = pick_backend(a.train.device, a.train.threads);
-    if (a.search.budget_ms > 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+    if (a.search.budget_ms > 0) {   /* under mpirun: rank 0's table, so that every rank searches the same space */
+        if (dist_rank() == 0) adapt_latency(&cmd, &a, &d, be, latency_batch, &table);
+        dist_broadcast(&table, sizeof table);
+        a.search.latency = &table;
+    }
     return ntaa_adapt(super[0], &a, be);
 }
 
@@ -600,15 +606,17 @@ static void demo_check_fronts(const Command *cmd, const DemoCfg *c, const char *
 }
 
 /* The demo's supernet: --supernet, or DIR/supernet.nta, pretrained there
- * (nta pretrain on fashion-mnist) when missing. Returns how it came. */
-static const char *demo_supernet(char *path, size_t len, const char *dir, const char *given, int epochs,
+ * (nta pretrain on fashion-mnist) when missing; with ssl, the self-supervised
+ * one: --ssl-supernet, or DIR/supernet-ssl.nta, pretrained there with
+ * --objective ssl. Returns how it came. */
+static const char *demo_supernet(char *path, size_t len, const char *dir, const char *given, int epochs, int ssl,
                                  int quick, const TrainCfg *t, char *took, size_t tooklen)
 {
     double t0 = nta_now();
     if (*given) snprintf(path, len, "%s", given);
-    else snprintf(path, len, "%s/supernet.nta", dir);
+    else snprintf(path, len, "%s/%s", dir, ssl ? "supernet-ssl.nta" : "supernet.nta");
     if (access(path, R_OK) == 0) return "reused";
-    if (*given) nta_die("--supernet: cannot read '%s': %s", given, strerror(errno));
+    if (*given) nta_die("--%s: cannot read '%s': %s", ssl ? "ssl-supernet" : "supernet", given, strerror(errno));
     char e[16], seed[16], threads[16];
     snprintf(e, sizeof e, "%d", epochs);
     snprintf(seed, sizeof seed, "%d", t->seed);
@@ -616,22 +624,37 @@ static const char *demo_supernet(char *path, size_t len, const char *dir, const 
     char *args[24] = {"--epochs", e, "--seed", seed, "--threads", threads, "--device", (char *)t->device,
                       "--out", path};
     int n = 10;
+    if (ssl) args[n++] = "--objective", args[n++] = "ssl";
     if (quick) {
         char *q[] = {"--limit", "800", "--val", "64", "--batch", "32", "--calib", "2", "--depth", "2", "--min-depth", "1"};
         for (size_t i = 0; i < sizeof q / sizeof *q; i++) args[n++] = q[i];
     }
-    printf("== pretraining the supernet on fashion-mnist (%s)\n", path);
+    printf("== pretraining the %ssupernet on fashion-mnist (%s)\n", ssl ? "self-supervised " : "", path);
     cmd_pretrain(n, args);
     nta_fmt_time(took, tooklen, nta_now() - t0);
     return took;
+}
+
+/* Whether two supernets take the same input and have the same largest and
+ * smallest architectures (and so the same search space) */
+static int same_space(const NetDesc *a, const NetDesc *b)
+{
+    char x[512], y[512];
+    Arch as[2] = {arch_largest(a), arch_smallest(a)}, bs[2] = {arch_largest(b), arch_smallest(b)};
+    for (int i = 0; i < 2; i++) {
+        arch_format(a, &as[i], x, sizeof x);
+        arch_format(b, &bs[i], y, sizeof y);
+        if (strcmp(x, y)) return 0;
+    }
+    return a->in_h == b->in_h && a->in_w == b->in_w && a->in_c == b->in_c;
 }
 
 static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
     AdaptCfg *a = &c.a;
-    const char *supernet, *tasks, *front_budgets, *front_archs;
-    int pretrain_epochs;
+    const char *supernet, *tasks, *front_budgets, *front_archs, *ssl_supernet;
+    int pretrain_epochs, ssl, ssl_epochs;
     Opt opts[] = {
         {"dir", OPT_STR, &c.dir, "demo", "folder for the supernet, models, search logs, report.md and report.html"},
         {"supernet", OPT_STR, &supernet, "", "reuse this supernet; default DIR/supernet.nta, pretrained there if missing"},
@@ -642,6 +665,9 @@ static int cmd_demo(int argc, char **argv)
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
         {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
+        {"ssl", OPT_INT, &ssl, "0", "1: the unsupervised paradigm too: per task, NTAA searched by linear evaluation of a self-supervised supernet (no neural transfer) and WP&F of that supernet's largest architecture, beside the supervised rows, with the searches' wall times"},
+        {"ssl-supernet", OPT_STR, &ssl_supernet, "", "with --ssl 1: reuse this self-supervised supernet; default DIR/supernet-ssl.nta, pretrained there (nta pretrain --objective ssl) if missing"},
+        {"ssl-epochs", OPT_INT, &ssl_epochs, "3", "epochs of 'nta pretrain --objective ssl' on fashion-mnist when there is no self-supervised supernet"},
         {"front-archs", OPT_STR, &front_archs, "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest", "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
     };
     Command cmd = {"demo", "[options]",
@@ -659,6 +685,9 @@ static int cmd_demo(int argc, char **argv)
     check_search(&cmd, a);
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
     need_flag(&cmd, "quick", c.quick);
+    need_flag(&cmd, "ssl", ssl);
+    need_in(&cmd, "ssl-epochs", ssl_epochs, 1, MAX_EPOCHS);
+    need(ssl || !*ssl_supernet, &cmd, "--ssl-supernet is used only with --ssl 1");
     demo_fronts(&cmd, &c, front_budgets, front_archs);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
@@ -670,13 +699,22 @@ static int cmd_demo(int argc, char **argv)
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
     opts_print(&cmd);
     if (mkdir(c.dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", c.dir, strerror(errno));
-    char path[4096], took[32];
+    char path[4096], took[32], ssl_path[4096], ssl_took[32];
     c.t0 = nta_now();
     c.supernet = path;
-    c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, c.quick, &a->train, took,
+    c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, 0, c.quick, &a->train, took,
                                  sizeof took);
     NetDesc d = probe_desc(path);
     need_supernet(&cmd, path, &d, a->search.budget_mflops);
+    if (ssl) {
+        c.ssl_supernet = ssl_path;
+        c.ssl_pretrained = demo_supernet(ssl_path, sizeof ssl_path, c.dir, ssl_supernet, ssl_epochs, 1, c.quick,
+                                         &a->train, ssl_took, sizeof ssl_took);
+        NetDesc s = probe_desc(ssl_path);
+        need_supernet(&cmd, ssl_path, &s, a->search.budget_mflops);
+        if (!same_space(&d, &s))
+            bad_option(&cmd, "--ssl-supernet %s: its input or search space differs from %s's", ssl_path, path);
+    }
     demo_check_fronts(&cmd, &c, path, &d);
     return demo_run(&c, pick_backend(a->train.device, a->train.threads));
 }
@@ -744,6 +782,31 @@ static int cmd_latency(int argc, char **argv)
     printf("latency table: %s (%s)\nkey: %s\n", path, how, t.key);
     latency_print(&t);
     return 0;
+}
+
+static int cmd_rank(int argc, char **argv)
+{
+    AdaptCfg a = {0};
+    const char *super[1];
+    int archs;
+    Opt opts[] = {
+        ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning each architecture (the truth the fitness should predict)"),
+        SEARCH_OPTS(a),
+        {"archs", OPT_INT, &archs, "20", "architectures, spread evenly in MFLOPs from the smallest to the budget"},
+    };
+    Command cmd = {"rank", "SUPERNET [options]",
+                   "how well the search's fitness (and alternatives) rank architectures: Spearman with the "
+                   "finetuned test metric",
+                   opts, sizeof opts / sizeof *opts};
+    int npos = opts_parse(&cmd, argc, argv, super, 1);
+    need(npos == 1, &cmd, "which supernet? e.g. 'nta rank supernet.nta --task mnist'");
+    check_adapt(&cmd, &a);
+    check_search(&cmd, &a);
+    need_in(&cmd, "archs", archs, 3, 1000);
+    NetDesc d = probe_desc(super[0]);
+    need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
+    opts_print(&cmd);
+    return ntaa_rank(super[0], &a, pick_backend(a.train.device, a.train.threads), archs);
 }
 
 /* What eval and predict check alike: the batch, --limit, --threads (0
@@ -974,6 +1037,7 @@ static const struct {
     {"export", cmd_export, "a model's network for inference, batchnorm folded, in one file (predict reads it)"},
     {"bench", cmd_bench, "time a model's inference: specialised and generic GPU kernels, the CPU backend"},
     {"latency", cmd_latency, "this machine's per-layer latency table of a supernet (for adapt --budget-ms)"},
+    {"rank", cmd_rank, "how well the search's fitness ranks architectures on a task (Spearman)"},
     {"arch", cmd_arch, "print an architecture of the supernet layer by layer"},
 };
 
@@ -1016,6 +1080,7 @@ static int main_version(void)
     if (nvrtc) printf("  NVRTC: %d.%d found (opened at run time; %s)\n", nvrtc / 1000, nvrtc % 1000 / 10, use);
     else printf("  NVRTC: %s\n", why);
     printf("  CPU backend: %s\n", cpu_simd());
+    printf("  MPI: %s\n", dist_version());
     printf("  glibc: %s or newer (the newest GLIBC_ symbol version it uses)\n", *NTA_GLIBC ? NTA_GLIBC : "unknown");
     return 0;
 }
@@ -1028,8 +1093,13 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) return main_version();
+    dist_init(&argc, &argv, argv[1]);   /* under mpirun: join the other ranks */
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 2, argv + 2);
+            dist_finalize();
+            return rc;
+        }
     fprintf(stderr, "nta: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return 2;

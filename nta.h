@@ -475,6 +475,13 @@ void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
 /* One SGD step over every trainable parameter. */
 void net_update(Net *net, float lr, float momentum, float wd);
+/* Data-parallel training (dist.c): the running statistics copied into the
+ * gradient arena's slots of PARAM_STAT tensors (which no gradient uses), so
+ * one all-reduce of the arena averages gradients and statistics; and back.
+ * net_grad_arena: the gradient arena (backend memory) and its floats in *n. */
+void net_stats_to_grad(Net *net);
+void net_stats_from_grad(Net *net);
+float *net_grad_arena(Net *net, size_t *n);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
 void net_desc_format(const NetDesc *d, char *buf, size_t len);
@@ -624,7 +631,7 @@ typedef struct {
  * the head, and every block position at every (kernel, expansion) choice of
  * the supernet desc, on one machine, backend, thread count and batch (key). */
 typedef struct {
-    char key[2048];          /* host=... simd=... backend=... threads=... batch=... net=... */
+    char key[2048];          /* host=... simd=... backend=... device=... threads=... batch=... net=... */
     NetDesc desc;            /* the supernet the table is for */
     int batch;
     double stem_ms, head_ms; /* head: 1x1 conv, BN, ReLU6, pool, fc */
@@ -633,7 +640,9 @@ typedef struct {
 } LatencyTable;
 
 /* The key of a table: the host CPU (model, family, stepping, count), the
- * CPU's SIMD path, the backend, threads, batch and the supernet's shape. */
+ * CPU's SIMD path, the backend and its device (the GPU for CUDA: name,
+ * architecture, SMs, memory; "-" for the CPU), threads, batch and the
+ * supernet's shape. */
 void latency_key(char *buf, size_t len, const NetDesc *d, const Backend *be, int threads, int batch);
 /* Timed passes per measurement at a batch: 51 up to batch 8, else 31. */
 int latency_reps(int batch);

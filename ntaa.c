@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ntaa.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,8 +33,7 @@ void ntaa_load_task(DataSplits *d, const AdaptCfg *a)
     printf("\n");
 }
 
-/* The supernet (or model) file, with a fresh head for the task. */
-static Net *load_for_task(const char *path, const Backend *be, const DataSplits *d, const AdaptCfg *a)
+Net *ntaa_load(const char *path, const Backend *be, const DataSplits *d, const AdaptCfg *a)
 {
     char err[512];
     Net *src = net_load(path, LOSS_XENT, be, a->train.batch, err, sizeof err);
@@ -58,7 +58,7 @@ static void train_phase(Net *net, const DataSplits *d, const TrainCfg *base, int
 
 Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d, const AdaptCfg *a)
 {
-    Net *net = load_for_task(supernet, be, d, a);
+    Net *net = ntaa_load(supernet, be, d, a);
     if (net_desc(net)->space.nk == 0)
         nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", supernet);
     printf("neural transfer: %d epochs of the whole supernet on %s\n", a->transfer_epochs, a->task);
@@ -249,8 +249,8 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     char header[1024];
     log_header(header, sizeof header, a, random);
     int resumed = search_start(net, &sc, &fx, random, log_path, resume, header, st);
-    FILE *log = *log_path ? fopen(log_path, resumed ? "a" : "w") : NULL;
-    if (*log_path && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
+    FILE *log = *log_path && dist_rank() == 0 ? fopen(log_path, resumed ? "a" : "w") : NULL;   /* rank 0 writes */
+    if (*log_path && dist_rank() == 0 && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
     if (log && !resumed) fputs(header, log);
     if (!resumed) log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
     trace_add(trace, st);
@@ -325,7 +325,7 @@ static void save_model(const Net *net, const AdaptCfg *a, const char *out, const
 {
     char meta[1024], err[512];
     snprintf(meta, sizeof meta, "task=%s method=%s arch=%s seed=%d\n", a->task, tag, arch, a->train.seed);
-    if (net_save(net, out, meta, 0, err, sizeof err) != 0) nta_die("could not save the model: %s", err);
+    if (dist_rank() == 0 && net_save(net, out, meta, 0, err, sizeof err) != 0) nta_die("could not save the model: %s", err);
     printf("saved to %s\n", out);
 }
 
@@ -335,26 +335,31 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
     TrainCfg tc = a->train;
     char text[512];
     Net *model;
+    double searched_at = NAN;
     tc.epochs = m->epochs;
     if (searched) {
         Net *super = m->transferred;
         ntaa_search(super, d, a, m->method == METHOD_RANDOM ? a->random : 0, m->log, m->resume, &m->last,
                     m->trace);
         m->arch = m->last.pop[0].arch;
+        searched_at = nta_now();
         arch_format(net_desc(super), &m->arch, text, sizeof text);
         printf("finetuning the winner with its inherited weights: %d epochs\n", m->epochs);
         model = ntaa_inherit(super, d, a, &m->arch);
         if (a->linear) linear_head_init(model, d);   /* the head the search scored it with */
         tc.searched = 1;
     } else {
-        Net *pretrained = load_for_task(m->supernet, be, d, a);
+        Net *pretrained = ntaa_load(m->supernet, be, d, a);
         arch_format(net_desc(pretrained), &m->arch, text, sizeof text);
         model = m->method == METHOD_WPF ? ntaa_wpf(pretrained, d, a, &m->arch)
                                         : ntaa_scratch(pretrained, d, a, &m->arch);
         net_free(pretrained);
     }
-    const char *name = searched && a->linear ? linear_name[m->method] : method_name[m->method];
+    const char *name = m->name               ? m->name
+                       : searched && a->linear ? linear_name[m->method]
+                                               : method_name[m->method];
     ntaa_finetune(model, d, &tc, a->seeds, name, text, m->t0, row);
+    row->search_seconds = searched_at - m->t0;
     if (*m->out) save_model(model, a, m->out, method_tag[m->method], text);
     net_free(model);
 }
@@ -371,7 +376,7 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
     Method m = {.method = a->random ? METHOD_RANDOM : METHOD_NTAA, .epochs = a->train.epochs, .log = a->log,
                 .resume = a->resume, .out = a->out, .t0 = nta_now()};
     if (a->linear) {      /* the unsupervised paradigm: the pretrained supernet is searched as it is */
-        m.transferred = load_for_task(supernet, be, &d, a);
+        m.transferred = ntaa_load(supernet, be, &d, a);
         if (net_desc(m.transferred)->space.nk == 0)
             nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", supernet);
         printf("no neural transfer (--fitness linear): the search scores the pretrained supernet by linear "
@@ -383,7 +388,7 @@ int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be)
         printf("neural transfer: done before, resumed from %s\n", transferred);
     } else {
         m.transferred = ntaa_transfer(supernet, be, &d, a);
-        if (*a->out && net_save(m.transferred, transferred, "adapt: the supernet after neural transfer\n", 0, err,
+        if (*a->out && dist_rank() == 0 && net_save(m.transferred, transferred, "adapt: the supernet after neural transfer\n", 0, err,
                                 sizeof err))
             nta_die("could not save the transferred supernet: %s", err);
     }

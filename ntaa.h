@@ -32,6 +32,11 @@ typedef struct {
                              linear evaluation (linear_eval_arch) of the pretrained supernet */
 } AdaptCfg;
 
+/* Why linear evaluation (eval --linear 1, adapt --fitness linear, demo --ssl)
+ * is not run on domain adaptation. */
+#define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
+    "images measures the source domain, and the target domain's labels may not be used"
+
 enum { METHOD_NTAA, METHOD_RANDOM, METHOD_WPF, METHOD_SCRATCH };
 
 /* What a search leaves for the report: best and mean fitness per generation. */
@@ -40,6 +45,7 @@ typedef struct { int ngen; double best[256], mean[256]; } SearchTrace;
 /* One method's run on a task: what it starts from and what it leaves. */
 typedef struct {
     int method;            /* METHOD_* */
+    const char *name;      /* the row's name; NULL: the method's own ("NTAA", "WP&F", ...) */
     Net *transferred;      /* NTAA, random search: the supernet after neural transfer */
     const char *supernet;  /* WP&F, from scratch: the pretrained supernet's file */
     Arch arch;             /* WP&F, from scratch: the fixed architecture; NTAA and
@@ -48,7 +54,8 @@ typedef struct {
     const char *log;       /* the search log; "" = none */
     int resume;            /* continue the search from its log */
     const char *out;       /* the finished model; "" = none */
-    double t0;             /* when the method's clock started (its row's seconds count from it) */
+    double t0;             /* when the method's clock started (its row's seconds and
+                              search_seconds count from it) */
     SearchState last;      /* NTAA, random search: the last population, fittest first
                               (the caller frees it with search_free) */
     SearchTrace *trace;    /* if set: filled with the search's progress */
@@ -56,6 +63,9 @@ typedef struct {
 
 /* The task's data, with a line saying what it holds. */
 void ntaa_load_task(DataSplits *d, const AdaptCfg *a);
+
+/* The supernet (or model) file with a fresh head for the task (no training). */
+Net *ntaa_load(const char *path, const Backend *be, const DataSplits *d, const AdaptCfg *a);
 
 /* Neural transfer: the supernet file with a new head for the task, trained
  * on it for a->transfer_epochs with the sandwich rule. */
@@ -115,6 +125,13 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
 int ntaa_adapt(const char *supernet, const AdaptCfg *a, const Backend *be);
 int ntaa_baseline(const char *supernet, const Arch *arch, const AdaptCfg *a, const Backend *be);
 
+/* nta rank (rank.c): on one task, neural transfer, then n architectures
+ * spread in MFLOPs up to the budget, each scored by the search's fitness
+ * and its alternatives and finetuned as NTAA's winner; prints per fitness
+ * its Spearman correlation with the finetuned test metric. Returns the exit
+ * status. */
+int ntaa_rank(const char *supernet, const AdaptCfg *a, const Backend *be, int n);
+
 /* ---------------------------------------------------------------- demo */
 
 #define DEMO_MAX_TASKS 16
@@ -126,6 +143,8 @@ typedef struct {
     const char *dir;          /* models, search logs, report.md, report.html */
     const char *supernet;     /* the pretrained supernet's file */
     const char *pretrained;   /* how it came: "reused" or the pretraining's time */
+    const char *ssl_supernet; /* --ssl 1: the self-supervised supernet's file, else NULL */
+    const char *ssl_pretrained;   /* how it came */
     const char (*tasks)[DEMO_TASK_LEN];   /* [ntasks] task names (demo_tasks) */
     int ntasks;
     int quick;                /* tiny settings: say so in the report */

@@ -231,6 +231,31 @@ static const char *comparisons(char *buf, size_t len, const ReportTask *t, int i
     return buf;
 }
 
+/* Whether row i gets its comparisons with every other row: NTAA's rows (the
+ * supervised one first, and the unsupervised paradigm's), and the best. */
+static int compared(const ReportTask *t, int i, int best)
+{
+    return i == 0 || i == best || (t->rows[i].method && !strncmp(t->rows[i].method, "NTAA", 4));
+}
+
+/* "Wall time until the search's winner was known (neural transfer included
+ * where there is one): NTAA 3m10s; random search 2m51s." "" if no row searched. */
+static const char *search_times(char *buf, size_t len, const ReportTask *t)
+{
+    char e[32];
+    int n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < t->nrows && n >= 0 && (size_t)n < len; i++) {
+        const ReportRow *r = &t->rows[i];
+        if (!(r->search_seconds > 0)) continue;
+        n += snprintf(buf + n, len - n, "%s%s %s", n ? "; " : "Wall time until the search's winner was known "
+                      "(neural transfer included where there is one): ", r->method ? r->method : "?",
+                      fmt_time(r->search_seconds, e, sizeof e));
+    }
+    if (n > 0 && (size_t)n + 1 < len) strcat(buf, ".");
+    return buf;
+}
+
 /* --------------------------------------------------------------- markdown */
 
 static void md_table(FILE *f, const ReportTask *t)
@@ -293,7 +318,8 @@ static void md_task(FILE *f, const ReportTask *t)
         fprintf(f, "\nBest mean on %s (%s is better): **%s** (%s).\n", t->metric_name,
                 t->lower_better ? "lower" : "higher", t->rows[best].method, fmt2(t->rows[best].metric, a, sizeof a));
     for (int i = 0; i < t->nrows; i++)
-        if (i == 0 || i == best) fprintf(f, "\n%s\n", comparisons(text, sizeof text, t, i));
+        if (compared(t, i, best)) fprintf(f, "\n%s\n", comparisons(text, sizeof text, t, i));
+    if (*search_times(text, sizeof text, t)) fprintf(f, "\n%s\n", text);
     md_front(f, t);
     fprintf(f, "\nBudget: %s.\n", fmt_budget(t->budget_mflops, b, sizeof b));
     if (t->ngen <= 0) {
@@ -856,11 +882,16 @@ static void html_task(FILE *f, const ReportTask *t)
     }
     char text[2048];
     for (int i = 0; i < t->nrows; i++)
-        if (i == 0 || i == best) {
+        if (compared(t, i, best)) {
             fprintf(f, "<p>");
             html_text(f, comparisons(text, sizeof text, t, i));
             fprintf(f, "</p>\n");
         }
+    if (*search_times(text, sizeof text, t)) {
+        fprintf(f, "<p>");
+        html_text(f, text);
+        fprintf(f, "</p>\n");
+    }
     if (t->nfront > 0) {
         html_front(f, t);
         html_figure(f, fig_fronts, t, "The fronts: test metric (mean, a bar of one standard deviation over the seeds) "

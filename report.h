@@ -14,6 +14,8 @@ typedef struct {
     double mflops;
     size_t params;
     double seconds;           /* wall time of the method, transfer included */
+    double search_seconds;    /* of it, until the search's winner was known (transfer
+                                 included); 0 or NAN for a fixed architecture */
     char arch[512];           /* text form */
     int nitems;               /* test items (images; retrieval: queries) scored per run */
     float *items;             /* [max(runs,1), nitems] each run's score of each item, run k
@@ -53,7 +55,9 @@ typedef struct {
     int lower_better;         /* 1 for errors (MAE) */
     double budget_mflops;
     int nrows;
-    ReportRow rows[4];        /* NTAA first */
+    ReportRow rows[6];        /* NTAA first; random search, WP&F, from scratch; with
+                                 demo --ssl, NTAA (linear evaluation) where the task
+                                 allows it and WP&F of the self-supervised supernet */
     int nfront;               /* the fronts (demo --front-budgets): NTAA under several */
     ReportRow front[REPORT_MAX_FRONT];      /* budgets, WP&F of several fixed architectures */
     double front_budget[REPORT_MAX_FRONT];  /* an NTAA point's MFLOPs budget; NAN for WP&F */

@@ -10,13 +10,16 @@
  * metric with inherited weights, in `nta adapt`); higher is better.
  *
  * Every draw comes from one seeded generator, so a search is deterministic for
- * a seed. There is no progress callback: the caller runs one generation per
+ * a seed. A generation's architectures are all drawn before any is scored, in
+ * one call of dist_fitness, which splits them across MPI ranks (dist.h): the
+ * search is the same whatever the number of ranks. There is no progress callback: the caller runs one generation per
  * call of search_step on a SearchState it keeps, so it reports between calls
  * (the terminal line and the search log are its) and can save and resume the
  * state.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "nta.h"
+#include "dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +137,8 @@ int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness f
         Arch a;
         if (draw_in_budget(d, cfg, &r, &a)) return no_budget_error(d, cfg, err, errlen);
         out[i] = candidate(d, &a);
-        out[i].fitness = fit(ctx, &out[i].arch);
     }
+    dist_fitness(fit, ctx, out, n);
     qsort(out, (size_t)n, sizeof *out, by_fitness);
     return 0;
 }
@@ -152,9 +155,9 @@ int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void 
         if (draw_in_budget(d, cfg, &st->rng, &a)) return no_budget_error(d, cfg, err, errlen);
         if (seen_before(d, st->pop, st->n, &a)) continue;
         st->pop[st->n] = candidate(d, &a);
-        st->pop[st->n].fitness = fit(ctx, &a);
         st->n++;
     }
+    dist_fitness(fit, ctx, st->pop, st->n);
     qsort(st->pop, (size_t)st->n, sizeof *st->pop, by_fitness);
     return 0;
 }
@@ -175,11 +178,11 @@ void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void
             if (!search_fits(d, cfg, &child)) continue;
             if (seen_before(d, all, n, &child)) continue;
             all[n] = candidate(d, &child);
-            all[n].fitness = fit(ctx, &child);
             n++;
             break;
         }
     }
+    dist_fitness(fit, ctx, all + st->n, n - st->n);
     qsort(all, (size_t)n, sizeof *all, by_fitness);
     memcpy(st->pop, all, (size_t)st->n * sizeof(Candidate));
     free(all);

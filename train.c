@@ -15,6 +15,7 @@
  * step can read them. */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@ Arch train_sample_arch(const NetDesc *d, int sampling, int pass, Rng *rng)
 
 /* ------------------------------------------------- checkpoints, resume */
 
+/* The shards of each step: --shards, or one per rank. */
+static int train_shards(const TrainCfg *c) { return c->shards ? c->shards : dist_size(); }
+
 /* The metadata line a checkpoint carries: every setting that shapes the run
  * (a resumed run must repeat them to end as an unbroken one), then the epoch. */
 static void checkpoint_meta(char *buf, size_t len, const TrainCfg *c, int sampling, int epoch)
@@ -49,10 +53,22 @@ static void checkpoint_meta(char *buf, size_t len, const TrainCfg *c, int sampli
         char *e = strstr(buf, " epoch=");
         snprintf(e, len - (size_t)(e - buf), " objective=ssl temperature=%.9g epoch=%d\n", c->tau, epoch);
     }
+    if (train_shards(c) > 1) {     /* the same: a run of one shard keeps the meta line it always had */
+        char *e = strstr(buf, " epoch=");
+        snprintf(e, len - (size_t)(e - buf), " shards=%d epoch=%d\n", train_shards(c), epoch);
+    }
 }
 
-/* Load a checkpoint to continue from; *epoch = the last finished epoch. */
-static Net *resume_from(const TrainCfg *c, int sampling, const Backend *be, int *epoch)
+/* The shards of the run that wrote a checkpoint's metadata. */
+static int meta_shards(const char *meta)
+{
+    const char *s = strstr(meta, " shards=");
+    return s ? atoi(s + 8) : 1;
+}
+
+/* Load a checkpoint to continue from; *epoch = the last finished epoch.
+ * Shards not given (0): those of the run that wrote it, whatever the ranks now. */
+static Net *resume_from(TrainCfg *c, int sampling, const Backend *be, int *epoch)
 {
     char err[512], want[512];
     Net *net = net_load(c->resume, LOSS_XENT, be, c->batch, err, sizeof err);
@@ -64,6 +80,7 @@ static Net *resume_from(const TrainCfg *c, int sampling, const Backend *be, int 
     if (ep < 1 || ep > c->epochs || *end != '\n')
         nta_die("--resume: '%s' claims epoch %ld; a checkpoint holds an epoch in 1..--epochs", c->resume, ep);
     *epoch = (int)ep;
+    if (!c->shards) c->shards = meta_shards(meta);
     checkpoint_meta(want, sizeof want, c, sampling, *epoch);
     if (strcmp(want, meta) != 0)
         nta_die("--resume: '%s' was written by a run with other settings:\n  it has:  %s  asked:   %s"
@@ -153,30 +170,54 @@ static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
     net_backend(net)->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
 }
 
+/* Shard images idx[0..) of a step, Bs rows, into x, y and the network's
+ * input (SSL: Bs/2 images, two views each). */
+static void load_shard(Net *net, const DataSplits *d, const TrainCfg *c, const int *idx, int Bs, float *x,
+                       int32_t *y, Rng *rng)
+{
+    if (c->ssl) ssl_batch(net, d, idx, Bs, x, rng);
+    else task_train_batch(net, d, idx, Bs, x, y, c->augment ? rng : NULL, rng);
+}
+
 /* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
  * its host scratch; SSL: B/2 images, two views each): the gradients of every
  * pass (one sub-architecture each under a sampling rule) summed, then one
- * update. Returns the first pass's summed loss and its right answers (SSL:
+ * update. With S shards (dg), shard k is images idx[k*per/S..) through the
+ * same passes with its own batchnorm statistics and its own draws (seeded
+ * from the step's stream and k, whichever rank runs it); dg averages their
+ * gradients. Returns the first pass's summed loss and its right answers (SSL:
  * views whose nearest other view is their partner). */
 static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
-                         float *x, int32_t *y, Rng *rng, float lr, int *right)
+                         float *x, int32_t *y, Rng *rng, float lr, int *right, DistGrad *dg)
 {
-    int B = c->batch, corr = 0;
+    int S = train_shards(c), Bs = c->batch / S, per = d->kind == TASK_UDA || c->ssl ? Bs / 2 : Bs;
+    int np = train_passes(sampling), first, count, corr = 0;
+    uint64_t seed = S > 1 ? rng_u64(rng) : 0;
+    Arch arch[4];
+    if (S == 1) load_shard(net, d, c, idx, Bs, x, y, rng);
+    for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++)   /* the same for every shard */
+        arch[p] = train_sample_arch(net_desc(net), sampling, p, rng);
     double loss = 0;
-    if (c->ssl) ssl_batch(net, d, idx, B, x, rng);
-    else task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
-    net_zero_grad(net);
-    for (int p = 0; p < train_passes(sampling); p++) {
-        if (sampling != SAMPLE_FIXED) {
-            Arch a = train_sample_arch(net_desc(net), sampling, p, rng);
-            net_set_arch(net, &a);
+    dist_grad_shards(dg, &first, &count);
+    dist_grad_begin(dg);
+    for (int k = first; k < first + count; k++) {
+        if (S > 1) {
+            Rng r;
+            rng_seed(&r, seed + (uint64_t)k);
+            load_shard(net, d, c, idx + (size_t)k * per, Bs, x, y, &r);
         }
-        net_forward(net, B, 1);
-        double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
-                          : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
-        net_backward(net, B);
-        if (p == 0) loss = l, *right = corr;   /* report the largest */
+        net_zero_grad(net);
+        for (int p = 0; p < np; p++) {
+            if (sampling != SAMPLE_FIXED) net_set_arch(net, &arch[p]);
+            net_forward(net, Bs, 1);
+            double l = c->ssl ? net_ssl_loss(net, Bs, c->tau, &corr)
+                              : task_train_loss(net, d, Bs, c->uda_entropy, c->uda_mmd, &corr);
+            net_backward(net, Bs);
+            if (p == 0) loss = l, *right = corr;   /* report the largest */
+        }
+        dist_grad_shard(dg, k - first, loss, *right);
     }
+    dist_grad_reduce(dg, &loss, right);
     net_update(net, lr, c->momentum, c->wd);
     return loss;
 }
@@ -214,17 +255,34 @@ static void diverged(const TrainCfg *c, int ep, int s, float lr, double loss)
             c->out, *c->out ? "' holds the last finished epoch" : "");
 }
 
+/* S shards of the batch (dist.h): as many as the ranks or a multiple, each
+ * with rows enough for its loss. */
+static void check_shards(const TrainCfg *c, const DataSplits *d, int S)
+{
+    int R = dist_size(), two = d->kind == TASK_UDA || c->ssl;
+    if (S == 1) return;
+    if (S % R)
+        nta_die_option("%d shards a step (--shards, or those of the checkpoint resumed) on %d ranks: each rank "
+                       "runs the same number of shards; give --shards a multiple of %d, or run on a number of ranks "
+                       "that divides %d", S, R, R, S);
+    if (c->batch % S || c->batch / S < (two ? 4 : 2) || (two && (c->batch / S) % 2))
+        nta_die_option("--batch %d in %d shards (%s): give a batch that splits into shards of at least %d%s rows",
+                       c->batch, S, c->shards ? "--shards" : "one per rank", two ? 4 : 2, two ? ", an even number of" : "");
+}
+
 void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, int start)
 {
     /* per: training images per step (TASK_UDA: half the batch, the rest
      * target images; SSL: half the batch, two views each); rows: of the
      * batch the loss averages over */
     int B = c->batch, per = d->kind == TASK_UDA || c->ssl ? B / 2 : B, steps = d->train.n / per;
-    int rows = c->ssl ? B : per;
+    int rows = c->ssl ? B : per, S = train_shards(c);
     const Dataset *tr = &d->train;
     if (steps == 0)
         nta_die_option("--batch %d needs %d labelled training images a step, but '%s' has %d; lower --batch", B, per,
                 d->name, tr->n);
+    check_shards(c, d, S);
+    DistGrad *dg = dist_grad_new(net, S);
     int *perm = nta_malloc((size_t)tr->n * sizeof(int));
     float *x = nta_malloc((size_t)B * tr->h * tr->w * tr->c * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
@@ -247,7 +305,7 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0;
             float lr = lr_cosine(c->lr, step, warm, pg.total);
-            double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr);
+            double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr, dg);
             if (!isfinite(l)) diverged(c, ep, s, lr, l);
             loss += l, right += corr, seen += rows;
             progress(&pg, c, d, ep, s, steps, step, loss, right, seen);
@@ -256,7 +314,7 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         double v = c->ssl ? ssl_epoch(net, d, c, ep, loss / seen) : validate(net, d, c, sampling, ep);
         if (best && v > best_fit) best_fit = v, best_ep = ep, net_weights_get(net, best);
         checkpoint_meta(meta, sizeof meta, c, sampling, ep);
-        if (*c->out && net_save(net, c->out, meta, 1, err, sizeof err) != 0)
+        if (*c->out && dist_rank() == 0 && net_save(net, c->out, meta, 1, err, sizeof err) != 0)
             nta_die("could not save the checkpoint: %s", err);
         if (ep == c->stop_after && ep < c->epochs) break;
     }
@@ -265,6 +323,7 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         printf("keeping the weights of epoch %d, the best on validation\n", best_ep);
     }
     free(perm), free(x), free(y), free(best);
+    dist_grad_free(dg);
 }
 
 /* ------------------------------------------------- nta train, pretrain */
@@ -299,8 +358,9 @@ static void report_test(Net *net, const DataSplits *d, const TrainCfg *c, int sa
     }
 }
 
-int train_run(const TrainCfg *c, int sampling, const Backend *be)
+int train_run(const TrainCfg *cfg, int sampling, const Backend *be)
 {
+    TrainCfg run = *cfg, *c = &run;     /* --resume may take the shards of the checkpoint */
     DataSplits d;
     data_load(&d, c->data, c->val, c->limit, (uint64_t)c->seed);
     printf("data %s: %d train, %d val, %d test images of %dx%dx%d, %d classes\n", d.name,

@@ -29,6 +29,8 @@ typedef struct {
                            * chooses among the trained epochs only */
     float lr, momentum, wd, warmup;
     float uda_entropy, uda_mmd;   /* TASK_UDA: weights of the target entropy and the feature MMD */
+    int shards;           /* data parallelism: each step's batch in this many shards, each with its
+                           * own batchnorm statistics, gradients averaged (dist.h); 0 = one per rank */
     int ssl;              /* pretrain --objective ssl: SimCLR on two views per image, no labels */
     float tau;            /* ssl: the NT-Xent temperature */
 } TrainCfg;

@@ -59,6 +59,7 @@ static const struct { const char *key, *name; void (*fn)(void); } groups[] = {
     {"fixture", "pytorch fixture", test_fixture}, {"simt", "simt emulator", test_simt},
     {"cli", "command line", test_cli}, {"task", "tasks", test_task}, {"ssl", "self-supervised", test_ssl},
     {"cuda", "cuda backend", test_cuda}, {"binary", "binary", test_binary}, {"rtc", "specialised kernels", test_rtc},
+    {"mpi", "several processes", test_mpi},
 };
 #define NGROUPS (sizeof groups / sizeof *groups)
 

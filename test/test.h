@@ -50,5 +50,6 @@ void test_simt(void);
 void test_cuda(void);
 void test_binary(void);
 void test_rtc(void);
+void test_mpi(void);
 
 #endif

@@ -122,6 +122,9 @@ static void test_hostile_options(void)
     EXPECT(2, "train -o ''", "--out is empty");
     EXPECT(2, "adapt s.nta --log ''", "--log is empty");
     EXPECT(2, "demo --dir ''", "--dir is empty");
+    EXPECT(2, "rank", "which supernet?");
+    EXPECT(2, "rank x.nta --archs 2", "--archs must be in 3..1000");
+    EXPECT(2, "rank x.nta --budget-mflops 0", "--budget-mflops must be at least 0.001");
     EXPECT(2, "predict", "which model?");
     EXPECT(2, "predict m.nta -o /nonexistent/p.csv", "the folder '/nonexistent' does not exist");
 }

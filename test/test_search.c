@@ -104,6 +104,16 @@ static void test_latency(const NetDesc *d)
               u.overhead_ms == -0.5 && fabs(latency_predict(&u, &b) - 3362.5) < 1e-5,
           "a saved table loads back");
     CHECK(latency_load(&u, path, d, "host=other backend=none threads=1 batch=1") == 0, "another key is refused");
+    /* the key names the device: the GPU of the CUDA backend (here the emulator's) */
+    char kc[2048], kg[2048], why[256];
+    latency_key(kc, sizeof kc, d, &cpu_backend, 2, 1);
+    CHECK(strstr(kc, " backend=cpu device=- threads=2 batch=1 ") != NULL, "the CPU's key: %s", kc);
+    if (cuda_available(why, sizeof why)) {
+        latency_key(kg, sizeof kg, d, &cuda_backend, 2, 1);
+        char want[400];
+        snprintf(want, sizeof want, " backend=%s device=%s threads=2 ", cuda_backend.name, why);
+        CHECK(strstr(kg, want) != NULL, "the CUDA backend's key names its device (%s): %s", why, kg);
+    }
     char cmd[256];
     snprintf(cmd, sizeof cmd, "head -n 20 %s > %s.cut && mv %s.cut %s", path, path, path, path);
     CHECK(test_run(cmd) == 0 && latency_load(&u, path, d, t.key) == 0, "a table missing entries is refused");

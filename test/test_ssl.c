@@ -338,12 +338,43 @@ static void test_pretrain_cli(void)
         {"pretrain --objective ssl --batch 15", "give an even number"},
         {"pretrain --objective ssl --augment 0", "--augment 0 leaves nothing to learn"},
         {"pretrain --objective ssl --temperature 0", "--temperature must be in"},
+        {"demo --ssl 2", "--ssl must be 0 or 1"},
+        {"demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(cmd, sizeof cmd, "./nta %s > %s/bad.log 2>&1; test $? = 2 && grep -q -- '%s' %s/bad.log",
                  bad[i][0], dir, bad[i][1], dir);
         CHECK(test_run(cmd) == 0, "nta %s exits 2 saying '%s'", bad[i][0], bad[i][1]);
     }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (!test_failed) test_run(cmd);
+}
+
+/* demo --ssl 1 in quick mode on a task that allows linear evaluation and
+ * one that does not: the unsupervised rows beside the supervised ones, the
+ * searches' wall times, the verdict on the paradigm. */
+static void test_demo_ssl(void)
+{
+    char dir[] = "/tmp/nta-demo-ssl-XXXXXX", cmd[4096];
+    if (!test_have_data(NEED_MNIST | NEED_FASHION, "nta demo --quick 1 --ssl 1")) return;
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta demo --quick 1 --ssl 1 --tasks mnist,mnist-uda --dir %s > %s/d.log "
+             "2>&1 && test -s %s/supernet-ssl.nta && grep -q 'NTAA (linear evaluation): not run on mnist-uda' %s/d.log",
+             dir, dir, dir, dir);
+    CHECK(test_run(cmd) == 0, "demo --quick 1 --ssl 1 pretrains a self-supervised supernet and skips linear "
+          "evaluation on mnist-uda, saying why (see %s/d.log)", dir);
+    snprintf(cmd, sizeof cmd, "cd %s && test $(grep -c '^| NTAA (linear evaluation) | [0-9.]* ± ' report.md) = 1 && "
+             "test $(grep -c '^| WP&F (self-supervised supernet) | [0-9.]* ± ' report.md) = 2 && "
+             "test $(grep -c \"^Wall time until the search's winner was known .*: NTAA [0-9]\" report.md) = 2 && "
+             "test $(grep -c '^NTAA (linear evaluation) - each other method' report.md) = 1 && "
+             "grep -q 'NTAA (linear evaluation) against NTAA: [01] win.*WP&F (self-supervised supernet) against WP&F: "
+             ".*The linear-evaluation searches took .* of supervised NTAA.s transfer + search' report.md && "
+             "grep -q 'WP&amp;F (self-supervised supernet)' report.html", dir);
+    CHECK(test_run(cmd) == 0, "report.md: the unsupervised rows, their comparisons and the searches' wall times "
+          "(see %s/report.md)", dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (!test_failed) test_run(cmd);
 }
@@ -355,4 +386,5 @@ void test_ssl(void)
     test_linear_fit();
     test_linear_eval();
     test_pretrain_cli();
+    test_demo_ssl();
 }

@@ -144,6 +144,20 @@ static void test_demo_quick(void)
     rc = test_capture(cmd, dir, out, sizeof out);
     const char *got = strstr(out, "test MAE ");
     CHECK(rc == 0 && got && want && fabs(atof(got + 9) - mae) < 0.006, "eval reproduces the demo's MAE %.2f:\n%s", mae, out);
+    /* nta rank on the demo's supernet: the table, every fitness's correlation in [-1, 1] */
+    snprintf(cmd, sizeof cmd, "./nta rank %s/supernet.nta --task mnist-parity --limit 800 --train-images 128 --val 64 "
+             "--batch 32 --calib 2 --transfer-epochs 1 --finetune-epochs 1 --seeds 2 --archs 4", dir);
+    rc = test_capture(cmd, dir, out, sizeof out);
+    int rows = 0, in_range = 1;
+    for (const char *p = strstr(out, "|---|---:|---:|\n"); p && (p = strstr(p + 1, "\n| ")); rows++) {
+        const char *bar = strstr(p + 3, " | ");
+        double rho = bar ? atof(bar + 3) : 9;
+        in_range &= rho >= -1 && rho <= 1;
+    }
+    CHECK(rc == 0 && strstr(out, "fitness ranking on mnist-parity: 4 architectures") && rows == 8 && in_range &&
+              strstr(out, "| MFLOPs alone |") && strstr(out, "(the ceiling: the truth's own noise)"),
+          "nta rank: six fitnesses, MFLOPs and the seeds' ceiling, each a correlation in [-1, 1] (exit %d):\n%s", rc,
+          out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
     snprintf(cmd, sizeof cmd, "./nta demo --tasks nosuch --supernet %s/supernet.nta --dir %s", dir, dir);
     rc = test_capture(cmd, dir, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "unknown task 'nosuch'"), "an unknown task is named: exit %d\n%s", rc, out);
