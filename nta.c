@@ -869,8 +869,8 @@ static int cmd_eval(int argc, char **argv)
 }
 
 /* Specialised kernels (rtc.h) for predict and bench: NTA_RTC's mode (a bad
- * value is a bad option), then the device that runs them: the CUDA
- * backend's, when it was chosen (the CPU backend runs none). */
+ * value is a bad option); rtc_device: the device that runs them, the CUDA
+ * backend's when it was chosen (the CPU backend runs none). */
 static void rtc_setup(const Command *cmd, EvalCfg *c)
 {
     char err[256];
@@ -981,7 +981,6 @@ static int cmd_bench(int argc, char **argv)
 #else
     snprintf(why, sizeof why, "this nta was built without the CUDA backend");
 #endif
-    if (gpu && !c.rtc_dev) snprintf(why, sizeof why, "no device for specialised kernels");
     return eval_bench(&c, be, gpu ? NULL : why);
 }
 
