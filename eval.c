@@ -333,6 +333,12 @@ int eval_export(const char *model, const char *out)
 
 /* ------------------------------------------------------------------ bench */
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Seconds of one inference pass of B images, the median of reps after
  * 3 untimed ones; each pass ends with a 4-byte download (a GPU's queue
  * drained; on the CPU a copy) */
@@ -352,11 +358,7 @@ static double time_passes(Net *net, RtcRun *run, int B, int reps)
         be->download(&sync, net->logits, sizeof sync);
         if (i >= 0) t[i] = nta_now() - t0;
     }
-    for (int i = 1; i < reps; i++)       /* insertion sort: reps is small */
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double u = t[j];
-            t[j] = t[j - 1], t[j - 1] = u;
-        }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
     double m = t[reps / 2];
     free(t);
     return m;
@@ -385,6 +387,46 @@ static void bench_row(const char *what, int B, double sec)
     printf("%-34s %6d %12.3f %12.0f\n", what, B, 1e3 * sec, B / sec);
 }
 
+/* Per part of the network as net_forward_timed counts them (stem, each
+ * block, head with pool and fc) at batch B: the median over c->reps passes
+ * of its milliseconds by the generic kernels and by the specialised ones,
+ * each layer waited for (so launch gaps count, as in a real pass) */
+static void bench_parts(const EvalCfg *c, Net *net, RtcRun *run, int B)
+{
+    const NetDesc *d = net_desc(net);
+    const RtcNet *rn = rtc_run_net(run);
+    int np = d->nblocks + 2, reps = c->reps;
+    double *gen = nta_calloc((size_t)np * reps, sizeof *gen), *spec = nta_calloc((size_t)np * reps, sizeof *spec);
+    double *sec = nta_malloc((size_t)(np > rn->n ? np : rn->n) * sizeof *sec), *col = nta_malloc((size_t)reps * sizeof *col);
+    char why[256];
+    for (int r = 0; r < reps; r++) {      /* gen, spec [np][reps] */
+        net_forward_timed(net, B, sec);
+        for (int p = 0; p < np; p++) gen[(size_t)p * reps + r] = sec[p];
+        if (rtc_run_forward_timed(run, net->logits, net->x_in, sec, why, sizeof why)) nta_die("bench: %s", why);
+        for (int i = 0; i < rn->n; i++) spec[(size_t)rn->part[i] * reps + r] += sec[i];
+    }
+    printf("\nper part at batch %d, ms (median of %d): generic, specialised\n", B, reps);
+    double tg = 0, ts = 0;
+    for (int p = 0; p < np; p++) {
+        if (p > 0 && p <= d->nblocks && !net->on[p - 1]) continue;
+        double m[2];
+        for (int k = 0; k < 2; k++) {
+            memcpy(col, (k ? spec : gen) + (size_t)p * reps, (size_t)reps * sizeof *col);
+            qsort(col, (size_t)reps, sizeof *col, cmp_double);
+            m[k] = 1e3 * col[reps / 2];
+        }
+        char what[64];
+        if (p == 0) snprintf(what, sizeof what, "stem");
+        else if (p > d->nblocks) snprintf(what, sizeof what, "head, pool, linear");
+        else snprintf(what, sizeof what, "block %d k%de%d s%d -> %d", p - 1, d->blk[p - 1].k, d->blk[p - 1].e,
+                      d->blk[p - 1].s, d->blk[p - 1].co);
+        printf("  %-32s %10.4f %10.4f\n", what, m[0], m[1]);
+        tg += m[0], ts += m[1];
+    }
+    printf("  %-32s %10.4f %10.4f\n", "sum of the parts", tg, ts);
+    free(gen), free(spec), free(sec), free(col);
+}
+
 int eval_bench(const EvalCfg *c, const Backend *be, const char *no_gpu)
 {
     int batches[2] = {1, c->batch}, nb = c->batch == 1 ? 1 : 2;
@@ -397,6 +439,7 @@ int eval_bench(const EvalCfg *c, const Backend *be, const char *no_gpu)
             RtcRun *run = rtc_prepare(net, B, c->rtc_dev, c->rtc_mode, c->cache, stdout);
             if (run) bench_row("cuda, specialised (NVRTC)", B, time_passes(net, run, B, c->reps));
             else printf("%-34s %6d %12s %12s\n", "cuda, specialised (NVRTC)", B, "-", "-");
+            if (run && k == nb - 1) bench_parts(c, net, run, B);
             rtc_run_close(run);
             net_free(net);
         }

@@ -355,6 +355,7 @@ RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
     int h = d->in_h, w = d->in_w, c = d->stem_c;
     net_add(r, host, net, (RtcLayer){RTC_STEM, B, h, w, d->in_c, c, d->stem_k, 1, 1, 0}, net->w_stem, 0, 0,
             &net->bn_stem, NULL);
+    r->part[0] = 0;
     for (int i = 0; i < d->nblocks; i++) {
         const Block *k = &net->blk[i];
         if (!net->on[i]) continue;
@@ -374,12 +375,14 @@ RtcNet *rtc_net_build(const Net *net, int B, char *err, size_t len)
         net_add(r, host, net, (RtcLayer){RTC_PW, B, h, w, E, k->co, 1, 1, 0, res}, k->w_proj, k->co, 0,
                 &k->bn_proj, NULL);
         if (res) r->res[r->n - 1] = in;
+        r->part[r->n - 3] = r->part[r->n - 2] = r->part[r->n - 1] = 1 + i;
         c = k->co;
     }
     net_add(r, host, net, (RtcLayer){RTC_PW, B, h, w, c, d->head_c, 1, 1, 1, 0}, net->w_head, d->head_c, 0,
             &net->bn_head, NULL);
     net_add(r, host, net, (RtcLayer){RTC_POOL_FC, B, h, w, d->head_c, d->classes, 1, 1, 0, 0}, net->w_fc,
             d->classes, 0, NULL, net->b_fc);
+    r->part[r->n - 2] = r->part[r->n - 1] = 1 + d->nblocks;
     free(host);
     r->norm_set = net_norm(net, r->norm_mean, r->norm_std);
     net_source(r);
@@ -937,19 +940,32 @@ RtcRun *rtc_run_open(const RtcNet *rn, const RtcDevice *dev, const Backend *be, 
     return run;
 }
 
-int rtc_run_forward(RtcRun *run, float *logits, const float *x, char *why, size_t len)
+int rtc_run_forward_timed(RtcRun *run, float *logits, const float *x, double *sec, char *why, size_t len)
 {
     const RtcNet *rn = run->rn;
     for (int i = 0; i < rn->n; i++) {
+        double t0 = sec ? nta_now() : 0;
         float *y = i == rn->n - 1 ? logits : run->act + rn->aoff[i];
         const float *in = i ? run->act + rn->aoff[i - 1] : x, *r = NULL;
         if (rn->res[i] >= -1) r = rn->res[i] >= 0 ? run->act + rn->aoff[rn->res[i]] : x;
         if (run->dev->launch(run->kernel[i], rn->grid[i], rn->block[i], y, in, run->param + rn->woff[i],
                              run->param + rn->boff[i], r, why, len))
             return -1;
+        if (sec) {            /* wait for the layer: a 4-byte download drains the device's queue */
+            float sync;
+            run->be->download(&sync, y, sizeof sync);
+            sec[i] = nta_now() - t0;
+        }
     }
     return 0;
 }
+
+int rtc_run_forward(RtcRun *run, float *logits, const float *x, char *why, size_t len)
+{
+    return rtc_run_forward_timed(run, logits, x, NULL, why, len);
+}
+
+const RtcNet *rtc_run_net(const RtcRun *run) { return run->rn; }
 
 void rtc_run_close(RtcRun *run)
 {

@@ -85,6 +85,9 @@ typedef struct {
     float *param;                     /* [nparam] folded weights and biases */
     float *bmag;                      /* [nparam] at the biases' offsets: rtc_fold's bmag */
     char *src;                        /* the whole CUDA source, kernels nta_l0, nta_l1, ... */
+    int part[RTC_MAX_LAYERS];         /* rtc_net_build's: the layer's part of the network as
+                                         net_forward_timed counts them (0 stem, 1+b block b,
+                                         nblocks+1 head, pool and linear); 0 when read from a file */
     int norm_set;                     /* the input normalisation the model carries (net_norm) */
     float norm_mean[4], norm_std[4];
 } RtcNet;
@@ -186,7 +189,10 @@ RtcRun *rtc_run_open(const RtcNet *rn, const RtcDevice *dev, const Backend *be, 
 /* logits [B,Co of the last layer] from x [B,H,W,C] (both be memory), the
  * layers queued in order on the device; 0, or -1 and why */
 int rtc_run_forward(RtcRun *run, float *logits, const float *x, char *why, size_t len);
+/* The same, each layer waited for and timed: sec [n] its seconds */
+int rtc_run_forward_timed(RtcRun *run, float *logits, const float *x, double *sec, char *why, size_t len);
 void rtc_run_close(RtcRun *run);
+const RtcNet *rtc_run_net(const RtcRun *run);   /* the network it runs */
 /* The policy of the commands: under mode (RTC_*), a runner for net's active
  * architecture at batch B on dev (NULL: this build has no device for
  * them), with cache_dir as --cache (NULL or "": the default, rtc_cache_dir)

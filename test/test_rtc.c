@@ -598,6 +598,18 @@ static void test_run_open(const NetDesc *d, const char *dir, const RtcDevice *de
             same &= c0 == c1;
         }
         CHECK(same, "rtc_run_forward's classes are net_forward's (logits within %.2g)", diff);
+        /* timed, layer by layer: the same logits; every layer in a part of the network */
+        double sec[RTC_MAX_LAYERS];
+        CHECK(rtc_run_forward_timed(run, out, net->x_in, sec, why, sizeof why) == 0, "rtc_run_forward_timed: %s", why);
+        float *again = download(be, out, (size_t)B * 10);
+        int parts = rtc_run_net(run) == rn && rn->part[0] == 0 && rn->part[rn->n - 1] == net->d.nblocks + 1;
+        for (int i = 1; i < rn->n; i++) {
+            int p = rn->part[i], block = p >= 1 && p <= net->d.nblocks;
+            parts &= p >= rn->part[i - 1] && (!block || net->on[p - 1]) && sec[i] >= 0;
+        }
+        CHECK(!memcmp(again, mine, (size_t)B * 10 * sizeof(float)) && parts,
+              "the timed run gives the same logits, and each layer belongs to a running part of the network");
+        free(again);
         rtc_run_close(run);
         free(x), free(g), free(mine);
         be->free(out);
