@@ -642,6 +642,8 @@ static struct {
     nvrtcResult (*compile)(nvrtcProgram, int, const char *const *);
     nvrtcResult (*cubin_size)(nvrtcProgram, size_t *);
     nvrtcResult (*cubin)(nvrtcProgram, char *);
+    nvrtcResult (*ptx_size)(nvrtcProgram, size_t *);
+    nvrtcResult (*ptx)(nvrtcProgram, char *);
     nvrtcResult (*log_size)(nvrtcProgram, size_t *);
     nvrtcResult (*log)(nvrtcProgram, char *);
     nvrtcResult (*destroy)(nvrtcProgram *);
@@ -673,6 +675,7 @@ static void nvrtc_open(void)
     if (sym(lib, &nv.version_of, "nvrtcVersion") || sym(lib, &nv.num_archs, "nvrtcGetNumSupportedArchs") ||
         sym(lib, &nv.archs, "nvrtcGetSupportedArchs") || sym(lib, &nv.create, "nvrtcCreateProgram") ||
         sym(lib, &nv.compile, "nvrtcCompileProgram") || sym(lib, &nv.cubin_size, "nvrtcGetCUBINSize") ||
+        sym(lib, &nv.ptx_size, "nvrtcGetPTXSize") || sym(lib, &nv.ptx, "nvrtcGetPTX") ||
         sym(lib, &nv.cubin, "nvrtcGetCUBIN") || sym(lib, &nv.log_size, "nvrtcGetProgramLogSize") ||
         sym(lib, &nv.log, "nvrtcGetProgramLog") || sym(lib, &nv.destroy, "nvrtcDestroyProgram") ||
         sym(lib, &nv.error, "nvrtcGetErrorString"))
@@ -708,7 +711,8 @@ int rtc_compile(const char *src, const char *name, int sm, void **cubin, size_t 
     *cubin = NULL, *size = 0;
     if (!rtc_nvrtc_version(log, loglen)) return -1;
     char arch[64];
-    snprintf(arch, sizeof arch, "--gpu-architecture=sm_%d", sm);
+    int ptx = sm < 0;                    /* RTC_PTX(sm): PTX for compute_<sm>, which the driver compiles */
+    snprintf(arch, sizeof arch, "--gpu-architecture=%s_%d", ptx ? "compute" : "sm", ptx ? -sm : sm);
     const char *opts[] = {arch, "--std=c++17"};
     nvrtcProgram prog;
     nvrtcResult r = nv.create(&prog, src, name, 0, NULL, NULL);
@@ -729,14 +733,14 @@ int rtc_compile(const char *src, const char *name, int sm, void **cubin, size_t 
         nv.destroy(&prog);
         return -1;
     }
-    if (nv.cubin_size(prog, &n) || !n) {
-        snprintf(log, loglen, "NVRTC gave no cubin for %s", arch);
+    if ((ptx ? nv.ptx_size : nv.cubin_size)(prog, &n) || !n) {
+        snprintf(log, loglen, "NVRTC gave no %s for %s", ptx ? "PTX" : "cubin", arch);
         nv.destroy(&prog);
         return -1;
     }
-    *cubin = nta_malloc(n);
-    if (nv.cubin(prog, *cubin)) {
-        snprintf(log, loglen, "nvrtcGetCUBIN failed");
+    *cubin = nta_malloc(n);              /* PTX: text with its closing NUL, as cudaLibraryLoadData takes it */
+    if ((ptx ? nv.ptx : nv.cubin)(prog, *cubin)) {
+        snprintf(log, loglen, "nvrtcGet%s failed", ptx ? "PTX" : "CUBIN");
         free(*cubin), *cubin = NULL;
         nv.destroy(&prog);
         return -1;
@@ -832,7 +836,8 @@ int rtc_compile_cached(const char *src, const char *name, int sm, const char *di
     h = fnv(h, &sm, sizeof sm);
     h = fnv(h, src, strlen(src));
     char path[4096];
-    snprintf(path, sizeof path, "%s/%016llx-sm%d.cubin", dir, (unsigned long long)h, sm);
+    if (sm < 0) snprintf(path, sizeof path, "%s/%016llx-compute%d.ptx", dir, (unsigned long long)h, -sm);
+    else snprintf(path, sizeof path, "%s/%016llx-sm%d.cubin", dir, (unsigned long long)h, sm);
     int got = cache_read(path, cubin, size);
     if (got == 1) return RTC_HIT;
     if (got < 0) unlink(path);                            /* damaged: compiled again */
@@ -863,15 +868,26 @@ struct RtcRun {
     RtcNet *owned;                       /* rtc_prepare's network, freed with the runner */
 };
 
-/* The architecture to compile for: the device's, else the highest NVRTC
- * knows of the same major version below it (a cubin runs on later minor
- * versions of its major); 0 and why when there is none */
-static int target_sm(int device_sm, char *why, size_t len)
+/* The newest architecture NVRTC compiles for, 0 if it says none */
+static int newest_sm(void)
+{
+    int n = 0, newest = 0;
+    if (!rtc_nvrtc_version(NULL, 0) || nv.num_archs(&n) || n <= 0) return 0;
+    int *archs = nta_malloc((size_t)n * sizeof(int));
+    if (!nv.archs(archs))
+        for (int i = 0; i < n; i++) newest = archs[i] > newest ? archs[i] : newest;
+    free(archs);
+    return newest;
+}
+
+int rtc_target(int device_sm, char *why, size_t len)
 {
     for (int sm = device_sm; sm >= device_sm / 10 * 10; sm--)
         if (rtc_nvrtc_supports(sm)) return sm;
-    snprintf(why, len, "NVRTC %d.%d cannot compile for sm_%d (nor an earlier sm_%dx)", nv.version / 1000,
-             nv.version % 1000 / 10, device_sm, device_sm / 10);
+    int newest = newest_sm();
+    if (newest && device_sm > newest) return RTC_PTX(newest);
+    snprintf(why, len, "NVRTC %d.%d cannot compile for sm_%d (nor an earlier sm_%dx, and the device is older than "
+             "sm_%d, NVRTC's newest)", nv.version / 1000, nv.version % 1000 / 10, device_sm, device_sm / 10, newest);
     return 0;
 }
 
@@ -908,7 +924,7 @@ RtcRun *rtc_run_open(const RtcNet *rn, const RtcDevice *dev, const Backend *be, 
                      char *why, size_t len)
 {
     int dsm = dev->sm(why, len), sm;
-    if (!dsm || !rtc_nvrtc_version(why, len) || !(sm = target_sm(dsm, why, len))) return NULL;
+    if (!dsm || !rtc_nvrtc_version(why, len) || !(sm = rtc_target(dsm, why, len))) return NULL;
     static char log[16384];
     void *cubin;
     size_t size;

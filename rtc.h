@@ -128,8 +128,11 @@ int rtc_export_is(const char *path);
 int rtc_nvrtc_version(char *why, size_t len);
 /* 1 if NVRTC can compile for sm_<sm> (nvrtcGetSupportedArchs), else 0. */
 int rtc_nvrtc_supports(int sm);
-/* Compile src to a cubin for sm_<sm>: 0 and a malloc'ed cubin of *size bytes,
- * or -1 with NVRTC's log (or why it could not run) in log. */
+/* Compile src to a cubin for sm_<sm>, or with sm = RTC_PTX(s) to PTX for
+ * compute_<s> (text with its closing NUL; the driver compiles it for the
+ * device): 0 and a malloc'ed image of *size bytes, or -1 with NVRTC's log
+ * (or why it could not run) in log. */
+#define RTC_PTX(sm) (-(sm))
 int rtc_compile(const char *src, const char *name, int sm, void **cubin, size_t *size, char *log,
                 size_t loglen);
 
@@ -150,13 +153,22 @@ int rtc_compile_cached(const char *src, const char *name, int sm, const char *di
                        char *log, size_t loglen);
 /* ------------------------------------------------ running them */
 
+/* What to compile for a device of architecture device_sm (10 * major +
+ * minor): its own sm where NVRTC knows it, else the newest NVRTC knows of
+ * the same major below it (a cubin runs on later minors of its major); for
+ * a device newer than every architecture NVRTC knows, RTC_PTX(the newest)
+ * (the driver compiles PTX for newer devices); 0 and why when the device
+ * is older than NVRTC supports. */
+int rtc_target(int device_sm, char *why, size_t len);
+
 /* A device that runs specialised kernels: the CUDA runtime's (rtc_cuda.cu;
  * on the emulator it has no architecture, so nta falls back), or a test's. */
 typedef struct {
     const char *name;
     /* The device's architecture as 10 * major + minor (90: sm_90), or 0 and why */
     int (*sm)(char *why, size_t len);
-    /* Load a cubin of size bytes (compiled from src): a module, or NULL and why */
+    /* Load a cubin, or PTX text (rtc_target), of size bytes (compiled from src):
+     * a module, or NULL and why */
     void *(*load)(const void *cubin, size_t size, const char *src, char *why, size_t len);
     /* The kernel `name` of a module: a handle, or NULL and why */
     void *(*kernel)(void *module, const char *name, char *why, size_t len);

@@ -154,6 +154,19 @@ static void test_nvrtc(RtcNet **rn)
                "for sm_%d: %zu bytes of cubin in %.1f s\n",
                version / 1000, version % 1000 / 10, n, NETS, total, sms[k], bytes, nta_now() - t0);
     }
+    /* the target of a device: its own sm, an earlier minor of its major, PTX
+     * of NVRTC's newest for a device newer than NVRTC knows, none for one older */
+    char why2[512];
+    int newer = rtc_target(2000, why2, sizeof why2), older = rtc_target(10, why2, sizeof why2);
+    CHECK(rtc_target(90, why, sizeof why) == 90 && rtc_target(89, why, sizeof why) == 89 && newer < 0 &&
+              rtc_nvrtc_supports(-newer) && older == 0 && strstr(why2, "older"),
+          "rtc_target: sm_90, sm_89, PTX for sm_200 (compute_%d), none for sm_10 (%s)", -newer, why2);
+    void *ptx = NULL;
+    size_t size = 0;
+    int ok = rtc_compile(rn[0]->src, "nta_net.cu", RTC_PTX(90), &ptx, &size, log, sizeof log) == 0;
+    CHECK(ok && size > 1 && ((char *)ptx)[size - 1] == 0 && strstr(ptx, ".target sm_90") && strstr(ptx, ".entry nta_l0"),
+          "NVRTC compiles the reference network to PTX for compute_90: %s", ok ? "" : log);
+    free(ptx);
     free(layers);
 }
 
@@ -402,11 +415,13 @@ static float *download(const Backend *be, const float *d, size_t n)
  * the same source with the host compiler and runs that. */
 static const char *tdev_dir;
 static int tdev_refuse;                   /* 1: load fails, as a bad cubin would */
+static int tdev_arch = 90;                /* the architecture it reports */
+static int tdev_ptx;                      /* 1: the last image loaded was PTX text */
 
 static int tdev_sm(char *why, size_t len)
 {
     (void)why, (void)len;
-    return 90;
+    return tdev_arch;
 }
 
 static void *tdev_load(const void *cubin, size_t size, const char *src, char *why, size_t len)
@@ -417,6 +432,7 @@ static void *tdev_load(const void *cubin, size_t size, const char *src, char *wh
         snprintf(why, len, "the test device refuses the cubin");
         return NULL;
     }
+    tdev_ptx = ((const char *)cubin)[size - 1] == 0 && strstr(cubin, ".target sm_") != NULL;
     snprintf(name, sizeof name, "run%d", count++);
     void *lib = host_build(src, tdev_dir, name);
     if (!lib) snprintf(why, len, "the host compiler failed");
@@ -638,6 +654,13 @@ static void test_run_open(const NetDesc *d, const char *dir, const RtcDevice *de
     run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
     tdev_refuse = 0;
     CHECK(!run && strstr(why, "refuses"), "a load error: no runner, and why: %s", why);
+    rtc_run_close(run);
+    /* a device newer than every architecture NVRTC knows: PTX of the newest, for the driver to compile */
+    tdev_arch = 2000;
+    run = rtc_run_open(rn, &tdev, be, cache, &how, why, sizeof why);
+    tdev_arch = 90;
+    CHECK(run && how == RTC_MISS && tdev_ptx, "a device newer than NVRTC knows gets PTX (a miss: %d): %s", how,
+          run ? "" : why);
     rtc_run_close(run);
     rtc_net_free(rn), net_free(net);
 }
