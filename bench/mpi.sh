@@ -22,7 +22,7 @@ OUT=$(mktemp -d /tmp/nta-bench-mpi-XXXXXX)
 ARGS="pretrain --data fashion-mnist --limit $LIMIT --val 0 --epochs 1 --batch $BATCH --calib 1 -o $OUT/s.nta"
 # (mpirun refuses root without these; --bind-to none: Open MPI would pin each
 # rank to one core, and a rank's threads with it)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none OMP_WAIT_POLICY=passive
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 # the training loop's images per second in a log
 rate() { tr '\r' '\n' < "$1" | grep -o '[0-9.]* img/s' | tail -n 1 | cut -d' ' -f1; }
