@@ -1,9 +1,9 @@
 /* kernels.cu: the Backend's ops (nta.h) other than gemm (gemm.cu) and the
  * convs (conv.cu), on the GPU; cpu.c is the reference. Its kernels:
- *   batchnorm, train     bn_moments_kernel, bn_mean_kernel, bn_var_kernel,
+ *   batchnorm, train     bn_stats_kernel (statistics and running averages),
  *                        bn_apply_kernel (+ ReLU6)
  *   batchnorm, eval      bn_eval_kernel (+ ReLU6; gemm_bn_eval is gemm then this)
- *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6), bn_bwd_coef_kernel,
+ *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6; sums and coefficients),
  *                        bn_bwd_apply_kernel
  *   residual add         add_kernel
  *   global average pool  gap_fwd_kernel, gap_bwd_kernel
@@ -17,8 +17,9 @@
  * Column reductions over P rows (batchnorm statistics and gradients) are
  * deterministic: a block of 32x8 threads sums one range of rows ("chunk") for
  * 32 channels, its 8 row lanes are added in order through shared memory into
- * a scratch row part[chunk][C], and one thread per channel adds the chunks in
- * order in double. The number of chunks depends on P only.
+ * a scratch row part[chunk][C], and the last block of the launch to finish
+ * (cuda_last_block) adds the chunks in order in double, one thread per
+ * channel. The number of chunks depends on P only.
  * Elementwise kernels are grid-stride loops over at most 1024 blocks.
  * Shapes: see nta.h.
  */
@@ -37,73 +38,85 @@ static int bn_chunks(int P)
     return c < 1 ? 1 : c > 1024 ? 1024 : c;
 }
 
-/* Sum a1, a2 of this thread over the 8 row lanes of the block, in order, into
- * part1[chunk][c], part2[chunk][c]. Every thread of the block calls it. */
-__device__ void bn_block_sum(float *part1, float *part2, float a1, float a2, int c, int C)
+/* Tickets of the last-block reductions (cuda_last_block): one per column of
+ * blocks (32 channels), so at most BN_GROUPS * 32 channels. */
+enum { BN_GROUPS = 256 };
+static __device__ unsigned bn_ticket[BN_GROUPS];
+
+/* The sum over the 8 row lanes of the block, in order, of each thread's a,
+ * returned to every thread of the lane's channel. Every thread calls it. */
+__device__ float bn_block_sum(float a)
 {
-    __shared__ float s1[BN_TY][BN_TX], s2[BN_TY][BN_TX];
+    __shared__ float s[BN_TY][BN_TX];
+    __shared__ float t[BN_TX];
     int tx = threadIdx.x, ty = threadIdx.y;
-    s1[ty][tx] = a1;
-    s2[ty][tx] = a2;
+    s[ty][tx] = a;
     __syncthreads();
-    if (ty == 0 && c < C) {
-        float t1 = 0.0f, t2 = 0.0f;
-        for (int i = 0; i < BN_TY; i++) t1 += s1[i][tx], t2 += s2[i][tx];
-        part1[(size_t)blockIdx.y * C + c] = t1;
-        part2[(size_t)blockIdx.y * C + c] = t2;
+    if (ty == 0) {
+        float v = 0.0f;
+        for (int i = 0; i < BN_TY; i++) v += s[i][tx];
+        t[tx] = v;
     }
+    __syncthreads();
+    float v = t[tx];
+    __syncthreads();   /* s and t are free again for the next call */
+    return v;
 }
 
-/* part1 [chunks,C] = sums of d, part2 = sums of d*d, d = z - center (center NULL: 0).
- * grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_moments_kernel(float *part1, float *part2, const float *__restrict__ z,
-                                  const float *__restrict__ center, int P, int C)
+/* Rows [lo, hi) of chunk k of `chunks` over P rows. */
+static __device__ __forceinline__ void bn_chunk(int P, int k, int chunks, int *lo, int *hi)
 {
-    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
-    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
-    float a1 = 0.0f, a2 = 0.0f;
-    if (c < C) {
-        float m = center ? center[c] : 0.0f;
-        for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
-            float d = z[(size_t)r * C + c] - m;
-            a1 += d;
-            a2 += d * d;
-        }
-    }
-    bn_block_sum(part1, part2, a1, a2, c, C);
+    *lo = (int)((long)P * k / chunks), *hi = (int)((long)P * (k + 1) / chunks);
 }
 
-/* mean [C] = column means from the chunks of pass 1 */
-__global__ void bn_mean_kernel(float *mean, const float *__restrict__ part1, int chunks, int P,
-                               int C)
+/* Batchnorm statistics in one launch. Each block, for its 32 channels and its
+ * chunk of n_k rows: pass 1 the chunk's mean c_k (in float), pass 2 around
+ * it the sums d_k = sum (z - c_k) and q_k = sum (z - c_k)^2, into part1 [3,
+ * chunks, C] (c_k, d_k, q_k). The last block of each column
+ * (cuda_last_block) combines the chunks in order in double, exactly for any
+ * centres c_k: mean = sum (n_k c_k + d_k) / P, and
+ *   P var = sum q_k + 2 (c_k - mean) d_k + n_k (c_k - mean)^2,
+ * then istd, the running averages, and scale [C] = gamma * istd for the apply
+ * kernel. (Centred on each chunk's own mean: no cancellation however large
+ * the mean.) grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_stats_kernel(float *mean, float *istd, float *run_mean, float *run_var,
+                                float *scale, float *part, const float *__restrict__ z,
+                                const float *__restrict__ gamma, int P, int C, float momentum)
 {
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double s = 0;
-        for (int k = 0; k < chunks; k++) s += part1[(size_t)k * C + c];
-        mean[c] = (float)(s / P);
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
+    size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
+    bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
+    float a = 0.0f, b = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) a += z[(size_t)r * C + c];
+    float ck = hi > lo ? bn_block_sum(a) / (hi - lo) : 0.0f;
+    a = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
+        float d = z[(size_t)r * C + c] - ck;
+        a += d;
+        b += d * d;
     }
-}
-
-/* From the chunks of pass 2 (around the mean): istd, the running averages,
- * and scale [C] = gamma * istd for the apply kernel. */
-__global__ void bn_var_kernel(float *istd, float *run_mean, float *run_var, float *scale,
-                              const float *__restrict__ part1,
-                              const float *__restrict__ part2, const float *__restrict__ mean,
-                              const float *__restrict__ gamma, int chunks, int P, int C,
-                              float momentum)
-{
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double s1 = 0, s2 = 0;
-        for (int k = 0; k < chunks; k++) s1 += part1[(size_t)k * C + c], s2 += part2[(size_t)k * C + c];
-        double m1 = s1 / P, var = s2 / P - m1 * m1;
-        if (var < 0) var = 0;
-        float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
-        istd[c] = is;
-        run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
-        run_var[c] = (1 - momentum) * run_var[c] +
-                     momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
-        scale[c] = gamma[c] * is;
+    float dk = bn_block_sum(a), qk = bn_block_sum(b);
+    if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
+    if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
+    double s = 0, q = 0;
+    for (int k = 0; k < chunks; k++) {
+        bn_chunk(P, k, chunks, &lo, &hi);
+        s += (double)(hi - lo) * __ldcg(&part[(size_t)k * C + c]) + __ldcg(&part[plane + (size_t)k * C + c]);
     }
+    double mu = s / P;
+    for (int k = 0; k < chunks; k++) {
+        bn_chunk(P, k, chunks, &lo, &hi);
+        double e = __ldcg(&part[(size_t)k * C + c]) - mu;
+        q += __ldcg(&part[2 * plane + (size_t)k * C + c]) + 2 * e * __ldcg(&part[plane + (size_t)k * C + c]) +
+             (hi - lo) * e * e;
+    }
+    double var = q > 0 ? q / P : 0;
+    float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+    mean[c] = (float)mu;
+    istd[c] = is;
+    run_mean[c] = (1 - momentum) * run_mean[c] + momentum * (float)mu;
+    run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
+    scale[c] = gamma[c] * is;
 }
 
 /* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked: centred first, as
@@ -127,21 +140,13 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
                        float momentum, int relu6)
 {
     if (P <= 0 || C <= 0) return;
-    int chunks = bn_chunks(P);
-    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 1) * C * sizeof(float));
-    float *part2 = part1 + (size_t)chunks * C, *scale = part2 + (size_t)chunks * C;
+    int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
+    if (groups > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    float *part = (float *)cuda_scratch((3 * (size_t)chunks + 1) * C * sizeof(float));
+    float *scale = part + 3 * (size_t)chunks * C;
     cudaStream_t st = cuda_stream();
-    dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
-    unsigned gc = cuda_grid(C);
-    /* pass 1: the mean; pass 2: the variance around it (no cancellation) */
-    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, (const float *)NULL, P, C);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_mean_kernel, gc, CUDA_THREADS, 0, st, mean, part1, chunks, P, C);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, mean, P, C);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_var_kernel, gc, CUDA_THREADS, 0, st, istd, run_mean, run_var, scale,
-                part1, part2, mean, gamma, chunks, P, C, momentum);
+    SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, st, mean, istd, run_mean,
+                run_var, scale, part, z, gamma, P, C, momentum);
     LAUNCH_CHECK();
     SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, mean, scale,
                 beta, (size_t)P * C, C, relu6);
@@ -179,16 +184,19 @@ void cuda_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ld
 }
 
 /* Backward pass 1, with xh = (z - mean) istd and g = dy masked by ReLU6
- * (0 < gamma xh + beta < 6): dz = g (dz may be dy), part1 = sums of g,
- * part2 = sums of g xh. grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const float *dy,
-                                   const float *__restrict__ z, const float *__restrict__ mean,
-                                   const float *__restrict__ istd,
-                                   const float *__restrict__ gamma,
-                                   const float *__restrict__ beta, int P, int C, int relu6)
+ * (0 < gamma xh + beta < 6): dz = g (dz may be dy); per block the sums of g
+ * and of g xh over its chunk into part1, part2 [chunks,C]; the last block of
+ * each column adds the chunks in order in double: dbeta += sum g, dgamma +=
+ * sum g xh, coef [3,C] = mean g, mean g xh, gamma istd.
+ * grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *coef, float *part1, float *part2,
+                                   float *dz, const float *dy, const float *__restrict__ z,
+                                   const float *__restrict__ mean, const float *__restrict__ istd,
+                                   const float *__restrict__ gamma, const float *__restrict__ beta, int P,
+                                   int C, int relu6)
 {
-    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
-    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
+    bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
     float a1 = 0.0f, a2 = 0.0f;
     if (c < C) {
         float m = mean[c], is = istd[c], ga = gamma[c], be = beta[c];
@@ -201,25 +209,20 @@ __global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const 
             a2 += g * xh;
         }
     }
-    bn_block_sum(part1, part2, a1, a2, c, C);
-}
-
-/* dbeta += sum g, dgamma += sum g xh; coef [3,C] = mean g, mean g xh, gamma istd */
-__global__ void bn_bwd_coef_kernel(float *dgamma, float *dbeta, float *coef,
-                                   const float *__restrict__ part1,
-                                   const float *__restrict__ part2,
-                                   const float *__restrict__ gamma,
-                                   const float *__restrict__ istd, int chunks, int P, int C)
-{
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double b = 0, g = 0;
-        for (int k = 0; k < chunks; k++) b += part1[(size_t)k * C + c], g += part2[(size_t)k * C + c];
-        dbeta[c] += (float)b;
-        dgamma[c] += (float)g;
-        coef[c] = (float)(b / P);
-        coef[C + c] = (float)(g / P);
-        coef[2 * C + c] = gamma[c] * istd[c];
+    float t1 = bn_block_sum(a1), t2 = bn_block_sum(a2);
+    if (threadIdx.y == 0 && c < C) {
+        part1[(size_t)blockIdx.y * C + c] = t1;
+        part2[(size_t)blockIdx.y * C + c] = t2;
     }
+    if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
+    double b = 0, g = 0;
+    for (int k = 0; k < chunks; k++)
+        b += __ldcg(&part1[(size_t)k * C + c]), g += __ldcg(&part2[(size_t)k * C + c]);
+    dbeta[c] += (float)b;
+    dgamma[c] += (float)g;
+    coef[c] = (float)(b / P);
+    coef[C + c] = (float)(g / P);
+    coef[2 * C + c] = gamma[c] * istd[c];
 }
 
 /* Backward pass 2: dz = gamma istd (g - mean(g) - xh mean(g xh)), g held in dz */
@@ -246,11 +249,9 @@ void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const 
     float *part2 = part1 + (size_t)chunks * C, *coef = part2 + (size_t)chunks * C;
     cudaStream_t st = cuda_stream();
     dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
-    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, part1, part2, dz, dy, z, mean, istd, gamma,
-                beta, P, C, relu6);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_bwd_coef_kernel, cuda_grid(C), CUDA_THREADS, 0, st, dgamma, dbeta, coef, part1,
-                part2, gamma, istd, chunks, P, C);
+    if (grid.x > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, dgamma, dbeta, coef, part1, part2, dz, dy, z, mean,
+                istd, gamma, beta, P, C, relu6);
     LAUNCH_CHECK();
     SIMT_LAUNCH(bn_bwd_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, dz, z, mean,
                 istd, coef, (size_t)P * C, C);

@@ -57,6 +57,28 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
 
 #define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */
 
+/* "Last block" reductions (one launch instead of a partial-sums kernel and a
+ * kernel that adds them): every block writes its partial results, then counts
+ * itself on a ticket; the block that arrives last adds the partials in a fixed
+ * order (deterministic) and resets the ticket for the next launch. Every
+ * thread of the block calls cuda_last_block after writing; it returns 1 in
+ * every thread of the last of `blocks` blocks. That block reads the partials
+ * with __ldcg (from L2, never a stale L1 line), and never through a const
+ * __restrict__ pointer (which may read through the non-coherent cache). */
+static __device__ __forceinline__ int cuda_last_block(unsigned *ticket, unsigned blocks)
+{
+    __shared__ int last;
+    __threadfence();                  /* this thread's partials are visible first */
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        last = atomicAdd(ticket, 1u) == blocks - 1;
+        if (last) *ticket = 0;        /* every block has counted: ready for the next launch */
+    }
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}
+
 /* The stream every op runs on (created at first use). */
 cudaStream_t cuda_stream(void);
 /* Device scratch of at least `bytes`, valid until the next call (ops on the one

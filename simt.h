@@ -237,6 +237,7 @@ unsigned long long atomicCAS(unsigned long long *p, unsigned long long compare,
 /* ------------------------------------------------------------ intrinsics */
 
 template <typename T> static inline T __ldg(const T *p) { return *p; }
+template <typename T> static inline T __ldcg(const T *p) { return *p; }
 /* glibc's math.h declares (but does not export) __expf and friends: macros. */
 #define __expf(x) expf(x)
 #define __logf(x) logf(x)

@@ -728,8 +728,8 @@ static void test_step_budget(void)
                        allocs = simt_counters.allocs - c0.allocs;
     printf("reference-network training step on the CUDA backend: %llu launches, %llu host waits, %llu "
            "allocations (goal: at most 100, 0, 0)\n", launches, syncs, allocs);
-    CHECK(launches <= 242 && syncs <= 3 && allocs == 0,
-          "a reference-network step: %llu launches (at most 242 today), %llu host waits (3), %llu allocations (0)",
+    CHECK(launches <= 162 && syncs <= 3 && allocs == 0,
+          "a reference-network step: %llu launches (at most 162 today), %llu host waits (3), %llu allocations (0)",
           launches, syncs, allocs);
     free(x);
     net_free(net);
