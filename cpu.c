@@ -1095,6 +1095,20 @@ static double cpu_l1(float *dpred, const float *pred, const float *target, int N
     return loss;
 }
 
+/* xent and l1 adding into acc (nta.h): on the CPU backend memory is host memory */
+static void cpu_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L)
+{
+    int right;
+    double loss = cpu_xent(dlogits, &right, logits, label, N, L);
+    if (acc) acc[0] += loss, acc[1] += right;
+}
+
+static void cpu_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N)
+{
+    double loss = cpu_l1(dpred, pred, target, N);
+    if (acc) acc[0] += loss;
+}
+
 /* Softmax entropy H = -sum p log p of each row of logits [N,L], mean over rows
  * times weight: dlogits = weight * -p (log p + H) / N; returns the summed H. */
 static double cpu_entropy(float *dlogits, const float *logits, float weight, int N, int L)
@@ -1243,7 +1257,8 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd,
+    .xent = cpu_xent, .l1 = cpu_l1, .xent_acc = cpu_xent_acc, .l1_acc = cpu_l1_acc,
+    .entropy = cpu_entropy, .mmd = cpu_mmd,
     .l2norm_fwd = cpu_l2norm_fwd, .l2norm_bwd = cpu_l2norm_bwd, .ntxent = cpu_ntxent, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
 };

@@ -3,12 +3,13 @@
  * ops live in kernels.cu, gemm.cu and conv.cu.
  *
  * Every op is queued on one stream and returns at once, except those that
- * make the host wait: upload and download (cudaStreamSynchronize, so the host
- * buffer is free or filled when they return); the losses xent, l1, entropy,
- * mmd and ntxent (they copy their per-row results back, synchronise, and sum
- * on the host); free (cudaFree waits for the device); and any op that needs more
- * scratch than cuda_scratch holds (split-K gemm, the weight gradients of the
- * convs, batchnorm train and backward, the losses): growing it calls cudaFree.
+ * make the host wait: download (cudaStreamSynchronize, so the host buffer is
+ * filled when it returns); the losses xent, l1, entropy, mmd and ntxent (they
+ * read their sums back; training uses xent_acc and l1_acc, which do not);
+ * free (cudaFree waits for the device); and an upload only when it is larger
+ * than the pinned staging buffers take, or when the host is STAGE_SLOTS
+ * uploads ahead of the device (see cuda_upload). An op that needs more
+ * scratch than cuda_scratch holds allocates more, without a wait.
  * Memory comes from cudaMalloc and is zeroed on the stream when allocated, as
  * the Backend promises.
  * Built by nvcc this is the GPU backend; built with g++ and simt.h it runs
@@ -97,12 +98,15 @@ void cuda_check_launch(const char *kernel, const char *file, int line)
     exit(1);
 }
 
+/* Scratch grows by half again when an op needs more; the buffer it outgrew is
+ * kept, not freed (cudaFree would wait for the device, and a captured graph
+ * may still name it), so growing costs one cudaMalloc and no wait. The
+ * largest ops of a network run in its first step: no step after it allocates. */
 void *cuda_scratch(size_t bytes)
 {
     static void *buf;
     static size_t cap;
     if (bytes > cap) {
-        CUDA_CHECK(cudaFree(buf));   /* waits for the work that used it */
         cap = bytes + bytes / 2;
         CUDA_CHECK(cudaMalloc(&buf, cap));
     }
@@ -125,11 +129,63 @@ static void *cuda_alloc(size_t bytes)
 
 static void cuda_free(void *p) { CUDA_CHECK(cudaFree(p)); }
 
+/* Uploads are staged: the host bytes are copied into one of STAGE_SLOTS
+ * pinned buffers (cudaMallocHost) and an asynchronous copy from there is
+ * queued; the host returns at once, free to reuse its buffer and to prepare
+ * the next batch while the device trains on this one. A slot is taken again
+ * STAGE_SLOTS uploads later; only if the device has not yet copied out of it
+ * (the host ran that far ahead) does the host wait, for that copy alone. A
+ * slot grows (an allocation, waiting for the device) when an upload is larger
+ * than it; uploads larger than STAGE_MAX (the weights of a large network) are
+ * copied from pageable memory and waited for. */
+enum { STAGE_SLOTS = 4 };
+#define STAGE_MAX ((size_t)32 << 20)
+
+typedef struct {
+    void *buf;             /* pinned host memory [cap bytes] */
+    size_t cap;
+    cudaEvent_t copied;    /* recorded after the copy out of buf */
+    int used;
+} Stage;
+
+/* The next slot, free for the host to write, holding at least `bytes`. */
+static Stage *stage_take(size_t bytes)
+{
+    static Stage stage[STAGE_SLOTS];
+    static int next;
+    Stage *s = &stage[next];
+    next = (next + 1) % STAGE_SLOTS;
+    if (!s->copied) CUDA_CHECK(cudaEventCreateWithFlags(&s->copied, cudaEventDisableTiming));
+    if (s->used) {
+        cudaError_t e = cudaEventQuery(s->copied);
+        if (e == cudaErrorNotReady) {
+            cudaGetLastError();   /* not an error: the copy is still queued */
+            e = cudaEventSynchronize(s->copied);
+        }
+        CUDA_CHECK(e);
+    }
+    if (bytes > s->cap) {
+        CUDA_CHECK(cudaFreeHost(s->buf));
+        s->cap = bytes;
+        CUDA_CHECK(cudaMallocHost(&s->buf, s->cap));
+    }
+    return s;
+}
+
 /* The host buffer may be reused as soon as this returns. */
 static void cuda_upload(void *dst, const void *src, size_t bytes)
 {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
-    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    cudaStream_t st = cuda_stream();
+    if (bytes > STAGE_MAX) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+        CUDA_CHECK(cudaStreamSynchronize(st));
+        return;
+    }
+    Stage *s = stage_take(bytes);
+    memcpy(s->buf, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, s->buf, bytes, cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaEventRecord(s->copied, st));
+    s->used = 1;
 }
 
 static void cuda_download(void *dst, const void *src, size_t bytes)
@@ -159,7 +215,8 @@ const Backend cuda_backend = {
     .bn_fwd_train = cuda_bn_fwd_train, .bn_fwd_eval = cuda_bn_fwd_eval, .bn_bwd = cuda_bn_bwd,
     .add = cuda_add, .gap_fwd = cuda_gap_fwd, .gap_bwd = cuda_gap_bwd,
     .bias_fwd = cuda_bias_fwd, .bias_bwd = cuda_bias_bwd,
-    .xent = cuda_xent, .l1 = cuda_l1, .entropy = cuda_entropy, .mmd = cuda_mmd,
+    .xent = cuda_xent, .l1 = cuda_l1, .xent_acc = cuda_xent_acc, .l1_acc = cuda_l1_acc,
+    .entropy = cuda_entropy, .mmd = cuda_mmd,
     .l2norm_fwd = cuda_l2norm_fwd, .l2norm_bwd = cuda_l2norm_bwd, .ntxent = cuda_ntxent, .sgd = cuda_sgd,
     .gemm_bn_eval = cuda_gemm_bn_eval, .dw_bn_eval = cuda_dw_bn_eval,
 };

@@ -8,7 +8,8 @@
  *   residual add         add_kernel
  *   global average pool  gap_fwd_kernel, gap_bwd_kernel
  *   bias                 bias_fwd_kernel, bias_bwd_kernel
- *   losses               xent_kernel (softmax cross-entropy), l1_kernel,
+ *   losses               xent_kernel (softmax cross-entropy), l1_kernel (each
+ *                        adds its rows into a device accumulator: no wait),
  *                        entropy_kernel, mmd_kernel
  *   self-supervised      l2norm_fwd_kernel, l2norm_bwd_kernel (unit rows),
  *                        ntxent_lse_kernel, ntxent_grad_kernel (SimCLR's loss)
@@ -347,40 +348,87 @@ void cuda_bias_bwd(float *db, const float *dy, int M, int N)
 
 /* ------------------------------------------------------------ cross-entropy */
 
+/* Tickets of the losses' last-block sums (one loss kernel runs at a time). */
+static __device__ unsigned loss_ticket;
+
+/* The last block of a loss kernel: acc[0] += loss[0..N) and acc[1] +=
+ * right[0..N) (right NULL: none), added in row order in double by one thread,
+ * as the CPU adds its rows. acc NULL: nothing is kept. Every thread calls it. */
+__device__ void loss_rows_sum(double *acc, double *loss, int *right, int N)
+{
+    if (!cuda_last_block(&loss_ticket, gridDim.x) || threadIdx.x != 0 || !acc) return;
+    double sum = 0, r = 0;
+    for (int n = 0; n < N; n++) sum += __ldcg(&loss[n]), r += right ? __ldcg(&right[n]) : 0;
+    acc[0] += sum;
+    acc[1] += r;
+}
+
 /* One warp per row of logits [N,L]: the arg-max (the first of equal maxima, as
  * the CPU), the softmax in double, dlogits [N,L] = (softmax - onehot) / N, and
- * per row loss [N] (double) and right [N] (0/1). */
-__global__ void xent_kernel(float *dlogits, double *loss, int *right,
+ * per row loss [N] (double) and right [N] (0/1), summed into acc by the last
+ * block (loss_rows_sum). */
+__global__ void xent_kernel(float *dlogits, double *acc, double *loss, int *right,
                             const float *__restrict__ logits, const int32_t *__restrict__ label,
                             int N, int L)
 {
     int lane = threadIdx.x % 32;
     int n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
-    if (n >= N) return;   /* the whole warp leaves together */
-    const float *z = logits + (size_t)n * L;
-    float *d = dlogits + (size_t)n * L;
-    int best = -1;
-    float bv = 0.0f;
-    for (int j = lane; j < L; j += 32)
-        if (best < 0 || z[j] > bv) best = j, bv = z[j];
-    for (int off = 16; off > 0; off /= 2) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, off);
-        int ob = __shfl_xor_sync(0xffffffffu, best, off);
-        if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+    if (n < N) {   /* the whole warp together */
+        const float *z = logits + (size_t)n * L;
+        float *d = dlogits + (size_t)n * L;
+        int best = -1;
+        float bv = 0.0f;
+        for (int j = lane; j < L; j += 32)
+            if (best < 0 || z[j] > bv) best = j, bv = z[j];
+        for (int off = 16; off > 0; off /= 2) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+            int ob = __shfl_xor_sync(0xffffffffu, best, off);
+            if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+        }
+        double zmax = z[best], sum = 0;
+        for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
+        for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        int y = label[n];
+        for (int j = lane; j < L; j += 32) {
+            float v = (float)(exp((double)z[j] - zmax) / sum / N);
+            if (j == y) v -= 1.0f / N;
+            d[j] = v;
+        }
+        if (lane == 0) {
+            loss[n] = log(sum) - ((double)z[y] - zmax);
+            right[n] = best == y;
+        }
     }
-    double zmax = z[best], sum = 0;
-    for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
-    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    int y = label[n];
-    for (int j = lane; j < L; j += 32) {
-        float v = (float)(exp((double)z[j] - zmax) / sum / N);
-        if (j == y) v -= 1.0f / N;
-        d[j] = v;
-    }
-    if (lane == 0) {
-        loss[n] = log(sum) - ((double)z[y] - zmax);
-        right[n] = best == y;
-    }
+    loss_rows_sum(acc, loss, right, N);
+}
+
+void cuda_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L)
+{
+    if (N <= 0 || L <= 0) return;
+    double *loss = (double *)cuda_scratch((size_t)N * (sizeof(double) + sizeof(int)));
+    int *right = (int *)(loss + N);
+    SIMT_LAUNCH(xent_kernel, (N + 7) / 8, 256, 0, cuda_stream(), dlogits, acc, loss, right, logits, label,
+                N, L);
+    LAUNCH_CHECK();
+}
+
+/* A loss op that returns its sum: acc zeroed in scratch beside the op's own
+ * scratch (`rows` bytes), the op, then a download (the host waits). */
+static double *acc_scratch(size_t rows)
+{
+    size_t at = (rows + 7) / 8;   /* in doubles, past the op's bytes */
+    double *acc = (double *)cuda_scratch((at + 2) * sizeof(double)) + at;
+    CUDA_CHECK(cudaMemsetAsync(acc, 0, 2 * sizeof(double), cuda_stream()));
+    return acc;
+}
+
+static double acc_read(const double *acc, int *correct)
+{
+    double host[2];
+    CUDA_CHECK(cudaMemcpyAsync(host, acc, sizeof host, cudaMemcpyDeviceToHost, cuda_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    if (correct) *correct = (int)host[1];
+    return host[0];
 }
 
 double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label, int N,
@@ -390,36 +438,25 @@ double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_
         if (correct) *correct = 0;
         return 0;
     }
-    size_t bytes = (size_t)N * (sizeof(double) + sizeof(int));
-    double *loss = (double *)cuda_scratch(bytes);
-    int *right = (int *)(loss + N);
-    cudaStream_t st = cuda_stream();
-    SIMT_LAUNCH(xent_kernel, (N + 7) / 8, 256, 0, st, dlogits, loss, right, logits, label, N, L);
-    LAUNCH_CHECK();
-    /* the host sums the rows in order */
-    double *host = (double *)nta_malloc(bytes);
-    int *hright = (int *)(host + N);
-    CUDA_CHECK(cudaMemcpyAsync(host, loss, bytes, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    double sum = 0;
-    int r = 0;
-    for (int n = 0; n < N; n++) sum += host[n], r += hright[n];
-    free(host);
-    if (correct) *correct = r;
-    return sum;
+    double *acc = acc_scratch((size_t)N * (sizeof(double) + sizeof(int)));
+    cuda_xent_acc(dlogits, acc, logits, label, N, L);
+    return acc_read(acc, correct);
 }
 
 /* ------------------------------------------------- L1 and entropy losses */
 
-/* Per row the loss [N] (double); dpred [N] = sign(pred - target) / N. */
-__global__ void l1_kernel(float *dpred, double *loss, const float *__restrict__ pred,
+/* Per row the loss [N] (double); dpred [N] = sign(pred - target) / N; the
+ * last block adds the rows into acc (loss_rows_sum). */
+__global__ void l1_kernel(float *dpred, double *acc, double *loss, const float *__restrict__ pred,
                           const float *__restrict__ target, int N)
 {
     int n = blockIdx.x * blockDim.x + threadIdx.x;
-    if (n >= N) return;
-    float e = pred[n] - target[n];
-    dpred[n] = (float)((e > 0) - (e < 0)) / N;
-    loss[n] = fabsf(e);
+    if (n < N) {
+        float e = pred[n] - target[n];
+        dpred[n] = (float)((e > 0) - (e < 0)) / N;
+        loss[n] = fabsf(e);
+    }
+    loss_rows_sum(acc, loss, NULL, N);
 }
 
 /* One warp per row of logits [N,L]: the softmax entropy h [N] (double) and
@@ -456,13 +493,20 @@ static double sum_rows(const double *loss, int N)
     return sum;
 }
 
+void cuda_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N)
+{
+    if (N <= 0) return;
+    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
+    SIMT_LAUNCH(l1_kernel, (N + 255) / 256, 256, 0, cuda_stream(), dpred, acc, loss, pred, target, N);
+    LAUNCH_CHECK();
+}
+
 double cuda_l1(float *dpred, const float *pred, const float *target, int N)
 {
     if (N <= 0) return 0;
-    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
-    SIMT_LAUNCH(l1_kernel, (N + 255) / 256, 256, 0, cuda_stream(), dpred, loss, pred, target, N);
-    LAUNCH_CHECK();
-    return sum_rows(loss, N);
+    double *acc = acc_scratch((size_t)N * sizeof(double));
+    cuda_l1_acc(dpred, acc, pred, target, N);
+    return acc_read(acc, NULL);
 }
 
 double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L)

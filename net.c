@@ -624,6 +624,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     for (int i = 0; i < 3; i++) net->gbuf[i] = be->alloc(net->ngbuf * sizeof(float));
     net->y_in = be->alloc((size_t)B * sizeof(int32_t));
     net->t_in = be->alloc((size_t)B * sizeof(float));
+    net->stats = be->alloc(2 * sizeof(double));
     for (int i = 0; i < bd.nbind; i++) {
         *bd.bind[i].p = net->p + bd.bind[i].off;
         *bd.bind[i].g = net->g + bd.bind[i].off;
@@ -651,7 +652,7 @@ void net_free(Net *net)
     const Backend *be = net->be;
     be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->decay), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
-    be->free(net->y_in), be->free(net->t_in);
+    be->free(net->y_in), be->free(net->t_in), be->free(net->stats);
     free(net->param);
     free(net);
 }
@@ -867,6 +868,29 @@ double net_loss(Net *net, int B, int *correct)
         return net->be->l1(net->dlogits, net->logits, net->t_in, B);
     }
     return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
+}
+
+void net_train_loss(Net *net, int B, int count)
+{
+    double *acc = count ? net->stats : NULL;
+    if (net->loss == LOSS_L1) net->be->l1_acc(net->dlogits, acc, net->logits, net->t_in, B);
+    else net->be->xent_acc(net->dlogits, acc, net->logits, net->y_in, B, net->d.classes);
+}
+
+void net_stats_add(Net *net, double loss, int correct)
+{
+    net->stats_host[0] += loss, net->stats_host[1] += correct;
+}
+
+double net_stats_take(Net *net, int *correct)
+{
+    double dev[2];
+    net->be->download(dev, net->stats, sizeof dev);
+    net->be->zero(net->stats, sizeof dev);
+    double loss = dev[0] + net->stats_host[0];
+    if (correct) *correct = (int)(dev[1] + net->stats_host[1]);
+    net->stats_host[0] = net->stats_host[1] = 0;
+    return loss;
 }
 
 double net_ssl_loss(Net *net, int B, float tau, int *correct)

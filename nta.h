@@ -214,6 +214,11 @@ typedef struct Backend {
                    const int32_t *label, int N, int L);
     /* L1 regression: dpred [N] = sign(pred - target) / N, returns sum |pred - target| */
     double (*l1)(float *dpred, const float *pred, const float *target, int N);
+    /* Training's losses without a wait: as xent and l1, but the summed loss is
+     * added to acc[0] and the right answers (none for l1) to acc[1], acc [2]
+     * backend memory (NULL: nothing is kept), and nothing is read back. */
+    void (*xent_acc)(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L);
+    void (*l1_acc)(float *dpred, double *acc, const float *pred, const float *target, int N);
     /* Softmax entropy of logits [N,L] (unlabelled data): dlogits [N,L] = weight *
      * grad of the mean entropy; returns the summed entropy. */
     double (*entropy)(float *dlogits, const float *logits, float weight, int N, int L);
@@ -397,6 +402,8 @@ typedef struct {
     int32_t *y_in;                        /* [B] labels */
     float *t_in;                          /* [B] regression targets */
     int loss;                             /* LOSS_XENT (y_in) or LOSS_L1 (t_in, one output) */
+    double *stats;                        /* [2] backend memory: training loss summed, right answers */
+    double stats_host[2];                 /* the same, of losses computed on the host */
     /* stem */
     float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
     BnParams bn_stem, gbn_stem;
@@ -465,6 +472,15 @@ void net_forward_timed(Net *net, int B, double *sec);
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
+/* The same without a wait (a step that never stops the device): fills
+ * net->dlogits and, when count, adds the summed loss and the right answers to
+ * the network's training counters in backend memory (net_stats_take). */
+void net_train_loss(Net *net, int B, int count);
+/* Add a loss computed on the host to the counters. */
+void net_stats_add(Net *net, double loss, int correct);
+/* The counters since the last take (summed loss; right answers in *correct),
+ * then zeroed. Reading them waits for the device. */
+double net_stats_take(Net *net, int *correct);
 /* SimCLR's loss of the projections net->logits [B,L] of B = 2n views (rows
  * i and i + n: the two views of image i), d.mlp > 0: l2norm into net->emb,
  * NT-Xent at temperature tau; fills net->dlogits. Returns the summed loss;

@@ -134,6 +134,8 @@ void cuda_bias_bwd(float *db, const float *dy, int M, int N);
 double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label,
                  int N, int L);
 double cuda_l1(float *dpred, const float *pred, const float *target, int N);
+void cuda_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L);
+void cuda_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N);
 double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L);
 double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight);
 void cuda_l2norm_fwd(float *y, float *norm, const float *x, int N, int D);

@@ -312,6 +312,7 @@ typedef struct simt_event *cudaEvent_t;
 #define cudaStreamDefault 0x0
 #define cudaStreamNonBlocking 0x1
 #define cudaEventDefault 0x0
+#define cudaEventDisableTiming 0x2
 
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);

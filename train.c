@@ -156,13 +156,14 @@ static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
 /* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
  * its host scratch; SSL: B/2 images, two views each): the gradients of every
  * pass (one sub-architecture each under a sampling rule) summed, then one
- * update. Returns the first pass's summed loss and its right answers (SSL:
- * views whose nearest other view is their partner). */
-static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
-                         float *x, int32_t *y, Rng *rng, float lr, int *right)
+ * update. The first pass's summed loss and right answers (SSL: views whose
+ * nearest other view is their partner) go to the network's counters
+ * (net_stats_take). A plain task's loss stays on the device (net_train_loss),
+ * so the host never waits for a step; SSL and domain adaptation read theirs. */
+static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
+                       float *x, int32_t *y, Rng *rng, float lr)
 {
     int B = c->batch, corr = 0;
-    double loss = 0;
     if (c->ssl) ssl_batch(net, d, idx, B, x, rng);
     else task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
     net_zero_grad(net);
@@ -172,24 +173,32 @@ static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int s
             net_set_arch(net, &a);
         }
         net_forward(net, B, 1);
-        double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
-                          : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
+        if (!c->ssl && d->kind != TASK_UDA) {
+            net_train_loss(net, B, p == 0);   /* report the largest */
+        } else {
+            double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
+                              : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
+            if (p == 0) net_stats_add(net, l, corr);
+        }
         net_backward(net, B);
-        if (p == 0) loss = l, *right = corr;   /* report the largest */
     }
     net_update(net, lr, c->momentum, c->wd);
-    return loss;
 }
 
 /* The progress line: epoch, step, loss, accuracy, rate and ETA; in place on
  * a terminal, every 30 s in a log. */
 typedef struct { int tty; double t0, tlast; long step0, total; } Progress;
 
+/* Whether step s of steps shows a progress line (the last one always does). */
+static int progress_due(const Progress *pg, int s, int steps)
+{
+    return nta_now() - pg->tlast > (pg->tty ? 0.5 : 30) || s == steps - 1;
+}
+
 static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int ep, int s, int steps, long step,
                      double loss, int right, int seen)
 {
     double now = nta_now();
-    if (!(now - pg->tlast > (pg->tty ? 0.5 : 30) || s == steps - 1)) return;
     char eta[32], acc[48] = "";
     double rate = (step + 1 - pg->step0) * (double)c->batch / (now - pg->t0);   /* images through the network */
     nta_fmt_time(eta, sizeof eta, (pg->total - step - 1) * (double)c->batch / rate);
@@ -209,7 +218,7 @@ static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int e
 static void diverged(const TrainCfg *c, int ep, int s, float lr, double loss)
 {
     if (isatty(fileno(stdout))) printf("\n");
-    nta_die("the training loss became %g at epoch %d, step %d (learning rate %g): training diverged; "
+    nta_die("the training loss became %g at epoch %d, by step %d (learning rate %g): training diverged; "
             "lower --lr (now %g)%s%s%s", loss, ep, s + 1, lr, c->lr, *c->out ? "; the checkpoint '" : "",
             c->out, *c->out ? "' holds the last finished epoch" : "");
 }
@@ -247,9 +256,13 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0;
             float lr = lr_cosine(c->lr, step, warm, pg.total);
-            double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr);
+            train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr);
+            seen += rows;
+            if (!progress_due(&pg, s, steps)) continue;
+            /* the losses are read back only to be shown (on a GPU, reading waits) */
+            double l = net_stats_take(net, &corr);
             if (!isfinite(l)) diverged(c, ep, s, lr, l);
-            loss += l, right += corr, seen += rows;
+            loss += l, right += corr;
             progress(&pg, c, d, ep, s, steps, step, loss, right, seen);
         }
         if (pg.tty) printf("\n");
