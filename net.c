@@ -958,11 +958,15 @@ void net_backward(Net *net, int B)
         bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
         be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, k->a_exp, B, k->h, k->w, E, K, k->s);
         be->dw_bwd_x(spare, g2, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
-        /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2 */
+        /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2; with a residual,
+         * din is added onto dout (the same shape, no longer needed) */
         bn_backward(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
         be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, Em);
+        if (k->s == 1 && k->ci == k->co) {
+            be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 1, dout, k->ci);
+            continue;                                      /* dout now holds din */
+        }
         be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 0, g2, k->ci);
-        if (k->s == 1 && k->ci == k->co) be->add(g2, dout, (size_t)pin * k->ci);
         float *t = dout;                                   /* din becomes dout */
         dout = g2, g2 = t;
     }
