@@ -1234,9 +1234,10 @@ static double cpu_ntxent(float *de, int *correct, const float *e, int N, int D, 
     return sum;
 }
 
-HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
-                        float wd)
+HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *rate,
+                        float mu, float wd)
 {
+    float lr = *rate;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         if (decay[i] < 0) continue;
@@ -1261,4 +1262,5 @@ const Backend cpu_backend = {
     .entropy = cpu_entropy, .mmd = cpu_mmd,
     .l2norm_fwd = cpu_l2norm_fwd, .l2norm_bwd = cpu_l2norm_bwd, .ntxent = cpu_ntxent, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
+    .graph_begin = NULL, .graph_end = NULL, .graph_run = NULL, .graph_free = NULL,   /* no graphs */
 };

@@ -130,29 +130,40 @@ static void *cuda_alloc(size_t bytes)
 static void cuda_free(void *p) { CUDA_CHECK(cudaFree(p)); }
 
 /* Uploads are staged: the host bytes are copied into one of STAGE_SLOTS
- * pinned buffers (cudaMallocHost) and an asynchronous copy from there is
- * queued; the host returns at once, free to reuse its buffer and to prepare
- * the next batch while the device trains on this one. A slot is taken again
- * STAGE_SLOTS uploads later; only if the device has not yet copied out of it
- * (the host ran that far ahead) does the host wait, for that copy alone. A
- * slot grows (an allocation, waiting for the device) when an upload is larger
- * than it; uploads larger than STAGE_MAX (the weights of a large network) are
- * copied from pageable memory and waited for. */
-enum { STAGE_SLOTS = 4 };
-#define STAGE_MAX ((size_t)32 << 20)
+ * pinned buffers (cudaMallocHost), taken in turn, and an asynchronous copy
+ * from there is queued; the host returns at once, free to reuse its buffer
+ * and to prepare the next batch while the device trains on this one. A slot
+ * is taken again STAGE_SLOTS uploads later (a training step makes three: the
+ * images, the labels, the learning rate); only if the device has not yet
+ * copied out of it (the host ran that far ahead) does the host wait, for that
+ * copy alone. When an upload is larger than the slots, all of them grow at
+ * once (allocations, and cudaFreeHost waits for the device): in a training
+ * run, during its first step only. Uploads larger than STAGE_MAX are copied
+ * from pageable memory and waited for. */
+enum { STAGE_SLOTS = 6 };
+#define STAGE_MAX ((size_t)16 << 20)
 
 typedef struct {
-    void *buf;             /* pinned host memory [cap bytes] */
-    size_t cap;
-    cudaEvent_t copied;    /* recorded after the copy out of buf */
+    void *buf;             /* pinned host memory [stage_cap bytes] */
+    cudaEvent_t copied;    /* recorded after the last copy out of buf */
     int used;
 } Stage;
+
+static Stage stage[STAGE_SLOTS];
+static size_t stage_cap;
 
 /* The next slot, free for the host to write, holding at least `bytes`. */
 static Stage *stage_take(size_t bytes)
 {
-    static Stage stage[STAGE_SLOTS];
     static int next;
+    if (bytes > stage_cap) {
+        stage_cap = bytes;
+        for (int i = 0; i < STAGE_SLOTS; i++) {
+            CUDA_CHECK(cudaFreeHost(stage[i].buf));
+            CUDA_CHECK(cudaMallocHost(&stage[i].buf, stage_cap));
+            stage[i].used = 0;
+        }
+    }
     Stage *s = &stage[next];
     next = (next + 1) % STAGE_SLOTS;
     if (!s->copied) CUDA_CHECK(cudaEventCreateWithFlags(&s->copied, cudaEventDisableTiming));
@@ -164,18 +175,22 @@ static Stage *stage_take(size_t bytes)
         }
         CUDA_CHECK(e);
     }
-    if (bytes > s->cap) {
-        CUDA_CHECK(cudaFreeHost(s->buf));
-        s->cap = bytes;
-        CUDA_CHECK(cudaMallocHost(&s->buf, s->cap));
-    }
     return s;
+}
+
+/* Whether the one stream is recording a graph (nothing may upload then). */
+static int capturing(void)
+{
+    cudaStreamCaptureStatus st;
+    CUDA_CHECK(cudaStreamIsCapturing(cuda_stream(), &st));
+    return st != cudaStreamCaptureStatusNone;
 }
 
 /* The host buffer may be reused as soon as this returns. */
 static void cuda_upload(void *dst, const void *src, size_t bytes)
 {
     cudaStream_t st = cuda_stream();
+    if (capturing()) nta_die("internal: an upload while a CUDA graph is being recorded (upload before it)");
     if (bytes > STAGE_MAX) {
         CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
         CUDA_CHECK(cudaStreamSynchronize(st));
@@ -199,6 +214,39 @@ static void cuda_zero(void *p, size_t bytes)
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
 }
 
+/* ------------------------------------------------------------- graphs */
+
+/* A graph records the ops queued on the one stream (stream capture) and runs
+ * them again with one launch. Not while NTA_CUDA_SYNC=1 asks for a wait after
+ * every launch (a capture forbids waits): then ops run as they are called. */
+static int cuda_graph_begin(void)
+{
+    const char *sync = getenv("NTA_CUDA_SYNC");
+    if (sync && !strcmp(sync, "1")) return 0;
+    CUDA_CHECK(cudaStreamBeginCapture(cuda_stream(), cudaStreamCaptureModeGlobal));
+    return 1;
+}
+
+static void *cuda_graph_end(void)
+{
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    CUDA_CHECK(cudaStreamEndCapture(cuda_stream(), &g));
+    CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+    CUDA_CHECK(cudaGraphDestroy(g));
+    return (void *)exec;
+}
+
+static void cuda_graph_run(void *graph)
+{
+    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, cuda_stream()));
+}
+
+static void cuda_graph_free(void *graph)
+{
+    if (graph) CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
+
 /* ------------------------------------------------------------ the backend */
 
 /* By slot name (C++20 designated initializers, accepted by g++ and nvcc in
@@ -219,4 +267,6 @@ const Backend cuda_backend = {
     .entropy = cuda_entropy, .mmd = cuda_mmd,
     .l2norm_fwd = cuda_l2norm_fwd, .l2norm_bwd = cuda_l2norm_bwd, .ntxent = cuda_ntxent, .sgd = cuda_sgd,
     .gemm_bn_eval = cuda_gemm_bn_eval, .dw_bn_eval = cuda_dw_bn_eval,
+    .graph_begin = cuda_graph_begin, .graph_end = cuda_graph_end, .graph_run = cuda_graph_run,
+    .graph_free = cuda_graph_free,
 };

@@ -681,8 +681,10 @@ double cuda_ntxent(float *de, int *correct, const float *e, int N, int D, float 
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */
 __global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
-                           const float *__restrict__ decay, size_t n, float lr, float mu, float wd)
+                           const float *__restrict__ decay, size_t n, const float *__restrict__ rate,
+                           float mu, float wd)
 {
+    float lr = *rate;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         if (decay[i] < 0) continue;
@@ -692,7 +694,7 @@ __global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
     }
 }
 
-void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu, float wd)
 {
     if (!n) return;
     SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, decay, n, lr, mu, wd);

@@ -625,6 +625,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     net->y_in = be->alloc((size_t)B * sizeof(int32_t));
     net->t_in = be->alloc((size_t)B * sizeof(float));
     net->stats = be->alloc(2 * sizeof(double));
+    net->lr = be->alloc(sizeof(float));
     for (int i = 0; i < bd.nbind; i++) {
         *bd.bind[i].p = net->p + bd.bind[i].off;
         *bd.bind[i].g = net->g + bd.bind[i].off;
@@ -652,7 +653,8 @@ void net_free(Net *net)
     const Backend *be = net->be;
     be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->decay), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
-    be->free(net->y_in), be->free(net->t_in), be->free(net->stats);
+    be->free(net->y_in), be->free(net->t_in), be->free(net->stats), be->free(net->lr);
+    if (net->graph) be->graph_free(net->graph);
     free(net->param);
     free(net);
 }
@@ -983,7 +985,42 @@ void net_zero_grad(Net *net) { net->be->zero(net->g, net->nfloats * sizeof(float
 /* One SGD step over the whole arena (one launch on the GPU) */
 void net_update(Net *net, float lr, float momentum, float wd)
 {
-    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, lr, momentum, wd);
+    net->be->upload(net->lr, &lr, sizeof lr);
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, momentum, wd);
+}
+
+/* The device work of a training step, the learning rate already in net->lr */
+static void train_step_ops(Net *net, int B, float momentum, float wd)
+{
+    net_zero_grad(net);
+    net_forward(net, B, 1);
+    net_train_loss(net, B, 1);
+    net_backward(net, B);
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, momentum, wd);
+}
+
+void net_train_step(Net *net, int B, float lr, float momentum, float wd)
+{
+    const Backend *be = net->be;
+    net->be->upload(net->lr, &lr, sizeof lr);
+    if (!be->graph_begin) {
+        train_step_ops(net, B, momentum, wd);
+        return;
+    }
+    NetStepKey key = {.B = B, .momentum = momentum, .wd = wd, .arch = net->arch};   /* no padding: */
+    if (memcmp(&key, &net->graph_key, sizeof key)) {  /* a new kind of step: run it as called once */
+        if (net->graph) be->graph_free(net->graph);
+        net->graph = NULL;
+        net->graph_key = key;
+        train_step_ops(net, B, momentum, wd);
+        return;
+    }
+    if (!net->graph && be->graph_begin()) {           /* the second: record it */
+        train_step_ops(net, B, momentum, wd);
+        net->graph = be->graph_end();
+    }
+    if (net->graph) be->graph_run(net->graph);
+    else train_step_ops(net, B, momentum, wd);         /* graphs off (NTA_CUDA_SYNC=1) */
 }
 
 /* ---------------------------------------------- moving weights between nets */

@@ -242,8 +242,9 @@ typedef struct Backend {
     /* SGD with momentum and L2 over a whole parameter arena, in one pass:
      * per element, decay [n] is 1 (a weight: g += wd*w), 0 (no decay) or -1
      * (not trained: running statistics, padding; left alone); then
-     * m = mu*m + g; w -= lr*m. */
-    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+     * m = mu*m + g; w -= lr*m, lr [1] read from backend memory (so that a
+     * recorded graph takes each step's rate). */
+    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu,
                 float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one
      * pass: y [M,N] = BN_eval(x [M,K] (ldx) w [K,N] (ldw)), then ReLU6 if relu6.
@@ -258,6 +259,16 @@ typedef struct Backend {
                        const float *gamma, const float *beta, const float *run_mean,
                        const float *run_var, int N, int H, int W, int C, int K, int s,
                        int relu6);
+    /* Graphs, where the backend has them (NULL slots where not: the CPU's
+     * ops run as they are called). After graph_begin returns 1, the ops
+     * called are recorded, not run, until graph_end returns them as one
+     * graph; graph_run runs them again, in order, on the same memory as it
+     * is then. Recorded ops may not upload, download or free. graph_begin
+     * returns 0 when graphs are off (NTA_CUDA_SYNC=1): the ops then run. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_run)(void *graph);
+    void (*graph_free)(void *graph);
 } Backend;
 
 extern const Backend cpu_backend;
@@ -385,6 +396,9 @@ typedef struct {
     BnSaved sv_exp, sv_dw, sv_proj;
 } Block;
 
+/* The kind of training step a recorded graph holds (net_train_step). */
+typedef struct { int B; float momentum, wd; Arch arch; } NetStepKey;
+
 typedef struct {
     NetDesc d;
     Arch arch;                            /* the active architecture */
@@ -404,6 +418,9 @@ typedef struct {
     int loss;                             /* LOSS_XENT (y_in) or LOSS_L1 (t_in, one output) */
     double *stats;                        /* [2] backend memory: training loss summed, right answers */
     double stats_host[2];                 /* the same, of losses computed on the host */
+    float *lr;                            /* [1] backend memory: the learning rate be->sgd reads */
+    void *graph;                          /* the recorded training step (net_train_step), or NULL */
+    NetStepKey graph_key;                 /* the step it records; B = 0 before any */
     /* stem */
     float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
     BnParams bn_stem, gbn_stem;
@@ -491,6 +508,14 @@ void net_backward(Net *net, int B);
 void net_zero_grad(Net *net);
 /* One SGD step over every trainable parameter. */
 void net_update(Net *net, float lr, float momentum, float wd);
+/* A whole training step of a fixed architecture on the batch already
+ * uploaded (x_in, y_in or t_in): zero the gradients, forward, the training
+ * loss (counted, net_train_loss), backward, SGD. Where the backend records
+ * graphs, the first step with a new batch size, momentum, decay or
+ * architecture runs as called (sizing the backend's scratch), the second is
+ * recorded as one graph, and every later one runs that graph again (the
+ * learning rate read from backend memory): the same work, one launch. */
+void net_train_step(Net *net, int B, float lr, float momentum, float wd);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
 void net_desc_format(const NetDesc *d, char *buf, size_t len);

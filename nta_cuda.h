@@ -141,6 +141,6 @@ double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight);
 void cuda_l2norm_fwd(float *y, float *norm, const float *x, int N, int D);
 void cuda_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int N, int D);
 double cuda_ntxent(float *de, int *correct, const float *e, int N, int D, float tau);
-void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd);
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu, float wd);
 
 #endif

@@ -159,13 +159,21 @@ static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
  * update. The first pass's summed loss and right answers (SSL: views whose
  * nearest other view is their partner) go to the network's counters
  * (net_stats_take). A plain task's loss stays on the device (net_train_loss),
- * so the host never waits for a step; SSL and domain adaptation read theirs. */
+ * so the host never waits for a step; SSL and domain adaptation read theirs.
+ * A fixed network on a plain task trains through net_train_step: one CUDA
+ * graph per step. A supernet does not: its sampled architectures change
+ * every step (the random passes almost never repeat), so a graph would be
+ * recorded for nearly every pass and run once, costing more than it saves. */
 static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
                        float *x, int32_t *y, Rng *rng, float lr)
 {
     int B = c->batch, corr = 0;
     if (c->ssl) ssl_batch(net, d, idx, B, x, rng);
     else task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
+    if (sampling == SAMPLE_FIXED && !c->ssl && d->kind != TASK_UDA) {
+        net_train_step(net, B, lr, c->momentum, c->wd);   /* one graph per step where the backend has them */
+        return;
+    }
     net_zero_grad(net);
     for (int p = 0; p < train_passes(sampling); p++) {
         if (sampling != SAMPLE_FIXED) {

@@ -64,7 +64,8 @@ static void t_bias_bwd(float *db, const float *dy, int M, int N)
 { TIMED(OP_BIAS_BWD, cpu_backend.bias_bwd(db, dy, M, N)); }
 static double t_xent(float *d, int *correct, const float *z, const int32_t *y, int N, int L)
 { double r; TIMED(OP_XENT, r = cpu_backend.xent(d, correct, z, y, N, L)); return r; }
-static void t_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
+static void t_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu,
+                  float wd)
 { TIMED(OP_SGD, cpu_backend.sgd(w, m, g, decay, n, lr, mu, wd)); }
 static void t_zero(void *p, size_t bytes) { TIMED(OP_ZERO, cpu_backend.zero(p, bytes)); }
 static void t_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,

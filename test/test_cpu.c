@@ -603,8 +603,9 @@ static void test_small_ops(void)
     /* SGD with momentum, two steps by hand: a weight (decay 0.01), a value
      * without decay, one not trained (left alone) */
     float w[3] = {1, -2, 5}, m[3] = {0, 0, 0}, gr[3] = {0.5f, 0.25f, 1}, decay[3] = {1, 0, -1};
-    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
-    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
+    float lr = 0.1f;    /* CPU backend memory is host memory */
+    be->sgd(w, m, gr, decay, 3, &lr, 0.9f, 0.01f);
+    be->sgd(w, m, gr, decay, 3, &lr, 0.9f, 0.01f);
     double m1 = 0.5 + 0.01, w1 = 1 - 0.1 * m1, m2 = 0.9 * m1 + 0.5 + 0.01 * w1, w2 = w1 - 0.1 * m2;
     double n2 = 0.9 * 0.25 + 0.25, v2 = -2 - 0.1 * 0.25 - 0.1 * n2;
     CHECK(fabs(w[0] - w2) < 1e-6 && fabs(m[0] - m2) < 1e-6, "sgd step: w %.7f want %.7f", w[0], w2);
