@@ -1185,6 +1185,13 @@ cudaError_t cudaGetDevice(int *d)
     return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device)
+{
+    if (!value || device != 0 || attr != cudaDevAttrMultiProcessorCount) return fail(cudaErrorInvalidValue);
+    *value = simt_config.threads < 1 ? 1 : simt_config.threads;
+    return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void)
 {
     if (cudaError_t e = capture_forbids("cudaDeviceSynchronize")) return e;
