@@ -867,8 +867,8 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
  * which a large mean over a small std makes far larger than y, and a fused
  * multiply-add (nvcc contracts a*b+c) then differs from this by more than y's
  * tolerance. Centred, each rounding is within a few units of |y| + |beta|. */
-HOT static void bn_apply(float *y, const float *z, const float *mean, const float *scale, const float *beta,
-                         int P, int C, int relu6)
+HOT static void bn_apply(float *y, const float *z, const float *res, const float *mean, const float *scale,
+                         const float *beta, int P, int C, int relu6)
 {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < P; r++) {
@@ -879,11 +879,13 @@ HOT static void bn_apply(float *y, const float *z, const float *mean, const floa
             if (relu6) v = relu6f(v);
             yr[c] = v;
         }
+        if (res)
+            for (int c = 0; c < C; c++) yr[c] += res[(size_t)r * C + c];
     }
 }
 
 static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean,
-                             float *run_var, const float *z, const float *gamma,
+                             float *run_var, const float *z, const float *res, const float *gamma,
                              const float *beta, int P, int C, float momentum, int relu6)
 {
     double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
@@ -900,7 +902,7 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
         run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * istd[c];
     }
-    bn_apply(y, z, mean, scale, beta, P, C, relu6);
+    bn_apply(y, z, res, mean, scale, beta, P, C, relu6);
     free(s1);
     free(scale);
 }
@@ -920,7 +922,7 @@ static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const 
 {
     float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
     bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
-    bn_apply(y, z, run_mean, scale, beta, P, C, relu6);
+    bn_apply(y, z, NULL, run_mean, scale, beta, P, C, relu6);
     free(scale);
 }
 

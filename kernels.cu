@@ -120,10 +120,10 @@ __global__ void bn_stats_kernel(float *mean, float *istd, float *run_mean, float
     scale[c] = gamma[c] * is;
 }
 
-/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked: centred first, as
- * cpu.c's bn_apply (why there), so that the multiply-add nvcc fuses rounds
- * nothing larger than y's own scale */
-__global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
+/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked, then + res [P,C]
+ * when not NULL: centred first, as cpu.c's bn_apply (why there), so that the
+ * multiply-add nvcc fuses rounds nothing larger than y's own scale */
+__global__ void bn_apply_kernel(float *y, const float *__restrict__ z, const float *res,
                                 const float *__restrict__ mean, const float *__restrict__ scale,
                                 const float *__restrict__ beta, size_t n, int C, int relu6)
 {
@@ -132,13 +132,14 @@ __global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
         int c = (int)(i % C);
         float v = (z[i] - mean[c]) * scale[c] + beta[c];
         if (relu6) v = relu6f(v);
+        if (res) v += res[i];
         y[i] = v;
     }
 }
 
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
-                       const float *z, const float *gamma, const float *beta, int P, int C,
-                       float momentum, int relu6)
+                       const float *z, const float *res, const float *gamma, const float *beta, int P,
+                       int C, float momentum, int relu6)
 {
     if (P <= 0 || C <= 0) return;
     int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
@@ -149,7 +150,7 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
     SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, st, mean, istd, run_mean,
                 run_var, scale, part, z, gamma, P, C, momentum);
     LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, mean, scale,
+    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, res, mean, scale,
                 beta, (size_t)P * C, C, relu6);
     LAUNCH_CHECK();
 }

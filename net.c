@@ -712,30 +712,33 @@ static float *input_of(Net *net, int i)
 
 /* ----------------------------------------------------------- forward */
 
-/* y = BN(z) (+ReLU6) in train or eval mode */
-static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const BnParams *bn,
+/* y = BN(z) (+ReLU6) in train or eval mode; then + res [P,C] when not NULL */
+static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const float *res, const BnParams *bn,
                        int P, int C, int relu6, int train)
 {
-    if (train)
-        net->be->bn_fwd_train(y, sv->mean, sv->istd, bn->run_mean, bn->run_var, z, bn->gamma,
+    if (train) {         /* the residual added in the same pass */
+        net->be->bn_fwd_train(y, sv->mean, sv->istd, bn->run_mean, bn->run_var, z, res, bn->gamma,
                               bn->beta, P, C, net->bn_momentum, relu6);
-    else
-        net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
+        return;
+    }
+    net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
+    if (res) net->be->add(y, res, (size_t)P * C);
 }
 
-/* y = BN(z) (+ReLU6) of the pointwise conv z [P,N] = x [P,K] (ldx) w [K,N] (ldw);
- * in eval mode one fused op that never writes z */
+/* y = BN(z) (+ReLU6) (+ res [P,N] when not NULL) of the pointwise conv z
+ * [P,N] = x [P,K] (ldx) w [K,N] (ldw); in eval mode one fused op that never
+ * writes z */
 static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnParams *bn,
-                          const float *x, int ldx, const float *w, int ldw, int P, int N, int K,
-                          int relu6, int train)
+                          const float *x, int ldx, const float *w, int ldw, const float *res, int P, int N,
+                          int K, int relu6, int train)
 {
     if (train) {
         net->be->gemm(0, 0, P, N, K, 1, x, ldx, w, ldw, 0, z, N);
-        bn_forward(net, y, sv, z, bn, P, N, relu6, 1);
-    } else {
-        net->be->gemm_bn_eval(y, x, ldx, w, ldw, bn->gamma, bn->beta, bn->run_mean, bn->run_var,
-                              P, N, K, relu6);
+        bn_forward(net, y, sv, z, res, bn, P, N, relu6, 1);
+        return;
     }
+    net->be->gemm_bn_eval(y, x, ldx, w, ldw, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, N, K, relu6);
+    if (res) net->be->add(y, res, (size_t)P * N);
 }
 
 /* The forward pass of images [b0, b0+n) of the batch (every op sees a batch of
@@ -771,7 +774,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     be->conv_fwd(IMG(net->z_stem, hw * d->stem_c), OUT(net->x_in, hw * d->in_c), net->w_stem, n,
                  h, w, d->in_c, d->stem_c, d->stem_k, 1);
     bn_forward(net, IMG(net->a_stem, hw * d->stem_c), &net->sv_stem,
-               IMG(net->z_stem, hw * d->stem_c), &net->bn_stem, n * h * w, d->stem_c, 1, train);
+               IMG(net->z_stem, hw * d->stem_c), NULL, &net->bn_stem, n * h * w, d->stem_c, 1, train);
     lap(net, t, &t0, 0);
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
@@ -786,18 +789,18 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
         float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, pin, E,
+        pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
                       k->ci, 1, train);
         if (train) {
             be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
-            bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, 1);
+            bn_forward(net, a_dw, &k->sv_dw, z_dw, NULL, &k->bn_dw, pout, E, 1, 1);
         } else {        /* one fused op that never writes z_dw */
             be->dw_bn_eval(a_dw, a_exp, wdw, k->kmax * Em, Em, k->bn_dw.gamma, k->bn_dw.beta,
                            k->bn_dw.run_mean, k->bn_dw.run_var, n, k->h, k->w, E, K, k->s, 1);
         }
-        pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, pout,
+        const float *res = k->s == 1 && k->ci == k->co ? x : NULL;   /* the residual */
+        pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, res, pout,
                       k->co, E, 0, train);
-        if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
         lap(net, t, &t0, 1 + i);
     }
     size_t head_img = (size_t)net->hh * net->hw;
@@ -806,7 +809,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
     float *pooled = OUT(net->pooled, d->head_c), *logits = OUT(net->logits, d->classes);
     pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
-                  ph, d->head_c, cl, 1, train);
+                  NULL, ph, d->head_c, cl, 1, train);
     be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
     const float *fin = pooled;             /* the last linear layer's input [n,F] */
     int F = d->head_c;
@@ -814,7 +817,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         F = d->mlp;
         float *a_mlp = OUT(net->a_mlp, F);
         pw_bn_forward(net, a_mlp, OUT(net->z_mlp, F), &net->sv_mlp, &net->bn_mlp, pooled, d->head_c,
-                      net->w_mlp, F, n, F, d->head_c, 1, train);
+                      net->w_mlp, F, NULL, n, F, d->head_c, 1, train);
         fin = a_mlp;
     }
     be->gemm(0, 0, n, d->classes, F, 1, fin, F, net->w_fc, d->classes, 0, logits, d->classes);

@@ -188,9 +188,10 @@ typedef struct Backend {
 
     /* Batchnorm over P rows of C channels, optionally followed by ReLU6 (relu6=1).
      * Train: batch statistics (biased variance) saved in mean/istd [C]; running
-     * averages updated with momentum. Eval: running statistics. */
+     * averages updated with momentum; then res [P,C], when not NULL, added to
+     * y (a residual block's output, in the same pass). Eval: running statistics. */
     void (*bn_fwd_train)(float *y, float *mean, float *istd, float *run_mean,
-                         float *run_var, const float *z, const float *gamma,
+                         float *run_var, const float *z, const float *res, const float *gamma,
                          const float *beta, int P, int C, float momentum, int relu6);
     void (*bn_fwd_eval)(float *y, const float *z, const float *gamma, const float *beta,
                         const float *run_mean, const float *run_var, int P, int C, int relu6);

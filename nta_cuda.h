@@ -115,8 +115,8 @@ void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
 
 /* kernels.cu */
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
-                       const float *z, const float *gamma, const float *beta, int P, int C,
-                       float momentum, int relu6);
+                       const float *z, const float *res, const float *gamma, const float *beta, int P,
+                       int C, float momentum, int relu6);
 void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
                       const float *run_mean, const float *run_var, int P, int C, int relu6);
 /* gemm then bn_fwd_eval in place (the CPU fuses them; here two launches) */

@@ -342,7 +342,7 @@ int main(int argc, char **argv)
         float *gam = stats + 1536, *bet = stats + 1920, *dg = stats + 2304, *db = stats + 2688;
         double mb = (double)P * C * sizeof(float);
         ms = time_ms(20, [&] {
-            cuda_backend.bn_fwd_train(Y, mean, istd, rm, rv, X, gam, bet, P, C, 0.1f, 1);
+            cuda_backend.bn_fwd_train(Y, mean, istd, rm, rv, X, NULL, gam, bet, P, C, 0.1f, 1);
         });
         row("bn_fwd_train 100352x96 (z, y)", 2 * mb / (ms * 1e6), bw, "GB/s");
         ms = time_ms(20, [&] { cuda_backend.bn_fwd_eval(Y, X, gam, bet, rm, rv, P, C, 1); });

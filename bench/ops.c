@@ -43,9 +43,9 @@ static void t_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int 
 static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N,
                        int H, int W, int C, int K, int s)
 { TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, N, H, W, C, K, s)); }
-static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z,
+static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z, const float *res,
                        const float *g, const float *b, int P, int C, float mom, int relu6)
-{ TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, g, b, P, C, mom, relu6)); }
+{ TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, res, g, b, P, C, mom, relu6)); }
 static void t_bn_eval(float *y, const float *z, const float *g, const float *b, const float *rm,
                       const float *rv, int P, int C, int relu6)
 { TIMED(OP_BN_EVAL, cpu_backend.bn_fwd_eval(y, z, g, b, rm, rv, P, C, relu6)); }

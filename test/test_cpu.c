@@ -297,7 +297,7 @@ typedef struct {
 static void bn_f(void *ctx, float *y)
 {
     BnCase *b = ctx;
-    be->bn_fwd_train(y, b->mean, b->istd, b->rm, b->rv, b->z, b->gamma, b->beta, b->P, b->C,
+    be->bn_fwd_train(y, b->mean, b->istd, b->rm, b->rv, b->z, NULL, b->gamma, b->beta, b->P, b->C,
                      0.1f, b->relu6);
 }
 
