@@ -1010,7 +1010,8 @@ void net_train_step(Net *net, int B, float lr, float momentum, float wd)
         train_step_ops(net, B, momentum, wd);
         return;
     }
-    NetStepKey key = {.B = B, .momentum = momentum, .wd = wd, .arch = net->arch};   /* no padding: */
+    /* what the recorded ops depend on beyond the memory they read (no padding: compared as bytes) */
+    NetStepKey key = {.B = B, .momentum = momentum, .wd = wd, .bn_momentum = net->bn_momentum, .arch = net->arch};
     if (memcmp(&key, &net->graph_key, sizeof key)) {  /* a new kind of step: run it as called once */
         if (net->graph) be->graph_free(net->graph);
         net->graph = NULL;

@@ -398,7 +398,7 @@ typedef struct {
 } Block;
 
 /* The kind of training step a recorded graph holds (net_train_step). */
-typedef struct { int B; float momentum, wd; Arch arch; } NetStepKey;
+typedef struct { int B; float momentum, wd, bn_momentum; Arch arch; } NetStepKey;
 
 typedef struct {
     NetDesc d;
@@ -512,10 +512,11 @@ void net_update(Net *net, float lr, float momentum, float wd);
 /* A whole training step of a fixed architecture on the batch already
  * uploaded (x_in, y_in or t_in): zero the gradients, forward, the training
  * loss (counted, net_train_loss), backward, SGD. Where the backend records
- * graphs, the first step with a new batch size, momentum, decay or
- * architecture runs as called (sizing the backend's scratch), the second is
- * recorded as one graph, and every later one runs that graph again (the
- * learning rate read from backend memory): the same work, one launch. */
+ * graphs, the first step with a new batch size, momentum, decay, batchnorm
+ * momentum or architecture runs as called (sizing the backend's scratch),
+ * the second is recorded as one graph, and every later one runs that graph
+ * again (the learning rate read from backend memory): the same work, one
+ * launch. */
 void net_train_step(Net *net, int B, float lr, float momentum, float wd);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
