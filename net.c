@@ -654,7 +654,8 @@ void net_free(Net *net)
     be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->decay), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
     be->free(net->y_in), be->free(net->t_in), be->free(net->stats), be->free(net->lr);
-    if (net->graph) be->graph_free(net->graph);
+    for (int i = 0; i < NET_GRAPHS; i++)
+        if (net->graphs[i].graph) be->graph_free(net->graphs[i].graph);
     free(net->param);
     free(net);
 }
@@ -992,39 +993,73 @@ void net_update(Net *net, float lr, float momentum, float wd)
     net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, momentum, wd);
 }
 
-/* The device work of a training step, the learning rate already in net->lr */
-static void train_step_ops(Net *net, int B, float momentum, float wd)
+/* The kinds of recorded graphs */
+enum { GRAPH_STEP = 1, GRAPH_PASS };
+
+/* The device work of a training step (key->B, momentum, wd), the learning
+ * rate already in net->lr */
+static void train_step_ops(Net *net, const NetGraphKey *key)
 {
     net_zero_grad(net);
-    net_forward(net, B, 1);
-    net_train_loss(net, B, 1);
-    net_backward(net, B);
-    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, momentum, wd);
+    net_forward(net, key->B, 1);
+    net_train_loss(net, key->B, 1);
+    net_backward(net, key->B);
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, key->momentum, key->wd);
+}
+
+/* The device work of one pass (key->B, count) */
+static void train_pass_ops(Net *net, const NetGraphKey *key)
+{
+    net_forward(net, key->B, 1);
+    net_train_loss(net, key->B, key->count);
+    net_backward(net, key->B);
+}
+
+/* ops for key: on key's first use as called (its entry replaces the least
+ * recently used one; the backend's scratch is sized by it), on its second
+ * recorded as a graph and run, later its graph run. As called where the
+ * backend has no graphs or they are off. */
+static void graph_or_ops(Net *net, const NetGraphKey *key, void (*ops)(Net *, const NetGraphKey *))
+{
+    const Backend *be = net->be;
+    if (!be->graph_begin) {
+        ops(net, key);
+        return;
+    }
+    NetGraph *e = NULL, *lru = &net->graphs[0];
+    for (int i = 0; i < NET_GRAPHS; i++) {
+        NetGraph *g = &net->graphs[i];
+        if (!memcmp(&g->key, key, sizeof *key)) e = g;
+        if (g->used < lru->used) lru = g;
+    }
+    if (!e) {
+        if (lru->graph) be->graph_free(lru->graph);
+        *lru = (NetGraph){.key = *key, .used = ++net->graph_tick};
+        ops(net, key);
+        return;
+    }
+    e->used = ++net->graph_tick;
+    if (!e->graph && be->graph_begin()) {
+        ops(net, key);
+        e->graph = be->graph_end();
+    }
+    if (e->graph) be->graph_run(e->graph);
+    else ops(net, key);           /* graphs off (NTA_CUDA_SYNC=1) */
 }
 
 void net_train_step(Net *net, int B, float lr, float momentum, float wd)
 {
-    const Backend *be = net->be;
     net->be->upload(net->lr, &lr, sizeof lr);
-    if (!be->graph_begin) {
-        train_step_ops(net, B, momentum, wd);
-        return;
-    }
-    /* what the recorded ops depend on beyond the memory they read (no padding: compared as bytes) */
-    NetStepKey key = {.B = B, .momentum = momentum, .wd = wd, .bn_momentum = net->bn_momentum, .arch = net->arch};
-    if (memcmp(&key, &net->graph_key, sizeof key)) {  /* a new kind of step: run it as called once */
-        if (net->graph) be->graph_free(net->graph);
-        net->graph = NULL;
-        net->graph_key = key;
-        train_step_ops(net, B, momentum, wd);
-        return;
-    }
-    if (!net->graph && be->graph_begin()) {           /* the second: record it */
-        train_step_ops(net, B, momentum, wd);
-        net->graph = be->graph_end();
-    }
-    if (net->graph) be->graph_run(net->graph);
-    else train_step_ops(net, B, momentum, wd);         /* graphs off (NTA_CUDA_SYNC=1) */
+    NetGraphKey key = {.kind = GRAPH_STEP, .B = B, .momentum = momentum, .wd = wd,
+                       .bn_momentum = net->bn_momentum, .arch = net->arch};
+    graph_or_ops(net, &key, train_step_ops);
+}
+
+void net_train_pass(Net *net, int B, int count)
+{
+    NetGraphKey key = {.kind = GRAPH_PASS, .B = B, .count = !!count, .bn_momentum = net->bn_momentum,
+                       .arch = net->arch};
+    graph_or_ops(net, &key, train_pass_ops);
 }
 
 /* ---------------------------------------------- moving weights between nets */

@@ -397,8 +397,12 @@ typedef struct {
     BnSaved sv_exp, sv_dw, sv_proj;
 } Block;
 
-/* The kind of training step a recorded graph holds (net_train_step). */
-typedef struct { int B; float momentum, wd, bn_momentum; Arch arch; } NetStepKey;
+/* What a recorded graph holds (kind: a whole step, net_train_step, or one
+ * pass, net_train_pass) and what it depends on beyond the memory it reads;
+ * compared as bytes (it has no padding). */
+typedef struct { int kind, B, count; float momentum, wd, bn_momentum; Arch arch; } NetGraphKey;
+typedef struct { NetGraphKey key; void *graph; long used; } NetGraph;   /* key.kind 0: empty */
+#define NET_GRAPHS 4      /* recorded graphs a network keeps, the least recently used replaced */
 
 typedef struct {
     NetDesc d;
@@ -420,8 +424,8 @@ typedef struct {
     double *stats;                        /* [2] backend memory: training loss summed, right answers */
     double stats_host[2];                 /* the same, of losses computed on the host */
     float *lr;                            /* [1] backend memory: the learning rate be->sgd reads */
-    void *graph;                          /* the recorded training step (net_train_step), or NULL */
-    NetStepKey graph_key;                 /* the step it records; B = 0 before any */
+    NetGraph graphs[NET_GRAPHS];          /* recorded steps and passes (net_train_step, net_train_pass) */
+    long graph_tick;                      /* uses so far: their clock */
     /* stem */
     float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
     BnParams bn_stem, gbn_stem;
@@ -518,6 +522,14 @@ void net_update(Net *net, float lr, float momentum, float wd);
  * again (the learning rate read from backend memory): the same work, one
  * launch. */
 void net_train_step(Net *net, int B, float lr, float momentum, float wd);
+/* One pass of a supernet's step for the active architecture on the batch
+ * already uploaded: forward, the training loss (counted when count),
+ * backward; the gradients accumulate. Where the backend records graphs, an
+ * architecture's second pass (same batch size and batchnorm momentum) is
+ * recorded and later ones run it again: the sandwich rule's largest and
+ * smallest recur every step; its random ones almost never do, and run as
+ * called. */
+void net_train_pass(Net *net, int B, int count);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
 void net_desc_format(const NetDesc *d, char *buf, size_t len);

@@ -161,9 +161,11 @@ static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
  * (net_stats_take). A plain task's loss stays on the device (net_train_loss),
  * so the host never waits for a step; SSL and domain adaptation read theirs.
  * A fixed network on a plain task trains through net_train_step: one CUDA
- * graph per step. A supernet does not: its sampled architectures change
- * every step (the random passes almost never repeat), so a graph would be
- * recorded for nearly every pass and run once, costing more than it saves. */
+ * graph per step. A supernet's passes go through net_train_pass: one graph
+ * per architecture that recurs (the sandwich rule's largest and smallest,
+ * every step); its random architectures almost never recur, and a graph
+ * recorded for each would be run once, costing more than it saves, so those
+ * passes run as called. */
 static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
                        float *x, int32_t *y, Rng *rng, float lr)
 {
@@ -180,14 +182,14 @@ static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sam
             Arch a = train_sample_arch(net_desc(net), sampling, p, rng);
             net_set_arch(net, &a);
         }
-        net_forward(net, B, 1);
         if (!c->ssl && d->kind != TASK_UDA) {
-            net_train_loss(net, B, p == 0);   /* report the largest */
-        } else {
-            double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
-                              : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
-            if (p == 0) net_stats_add(net, l, corr);
+            net_train_pass(net, B, p == 0);   /* report the largest */
+            continue;
         }
+        net_forward(net, B, 1);
+        double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
+                          : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
+        if (p == 0) net_stats_add(net, l, corr);
         net_backward(net, B);
     }
     net_update(net, lr, c->momentum, c->wd);
