@@ -153,6 +153,11 @@ static void ssl_batch(Net *net, const DataSplits *d, const int *idx, int B, floa
     net_backend(net)->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
 }
 
+/* Whether a step's loss is computed and kept on the device (net_train_loss):
+ * a plain task's cross-entropy or L1; not SSL's NT-Xent nor domain
+ * adaptation's combined loss, which are read back every pass. */
+static int loss_on_device(const TrainCfg *c, const DataSplits *d) { return !c->ssl && d->kind != TASK_UDA; }
+
 /* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
  * its host scratch; SSL: B/2 images, two views each): the gradients of every
  * pass (one sub-architecture each under a sampling rule) summed, then one
@@ -172,7 +177,7 @@ static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sam
     int B = c->batch, corr = 0;
     if (c->ssl) ssl_batch(net, d, idx, B, x, rng);
     else task_train_batch(net, d, idx, B, x, y, c->augment ? rng : NULL, rng);
-    if (sampling == SAMPLE_FIXED && !c->ssl && d->kind != TASK_UDA) {
+    if (sampling == SAMPLE_FIXED && loss_on_device(c, d)) {
         net_train_step(net, B, lr, c->momentum, c->wd);   /* one graph per step where the backend has them */
         return;
     }
@@ -182,7 +187,7 @@ static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sam
             Arch a = train_sample_arch(net_desc(net), sampling, p, rng);
             net_set_arch(net, &a);
         }
-        if (!c->ssl && d->kind != TASK_UDA) {
+        if (loss_on_device(c, d)) {
             net_train_pass(net, B, p == 0);   /* report the largest */
             continue;
         }
