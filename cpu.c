@@ -752,10 +752,30 @@ HOT static void dw_run(
     }
 }
 
-static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc,
+HOT static void bn_apply(float *y, const float *z, const float *res, const float *mean, const float *scale,
+                         const float *beta, int P, int C, int relu6);
+
+/* x [P,C] as read through xbn (nta.h): x itself when xbn is NULL, else a
+ * normalised copy in a new buffer *tmp (the caller frees it), made as
+ * bn_fwd_train's apply makes it */
+static const float *bn_load(const BnLoad *xbn, const float *x, int P, int C, float **tmp)
+{
+    *tmp = NULL;
+    if (!xbn) return x;
+    float *scale = nta_malloc(C * sizeof(float));
+    for (int c = 0; c < C; c++) scale[c] = xbn->gamma[c] * xbn->istd[c];
+    *tmp = nta_malloc((size_t)P * C * sizeof(float));
+    bn_apply(*tmp, x, NULL, xbn->mean, scale, xbn->beta, P, C, xbn->relu6);
+    free(scale);
+    return *tmp;
+}
+
+static void cpu_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
                        int N, int H, int W, int C, int K, int s)
 {
-    dw_run(y, x, w, ldr, ldc, N, H, W, C, K, s, NULL);
+    float *tmp;
+    dw_run(y, bn_load(xbn, x, N * H * W, C, &tmp), w, ldr, ldc, N, H, W, C, K, s, NULL);
+    free(tmp);
 }
 
 /* dx [N,H,W,C] = gradient w.r.t. x, gathered per input pixel (no write conflicts) */
@@ -785,8 +805,8 @@ HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr
 }
 
 /* dw (pitches ldr, ldc) += sum over outputs of dy * x (tap) */
-HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
-                             int N, int H, int W, int C, int K, int s)
+HOT static void dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
+                         int N, int H, int W, int C, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * C;              /* private [K,K,C] per part */
@@ -822,6 +842,14 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
             for (int c = 0; c < C; c++) d[c] += p[c];
         }
     free(part);
+}
+
+static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
+                         int N, int H, int W, int C, int K, int s)
+{
+    float *tmp;
+    dw_bwd_w(dw, ldr, ldc, dy, bn_load(xbn, x, N * H * W, C, &tmp), N, H, W, C, K, s);
+    free(tmp);
 }
 
 /* --------------------------------------------------------- batchnorm */
@@ -902,7 +930,7 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
         run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * istd[c];
     }
-    bn_apply(y, z, res, mean, scale, beta, P, C, relu6);
+    if (y) bn_apply(y, z, res, mean, scale, beta, P, C, relu6);   /* NULL: the statistics only */
     free(s1);
     free(scale);
 }
@@ -1252,6 +1280,7 @@ HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, 
 const Backend cpu_backend = {
     .name = "cpu",
     .eval_piece = 2,    /* inference: 2 images per piece, one thread each (net_forward) */
+    .load_bn = 0,       /* training: the depthwise conv reads the batchnorm's normalised copy */
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
     .zero = cpu_zero,
     .gemm = cpu_gemm,

@@ -255,6 +255,7 @@ static void cuda_graph_free(void *graph)
 const Backend cuda_backend = {
     .name = "cuda",
     .eval_piece = 0,    /* inference: the whole batch at once */
+    .load_bn = 1,       /* training: the depthwise conv reads z_exp through its batchnorm */
     .alloc = cuda_alloc, .free = cuda_free, .upload = cuda_upload, .download = cuda_download,
     .zero = cuda_zero,
     .gemm = cuda_gemm,

@@ -150,6 +150,7 @@ void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, floa
     SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, st, mean, istd, run_mean,
                 run_var, scale, part, z, gamma, P, C, momentum);
     LAUNCH_CHECK();
+    if (!y) return;   /* the statistics only */
     SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, res, mean, scale,
                 beta, (size_t)P * C, C, relu6);
     LAUNCH_CHECK();

@@ -713,7 +713,17 @@ static float *input_of(Net *net, int i)
 
 /* ----------------------------------------------------------- forward */
 
-/* y = BN(z) (+ReLU6) in train or eval mode; then + res [P,C] when not NULL */
+/* A block's expanded activation as its depthwise conv reads it in training
+ * on a backend that reads through batchnorms (Backend.load_bn): z_exp
+ * through the expansion's batchnorm (batch statistics) and ReLU6; a_exp is
+ * then not written. */
+static BnLoad exp_load(const Block *k)
+{
+    return (BnLoad){k->sv_exp.mean, k->sv_exp.istd, k->bn_exp.gamma, k->bn_exp.beta, 1};
+}
+
+/* y = BN(z) (+ReLU6) in train or eval mode; then + res [P,C] when not NULL
+ * (train: y NULL computes the statistics only) */
 static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const float *res, const BnParams *bn,
                        int P, int C, int relu6, int train)
 {
@@ -728,7 +738,7 @@ static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const fl
 
 /* y = BN(z) (+ReLU6) (+ res [P,N] when not NULL) of the pointwise conv z
  * [P,N] = x [P,K] (ldx) w [K,N] (ldw); in eval mode one fused op that never
- * writes z */
+ * writes z; in training y NULL computes z and its statistics only */
 static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnParams *bn,
                           const float *x, int ldx, const float *w, int ldw, const float *res, int P, int N,
                           int K, int relu6, int train)
@@ -790,12 +800,16 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
         float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
-                      k->ci, 1, train);
-        if (train) {
-            be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
+        if (train) {    /* (load_bn: the depthwise conv reads z_exp through its batchnorm) */
+            BnLoad xbn = exp_load(k);
+            pw_bn_forward(net, be->load_bn ? NULL : a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp,
+                          Em, NULL, pin, E, k->ci, 1, 1);
+            be->dw_fwd(z_dw, be->load_bn ? z_exp : a_exp, be->load_bn ? &xbn : NULL, wdw, k->kmax * Em, Em, n,
+                       k->h, k->w, E, K, k->s);
             bn_forward(net, a_dw, &k->sv_dw, z_dw, NULL, &k->bn_dw, pout, E, 1, 1);
-        } else {        /* one fused op that never writes z_dw */
+        } else {        /* fused ops that never write z_exp, z_dw */
+            pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
+                          k->ci, 1, 0);
             be->dw_bn_eval(a_dw, a_exp, wdw, k->kmax * Em, Em, k->bn_dw.gamma, k->bn_dw.beta,
                            k->bn_dw.run_mean, k->bn_dw.run_var, n, k->h, k->w, E, K, k->s, 1);
         }
@@ -962,7 +976,9 @@ void net_backward(Net *net, int B)
         be->gemm(0, 1, pout, E, k->co, 1, spare, k->co, k->w_proj, k->co, 0, g2, E);
         /* depthwise: dz_dw in g2, da_exp [B,h,w,E] in spare */
         bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
-        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, k->a_exp, B, k->h, k->w, E, K, k->s);
+        BnLoad xbn = exp_load(k);
+        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, be->load_bn ? k->z_exp : k->a_exp, be->load_bn ? &xbn : NULL,
+                     B, k->h, k->w, E, K, k->s);
         be->dw_bwd_x(spare, g2, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
         /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2; with a residual,
          * din is added onto dout (the same shape, no longer needed) */

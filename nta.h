@@ -146,6 +146,12 @@ void data_shuffle(int *perm, int n, Rng *rng);
 
 /* --------------------------------------------------------------- backend */
 
+/* An input read through its batchnorm (training statistics mean, istd [C])
+ * and, if relu6, ReLU6: per channel c, x' = (x - mean) * (gamma istd) + beta,
+ * as bn_fwd_train would have written it; an op that takes one reads a conv's
+ * output z instead of a separate normalised copy (NULL: x as it is). */
+typedef struct { const float *mean, *istd, *gamma, *beta; int relu6; } BnLoad;
+
 /* The operations a network runs; the CPU (cpu.c) and CUDA backends implement the
  * same signatures. Pointers are backend memory. Outputs first, then saved
  * statistics, then inputs, then weights, then sizes. "acc" = accumulate into
@@ -156,6 +162,12 @@ typedef struct Backend {
      * the batch in pieces of n images, each thread running whole pieces
      * through the network on its own (so they stay in its core's cache). */
     int eval_piece;
+    /* How training feeds a block's depthwise conv: 1, it reads the expansion's
+     * output z through its batchnorm (a BnLoad: on a GPU a launch and a pass
+     * over the largest tensor saved); 0, from the normalised copy that the
+     * batchnorm writes (on the CPU, which would redo the normalisation in
+     * both depthwise ops). Both give the same values. */
+    int load_bn;
     void *(*alloc)(size_t bytes);                        /* zeroed */
     void (*free)(void *p);
     void (*upload)(void *dst, const void *src, size_t bytes);
@@ -175,21 +187,23 @@ typedef struct Backend {
     void (*conv_bwd_w)(float *dw, const float *dy, const float *x,
                        int N, int H, int W, int Ci, int Co, int K, int s);
 
-    /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C].
+    /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C] (read
+     * through xbn when not NULL; the padding is zeros after it).
      * Tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c]: w points at the top-left
      * tap of the active window inside a larger [Kmax,Kmax,Cmax] tensor. */
-    void (*dw_fwd)(float *y, const float *x, const float *w, int ldr, int ldc,
+    void (*dw_fwd)(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
                    int N, int H, int W, int C, int K, int s);
     void (*dw_bwd_x)(float *dx, const float *dy, const float *w, int ldr, int ldc,
                      int N, int H, int W, int C, int K, int s);
-    /* dw (same pitches as w) += grad w.r.t. w */
-    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x,
+    /* dw (same pitches as w) += grad w.r.t. w (x read through xbn as in dw_fwd) */
+    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
                      int N, int H, int W, int C, int K, int s);
 
     /* Batchnorm over P rows of C channels, optionally followed by ReLU6 (relu6=1).
      * Train: batch statistics (biased variance) saved in mean/istd [C]; running
      * averages updated with momentum; then res [P,C], when not NULL, added to
-     * y (a residual block's output, in the same pass). Eval: running statistics. */
+     * y (a residual block's output, in the same pass); y NULL: the statistics
+     * only (a consumer reads z through a BnLoad). Eval: running statistics. */
     void (*bn_fwd_train)(float *y, float *mean, float *istd, float *run_mean,
                          float *run_var, const float *z, const float *res, const float *gamma,
                          const float *beta, int P, int C, float momentum, int relu6);
@@ -391,7 +405,8 @@ typedef struct {
     float *g_exp, *g_dw, *g_proj;
     BnParams gbn_exp, gbn_dw, gbn_proj;   /* gradients of gamma/beta */
     /* activations at the active E, batch B: z = conv output, a = after BN(+ReLU6) */
-    float *z_exp, *a_exp;                 /* [B,H,W,E] */
+    float *z_exp, *a_exp;                 /* [B,H,W,E] (a_exp not written in training where
+                                             Backend.load_bn) */
     float *z_dw, *a_dw;                   /* [B,Ho,Wo,E] */
     float *z_proj, *out;                  /* [B,Ho,Wo,Co] (out includes the residual) */
     BnSaved sv_exp, sv_dw, sv_proj;

@@ -102,16 +102,16 @@ void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W
                    int Co, int K, int s);
 void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
                      int Co, int K, int s);
-void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
-                 int W, int C, int K, int s);
+void cuda_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N,
+                 int H, int W, int C, int K, int s);
 /* inference: dw_fwd then bn_fwd_eval (+ReLU6) in one kernel */
 void cuda_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
                      const float *gamma, const float *beta, const float *run_mean,
                      const float *run_var, int N, int H, int W, int C, int K, int s, int relu6);
 void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
                    int W, int C, int K, int s);
-void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N, int H,
-                   int W, int C, int K, int s);
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
+                   int H, int W, int C, int K, int s);
 
 /* kernels.cu */
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,

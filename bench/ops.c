@@ -34,15 +34,15 @@ static void t_conv_fwd(float *y, const float *x, const float *w, int N, int H, i
 static void t_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W,
                          int Ci, int Co, int K, int s)
 { TIMED(OP_CONV_BWD_W, cpu_backend.conv_bwd_w(dw, dy, x, N, H, W, Ci, Co, K, s)); }
-static void t_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
+static void t_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N, int H,
                      int W, int C, int K, int s)
-{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, x, w, ldr, ldc, N, H, W, C, K, s)); }
+{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, x, xbn, w, ldr, ldc, N, H, W, C, K, s)); }
 static void t_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N,
                        int H, int W, int C, int K, int s)
 { TIMED(OP_DW_BWD_X, cpu_backend.dw_bwd_x(dx, dy, w, ldr, ldc, N, H, W, C, K, s)); }
-static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N,
+static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
                        int H, int W, int C, int K, int s)
-{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, N, H, W, C, K, s)); }
+{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, xbn, N, H, W, C, K, s)); }
 static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z, const float *res,
                        const float *g, const float *b, int P, int C, float mom, int relu6)
 { TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, res, g, b, P, C, mom, relu6)); }

@@ -152,7 +152,7 @@ static void conv_f(void *ctx, float *y)
 static void dw_f(void *ctx, float *y)
 {
     ConvCase *c = ctx;
-    be->dw_fwd(y, c->x, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
+    be->dw_fwd(y, c->x, NULL, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
 }
 
 static void test_conv(void)
@@ -238,7 +238,7 @@ static void test_depthwise(void)
             be->dw_bwd_x(dx, rr, c.w, c.ldr, c.ldc, N, H, W, C, K, s);
             double e = grad_check(dw_f, &c, c.x, nx, dx, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d input gradient: rel error %.2e", K, s, e);
-            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, N, H, W, C, K, s);
+            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, NULL, N, H, W, C, K, s);
             e = grad_check(dw_f, &c, c.w, (size_t)(K - 1) * c.ldr + (K - 1) * c.ldc + C,
                            dwfull + off * c.ldr + off * c.ldc, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d weight gradient: rel error %.2e", K, s, e);
@@ -276,7 +276,7 @@ static void test_dw_bn_eval(void)
             for (int j = 0; j < C; j++) rv[j] += 1.0f;           /* variances in [0.5, 1.5] */
             float *y = nta_malloc(ny * sizeof(float)), *z = nta_malloc(ny * sizeof(float));
             double *ref = nta_malloc(ny * sizeof(double));
-            be->dw_fwd(z, x, w, ldr, ldc, N, H, W, C, K, s);
+            be->dw_fwd(z, x, NULL, w, ldr, ldc, N, H, W, C, K, s);
             be->bn_fwd_eval(z, z, gamma, beta, rm, rv, (int)(ny / C), C, relu6);
             for (size_t i = 0; i < ny; i++) ref[i] = z[i];
             be->dw_bn_eval(y, x, w, ldr, ldc, gamma, beta, rm, rv, N, H, W, C, K, s, relu6);
