@@ -571,8 +571,10 @@ static void test_small_ops(void)
         fh1 = (float)h1, fh2 = (float)h2;
         snprintf(what, sizeof what, "l1 N%d", R);
         compare("loss", what, &fh2, &fh1, 1);
+        dl1 = dev(e1, R);   /* (back freed the first) */
         cu->l1_acc(dl1, dacc, dp, dt, R);
         cu->l1_acc(dl1, dacc, dp, dt, R);
+        cu->free(dl1);
         cu->download(acc, dacc, sizeof acc);
         CHECK(acc[0] == 2 * h2 && acc[1] == 0, "l1_acc N%d twice: %.17g, %g right; want %.17g, 0", R, acc[0], acc[1],
               2 * h2);
