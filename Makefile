@@ -151,16 +151,16 @@ build/san/emu/%.o: %.cu simt.h
 # CUDA backend objects (see the CUDA section above); test_cuda is told
 # whether ./nta has the CUDA backend
 $(CU_EMU) $(CU_EMU:build/emu/%=build/san/emu/%): nta_cuda.h $(HDR)
-build/emu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+build/emu/test_cuda.o: test/test_cuda.cpp simt.h $(HDR) test/test.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -I. $(if $(CU_OBJ),-DNTA_HAS_CUDA) -c $< -o $@
-build/san/emu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+build/san/emu/test_cuda.o: test/test_cuda.cpp simt.h $(HDR) test/test.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(SANFLAGS) -I. $(if $(CU_OBJ),-DNTA_HAS_CUDA) -c $< -o $@
 build/cuda/%.o: %.cu nta_cuda.h simt.h $(HDR)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
-build/gpu/test_cuda.o: test/test_cuda.cpp $(HDR) test/test.h
+build/gpu/test_cuda.o: test/test_cuda.cpp simt.h $(HDR) test/test.h
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) -I. -DNTA_HAS_CUDA -DNTA_TEST_GPU -c $< -o $@
 

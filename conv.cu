@@ -120,9 +120,33 @@ void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, i
 
 /* ---------------------------------------------------------- depthwise conv */
 
+/* How one channel of x is read (a BnLoad, nta.h, for channel c): on = 0,
+ * as it is; else (x - mean) * scale + beta, scale = gamma istd (as the
+ * batchnorm's apply kernel and cpu.c's bn_apply compute it), then ReLU6 if
+ * relu6. */
+struct DwLoad {
+    int on, relu6;
+    float mean, scale, beta;
+};
+
+static __device__ __forceinline__ DwLoad dw_load_of(const BnLoad &b, int c)
+{
+    DwLoad l = {b.mean != NULL, b.relu6, 0.0f, 0.0f, 0.0f};
+    if (l.on) l.mean = b.mean[c], l.scale = b.gamma[c] * b.istd[c], l.beta = b.beta[c];
+    return l;
+}
+
+static __device__ __forceinline__ float dw_load(const DwLoad &l, float v)
+{
+    if (!l.on) return v;
+    v = (v - l.mean) * l.scale + l.beta;
+    return l.relu6 ? relu6f(v) : v;
+}
+
 /* The depthwise sum of element i of y [N,Ho,Wo,C]: tap (ky,kx) of channel c
- * is w[ky*ldr + kx*ldc + c]; taps outside x [N,H,W,C] are skipped */
-__device__ float dw_sum(const float *__restrict__ x, const float *__restrict__ w, size_t i,
+ * is w[ky*ldr + kx*ldc + c]; x [N,H,W,C] is read through l; taps outside x
+ * are skipped (the padding is zeros after the load) */
+__device__ float dw_sum(const float *__restrict__ x, const DwLoad &l, const float *__restrict__ w, size_t i,
                         int ldr, int ldc, int H, int W, int C, int K, int s, int Ho, int Wo)
 {
     int c = (int)(i % C), pad = K / 2;
@@ -135,22 +159,22 @@ __device__ float dw_sum(const float *__restrict__ x, const float *__restrict__ w
         for (int kx = 0; kx < K; kx++) {
             int ix = ox * s - pad + kx;
             if (ix < 0 || ix >= W) continue;
-            acc += x[(((size_t)n * H + iy) * W + ix) * C + c] *
+            acc += dw_load(l, x[(((size_t)n * H + iy) * W + ix) * C + c]) *
                    w[(size_t)ky * ldr + (size_t)kx * ldc + c];
         }
     }
     return acc;
 }
 
-/* y [N,Ho,Wo,C] = depthwise conv of x */
-__global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, const float *__restrict__ w,
+/* y [N,Ho,Wo,C] = depthwise conv of x (read through xbn) */
+__global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, BnLoad xbn, const float *__restrict__ w,
                               int ldr, int ldc, int N, int H, int W, int C, int K, int s, int Ho,
                               int Wo)
 {
     size_t total = (size_t)N * Ho * Wo * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x)
-        y[i] = dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo);
+        y[i] = dw_sum(x, dw_load_of(xbn, (int)(i % C)), w, i, ldr, ldc, H, W, C, K, s, Ho, Wo);
 }
 
 /* Inference: y [N,Ho,Wo,C] = BN_eval(depthwise conv of x), then ReLU6 if asked */
@@ -164,17 +188,18 @@ __global__ void dw_bn_eval_kernel(float *y, const float *__restrict__ x,
     size_t total = (size_t)N * Ho * Wo * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
          i += (size_t)gridDim.x * blockDim.x)
-        y[i] = bn_eval_at(dw_sum(x, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo), (int)(i % C), gamma,
+        y[i] = bn_eval_at(dw_sum(x, DwLoad{}, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo), (int)(i % C), gamma,
                           beta, run_mean, run_var, relu6);
 }
 
-void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
-                 int W, int C, int K, int s)
+void cuda_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N,
+                 int H, int W, int C, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s);
     size_t total = (size_t)N * Ho * Wo * C;
     if (!total) return;
-    SIMT_LAUNCH(dw_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, w, ldr,
+    BnLoad load = xbn ? *xbn : BnLoad{};
+    SIMT_LAUNCH(dw_fwd_kernel, cuda_grid(total), CUDA_THREADS, 0, cuda_stream(), y, x, load, w, ldr,
                 ldc, N, H, W, C, K, s, Ho, Wo);
     LAUNCH_CHECK();
 }
@@ -231,11 +256,11 @@ void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
 }
 
 /* part [parts, K*K, C]: thread i sums, for channel i % C over pixel range
- * i / C, dy * x at each of the K*K taps (kept in registers: K is a template
- * argument). */
+ * i / C, dy * x (read through xbn) at each of the K*K taps (kept in
+ * registers: K is a template argument). */
 template <int K>
 __global__ void dw_bwd_w_kernel(float *part, const float *__restrict__ dy,
-                                const float *__restrict__ x, int N, int H, int W, int C, int s,
+                                const float *__restrict__ x, BnLoad xbn, int N, int H, int W, int C, int s,
                                 int Ho, int Wo, int parts)
 {
     const int pad = K / 2;
@@ -245,6 +270,7 @@ __global__ void dw_bwd_w_kernel(float *part, const float *__restrict__ dy,
         int p = (int)(i / C), c = (int)(i % C);
         long lo = npix * p / parts, hi = npix * (p + 1) / parts;
         int ox = (int)(lo % Wo), oy = (int)(lo / Wo % Ho), n = (int)(lo / Wo / Ho);
+        DwLoad l = dw_load_of(xbn, c);
         float acc[K * K];
 UNROLL
         for (int k = 0; k < K * K; k++) acc[k] = 0.0f;
@@ -258,7 +284,7 @@ UNROLL
 UNROLL
                 for (int kx = 0; kx < K; kx++) {
                     int ix = ox * s - pad + kx;
-                    if (ix >= 0 && ix < W) acc[ky * K + kx] += g * xr[(size_t)ix * C];
+                    if (ix >= 0 && ix < W) acc[ky * K + kx] += g * dw_load(l, xr[(size_t)ix * C]);
                 }
             }
             if (++ox == Wo) {
@@ -284,11 +310,11 @@ __global__ void dw_sum_parts_kernel(float *dw, int ldr, int ldc, const float *__
     }
 }
 
-typedef void (*DwGradKernel)(float *, const float *, const float *, int, int, int, int, int, int,
-                             int, int);
+typedef void (*DwGradKernel)(float *, const float *, const float *, BnLoad, int, int, int, int, int,
+                             int, int, int);
 
-void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N, int H,
-                   int W, int C, int K, int s)
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
+                   int H, int W, int C, int K, int s)
 {
     DwGradKernel kernel = K == 1 ? dw_bwd_w_kernel<1>
                           : K == 3 ? dw_bwd_w_kernel<3>
@@ -301,7 +327,8 @@ void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
     int parts = grad_parts(npix, C, 16);
     float *part = (float *)cuda_scratch((size_t)parts * K * K * C * sizeof(float));
     cudaStream_t st = cuda_stream();
-    SIMT_LAUNCH(kernel, cuda_grid((size_t)parts * C), CUDA_THREADS, 0, st, part, dy, x, N, H, W,
+    BnLoad load = xbn ? *xbn : BnLoad{};
+    SIMT_LAUNCH(kernel, cuda_grid((size_t)parts * C), CUDA_THREADS, 0, st, part, dy, x, load, N, H, W,
                 C, s, Ho, Wo, parts);
     LAUNCH_CHECK();
     SIMT_LAUNCH(dw_sum_parts_kernel, cuda_grid((size_t)K * K * C), CUDA_THREADS, 0, st, dw, ldr,

@@ -752,10 +752,30 @@ HOT static void dw_run(
     }
 }
 
-static void cpu_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc,
+HOT static void bn_apply(float *y, const float *z, const float *res, const float *mean, const float *scale,
+                         const float *beta, int P, int C, int relu6);
+
+/* x [P,C] as read through xbn (nta.h): x itself when xbn is NULL, else a
+ * normalised copy in a new buffer *tmp (the caller frees it), made as
+ * bn_fwd_train's apply makes it */
+static const float *bn_load(const BnLoad *xbn, const float *x, int P, int C, float **tmp)
+{
+    *tmp = NULL;
+    if (!xbn) return x;
+    float *scale = nta_malloc(C * sizeof(float));
+    for (int c = 0; c < C; c++) scale[c] = xbn->gamma[c] * xbn->istd[c];
+    *tmp = nta_malloc((size_t)P * C * sizeof(float));
+    bn_apply(*tmp, x, NULL, xbn->mean, scale, xbn->beta, P, C, xbn->relu6);
+    free(scale);
+    return *tmp;
+}
+
+static void cpu_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
                        int N, int H, int W, int C, int K, int s)
 {
-    dw_run(y, x, w, ldr, ldc, N, H, W, C, K, s, NULL);
+    float *tmp;
+    dw_run(y, bn_load(xbn, x, N * H * W, C, &tmp), w, ldr, ldc, N, H, W, C, K, s, NULL);
+    free(tmp);
 }
 
 /* dx [N,H,W,C] = gradient w.r.t. x, gathered per input pixel (no write conflicts) */
@@ -785,8 +805,8 @@ HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr
 }
 
 /* dw (pitches ldr, ldc) += sum over outputs of dy * x (tap) */
-HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
-                             int N, int H, int W, int C, int K, int s)
+HOT static void dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x,
+                         int N, int H, int W, int C, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * C;              /* private [K,K,C] per part */
@@ -822,6 +842,14 @@ HOT static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const
             for (int c = 0; c < C; c++) d[c] += p[c];
         }
     free(part);
+}
+
+static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
+                         int N, int H, int W, int C, int K, int s)
+{
+    float *tmp;
+    dw_bwd_w(dw, ldr, ldc, dy, bn_load(xbn, x, N * H * W, C, &tmp), N, H, W, C, K, s);
+    free(tmp);
 }
 
 /* --------------------------------------------------------- batchnorm */
@@ -867,8 +895,8 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
  * which a large mean over a small std makes far larger than y, and a fused
  * multiply-add (nvcc contracts a*b+c) then differs from this by more than y's
  * tolerance. Centred, each rounding is within a few units of |y| + |beta|. */
-HOT static void bn_apply(float *y, const float *z, const float *mean, const float *scale, const float *beta,
-                         int P, int C, int relu6)
+HOT static void bn_apply(float *y, const float *z, const float *res, const float *mean, const float *scale,
+                         const float *beta, int P, int C, int relu6)
 {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < P; r++) {
@@ -879,11 +907,13 @@ HOT static void bn_apply(float *y, const float *z, const float *mean, const floa
             if (relu6) v = relu6f(v);
             yr[c] = v;
         }
+        if (res)
+            for (int c = 0; c < C; c++) yr[c] += res[(size_t)r * C + c];
     }
 }
 
 static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean,
-                             float *run_var, const float *z, const float *gamma,
+                             float *run_var, const float *z, const float *res, const float *gamma,
                              const float *beta, int P, int C, float momentum, int relu6)
 {
     double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
@@ -900,7 +930,7 @@ static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean
         run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
         scale[c] = gamma[c] * istd[c];
     }
-    bn_apply(y, z, mean, scale, beta, P, C, relu6);
+    if (y) bn_apply(y, z, res, mean, scale, beta, P, C, relu6);   /* NULL: the statistics only */
     free(s1);
     free(scale);
 }
@@ -920,7 +950,7 @@ static void cpu_bn_fwd_eval(float *y, const float *z, const float *gamma, const 
 {
     float *scale = nta_malloc(2 * C * sizeof(float)), *shift = scale + C;
     bn_eval_coeffs(scale, shift, gamma, beta, run_mean, run_var, C);
-    bn_apply(y, z, run_mean, scale, beta, P, C, relu6);
+    bn_apply(y, z, NULL, run_mean, scale, beta, P, C, relu6);
     free(scale);
 }
 
@@ -1095,6 +1125,20 @@ static double cpu_l1(float *dpred, const float *pred, const float *target, int N
     return loss;
 }
 
+/* xent and l1 adding into acc (nta.h): on the CPU backend memory is host memory */
+static void cpu_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L)
+{
+    int right;
+    double loss = cpu_xent(dlogits, &right, logits, label, N, L);
+    if (acc) acc[0] += loss, acc[1] += right;
+}
+
+static void cpu_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N)
+{
+    double loss = cpu_l1(dpred, pred, target, N);
+    if (acc) acc[0] += loss;
+}
+
 /* Softmax entropy H = -sum p log p of each row of logits [N,L], mean over rows
  * times weight: dlogits = weight * -p (log p + H) / N; returns the summed H. */
 static double cpu_entropy(float *dlogits, const float *logits, float weight, int N, int L)
@@ -1220,9 +1264,10 @@ static double cpu_ntxent(float *de, int *correct, const float *e, int N, int D, 
     return sum;
 }
 
-HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
-                        float wd)
+HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *rate,
+                        float mu, float wd)
 {
+    float lr = *rate;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         if (decay[i] < 0) continue;
@@ -1235,6 +1280,7 @@ HOT static void cpu_sgd(float *w, float *m, const float *g, const float *decay, 
 const Backend cpu_backend = {
     .name = "cpu",
     .eval_piece = 2,    /* inference: 2 images per piece, one thread each (net_forward) */
+    .load_bn = 0,       /* training: the depthwise conv reads the batchnorm's normalised copy */
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
     .zero = cpu_zero,
     .gemm = cpu_gemm,
@@ -1243,7 +1289,9 @@ const Backend cpu_backend = {
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
-    .xent = cpu_xent, .l1 = cpu_l1, .entropy = cpu_entropy, .mmd = cpu_mmd,
+    .xent = cpu_xent, .l1 = cpu_l1, .xent_acc = cpu_xent_acc, .l1_acc = cpu_l1_acc,
+    .entropy = cpu_entropy, .mmd = cpu_mmd,
     .l2norm_fwd = cpu_l2norm_fwd, .l2norm_bwd = cpu_l2norm_bwd, .ntxent = cpu_ntxent, .sgd = cpu_sgd,
     .gemm_bn_eval = cpu_gemm_bn_eval, .dw_bn_eval = cpu_dw_bn_eval,
+    .graph_begin = NULL, .graph_end = NULL, .graph_run = NULL, .graph_free = NULL,   /* no graphs */
 };

@@ -1,14 +1,15 @@
 /* kernels.cu: the Backend's ops (nta.h) other than gemm (gemm.cu) and the
  * convs (conv.cu), on the GPU; cpu.c is the reference. Its kernels:
- *   batchnorm, train     bn_moments_kernel, bn_mean_kernel, bn_var_kernel,
+ *   batchnorm, train     bn_stats_kernel (statistics and running averages),
  *                        bn_apply_kernel (+ ReLU6)
  *   batchnorm, eval      bn_eval_kernel (+ ReLU6; gemm_bn_eval is gemm then this)
- *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6), bn_bwd_coef_kernel,
+ *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6; sums and coefficients),
  *                        bn_bwd_apply_kernel
  *   residual add         add_kernel
  *   global average pool  gap_fwd_kernel, gap_bwd_kernel
  *   bias                 bias_fwd_kernel, bias_bwd_kernel
- *   losses               xent_kernel (softmax cross-entropy), l1_kernel,
+ *   losses               xent_kernel (softmax cross-entropy), l1_kernel (each
+ *                        adds its rows into a device accumulator: no wait),
  *                        entropy_kernel, mmd_kernel
  *   self-supervised      l2norm_fwd_kernel, l2norm_bwd_kernel (unit rows),
  *                        ntxent_lse_kernel, ntxent_grad_kernel (SimCLR's loss)
@@ -17,8 +18,9 @@
  * Column reductions over P rows (batchnorm statistics and gradients) are
  * deterministic: a block of 32x8 threads sums one range of rows ("chunk") for
  * 32 channels, its 8 row lanes are added in order through shared memory into
- * a scratch row part[chunk][C], and one thread per channel adds the chunks in
- * order in double. The number of chunks depends on P only.
+ * a scratch row part[chunk][C], and the last block of the launch to finish
+ * (cuda_last_block) adds the chunks in order in double, one thread per
+ * channel. The number of chunks depends on P only.
  * Elementwise kernels are grid-stride loops over at most 1024 blocks.
  * Shapes: see nta.h.
  */
@@ -37,79 +39,91 @@ static int bn_chunks(int P)
     return c < 1 ? 1 : c > 1024 ? 1024 : c;
 }
 
-/* Sum a1, a2 of this thread over the 8 row lanes of the block, in order, into
- * part1[chunk][c], part2[chunk][c]. Every thread of the block calls it. */
-__device__ void bn_block_sum(float *part1, float *part2, float a1, float a2, int c, int C)
+/* Tickets of the last-block reductions (cuda_last_block): one per column of
+ * blocks (32 channels), so at most BN_GROUPS * 32 channels. */
+enum { BN_GROUPS = 256 };
+static __device__ unsigned bn_ticket[BN_GROUPS];
+
+/* The sum over the 8 row lanes of the block, in order, of each thread's a,
+ * returned to every thread of the lane's channel. Every thread calls it. */
+__device__ float bn_block_sum(float a)
 {
-    __shared__ float s1[BN_TY][BN_TX], s2[BN_TY][BN_TX];
+    __shared__ float s[BN_TY][BN_TX];
+    __shared__ float t[BN_TX];
     int tx = threadIdx.x, ty = threadIdx.y;
-    s1[ty][tx] = a1;
-    s2[ty][tx] = a2;
+    s[ty][tx] = a;
     __syncthreads();
-    if (ty == 0 && c < C) {
-        float t1 = 0.0f, t2 = 0.0f;
-        for (int i = 0; i < BN_TY; i++) t1 += s1[i][tx], t2 += s2[i][tx];
-        part1[(size_t)blockIdx.y * C + c] = t1;
-        part2[(size_t)blockIdx.y * C + c] = t2;
+    if (ty == 0) {
+        float v = 0.0f;
+        for (int i = 0; i < BN_TY; i++) v += s[i][tx];
+        t[tx] = v;
     }
+    __syncthreads();
+    float v = t[tx];
+    __syncthreads();   /* s and t are free again for the next call */
+    return v;
 }
 
-/* part1 [chunks,C] = sums of d, part2 = sums of d*d, d = z - center (center NULL: 0).
- * grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_moments_kernel(float *part1, float *part2, const float *__restrict__ z,
-                                  const float *__restrict__ center, int P, int C)
+/* Rows [lo, hi) of chunk k of `chunks` over P rows. */
+static __device__ __forceinline__ void bn_chunk(int P, int k, int chunks, int *lo, int *hi)
 {
-    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
-    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
-    float a1 = 0.0f, a2 = 0.0f;
-    if (c < C) {
-        float m = center ? center[c] : 0.0f;
-        for (int r = lo + threadIdx.y; r < hi; r += BN_TY) {
-            float d = z[(size_t)r * C + c] - m;
-            a1 += d;
-            a2 += d * d;
-        }
-    }
-    bn_block_sum(part1, part2, a1, a2, c, C);
+    *lo = (int)((long)P * k / chunks), *hi = (int)((long)P * (k + 1) / chunks);
 }
 
-/* mean [C] = column means from the chunks of pass 1 */
-__global__ void bn_mean_kernel(float *mean, const float *__restrict__ part1, int chunks, int P,
-                               int C)
+/* Batchnorm statistics in one launch. Each block, for its 32 channels and its
+ * chunk of n_k rows: pass 1 the chunk's mean c_k (in float), pass 2 around
+ * it the sums d_k = sum (z - c_k) and q_k = sum (z - c_k)^2, into part1 [3,
+ * chunks, C] (c_k, d_k, q_k). The last block of each column
+ * (cuda_last_block) combines the chunks in order in double, exactly for any
+ * centres c_k: mean = sum (n_k c_k + d_k) / P, and
+ *   P var = sum q_k + 2 (c_k - mean) d_k + n_k (c_k - mean)^2,
+ * then istd, the running averages, and scale [C] = gamma * istd for the apply
+ * kernel. (Centred on each chunk's own mean: no cancellation however large
+ * the mean.) grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_stats_kernel(float *mean, float *istd, float *run_mean, float *run_var,
+                                float *scale, float *part, const float *__restrict__ z,
+                                const float *__restrict__ gamma, int P, int C, float momentum)
 {
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double s = 0;
-        for (int k = 0; k < chunks; k++) s += part1[(size_t)k * C + c];
-        mean[c] = (float)(s / P);
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
+    size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
+    bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
+    float a = 0.0f, b = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) a += z[(size_t)r * C + c];
+    float ck = hi > lo ? bn_block_sum(a) / (hi - lo) : 0.0f;
+    a = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
+        float d = z[(size_t)r * C + c] - ck;
+        a += d;
+        b += d * d;
     }
+    float dk = bn_block_sum(a), qk = bn_block_sum(b);
+    if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
+    if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
+    double s = 0, q = 0;
+    for (int k = 0; k < chunks; k++) {
+        bn_chunk(P, k, chunks, &lo, &hi);
+        s += (double)(hi - lo) * __ldcg(&part[(size_t)k * C + c]) + __ldcg(&part[plane + (size_t)k * C + c]);
+    }
+    double mu = s / P;
+    for (int k = 0; k < chunks; k++) {
+        bn_chunk(P, k, chunks, &lo, &hi);
+        double e = __ldcg(&part[(size_t)k * C + c]) - mu;
+        q += __ldcg(&part[2 * plane + (size_t)k * C + c]) + 2 * e * __ldcg(&part[plane + (size_t)k * C + c]) +
+             (hi - lo) * e * e;
+    }
+    double var = q > 0 ? q / P : 0;
+    float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+    mean[c] = (float)mu;
+    istd[c] = is;
+    run_mean[c] = (1 - momentum) * run_mean[c] + momentum * (float)mu;
+    run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
+    scale[c] = gamma[c] * is;
 }
 
-/* From the chunks of pass 2 (around the mean): istd, the running averages,
- * and scale [C] = gamma * istd for the apply kernel. */
-__global__ void bn_var_kernel(float *istd, float *run_mean, float *run_var, float *scale,
-                              const float *__restrict__ part1,
-                              const float *__restrict__ part2, const float *__restrict__ mean,
-                              const float *__restrict__ gamma, int chunks, int P, int C,
-                              float momentum)
-{
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double s1 = 0, s2 = 0;
-        for (int k = 0; k < chunks; k++) s1 += part1[(size_t)k * C + c], s2 += part2[(size_t)k * C + c];
-        double m1 = s1 / P, var = s2 / P - m1 * m1;
-        if (var < 0) var = 0;
-        float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
-        istd[c] = is;
-        run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
-        run_var[c] = (1 - momentum) * run_var[c] +
-                     momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
-        scale[c] = gamma[c] * is;
-    }
-}
-
-/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked: centred first, as
- * cpu.c's bn_apply (why there), so that the multiply-add nvcc fuses rounds
- * nothing larger than y's own scale */
-__global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
+/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked, then + res [P,C]
+ * when not NULL: centred first, as cpu.c's bn_apply (why there), so that the
+ * multiply-add nvcc fuses rounds nothing larger than y's own scale */
+__global__ void bn_apply_kernel(float *y, const float *__restrict__ z, const float *res,
                                 const float *__restrict__ mean, const float *__restrict__ scale,
                                 const float *__restrict__ beta, size_t n, int C, int relu6)
 {
@@ -118,32 +132,26 @@ __global__ void bn_apply_kernel(float *y, const float *__restrict__ z,
         int c = (int)(i % C);
         float v = (z[i] - mean[c]) * scale[c] + beta[c];
         if (relu6) v = relu6f(v);
+        if (res) v += res[i];
         y[i] = v;
     }
 }
 
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
-                       const float *z, const float *gamma, const float *beta, int P, int C,
-                       float momentum, int relu6)
+                       const float *z, const float *res, const float *gamma, const float *beta, int P,
+                       int C, float momentum, int relu6)
 {
     if (P <= 0 || C <= 0) return;
-    int chunks = bn_chunks(P);
-    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 1) * C * sizeof(float));
-    float *part2 = part1 + (size_t)chunks * C, *scale = part2 + (size_t)chunks * C;
+    int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
+    if (groups > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    float *part = (float *)cuda_scratch((3 * (size_t)chunks + 1) * C * sizeof(float));
+    float *scale = part + 3 * (size_t)chunks * C;
     cudaStream_t st = cuda_stream();
-    dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
-    unsigned gc = cuda_grid(C);
-    /* pass 1: the mean; pass 2: the variance around it (no cancellation) */
-    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, (const float *)NULL, P, C);
+    SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, st, mean, istd, run_mean,
+                run_var, scale, part, z, gamma, P, C, momentum);
     LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_mean_kernel, gc, CUDA_THREADS, 0, st, mean, part1, chunks, P, C);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_moments_kernel, grid, block, 0, st, part1, part2, z, mean, P, C);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_var_kernel, gc, CUDA_THREADS, 0, st, istd, run_mean, run_var, scale,
-                part1, part2, mean, gamma, chunks, P, C, momentum);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, mean, scale,
+    if (!y) return;   /* the statistics only */
+    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, res, mean, scale,
                 beta, (size_t)P * C, C, relu6);
     LAUNCH_CHECK();
 }
@@ -179,16 +187,19 @@ void cuda_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ld
 }
 
 /* Backward pass 1, with xh = (z - mean) istd and g = dy masked by ReLU6
- * (0 < gamma xh + beta < 6): dz = g (dz may be dy), part1 = sums of g,
- * part2 = sums of g xh. grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const float *dy,
-                                   const float *__restrict__ z, const float *__restrict__ mean,
-                                   const float *__restrict__ istd,
-                                   const float *__restrict__ gamma,
-                                   const float *__restrict__ beta, int P, int C, int relu6)
+ * (0 < gamma xh + beta < 6): dz = g (dz may be dy); per block the sums of g
+ * and of g xh over its chunk into part1, part2 [chunks,C]; the last block of
+ * each column adds the chunks in order in double: dbeta += sum g, dgamma +=
+ * sum g xh, coef [3,C] = mean g, mean g xh, gamma istd.
+ * grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *coef, float *part1, float *part2,
+                                   float *dz, const float *dy, const float *__restrict__ z,
+                                   const float *__restrict__ mean, const float *__restrict__ istd,
+                                   const float *__restrict__ gamma, const float *__restrict__ beta, int P,
+                                   int C, int relu6)
 {
-    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y;
-    int lo = (int)((long)P * blockIdx.y / chunks), hi = (int)((long)P * (blockIdx.y + 1) / chunks);
+    int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
+    bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
     float a1 = 0.0f, a2 = 0.0f;
     if (c < C) {
         float m = mean[c], is = istd[c], ga = gamma[c], be = beta[c];
@@ -201,25 +212,20 @@ __global__ void bn_bwd_sums_kernel(float *part1, float *part2, float *dz, const 
             a2 += g * xh;
         }
     }
-    bn_block_sum(part1, part2, a1, a2, c, C);
-}
-
-/* dbeta += sum g, dgamma += sum g xh; coef [3,C] = mean g, mean g xh, gamma istd */
-__global__ void bn_bwd_coef_kernel(float *dgamma, float *dbeta, float *coef,
-                                   const float *__restrict__ part1,
-                                   const float *__restrict__ part2,
-                                   const float *__restrict__ gamma,
-                                   const float *__restrict__ istd, int chunks, int P, int C)
-{
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        double b = 0, g = 0;
-        for (int k = 0; k < chunks; k++) b += part1[(size_t)k * C + c], g += part2[(size_t)k * C + c];
-        dbeta[c] += (float)b;
-        dgamma[c] += (float)g;
-        coef[c] = (float)(b / P);
-        coef[C + c] = (float)(g / P);
-        coef[2 * C + c] = gamma[c] * istd[c];
+    float t1 = bn_block_sum(a1), t2 = bn_block_sum(a2);
+    if (threadIdx.y == 0 && c < C) {
+        part1[(size_t)blockIdx.y * C + c] = t1;
+        part2[(size_t)blockIdx.y * C + c] = t2;
     }
+    if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
+    double b = 0, g = 0;
+    for (int k = 0; k < chunks; k++)
+        b += __ldcg(&part1[(size_t)k * C + c]), g += __ldcg(&part2[(size_t)k * C + c]);
+    dbeta[c] += (float)b;
+    dgamma[c] += (float)g;
+    coef[c] = (float)(b / P);
+    coef[C + c] = (float)(g / P);
+    coef[2 * C + c] = gamma[c] * istd[c];
 }
 
 /* Backward pass 2: dz = gamma istd (g - mean(g) - xh mean(g xh)), g held in dz */
@@ -246,11 +252,9 @@ void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const 
     float *part2 = part1 + (size_t)chunks * C, *coef = part2 + (size_t)chunks * C;
     cudaStream_t st = cuda_stream();
     dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
-    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, part1, part2, dz, dy, z, mean, istd, gamma,
-                beta, P, C, relu6);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_bwd_coef_kernel, cuda_grid(C), CUDA_THREADS, 0, st, dgamma, dbeta, coef, part1,
-                part2, gamma, istd, chunks, P, C);
+    if (grid.x > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, dgamma, dbeta, coef, part1, part2, dz, dy, z, mean,
+                istd, gamma, beta, P, C, relu6);
     LAUNCH_CHECK();
     SIMT_LAUNCH(bn_bwd_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, dz, z, mean,
                 istd, coef, (size_t)P * C, C);
@@ -346,40 +350,87 @@ void cuda_bias_bwd(float *db, const float *dy, int M, int N)
 
 /* ------------------------------------------------------------ cross-entropy */
 
+/* Tickets of the losses' last-block sums (one loss kernel runs at a time). */
+static __device__ unsigned loss_ticket;
+
+/* The last block of a loss kernel: acc[0] += loss[0..N) and acc[1] +=
+ * right[0..N) (right NULL: none), added in row order in double by one thread,
+ * as the CPU adds its rows. acc NULL: nothing is kept. Every thread calls it. */
+__device__ void loss_rows_sum(double *acc, double *loss, int *right, int N)
+{
+    if (!cuda_last_block(&loss_ticket, gridDim.x) || threadIdx.x != 0 || !acc) return;
+    double sum = 0, r = 0;
+    for (int n = 0; n < N; n++) sum += __ldcg(&loss[n]), r += right ? __ldcg(&right[n]) : 0;
+    acc[0] += sum;
+    acc[1] += r;
+}
+
 /* One warp per row of logits [N,L]: the arg-max (the first of equal maxima, as
  * the CPU), the softmax in double, dlogits [N,L] = (softmax - onehot) / N, and
- * per row loss [N] (double) and right [N] (0/1). */
-__global__ void xent_kernel(float *dlogits, double *loss, int *right,
+ * per row loss [N] (double) and right [N] (0/1), summed into acc by the last
+ * block (loss_rows_sum). */
+__global__ void xent_kernel(float *dlogits, double *acc, double *loss, int *right,
                             const float *__restrict__ logits, const int32_t *__restrict__ label,
                             int N, int L)
 {
     int lane = threadIdx.x % 32;
     int n = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
-    if (n >= N) return;   /* the whole warp leaves together */
-    const float *z = logits + (size_t)n * L;
-    float *d = dlogits + (size_t)n * L;
-    int best = -1;
-    float bv = 0.0f;
-    for (int j = lane; j < L; j += 32)
-        if (best < 0 || z[j] > bv) best = j, bv = z[j];
-    for (int off = 16; off > 0; off /= 2) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, off);
-        int ob = __shfl_xor_sync(0xffffffffu, best, off);
-        if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+    if (n < N) {   /* the whole warp together */
+        const float *z = logits + (size_t)n * L;
+        float *d = dlogits + (size_t)n * L;
+        int best = -1;
+        float bv = 0.0f;
+        for (int j = lane; j < L; j += 32)
+            if (best < 0 || z[j] > bv) best = j, bv = z[j];
+        for (int off = 16; off > 0; off /= 2) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+            int ob = __shfl_xor_sync(0xffffffffu, best, off);
+            if (ob >= 0 && (best < 0 || ov > bv || (ov == bv && ob < best))) best = ob, bv = ov;
+        }
+        double zmax = z[best], sum = 0;
+        for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
+        for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        int y = label[n];
+        for (int j = lane; j < L; j += 32) {
+            float v = (float)(exp((double)z[j] - zmax) / sum / N);
+            if (j == y) v -= 1.0f / N;
+            d[j] = v;
+        }
+        if (lane == 0) {
+            loss[n] = log(sum) - ((double)z[y] - zmax);
+            right[n] = best == y;
+        }
     }
-    double zmax = z[best], sum = 0;
-    for (int j = lane; j < L; j += 32) sum += exp((double)z[j] - zmax);
-    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    int y = label[n];
-    for (int j = lane; j < L; j += 32) {
-        float v = (float)(exp((double)z[j] - zmax) / sum / N);
-        if (j == y) v -= 1.0f / N;
-        d[j] = v;
-    }
-    if (lane == 0) {
-        loss[n] = log(sum) - ((double)z[y] - zmax);
-        right[n] = best == y;
-    }
+    loss_rows_sum(acc, loss, right, N);
+}
+
+void cuda_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L)
+{
+    if (N <= 0 || L <= 0) return;
+    double *loss = (double *)cuda_scratch((size_t)N * (sizeof(double) + sizeof(int)));
+    int *right = (int *)(loss + N);
+    SIMT_LAUNCH(xent_kernel, (N + 7) / 8, 256, 0, cuda_stream(), dlogits, acc, loss, right, logits, label,
+                N, L);
+    LAUNCH_CHECK();
+}
+
+/* A loss op that returns its sum: acc zeroed in scratch beside the op's own
+ * scratch (`rows` bytes), the op, then a download (the host waits). */
+static double *acc_scratch(size_t rows)
+{
+    size_t at = (rows + 7) / 8;   /* in doubles, past the op's bytes */
+    double *acc = (double *)cuda_scratch((at + 2) * sizeof(double)) + at;
+    CUDA_CHECK(cudaMemsetAsync(acc, 0, 2 * sizeof(double), cuda_stream()));
+    return acc;
+}
+
+static double acc_read(const double *acc, int *correct)
+{
+    double host[2];
+    CUDA_CHECK(cudaMemcpyAsync(host, acc, sizeof host, cudaMemcpyDeviceToHost, cuda_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
+    if (correct) *correct = (int)host[1];
+    return host[0];
 }
 
 double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label, int N,
@@ -389,36 +440,25 @@ double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_
         if (correct) *correct = 0;
         return 0;
     }
-    size_t bytes = (size_t)N * (sizeof(double) + sizeof(int));
-    double *loss = (double *)cuda_scratch(bytes);
-    int *right = (int *)(loss + N);
-    cudaStream_t st = cuda_stream();
-    SIMT_LAUNCH(xent_kernel, (N + 7) / 8, 256, 0, st, dlogits, loss, right, logits, label, N, L);
-    LAUNCH_CHECK();
-    /* the host sums the rows in order */
-    double *host = (double *)nta_malloc(bytes);
-    int *hright = (int *)(host + N);
-    CUDA_CHECK(cudaMemcpyAsync(host, loss, bytes, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    double sum = 0;
-    int r = 0;
-    for (int n = 0; n < N; n++) sum += host[n], r += hright[n];
-    free(host);
-    if (correct) *correct = r;
-    return sum;
+    double *acc = acc_scratch((size_t)N * (sizeof(double) + sizeof(int)));
+    cuda_xent_acc(dlogits, acc, logits, label, N, L);
+    return acc_read(acc, correct);
 }
 
 /* ------------------------------------------------- L1 and entropy losses */
 
-/* Per row the loss [N] (double); dpred [N] = sign(pred - target) / N. */
-__global__ void l1_kernel(float *dpred, double *loss, const float *__restrict__ pred,
+/* Per row the loss [N] (double); dpred [N] = sign(pred - target) / N; the
+ * last block adds the rows into acc (loss_rows_sum). */
+__global__ void l1_kernel(float *dpred, double *acc, double *loss, const float *__restrict__ pred,
                           const float *__restrict__ target, int N)
 {
     int n = blockIdx.x * blockDim.x + threadIdx.x;
-    if (n >= N) return;
-    float e = pred[n] - target[n];
-    dpred[n] = (float)((e > 0) - (e < 0)) / N;
-    loss[n] = fabsf(e);
+    if (n < N) {
+        float e = pred[n] - target[n];
+        dpred[n] = (float)((e > 0) - (e < 0)) / N;
+        loss[n] = fabsf(e);
+    }
+    loss_rows_sum(acc, loss, NULL, N);
 }
 
 /* One warp per row of logits [N,L]: the softmax entropy h [N] (double) and
@@ -455,13 +495,20 @@ static double sum_rows(const double *loss, int N)
     return sum;
 }
 
+void cuda_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N)
+{
+    if (N <= 0) return;
+    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
+    SIMT_LAUNCH(l1_kernel, (N + 255) / 256, 256, 0, cuda_stream(), dpred, acc, loss, pred, target, N);
+    LAUNCH_CHECK();
+}
+
 double cuda_l1(float *dpred, const float *pred, const float *target, int N)
 {
     if (N <= 0) return 0;
-    double *loss = (double *)cuda_scratch((size_t)N * sizeof(double));
-    SIMT_LAUNCH(l1_kernel, (N + 255) / 256, 256, 0, cuda_stream(), dpred, loss, pred, target, N);
-    LAUNCH_CHECK();
-    return sum_rows(loss, N);
+    double *acc = acc_scratch((size_t)N * sizeof(double));
+    cuda_l1_acc(dpred, acc, pred, target, N);
+    return acc_read(acc, NULL);
 }
 
 double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L)
@@ -636,8 +683,10 @@ double cuda_ntxent(float *de, int *correct, const float *e, int N, int D, float 
 
 /* g += wd*w; m = mu*m + g; w -= lr*m (g itself is left as it was) */
 __global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
-                           const float *__restrict__ decay, size_t n, float lr, float mu, float wd)
+                           const float *__restrict__ decay, size_t n, const float *__restrict__ rate,
+                           float mu, float wd)
 {
+    float lr = *rate;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         if (decay[i] < 0) continue;
@@ -647,7 +696,7 @@ __global__ void sgd_kernel(float *w, float *m, const float *__restrict__ g,
     }
 }
 
-void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu, float wd)
 {
     if (!n) return;
     SIMT_LAUNCH(sgd_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), w, m, g, decay, n, lr, mu, wd);

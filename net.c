@@ -624,6 +624,8 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     for (int i = 0; i < 3; i++) net->gbuf[i] = be->alloc(net->ngbuf * sizeof(float));
     net->y_in = be->alloc((size_t)B * sizeof(int32_t));
     net->t_in = be->alloc((size_t)B * sizeof(float));
+    net->stats = be->alloc(2 * sizeof(double));
+    net->lr = be->alloc(sizeof(float));
     for (int i = 0; i < bd.nbind; i++) {
         *bd.bind[i].p = net->p + bd.bind[i].off;
         *bd.bind[i].g = net->g + bd.bind[i].off;
@@ -651,7 +653,9 @@ void net_free(Net *net)
     const Backend *be = net->be;
     be->free(net->p), be->free(net->g), be->free(net->m), be->free(net->decay), be->free(net->act);
     for (int i = 0; i < 3; i++) be->free(net->gbuf[i]);
-    be->free(net->y_in), be->free(net->t_in);
+    be->free(net->y_in), be->free(net->t_in), be->free(net->stats), be->free(net->lr);
+    for (int i = 0; i < NET_GRAPHS; i++)
+        if (net->graphs[i].graph) be->graph_free(net->graphs[i].graph);
     free(net->param);
     free(net);
 }
@@ -709,30 +713,43 @@ static float *input_of(Net *net, int i)
 
 /* ----------------------------------------------------------- forward */
 
-/* y = BN(z) (+ReLU6) in train or eval mode */
-static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const BnParams *bn,
-                       int P, int C, int relu6, int train)
+/* A block's expanded activation as its depthwise conv reads it in training
+ * on a backend that reads through batchnorms (Backend.load_bn): z_exp
+ * through the expansion's batchnorm (batch statistics) and ReLU6; a_exp is
+ * then not written. */
+static BnLoad exp_load(const Block *k)
 {
-    if (train)
-        net->be->bn_fwd_train(y, sv->mean, sv->istd, bn->run_mean, bn->run_var, z, bn->gamma,
-                              bn->beta, P, C, net->bn_momentum, relu6);
-    else
-        net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
+    return (BnLoad){k->sv_exp.mean, k->sv_exp.istd, k->bn_exp.gamma, k->bn_exp.beta, 1};
 }
 
-/* y = BN(z) (+ReLU6) of the pointwise conv z [P,N] = x [P,K] (ldx) w [K,N] (ldw);
- * in eval mode one fused op that never writes z */
+/* y = BN(z) (+ReLU6) in train or eval mode; then + res [P,C] when not NULL
+ * (train: y NULL computes the statistics only) */
+static void bn_forward(Net *net, float *y, BnSaved *sv, const float *z, const float *res, const BnParams *bn,
+                       int P, int C, int relu6, int train)
+{
+    if (train) {         /* the residual added in the same pass */
+        net->be->bn_fwd_train(y, sv->mean, sv->istd, bn->run_mean, bn->run_var, z, res, bn->gamma,
+                              bn->beta, P, C, net->bn_momentum, relu6);
+        return;
+    }
+    net->be->bn_fwd_eval(y, z, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, C, relu6);
+    if (res) net->be->add(y, res, (size_t)P * C);
+}
+
+/* y = BN(z) (+ReLU6) (+ res [P,N] when not NULL) of the pointwise conv z
+ * [P,N] = x [P,K] (ldx) w [K,N] (ldw); in eval mode one fused op that never
+ * writes z; in training y NULL computes z and its statistics only */
 static void pw_bn_forward(Net *net, float *y, float *z, BnSaved *sv, const BnParams *bn,
-                          const float *x, int ldx, const float *w, int ldw, int P, int N, int K,
-                          int relu6, int train)
+                          const float *x, int ldx, const float *w, int ldw, const float *res, int P, int N,
+                          int K, int relu6, int train)
 {
     if (train) {
         net->be->gemm(0, 0, P, N, K, 1, x, ldx, w, ldw, 0, z, N);
-        bn_forward(net, y, sv, z, bn, P, N, relu6, 1);
-    } else {
-        net->be->gemm_bn_eval(y, x, ldx, w, ldw, bn->gamma, bn->beta, bn->run_mean, bn->run_var,
-                              P, N, K, relu6);
+        bn_forward(net, y, sv, z, res, bn, P, N, relu6, 1);
+        return;
     }
+    net->be->gemm_bn_eval(y, x, ldx, w, ldw, bn->gamma, bn->beta, bn->run_mean, bn->run_var, P, N, K, relu6);
+    if (res) net->be->add(y, res, (size_t)P * N);
 }
 
 /* The forward pass of images [b0, b0+n) of the batch (every op sees a batch of
@@ -768,7 +785,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     be->conv_fwd(IMG(net->z_stem, hw * d->stem_c), OUT(net->x_in, hw * d->in_c), net->w_stem, n,
                  h, w, d->in_c, d->stem_c, d->stem_k, 1);
     bn_forward(net, IMG(net->a_stem, hw * d->stem_c), &net->sv_stem,
-               IMG(net->z_stem, hw * d->stem_c), &net->bn_stem, n * h * w, d->stem_c, 1, train);
+               IMG(net->z_stem, hw * d->stem_c), NULL, &net->bn_stem, n * h * w, d->stem_c, 1, train);
     lap(net, t, &t0, 0);
     for (int i = 0; i < d->nblocks; i++) {
         Block *k = &net->blk[i];
@@ -783,18 +800,22 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
         float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, pin, E,
-                      k->ci, 1, train);
-        if (train) {
-            be->dw_fwd(z_dw, a_exp, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
-            bn_forward(net, a_dw, &k->sv_dw, z_dw, &k->bn_dw, pout, E, 1, 1);
-        } else {        /* one fused op that never writes z_dw */
+        if (train) {    /* (load_bn: the depthwise conv reads z_exp through its batchnorm) */
+            BnLoad xbn = exp_load(k);
+            pw_bn_forward(net, be->load_bn ? NULL : a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp,
+                          Em, NULL, pin, E, k->ci, 1, 1);
+            be->dw_fwd(z_dw, be->load_bn ? z_exp : a_exp, be->load_bn ? &xbn : NULL, wdw, k->kmax * Em, Em, n,
+                       k->h, k->w, E, K, k->s);
+            bn_forward(net, a_dw, &k->sv_dw, z_dw, NULL, &k->bn_dw, pout, E, 1, 1);
+        } else {        /* fused ops that never write z_exp, z_dw */
+            pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
+                          k->ci, 1, 0);
             be->dw_bn_eval(a_dw, a_exp, wdw, k->kmax * Em, Em, k->bn_dw.gamma, k->bn_dw.beta,
                            k->bn_dw.run_mean, k->bn_dw.run_var, n, k->h, k->w, E, K, k->s, 1);
         }
-        pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, pout,
+        const float *res = k->s == 1 && k->ci == k->co ? x : NULL;   /* the residual */
+        pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, res, pout,
                       k->co, E, 0, train);
-        if (k->s == 1 && k->ci == k->co) be->add(out, x, (size_t)pout * k->co);
         lap(net, t, &t0, 1 + i);
     }
     size_t head_img = (size_t)net->hh * net->hw;
@@ -803,7 +824,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
     float *pooled = OUT(net->pooled, d->head_c), *logits = OUT(net->logits, d->classes);
     pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
-                  ph, d->head_c, cl, 1, train);
+                  NULL, ph, d->head_c, cl, 1, train);
     be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
     const float *fin = pooled;             /* the last linear layer's input [n,F] */
     int F = d->head_c;
@@ -811,7 +832,7 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         F = d->mlp;
         float *a_mlp = OUT(net->a_mlp, F);
         pw_bn_forward(net, a_mlp, OUT(net->z_mlp, F), &net->sv_mlp, &net->bn_mlp, pooled, d->head_c,
-                      net->w_mlp, F, n, F, d->head_c, 1, train);
+                      net->w_mlp, F, NULL, n, F, d->head_c, 1, train);
         fin = a_mlp;
     }
     be->gemm(0, 0, n, d->classes, F, 1, fin, F, net->w_fc, d->classes, 0, logits, d->classes);
@@ -867,6 +888,29 @@ double net_loss(Net *net, int B, int *correct)
         return net->be->l1(net->dlogits, net->logits, net->t_in, B);
     }
     return net->be->xent(net->dlogits, correct, net->logits, net->y_in, B, net->d.classes);
+}
+
+void net_train_loss(Net *net, int B, int count)
+{
+    double *acc = count ? net->stats : NULL;
+    if (net->loss == LOSS_L1) net->be->l1_acc(net->dlogits, acc, net->logits, net->t_in, B);
+    else net->be->xent_acc(net->dlogits, acc, net->logits, net->y_in, B, net->d.classes);
+}
+
+void net_stats_add(Net *net, double loss, int correct)
+{
+    net->stats_host[0] += loss, net->stats_host[1] += correct;
+}
+
+double net_stats_take(Net *net, int *correct)
+{
+    double dev[2];
+    net->be->download(dev, net->stats, sizeof dev);
+    net->be->zero(net->stats, sizeof dev);
+    double loss = dev[0] + net->stats_host[0];
+    if (correct) *correct = (int)(dev[1] + net->stats_host[1]);
+    net->stats_host[0] = net->stats_host[1] = 0;
+    return loss;
 }
 
 double net_ssl_loss(Net *net, int B, float tau, int *correct)
@@ -932,13 +976,19 @@ void net_backward(Net *net, int B)
         be->gemm(0, 1, pout, E, k->co, 1, spare, k->co, k->w_proj, k->co, 0, g2, E);
         /* depthwise: dz_dw in g2, da_exp [B,h,w,E] in spare */
         bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
-        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, k->a_exp, B, k->h, k->w, E, K, k->s);
+        BnLoad xbn = exp_load(k);
+        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, be->load_bn ? k->z_exp : k->a_exp, be->load_bn ? &xbn : NULL,
+                     B, k->h, k->w, E, K, k->s);
         be->dw_bwd_x(spare, g2, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
-        /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2 */
+        /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2; with a residual,
+         * din is added onto dout (the same shape, no longer needed) */
         bn_backward(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
         be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, Em);
+        if (k->s == 1 && k->ci == k->co) {
+            be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 1, dout, k->ci);
+            continue;                                      /* dout now holds din */
+        }
         be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 0, g2, k->ci);
-        if (k->s == 1 && k->ci == k->co) be->add(g2, dout, (size_t)pin * k->ci);
         float *t = dout;                                   /* din becomes dout */
         dout = g2, g2 = t;
     }
@@ -955,7 +1005,77 @@ void net_zero_grad(Net *net) { net->be->zero(net->g, net->nfloats * sizeof(float
 /* One SGD step over the whole arena (one launch on the GPU) */
 void net_update(Net *net, float lr, float momentum, float wd)
 {
-    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, lr, momentum, wd);
+    net->be->upload(net->lr, &lr, sizeof lr);
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, momentum, wd);
+}
+
+/* The kinds of recorded graphs */
+enum { GRAPH_STEP = 1, GRAPH_PASS };
+
+/* The device work of a training step (key->B, momentum, wd), the learning
+ * rate already in net->lr */
+static void train_step_ops(Net *net, const NetGraphKey *key)
+{
+    net_zero_grad(net);
+    net_forward(net, key->B, 1);
+    net_train_loss(net, key->B, 1);
+    net_backward(net, key->B);
+    net->be->sgd(net->p, net->m, net->g, net->decay, net->nfloats, net->lr, key->momentum, key->wd);
+}
+
+/* The device work of one pass (key->B, count) */
+static void train_pass_ops(Net *net, const NetGraphKey *key)
+{
+    net_forward(net, key->B, 1);
+    net_train_loss(net, key->B, key->count);
+    net_backward(net, key->B);
+}
+
+/* ops for key: on key's first use as called (its entry replaces the least
+ * recently used one; the backend's scratch is sized by it), on its second
+ * recorded as a graph and run, later its graph run. As called where the
+ * backend has no graphs or they are off. */
+static void graph_or_ops(Net *net, const NetGraphKey *key, void (*ops)(Net *, const NetGraphKey *))
+{
+    const Backend *be = net->be;
+    if (!be->graph_begin) {
+        ops(net, key);
+        return;
+    }
+    NetGraph *e = NULL, *lru = &net->graphs[0];
+    for (int i = 0; i < NET_GRAPHS; i++) {
+        NetGraph *g = &net->graphs[i];
+        if (!memcmp(&g->key, key, sizeof *key)) e = g;
+        if (g->used < lru->used) lru = g;
+    }
+    if (!e) {
+        if (lru->graph) be->graph_free(lru->graph);
+        *lru = (NetGraph){.key = *key, .used = ++net->graph_tick};
+        ops(net, key);
+        return;
+    }
+    e->used = ++net->graph_tick;
+    if (!e->graph && be->graph_begin()) {
+        ops(net, key);
+        e->graph = be->graph_end();
+    }
+    if (e->graph) be->graph_run(e->graph);
+    else ops(net, key);           /* graphs off (NTA_CUDA_SYNC=1) */
+}
+
+void net_train_step(Net *net, int B, float lr, float momentum, float wd)
+{
+    net->be->upload(net->lr, &lr, sizeof lr);
+    NetGraphKey key = {.kind = GRAPH_STEP, .B = B, .momentum = momentum, .wd = wd,
+                       .bn_momentum = net->bn_momentum, .arch = net->arch};
+    graph_or_ops(net, &key, train_step_ops);
+}
+
+void net_train_pass(Net *net, int B, int count)
+{
+    NetGraphKey key = {.kind = GRAPH_PASS, .B = B, .count = !!count, .bn_momentum = net->bn_momentum,
+                       .arch = net->arch};
+    graph_or_ops(net, &key, train_pass_ops);
 }
 
 /* Data-parallel training (dist.c): between the last backward pass of a step

@@ -146,6 +146,12 @@ void data_shuffle(int *perm, int n, Rng *rng);
 
 /* --------------------------------------------------------------- backend */
 
+/* An input read through its batchnorm (training statistics mean, istd [C])
+ * and, if relu6, ReLU6: per channel c, x' = (x - mean) * (gamma istd) + beta,
+ * as bn_fwd_train would have written it; an op that takes one reads a conv's
+ * output z instead of a separate normalised copy (NULL: x as it is). */
+typedef struct { const float *mean, *istd, *gamma, *beta; int relu6; } BnLoad;
+
 /* The operations a network runs; the CPU (cpu.c) and CUDA backends implement the
  * same signatures. Pointers are backend memory. Outputs first, then saved
  * statistics, then inputs, then weights, then sizes. "acc" = accumulate into
@@ -156,6 +162,12 @@ typedef struct Backend {
      * the batch in pieces of n images, each thread running whole pieces
      * through the network on its own (so they stay in its core's cache). */
     int eval_piece;
+    /* How training feeds a block's depthwise conv: 1, it reads the expansion's
+     * output z through its batchnorm (a BnLoad: on a GPU a launch and a pass
+     * over the largest tensor saved); 0, from the normalised copy that the
+     * batchnorm writes (on the CPU, which would redo the normalisation in
+     * both depthwise ops). Both give the same values. */
+    int load_bn;
     void *(*alloc)(size_t bytes);                        /* zeroed */
     void (*free)(void *p);
     void (*upload)(void *dst, const void *src, size_t bytes);
@@ -175,22 +187,25 @@ typedef struct Backend {
     void (*conv_bwd_w)(float *dw, const float *dy, const float *x,
                        int N, int H, int W, int Ci, int Co, int K, int s);
 
-    /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C].
+    /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C] (read
+     * through xbn when not NULL; the padding is zeros after it).
      * Tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c]: w points at the top-left
      * tap of the active window inside a larger [Kmax,Kmax,Cmax] tensor. */
-    void (*dw_fwd)(float *y, const float *x, const float *w, int ldr, int ldc,
+    void (*dw_fwd)(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
                    int N, int H, int W, int C, int K, int s);
     void (*dw_bwd_x)(float *dx, const float *dy, const float *w, int ldr, int ldc,
                      int N, int H, int W, int C, int K, int s);
-    /* dw (same pitches as w) += grad w.r.t. w */
-    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x,
+    /* dw (same pitches as w) += grad w.r.t. w (x read through xbn as in dw_fwd) */
+    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
                      int N, int H, int W, int C, int K, int s);
 
     /* Batchnorm over P rows of C channels, optionally followed by ReLU6 (relu6=1).
      * Train: batch statistics (biased variance) saved in mean/istd [C]; running
-     * averages updated with momentum. Eval: running statistics. */
+     * averages updated with momentum; then res [P,C], when not NULL, added to
+     * y (a residual block's output, in the same pass); y NULL: the statistics
+     * only (a consumer reads z through a BnLoad). Eval: running statistics. */
     void (*bn_fwd_train)(float *y, float *mean, float *istd, float *run_mean,
-                         float *run_var, const float *z, const float *gamma,
+                         float *run_var, const float *z, const float *res, const float *gamma,
                          const float *beta, int P, int C, float momentum, int relu6);
     void (*bn_fwd_eval)(float *y, const float *z, const float *gamma, const float *beta,
                         const float *run_mean, const float *run_var, int P, int C, int relu6);
@@ -214,6 +229,11 @@ typedef struct Backend {
                    const int32_t *label, int N, int L);
     /* L1 regression: dpred [N] = sign(pred - target) / N, returns sum |pred - target| */
     double (*l1)(float *dpred, const float *pred, const float *target, int N);
+    /* Training's losses without a wait: as xent and l1, but the summed loss is
+     * added to acc[0] and the right answers (none for l1) to acc[1], acc [2]
+     * backend memory (NULL: nothing is kept), and nothing is read back. */
+    void (*xent_acc)(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L);
+    void (*l1_acc)(float *dpred, double *acc, const float *pred, const float *target, int N);
     /* Softmax entropy of logits [N,L] (unlabelled data): dlogits [N,L] = weight *
      * grad of the mean entropy; returns the summed entropy. */
     double (*entropy)(float *dlogits, const float *logits, float weight, int N, int L);
@@ -237,8 +257,9 @@ typedef struct Backend {
     /* SGD with momentum and L2 over a whole parameter arena, in one pass:
      * per element, decay [n] is 1 (a weight: g += wd*w), 0 (no decay) or -1
      * (not trained: running statistics, padding; left alone); then
-     * m = mu*m + g; w -= lr*m. */
-    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu,
+     * m = mu*m + g; w -= lr*m, lr [1] read from backend memory (so that a
+     * recorded graph takes each step's rate). */
+    void (*sgd)(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu,
                 float wd);
     /* Inference, a pointwise conv and its batchnorm (running statistics) in one
      * pass: y [M,N] = BN_eval(x [M,K] (ldx) w [K,N] (ldw)), then ReLU6 if relu6.
@@ -253,6 +274,16 @@ typedef struct Backend {
                        const float *gamma, const float *beta, const float *run_mean,
                        const float *run_var, int N, int H, int W, int C, int K, int s,
                        int relu6);
+    /* Graphs, where the backend has them (NULL slots where not: the CPU's
+     * ops run as they are called). After graph_begin returns 1, the ops
+     * called are recorded, not run, until graph_end returns them as one
+     * graph; graph_run runs them again, in order, on the same memory as it
+     * is then. Recorded ops may not upload, download or free. graph_begin
+     * returns 0 when graphs are off (NTA_CUDA_SYNC=1): the ops then run. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_run)(void *graph);
+    void (*graph_free)(void *graph);
 } Backend;
 
 extern const Backend cpu_backend;
@@ -374,11 +405,19 @@ typedef struct {
     float *g_exp, *g_dw, *g_proj;
     BnParams gbn_exp, gbn_dw, gbn_proj;   /* gradients of gamma/beta */
     /* activations at the active E, batch B: z = conv output, a = after BN(+ReLU6) */
-    float *z_exp, *a_exp;                 /* [B,H,W,E] */
+    float *z_exp, *a_exp;                 /* [B,H,W,E] (a_exp not written in training where
+                                             Backend.load_bn) */
     float *z_dw, *a_dw;                   /* [B,Ho,Wo,E] */
     float *z_proj, *out;                  /* [B,Ho,Wo,Co] (out includes the residual) */
     BnSaved sv_exp, sv_dw, sv_proj;
 } Block;
+
+/* What a recorded graph holds (kind: a whole step, net_train_step, or one
+ * pass, net_train_pass) and what it depends on beyond the memory it reads;
+ * compared as bytes (it has no padding). */
+typedef struct { int kind, B, count; float momentum, wd, bn_momentum; Arch arch; } NetGraphKey;
+typedef struct { NetGraphKey key; void *graph; long used; } NetGraph;   /* key.kind 0: empty */
+#define NET_GRAPHS 4      /* recorded graphs a network keeps, the least recently used replaced */
 
 typedef struct {
     NetDesc d;
@@ -397,6 +436,11 @@ typedef struct {
     int32_t *y_in;                        /* [B] labels */
     float *t_in;                          /* [B] regression targets */
     int loss;                             /* LOSS_XENT (y_in) or LOSS_L1 (t_in, one output) */
+    double *stats;                        /* [2] backend memory: training loss summed, right answers */
+    double stats_host[2];                 /* the same, of losses computed on the host */
+    float *lr;                            /* [1] backend memory: the learning rate be->sgd reads */
+    NetGraph graphs[NET_GRAPHS];          /* recorded steps and passes (net_train_step, net_train_pass) */
+    long graph_tick;                      /* uses so far: their clock */
     /* stem */
     float *w_stem, *g_stem;               /* [K,K,Cin,Cs] */
     BnParams bn_stem, gbn_stem;
@@ -465,6 +509,15 @@ void net_forward_timed(Net *net, int B, double *sec);
  * LOSS_L1: absolute error of the one output against net->t_in); fills
  * net->dlogits. Returns the summed loss; *correct = right answers (0 for L1). */
 double net_loss(Net *net, int B, int *correct);
+/* The same without a wait (a step that never stops the device): fills
+ * net->dlogits and, when count, adds the summed loss and the right answers to
+ * the network's training counters in backend memory (net_stats_take). */
+void net_train_loss(Net *net, int B, int count);
+/* Add a loss computed on the host to the counters. */
+void net_stats_add(Net *net, double loss, int correct);
+/* The counters since the last take (summed loss; right answers in *correct),
+ * then zeroed. Reading them waits for the device. */
+double net_stats_take(Net *net, int *correct);
 /* SimCLR's loss of the projections net->logits [B,L] of B = 2n views (rows
  * i and i + n: the two views of image i), d.mlp > 0: l2norm into net->emb,
  * NT-Xent at temperature tau; fills net->dlogits. Returns the summed loss;
@@ -482,6 +535,23 @@ void net_update(Net *net, float lr, float momentum, float wd);
 void net_stats_to_grad(Net *net);
 void net_stats_from_grad(Net *net);
 float *net_grad_arena(Net *net, size_t *n);
+/* A whole training step of a fixed architecture on the batch already
+ * uploaded (x_in, y_in or t_in): zero the gradients, forward, the training
+ * loss (counted, net_train_loss), backward, SGD. Where the backend records
+ * graphs, the first step with a new batch size, momentum, decay, batchnorm
+ * momentum or architecture runs as called (sizing the backend's scratch),
+ * the second is recorded as one graph, and every later one runs that graph
+ * again (the learning rate read from backend memory): the same work, one
+ * launch. */
+void net_train_step(Net *net, int B, float lr, float momentum, float wd);
+/* One pass of a supernet's step for the active architecture on the batch
+ * already uploaded: forward, the training loss (counted when count),
+ * backward; the gradients accumulate. Where the backend records graphs, an
+ * architecture's second pass (same batch size and batchnorm momentum) is
+ * recorded and later ones run it again: the sandwich rule's largest and
+ * smallest recur every step; its random ones almost never do, and run as
+ * called. */
+void net_train_pass(Net *net, int B, int count);
 /* Text form of a description (one line) and its parser (returns -1 and a
  * message in err when the text is malformed). */
 void net_desc_format(const NetDesc *d, char *buf, size_t len);

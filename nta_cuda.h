@@ -57,6 +57,28 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
 
 #define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */
 
+/* "Last block" reductions (one launch instead of a partial-sums kernel and a
+ * kernel that adds them): every block writes its partial results, then counts
+ * itself on a ticket; the block that arrives last adds the partials in a fixed
+ * order (deterministic) and resets the ticket for the next launch. Every
+ * thread of the block calls cuda_last_block after writing; it returns 1 in
+ * every thread of the last of `blocks` blocks. That block reads the partials
+ * with __ldcg (from L2, never a stale L1 line), and never through a const
+ * __restrict__ pointer (which may read through the non-coherent cache). */
+static __device__ __forceinline__ int cuda_last_block(unsigned *ticket, unsigned blocks)
+{
+    __shared__ int last;
+    __threadfence();                  /* this thread's partials are visible first */
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        last = atomicAdd(ticket, 1u) == blocks - 1;
+        if (last) *ticket = 0;        /* every block has counted: ready for the next launch */
+    }
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}
+
 /* The stream every op runs on (created at first use). */
 cudaStream_t cuda_stream(void);
 /* Device scratch of at least `bytes`, valid until the next call (ops on the one
@@ -80,21 +102,21 @@ void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W
                    int Co, int K, int s);
 void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
                      int Co, int K, int s);
-void cuda_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
-                 int W, int C, int K, int s);
+void cuda_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N,
+                 int H, int W, int C, int K, int s);
 /* inference: dw_fwd then bn_fwd_eval (+ReLU6) in one kernel */
 void cuda_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
                      const float *gamma, const float *beta, const float *run_mean,
                      const float *run_var, int N, int H, int W, int C, int K, int s, int relu6);
 void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
                    int W, int C, int K, int s);
-void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N, int H,
-                   int W, int C, int K, int s);
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
+                   int H, int W, int C, int K, int s);
 
 /* kernels.cu */
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
-                       const float *z, const float *gamma, const float *beta, int P, int C,
-                       float momentum, int relu6);
+                       const float *z, const float *res, const float *gamma, const float *beta, int P,
+                       int C, float momentum, int relu6);
 void cuda_bn_fwd_eval(float *y, const float *z, const float *gamma, const float *beta,
                       const float *run_mean, const float *run_var, int P, int C, int relu6);
 /* gemm then bn_fwd_eval in place (the CPU fuses them; here two launches) */
@@ -112,11 +134,13 @@ void cuda_bias_bwd(float *db, const float *dy, int M, int N);
 double cuda_xent(float *dlogits, int *correct, const float *logits, const int32_t *label,
                  int N, int L);
 double cuda_l1(float *dpred, const float *pred, const float *target, int N);
+void cuda_xent_acc(float *dlogits, double *acc, const float *logits, const int32_t *label, int N, int L);
+void cuda_l1_acc(float *dpred, double *acc, const float *pred, const float *target, int N);
 double cuda_entropy(float *dlogits, const float *logits, float weight, int N, int L);
 double cuda_mmd(float *dx, const float *x, int N, int S, int C, float weight);
 void cuda_l2norm_fwd(float *y, float *norm, const float *x, int N, int D);
 void cuda_l2norm_bwd(float *dx, const float *dy, const float *y, const float *norm, int N, int D);
 double cuda_ntxent(float *de, int *correct, const float *e, int N, int D, float tau);
-void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd);
+void cuda_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu, float wd);
 
 #endif

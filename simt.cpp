@@ -783,12 +783,22 @@ static int guards_check_all(const char *kernel, const char *file, int line);
 simt_counters_t simt_counters;
 
 static void counted_sync(void) { __atomic_add_fetch(&simt_counters.syncs, 1, __ATOMIC_RELAXED); }
+/* 0, or (an open stream capture forbids `what`) a report, the capture
+ * invalidated, and cudaErrorStreamCaptureUnsupported as the last error */
+static cudaError_t capture_forbids(const char *what);
+
+static int capture_record_launch(cudaStream_t stream, const char *name, const char *file, int line, dim3 grid,
+                                 dim3 block, size_t shmem, const void *kernel, void (*run)(void *), void *arg,
+                                 void *(*clone)(const void *), void (*destroy)(void *), int os_threads_max);
 
 void simt_launch(const char *name, const char *file, int line, dim3 grid, dim3 block,
                  size_t shmem, cudaStream_t stream, const void *kernel,
-                 void (*run)(void *), void *arg, int os_threads_max)
+                 void (*run)(void *), void *arg, void *(*clone)(const void *),
+                 void (*destroy)(void *), int os_threads_max)
 {
-    (void)stream;
+    if (capture_record_launch(stream, name, file, line, grid, block, shmem, kernel, run, arg, clone, destroy,
+                              os_threads_max))
+        return;
     __atomic_add_fetch(&simt_counters.launches, 1, __ATOMIC_RELAXED);
     if (simt_self) {  /* would wait for the launch lock it holds */
         report("kernel %s launched from device code (%s:%d): not emulated", name, file, line);
@@ -941,6 +951,7 @@ static int guards_check_all(const char *kernel, const char *file, int line)
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+    if (cudaError_t e = capture_forbids("cudaMalloc")) return e;
     __atomic_add_fetch(&simt_counters.allocs, 1, __ATOMIC_RELAXED);
     if (!p) return fail(cudaErrorInvalidValue);
     *p = NULL;
@@ -976,6 +987,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;
+    if (cudaError_t e = capture_forbids("cudaFree")) return e;
     pthread_mutex_lock(&mem_mu);
     Buf **link = &bufs;
     while (*link && (*link)->user != p) link = &(*link)->next;
@@ -1027,6 +1039,7 @@ static int check_device(const char *what, const void *p, size_t n)
 
 cudaError_t cudaMallocHost(void **p, size_t bytes)
 {
+    if (cudaError_t e = capture_forbids("cudaMallocHost")) return e;
     __atomic_add_fetch(&simt_counters.allocs, 1, __ATOMIC_RELAXED);
     if (!p) return fail(cudaErrorInvalidValue);
     *p = malloc(bytes ? bytes : 1);
@@ -1035,6 +1048,8 @@ cudaError_t cudaMallocHost(void **p, size_t bytes)
 
 cudaError_t cudaFreeHost(void *p)
 {
+    if (!p) return cudaSuccess;
+    if (cudaError_t e = capture_forbids("cudaFreeHost")) return e;
     free(p);
     return cudaSuccess;
 }
@@ -1059,15 +1074,19 @@ static cudaError_t copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind
     return cudaSuccess;
 }
 
+static int capture_record_copy(cudaStream_t s, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+static int capture_record_set(cudaStream_t s, void *p, int value, size_t bytes);
+
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t s)
 {
-    (void)s;
+    if (capture_record_copy(s, dst, src, bytes, kind)) return cudaSuccess;
     return copy(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
+    if (cudaError_t e = capture_forbids("cudaMemcpy (the host waits)")) return e;
     counted_sync();      /* on a GPU the host waits for the copy */
     return copy(dst, src, bytes, kind);
 }
@@ -1082,7 +1101,7 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes)
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s)
 {
-    (void)s;
+    if (capture_record_set(s, p, value, bytes)) return cudaSuccess;
     return cudaMemset(p, value, bytes);
 }
 
@@ -1107,6 +1126,10 @@ static const struct { cudaError_t e; const char *name, *text; } error_table[] = 
     {cudaErrorLaunchOutOfResources, "cudaErrorLaunchOutOfResources",
      "too many resources requested for launch"},
     {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+     "operation not permitted when stream is capturing"},
+    {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated",
+     "operation failed due to a previous error during capture"},
 };
 
 const char *cudaGetErrorString(cudaError_t e)
@@ -1162,13 +1185,26 @@ cudaError_t cudaGetDevice(int *d)
     return cudaSuccess;
 }
 
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device)
+{
+    if (!value || device != 0 || attr != cudaDevAttrMultiProcessorCount) return fail(cudaErrorInvalidValue);
+    *value = simt_config.threads < 1 ? 1 : simt_config.threads;
+    return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void)
 {
+    if (cudaError_t e = capture_forbids("cudaDeviceSynchronize")) return e;
     counted_sync();
     return cudaSuccess;
 }
 
-struct simt_stream { unsigned flags; };
+struct simt_graph;
+struct simt_stream {
+    unsigned flags;
+    struct simt_graph *capture;   /* recording into this graph (cudaStreamBeginCapture) */
+    int broken;                   /* the capture was invalidated */
+};
 struct simt_event { double ms; int recorded; };
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
@@ -1191,6 +1227,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     (void)s;
+    if (cudaError_t e = capture_forbids("cudaStreamSynchronize")) return e;
     counted_sync();
     return cudaSuccess;
 }
@@ -1230,12 +1267,14 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
+    if (cudaError_t err = capture_forbids("cudaEventSynchronize")) return err;
     counted_sync();
     return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t e)
 {
+    if (cudaError_t err = capture_forbids("cudaEventQuery")) return err;
     return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
@@ -1245,6 +1284,207 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
     if (!start || !end || !start->recorded || !end->recorded)
         return fail(cudaErrorInvalidResourceHandle);
     *ms = (float)(end->ms - start->ms);
+    return cudaSuccess;
+}
+
+/* ================================================================ stream capture, graphs */
+
+/* One recorded operation of a graph. */
+typedef struct {
+    enum { NODE_KERNEL, NODE_COPY, NODE_SET } kind;
+    /* kernel */
+    const char *name, *file;
+    int line, os_threads_max;
+    dim3 grid, block;
+    size_t shmem;
+    const void *kernel;
+    void (*run)(void *);
+    void *arg;                          /* the launch's arguments, cloned */
+    void *(*clone)(const void *);
+    void (*destroy)(void *);
+    /* copy, set */
+    void *dst;
+    const void *src;
+    size_t bytes;
+    cudaMemcpyKind copy_kind;
+    int value;
+} Node;
+
+struct simt_graph {
+    Node *node;
+    int n, cap;
+};
+
+static pthread_mutex_t capture_mu = PTHREAD_MUTEX_INITIALIZER;
+static cudaStream_t capturing;      /* the stream of the one open capture, or NULL */
+
+static cudaError_t capture_forbids(const char *what)
+{
+    pthread_mutex_lock(&capture_mu);
+    cudaStream_t s = capturing;
+    if (s) s->broken = 1;
+    pthread_mutex_unlock(&capture_mu);
+    if (!s) return cudaSuccess;
+    report("%s while a stream capture is open: not permitted (the capture is invalidated)", what);
+    return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+/* Append node n to the graph s is capturing; 0 when s is not capturing. */
+static int capture_add(cudaStream_t s, const Node *n)
+{
+    if (!s || !s->capture) return 0;
+    simt_graph *g = s->capture;
+    if (g->n == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 64;
+        Node *p = (Node *)realloc(g->node, (size_t)cap * sizeof *p);
+        if (!p) {
+            s->broken = 1;
+            return 1;
+        }
+        g->node = p, g->cap = cap;
+    }
+    g->node[g->n++] = *n;
+    return 1;
+}
+
+static int capture_record_launch(cudaStream_t stream, const char *name, const char *file, int line, dim3 grid,
+                                 dim3 block, size_t shmem, const void *kernel, void (*run)(void *), void *arg,
+                                 void *(*clone)(const void *), void (*destroy)(void *), int os_threads_max)
+{
+    if (!stream || !stream->capture) return 0;
+    Node n{};
+    n.kind = Node::NODE_KERNEL;
+    n.name = name, n.file = file, n.line = line, n.os_threads_max = os_threads_max;
+    n.grid = grid, n.block = block, n.shmem = shmem, n.kernel = kernel, n.run = run;
+    n.arg = clone(arg), n.clone = clone, n.destroy = destroy;
+    if (!n.arg) stream->broken = 1;
+    else capture_add(stream, &n);
+    return 1;
+}
+
+static int capture_record_copy(cudaStream_t s, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    Node n{};
+    n.kind = Node::NODE_COPY;
+    n.dst = dst, n.src = src, n.bytes = bytes, n.copy_kind = kind;
+    return capture_add(s, &n);
+}
+
+static int capture_record_set(cudaStream_t s, void *p, int value, size_t bytes)
+{
+    Node n{};
+    n.kind = Node::NODE_SET;
+    n.dst = p, n.value = value, n.bytes = bytes;
+    return capture_add(s, &n);
+}
+
+static void graph_free(simt_graph *g)
+{
+    if (!g) return;
+    for (int i = 0; i < g->n; i++)
+        if (g->node[i].kind == Node::NODE_KERNEL) g->node[i].destroy(g->node[i].arg);
+    free(g->node);
+    free(g);
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
+{
+    (void)mode;   /* every mode is held to the global mode's rules */
+    if (!s) return fail(cudaErrorStreamCaptureUnsupported);   /* the legacy stream cannot be captured */
+    pthread_mutex_lock(&capture_mu);
+    int busy = capturing != NULL;
+    simt_graph *g = busy ? NULL : (simt_graph *)calloc(1, sizeof *g);
+    if (g) capturing = s, s->capture = g, s->broken = 0;
+    pthread_mutex_unlock(&capture_mu);
+    if (busy) {
+        report("cudaStreamBeginCapture: a capture is already open (the emulator holds one at a time)");
+        return fail(cudaErrorStreamCaptureUnsupported);
+    }
+    return g ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    if (!s || !graph) return fail(cudaErrorInvalidValue);
+    pthread_mutex_lock(&capture_mu);
+    simt_graph *g = s->capture;
+    int broken = s->broken;
+    if (g) capturing = NULL, s->capture = NULL, s->broken = 0;
+    pthread_mutex_unlock(&capture_mu);
+    *graph = NULL;
+    if (!g) return fail(cudaErrorInvalidValue);
+    if (broken) {
+        graph_free(g);
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status)
+{
+    if (!status) return fail(cudaErrorInvalidValue);
+    *status = !s || !s->capture ? cudaStreamCaptureStatusNone
+              : s->broken       ? cudaStreamCaptureStatusInvalidated
+                                : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+/* An executable graph is a copy of the graph, its launches' arguments cloned. */
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    (void)flags;
+    if (!exec || !graph) return fail(cudaErrorInvalidValue);
+    simt_graph *e = (simt_graph *)calloc(1, sizeof *e);
+    Node *node = graph->n ? (Node *)malloc((size_t)graph->n * sizeof *node) : NULL;
+    if (!e || (graph->n && !node)) {
+        free(e), free(node);
+        return fail(cudaErrorMemoryAllocation);
+    }
+    for (int i = 0; i < graph->n; i++) {
+        node[i] = graph->node[i];
+        if (node[i].kind == Node::NODE_KERNEL) node[i].arg = node[i].clone(graph->node[i].arg);
+    }
+    e->node = node, e->n = e->cap = graph->n;
+    *exec = e;
+    return cudaSuccess;
+}
+
+/* Run the nodes in order, as the stream would have; stop at the first failure. */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    if (!exec) return fail(cudaErrorInvalidResourceHandle);
+    if (s && s->capture) {
+        report("cudaGraphLaunch into a capturing stream: not emulated");
+        return fail(cudaErrorStreamCaptureUnsupported);
+    }
+    __atomic_add_fetch(&simt_counters.graphs, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < exec->n; i++) {
+        const Node *n = &exec->node[i];
+        cudaError_t e = cudaSuccess;
+        if (n->kind == Node::NODE_KERNEL) {
+            simt_launch(n->name, n->file, n->line, n->grid, n->block, n->shmem, s, n->kernel, n->run, n->arg,
+                        n->clone, n->destroy, n->os_threads_max);
+            e = cudaPeekAtLastError();
+        } else if (n->kind == Node::NODE_COPY) {
+            e = copy(n->dst, n->src, n->bytes, n->copy_kind);
+        } else {
+            e = cudaMemset(n->dst, n->value, n->bytes);
+        }
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    graph_free(graph);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    graph_free(exec);
     return cudaSuccess;
 }
 

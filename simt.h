@@ -67,7 +67,9 @@ static const char *simt_last_kernel __attribute__((unused));
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <new>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -87,12 +89,14 @@ typedef struct {
 extern simt_config_t simt_config;  /* read at each launch / allocation */
 
 /* What the host has asked of the emulated device since the program started:
- * kernel launches (failed ones too), host waits for the device (stream,
+ * kernel launches (failed ones too, and the kernels a graph launch runs; not
+ * those recorded by a stream capture), host waits for the device (stream,
  * event and device synchronisations, and synchronous cudaMemcpy), and
  * allocations (cudaMalloc, cudaMallocHost). Tests hold the CUDA backend to
  * its budgets with them. */
 typedef struct {
     unsigned long long launches, syncs, allocs;
+    unsigned long long graphs;    /* cudaGraphLaunch calls (their kernels count as launches) */
 } simt_counters_t;
 extern simt_counters_t simt_counters;
 
@@ -237,6 +241,7 @@ unsigned long long atomicCAS(unsigned long long *p, unsigned long long compare,
 /* ------------------------------------------------------------ intrinsics */
 
 template <typename T> static inline T __ldg(const T *p) { return *p; }
+template <typename T> static inline T __ldcg(const T *p) { return *p; }
 /* glibc's math.h declares (but does not export) __expf and friends: macros. */
 #define __expf(x) expf(x)
 #define __logf(x) logf(x)
@@ -292,7 +297,9 @@ typedef enum cudaError {
     cudaErrorNotReady = 600,
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
-    cudaErrorLaunchFailure = 719
+    cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901
 } cudaError_t;
 
 enum cudaMemcpyKind {
@@ -311,6 +318,7 @@ typedef struct simt_event *cudaEvent_t;
 #define cudaStreamDefault 0x0
 #define cudaStreamNonBlocking 0x1
 #define cudaEventDefault 0x0
+#define cudaEventDisableTiming 0x2
 
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);
@@ -326,6 +334,9 @@ cudaError_t cudaRuntimeGetVersion(int *v);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int *d);
 cudaError_t cudaDeviceSynchronize(void);
+/* Of the attributes, only the SM count: the OS threads that run blocks. */
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device);
 
 cudaError_t cudaMalloc(void **p, size_t bytes);
 template <typename T> static inline cudaError_t cudaMalloc(T **p, size_t bytes)
@@ -365,6 +376,36 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
+/* Stream capture and graphs: between cudaStreamBeginCapture and
+ * cudaStreamEndCapture, the kernel launches, cudaMemcpyAsync and
+ * cudaMemsetAsync queued on that stream are recorded (launches with a copy of
+ * their arguments), not run; cudaGraphLaunch runs the recorded work again, in
+ * order. While a capture is open, what CUDA's global capture mode forbids
+ * fails with cudaErrorStreamCaptureUnsupported and invalidates the capture:
+ * host waits (synchronisations, cudaMemcpy, cudaEventQuery) and, stricter
+ * than CUDA, any allocation or free (a captured step must allocate nothing).
+ * Work queued on another stream during a capture runs at once. Graphs hold no
+ * dependencies beyond their order (one stream). */
+typedef struct simt_graph *cudaGraph_t;
+typedef struct simt_graph *cudaGraphExec_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+};
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2
+};
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+
 /* Kernels may ask for more than 48 KiB of dynamic shared memory only after
  * raising this attribute, as on a GPU. */
 cudaError_t simt_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value);
@@ -377,10 +418,13 @@ static inline cudaError_t cudaFuncSetAttribute(F *kernel, cudaFuncAttribute attr
 /* ------------------------------------------------------------ launch */
 
 /* Run every block of a launch; run(arg) is one thread's call of the kernel.
- * Failures go to the host thread's last error and to a report. */
+ * Failures go to the host thread's last error and to a report. On a
+ * capturing stream the launch is recorded instead, with clone(arg) (freed by
+ * destroy when its graph is). */
 void simt_launch(const char *name, const char *file, int line, dim3 grid, dim3 block,
                  size_t shmem, cudaStream_t stream, const void *kernel,
-                 void (*run)(void *), void *arg, int os_threads_max);
+                 void (*run)(void *), void *arg, void *(*clone)(const void *),
+                 void (*destroy)(void *), int os_threads_max);
 
 template <typename... P, typename... A>
 static inline void simt_launch_kernel(const char *name, const char *file, int line,
@@ -398,10 +442,22 @@ static inline void simt_launch_kernel(const char *name, const char *file, int li
             Call *c = static_cast<Call *>(self);
             std::apply(c->kernel, c->args);
         }
+        /* (malloc and placement new: the C programs that link the emulator
+         * have no C++ runtime's operator new) */
+        static void *clone(const void *self)
+        {
+            void *p = malloc(sizeof(Call));
+            return p ? new (p) Call(*static_cast<const Call *>(self)) : NULL;
+        }
+        static void destroy(void *self)
+        {
+            if (self) static_cast<Call *>(self)->~Call();
+            free(self);
+        }
     } call{kernel, std::tuple<typename std::decay<P>::type...>(std::forward<A>(args)...)};
     simt_launch(name, file, line, grid, block, shmem, stream,
-                reinterpret_cast<const void *>(kernel), &Call::run, &call,
-                SIMT_OS_THREADS_MAX);
+                reinterpret_cast<const void *>(kernel), &Call::run, &call, &Call::clone,
+                &Call::destroy, SIMT_OS_THREADS_MAX);
 }
 
 /* The name of the last kernel this file launched (for LAUNCH_CHECK's message) */

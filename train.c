@@ -179,58 +179,104 @@ static void load_shard(Net *net, const DataSplits *d, const TrainCfg *c, const i
     else task_train_batch(net, d, idx, Bs, x, y, c->augment ? rng : NULL, rng);
 }
 
+/* Whether a step's loss is computed and kept on the device (net_train_loss):
+ * a plain task's cross-entropy or L1; not SSL's NT-Xent nor domain
+ * adaptation's combined loss, which are read back every pass. */
+static int loss_on_device(const TrainCfg *c, const DataSplits *d) { return !c->ssl && d->kind != TASK_UDA; }
+
+/* The passes of a batch already loaded (B rows), one per architecture of
+ * arch[np] (NULL: the fixed network, one pass): their gradients summed; the
+ * first pass's loss and right answers added to the network's counters. A
+ * plain task's loss stays on the device (net_train_pass); SSL's and domain
+ * adaptation's are computed on the host. */
+static void step_passes(Net *net, const DataSplits *d, const TrainCfg *c, int B, const Arch *arch, int np)
+{
+    net_zero_grad(net);
+    for (int p = 0; p < np; p++) {
+        if (arch) net_set_arch(net, &arch[p]);
+        if (loss_on_device(c, d)) {
+            net_train_pass(net, B, p == 0);   /* report the largest */
+            continue;
+        }
+        int corr = 0;
+        net_forward(net, B, 1);
+        double l = c->ssl ? net_ssl_loss(net, B, c->tau, &corr)
+                          : task_train_loss(net, d, B, c->uda_entropy, c->uda_mmd, &corr);
+        if (p == 0) net_stats_add(net, l, corr);
+        net_backward(net, B);
+    }
+}
+
 /* One SGD step on the batch of images idx[0..per) (x [B,H,W,C] and y [B] are
  * its host scratch; SSL: B/2 images, two views each): the gradients of every
  * pass (one sub-architecture each under a sampling rule) summed, then one
- * update. With S shards (dg), shard k is images idx[k*per/S..) through the
- * same passes with its own batchnorm statistics and its own draws (seeded
- * from the step's stream and k, whichever rank runs it); dg averages their
- * gradients. Returns the first pass's summed loss and its right answers (SSL:
- * views whose nearest other view is their partner). */
-static double train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
-                         float *x, int32_t *y, Rng *rng, float lr, int *right, DistGrad *dg)
+ * update. The first pass's summed loss and right answers (SSL: views whose
+ * nearest other view is their partner) go to the network's counters
+ * (net_stats_take). A plain task's loss stays on the device (net_train_loss),
+ * so the host never waits for a step; SSL and domain adaptation read theirs.
+ * A fixed network on a plain task trains through net_train_step: one CUDA
+ * graph per step. A supernet's passes go through net_train_pass: one graph
+ * per architecture that recurs (the sandwich rule's largest and smallest,
+ * every step); its random architectures almost never recur, and a graph
+ * recorded for each would be run once, costing more than it saves, so those
+ * passes run as called.
+ * With S > 1 shards (dg), shard k is images idx[k*per/S..) through the same
+ * passes with its own batchnorm statistics and its own draws (seeded from
+ * the step's stream and k, whichever rank runs it); dg averages their
+ * gradients, and their losses are read back and summed in shard order. */
+static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, const int *idx,
+                       float *x, int32_t *y, Rng *rng, float lr, DistGrad *dg)
 {
     int S = train_shards(c), Bs = c->batch / S, per = d->kind == TASK_UDA || c->ssl ? Bs / 2 : Bs;
-    int np = train_passes(sampling), first, count, corr = 0;
+    int np = train_passes(sampling), first, count;
     uint64_t seed = S > 1 ? rng_u64(rng) : 0;
     Arch arch[4];
-    if (S == 1) load_shard(net, d, c, idx, Bs, x, y, rng);
+    if (S == 1) {
+        load_shard(net, d, c, idx, Bs, x, y, rng);
+        if (sampling == SAMPLE_FIXED && loss_on_device(c, d)) {
+            net_train_step(net, Bs, lr, c->momentum, c->wd);   /* one graph per step where the backend has them */
+            return;
+        }
+    }
     for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++)   /* the same for every shard */
         arch[p] = train_sample_arch(net_desc(net), sampling, p, rng);
-    double loss = 0;
+    const Arch *archs = sampling != SAMPLE_FIXED ? arch : NULL;
+    if (S == 1) {
+        step_passes(net, d, c, Bs, archs, np);
+        net_update(net, lr, c->momentum, c->wd);
+        return;
+    }
+    int carried_right, right;
+    double carried = net_stats_take(net, &carried_right), loss;   /* the steps' counts before this one */
     dist_grad_shards(dg, &first, &count);
     dist_grad_begin(dg);
     for (int k = first; k < first + count; k++) {
-        if (S > 1) {
-            Rng r;
-            rng_seed(&r, seed + (uint64_t)k);
-            load_shard(net, d, c, idx + (size_t)k * per, Bs, x, y, &r);
-        }
-        net_zero_grad(net);
-        for (int p = 0; p < np; p++) {
-            if (sampling != SAMPLE_FIXED) net_set_arch(net, &arch[p]);
-            net_forward(net, Bs, 1);
-            double l = c->ssl ? net_ssl_loss(net, Bs, c->tau, &corr)
-                              : task_train_loss(net, d, Bs, c->uda_entropy, c->uda_mmd, &corr);
-            net_backward(net, Bs);
-            if (p == 0) loss = l, *right = corr;   /* report the largest */
-        }
-        dist_grad_shard(dg, k - first, loss, *right);
+        Rng r;
+        rng_seed(&r, seed + (uint64_t)k);
+        load_shard(net, d, c, idx + (size_t)k * per, Bs, x, y, &r);
+        step_passes(net, d, c, Bs, archs, np);
+        loss = net_stats_take(net, &right);
+        dist_grad_shard(dg, k - first, loss, right);
     }
-    dist_grad_reduce(dg, &loss, right);
+    dist_grad_reduce(dg, &loss, &right);
+    net_stats_add(net, carried + loss, carried_right + right);
     net_update(net, lr, c->momentum, c->wd);
-    return loss;
 }
 
 /* The progress line: epoch, step, loss, accuracy, rate and ETA; in place on
  * a terminal, every 30 s in a log. */
 typedef struct { int tty; double t0, tlast; long step0, total; } Progress;
 
+/* Whether step s of steps shows a progress line (the last one always does). */
+static int progress_due(const Progress *pg, int s, int steps)
+{
+    return nta_now() - pg->tlast > (pg->tty ? 0.5 : 30) || s == steps - 1;
+}
+
 static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int ep, int s, int steps, long step,
                      double loss, int right, int seen)
 {
     double now = nta_now();
-    if (!(now - pg->tlast > (pg->tty ? 0.5 : 30) || s == steps - 1)) return;
     char eta[32], acc[48] = "";
     double rate = (step + 1 - pg->step0) * (double)c->batch / (now - pg->t0);   /* images through the network */
     nta_fmt_time(eta, sizeof eta, (pg->total - step - 1) * (double)c->batch / rate);
@@ -250,7 +296,7 @@ static void progress(Progress *pg, const TrainCfg *c, const DataSplits *d, int e
 static void diverged(const TrainCfg *c, int ep, int s, float lr, double loss)
 {
     if (isatty(fileno(stdout))) printf("\n");
-    nta_die("the training loss became %g at epoch %d, step %d (learning rate %g): training diverged; "
+    nta_die("the training loss became %g at epoch %d, by step %d (learning rate %g): training diverged; "
             "lower --lr (now %g)%s%s%s", loss, ep, s + 1, lr, c->lr, *c->out ? "; the checkpoint '" : "",
             c->out, *c->out ? "' holds the last finished epoch" : "");
 }
@@ -305,9 +351,13 @@ void train_fit(Net *net, const DataSplits *d, const TrainCfg *c, int sampling, i
         for (int s = 0; s < steps; s++, step++) {
             int corr = 0;
             float lr = lr_cosine(c->lr, step, warm, pg.total);
-            double l = train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, &corr, dg);
+            train_step(net, d, c, sampling, perm + (size_t)s * per, x, y, &rng, lr, dg);
+            seen += rows;
+            if (!progress_due(&pg, s, steps)) continue;
+            /* the losses are read back only to be shown (on a GPU, reading waits) */
+            double l = net_stats_take(net, &corr);
             if (!isfinite(l)) diverged(c, ep, s, lr, l);
-            loss += l, right += corr, seen += rows;
+            loss += l, right += corr;
             progress(&pg, c, d, ep, s, steps, step, loss, right, seen);
         }
         if (pg.tty) printf("\n");

@@ -1,10 +1,21 @@
-/* bench/gpu_bench.cu: the CUDA backend's kernels on a real GPU (nvcc only),
- * against the device's measured peaks: a copy kernel gives the memory
- * bandwidth, a loop of independent FMAs the FP32 rate. Then the GEMMs of the
- * reference network (28x28x1, batch 128: forward, data and weight gradients)
- * in GFLOP/s, SIMT and TF32, beside cuBLAS when built with it
- * (GPU_BENCH_CUBLAS); batchnorm and depthwise in GB/s of their minimum
- * traffic (each tensor read or written once). Prints one table at the end.
+/* bench/gpu_bench.cu: the CUDA backend on a real GPU (nvcc only).
+ *   1. Kernels against the device's measured peaks: a copy kernel gives the
+ *      memory bandwidth, a loop of independent FMAs the FP32 rate. The GEMMs
+ *      of the reference network (28x28x1, batch 128: forward, data and weight
+ *      gradients) in GFLOP/s, SIMT and TF32, beside cuBLAS when built with it
+ *      (GPU_BENCH_CUBLAS); batchnorm and depthwise in GB/s of their minimum
+ *      traffic (each tensor read or written once).
+ *   2. Whole networks (the reference network, the supernet's largest and
+ *      smallest architectures as standalone networks; 28x28x1, 10 classes)
+ *      at batch 64 and 256, in images per second: training steps run as
+ *      called ("eager") and as one CUDA graph per step (net_train_step),
+ *      inference likewise; beside PyTorch's (bench/torch_gpu.py, eager with
+ *      cuDNN and with CUDA graphs) when given its results.
+ *   usage: gpu_bench [--torch FILE] [--nets-only] [--batch B]
+ *            --torch FILE   PyTorch's columns from FILE (bench/torch_gpu.py --out)
+ *            --nets-only    the networks' table only (no kernels)
+ *            --batch B      that batch only (not 64 and 256)
+ *          gpu_bench --nets the networks, one "name<TAB>description" a line
  * Run by test/gpu.sh; timings never go in tests.
  */
 #include "../nta_cuda.h"
@@ -83,14 +94,167 @@ static float *dev_random(size_t n, unsigned seed)
     return d;
 }
 
-int main(void)
+/* ------------------------------------------------------------ whole networks */
+
+enum { NNETS = 3 };
+static const char *net_names[NNETS] = {"reference", "super-largest", "super-smallest"};
+
+/* The networks of the table: the reference network, and the default
+ * supernet's largest and smallest architectures as standalone networks. */
+static void bench_nets(NetDesc d[NNETS])
 {
+    Space sp = space_default();
+    NetDesc super = net_supernet(28, 28, 1, 10, &sp, 4);
+    Arch big = arch_largest(&super), small = arch_smallest(&super);
+    d[0] = net_reference(28, 28, 1, 10);
+    d[1] = arch_standalone(&super, &big);
+    d[2] = arch_standalone(&super, &small);
+}
+
+/* A network at batch B holding a random batch (normal images, uniform labels). */
+static Net *bench_net(const NetDesc *d, int B)
+{
+    Net *net = net_create(d, LOSS_XENT, &cuda_backend, B, 1, 0);
+    size_t nx = (size_t)B * d->in_h * d->in_w * d->in_c;
+    float *x = (float *)nta_malloc(nx * sizeof(float));
+    int32_t *y = (int32_t *)nta_malloc(B * sizeof(int32_t));
+    Rng r;
+    rng_seed(&r, 7);
+    for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&r);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)rng_below(&r, (uint32_t)d->classes);
+    cuda_backend.upload(net->x_in, x, nx * sizeof(float));
+    cuda_backend.upload(net->y_in, y, B * sizeof(int32_t));
+    free(x), free(y);
+    return net;
+}
+
+/* Training images per second: steps as called, or one graph per step. */
+static double train_rate(Net *net, int B, int graph)
+{
+    auto step = [&] {
+        if (graph) {
+            net_train_step(net, B, 0.01f, 0.9f, 5e-5f);
+            return;
+        }
+        net_zero_grad(net);
+        net_forward(net, B, 1);
+        net_train_loss(net, B, 1);
+        net_backward(net, B);
+        net_update(net, 0.01f, 0.9f, 5e-5f);
+    };
+    for (int i = 0; i < 3; i++) step();    /* scratch sized; the graph recorded */
+    return B / (time_ms(30, step) * 1e-3);
+}
+
+/* Inference images per second: the forward pass as called, or recorded once
+ * as a graph and run again. */
+static double infer_rate(Net *net, int B, int graph)
+{
+    void *g = NULL;
+    net_forward(net, B, 0);
+    if (graph && cuda_backend.graph_begin()) {
+        net_forward(net, B, 0);
+        g = cuda_backend.graph_end();
+    }
+    double ms = time_ms(30, [&] {
+        if (g) cuda_backend.graph_run(g);
+        else net_forward(net, B, 0);
+    });
+    cuda_backend.graph_free(g);
+    return B / (ms * 1e-3);
+}
+
+/* PyTorch's rates from bench/torch_gpu.py's file: lines "name batch
+ * train_eager train_graph infer_eager infer_graph" (img/s, 0 = not run). */
+typedef struct { char name[32]; int batch; double v[4]; } TorchRow;
+
+static int torch_rows(const char *path, TorchRow *rows, int max)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    int n = 0;
+    if (!f) return 0;
+    while (n < max && fscanf(f, "%31s %d %lf %lf %lf %lf", rows[n].name, &rows[n].batch, &rows[n].v[0],
+                             &rows[n].v[1], &rows[n].v[2], &rows[n].v[3]) == 6)
+        n++;
+    fclose(f);
+    return n;
+}
+
+static void print_rate(double v)
+{
+    if (v > 0) printf(" %9.0f", v);
+    else printf(" %9s", "-");
+}
+
+/* The networks' table: img/s of nta (eager, graph) and PyTorch (eager, graph),
+ * training then inference. */
+static void network_table(const char *torch_file, int batch)
+{
+    static TorchRow tr[64];
+    int nt = torch_rows(torch_file, tr, 64);
+    int batches[2] = {batch ? batch : 64, batch ? 0 : 256};
+    NetDesc d[NNETS];
+    bench_nets(d);
+    printf("\nimages per second (28x28x1, 10 classes; eager: ops as called, graph: one CUDA graph per step;"
+           " torch: bench/torch_gpu.py, cuDNN)\n");
+    printf("%-15s %5s | %9s %9s %9s %9s | %9s %9s %9s %9s\n", "network", "batch", "train", "", "", "", "infer",
+           "", "", "");
+    printf("%-15s %5s | %9s %9s %9s %9s | %9s %9s %9s %9s\n", "", "", "nta eager", "nta graph", "torch", "torch gr.",
+           "nta eager", "nta graph", "torch", "torch gr.");
+    for (int i = 0; i < NNETS; i++)
+        for (int b = 0; b < 2 && batches[b]; b++) {
+            int B = batches[b];
+            Net *net = bench_net(&d[i], B);
+            double te = train_rate(net, B, 0), tg = train_rate(net, B, 1);
+            double ie = infer_rate(net, B, 0), ig = infer_rate(net, B, 1);
+            net_free(net);
+            const TorchRow *t = NULL;
+            for (int k = 0; k < nt; k++)
+                if (!strcmp(tr[k].name, net_names[i]) && tr[k].batch == B) t = &tr[k];
+            printf("%-15s %5d |", net_names[i], B);
+            print_rate(te), print_rate(tg), print_rate(t ? t->v[0] : 0), print_rate(t ? t->v[1] : 0);
+            printf(" |");
+            print_rate(ie), print_rate(ig), print_rate(t ? t->v[2] : 0), print_rate(t ? t->v[3] : 0);
+            if (b == 0 && t && t->v[0] > 0) printf("   train: nta graph / torch eager = %.2fx", tg / t->v[0]);
+            printf("\n");
+        }
+}
+
+int main(int argc, char **argv)
+{
+    const char *torch_file = NULL;
+    int nets_only = 0, batch = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--nets")) {
+            NetDesc d[NNETS];
+            char text[2048];
+            bench_nets(d);
+            for (int k = 0; k < NNETS; k++) {
+                net_desc_format(&d[k], text, sizeof text);
+                printf("%s\t%s\n", net_names[k], text);
+            }
+            return 0;
+        } else if (!strcmp(argv[i], "--torch") && i + 1 < argc) {
+            torch_file = argv[++i];
+        } else if (!strcmp(argv[i], "--nets-only")) {
+            nets_only = 1;
+        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc && atoi(argv[i + 1]) > 1) {
+            batch = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: gpu_bench [--torch FILE] [--nets-only] [--batch B] | gpu_bench --nets\n");
+            return 2;
+        }
+    }
     char why[256];
     if (!cuda_available(why, sizeof why)) {
         fprintf(stderr, "gpu_bench: %s\n", why);
         return 1;
     }
     printf("gpu_bench on %s\n", why);
+    if (nets_only) {
+        network_table(torch_file, batch);
+        return 0;
+    }
     cudaStream_t st = cuda_stream();
 
     /* memory bandwidth: 512 MiB copied */
@@ -178,7 +342,7 @@ int main(void)
         float *gam = stats + 1536, *bet = stats + 1920, *dg = stats + 2304, *db = stats + 2688;
         double mb = (double)P * C * sizeof(float);
         ms = time_ms(20, [&] {
-            cuda_backend.bn_fwd_train(Y, mean, istd, rm, rv, X, gam, bet, P, C, 0.1f, 1);
+            cuda_backend.bn_fwd_train(Y, mean, istd, rm, rv, X, NULL, gam, bet, P, C, 0.1f, 1);
         });
         row("bn_fwd_train 100352x96 (z, y)", 2 * mb / (ms * 1e6), bw, "GB/s");
         ms = time_ms(20, [&] { cuda_backend.bn_fwd_eval(Y, X, gam, bet, rm, rv, P, C, 1); });
@@ -188,11 +352,11 @@ int main(void)
         });
         row("bn_bwd 100352x96 (dy, z, dz)", 3 * mb / (ms * 1e6), bw, "GB/s");
         double ob = (double)B * Ho * Ho * C * sizeof(float);
-        ms = time_ms(20, [&] { cuda_backend.dw_fwd(Y, X, Wt, K * C, C, B, 28, 28, C, K, s); });
+        ms = time_ms(20, [&] { cuda_backend.dw_fwd(Y, X, NULL, Wt, K * C, C, B, 28, 28, C, K, s); });
         row("dw_fwd 28x28x96 k3 s2 (x, y)", (mb + ob) / (ms * 1e6), bw, "GB/s");
         ms = time_ms(20, [&] { cuda_backend.dw_bwd_x(Y, X, Wt, K * C, C, B, 28, 28, C, K, s); });
         row("dw_bwd_x 28x28x96 k3 s2 (dy, dx)", (mb + ob) / (ms * 1e6), bw, "GB/s");
-        ms = time_ms(20, [&] { cuda_backend.dw_bwd_w(Wt, K * C, C, Y, X, B, 28, 28, C, K, s); });
+        ms = time_ms(20, [&] { cuda_backend.dw_bwd_w(Wt, K * C, C, Y, X, NULL, B, 28, 28, C, K, s); });
         row("dw_bwd_w 28x28x96 k3 s2 (dy, x)", (mb + ob) / (ms * 1e6), bw, "GB/s");
         cuda_backend.free(stats);
     }
@@ -205,5 +369,6 @@ int main(void)
     for (int i = 0; i < nrows; i++)
         printf("%-44s %8.0f %-7s %5.1f%%\n", rows[i].name, rows[i].value, rows[i].unit,
                100 * rows[i].value / rows[i].peak);
+    network_table(torch_file, batch);
     return 0;
 }

@@ -34,18 +34,18 @@ static void t_conv_fwd(float *y, const float *x, const float *w, int N, int H, i
 static void t_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W,
                          int Ci, int Co, int K, int s)
 { TIMED(OP_CONV_BWD_W, cpu_backend.conv_bwd_w(dw, dy, x, N, H, W, Ci, Co, K, s)); }
-static void t_dw_fwd(float *y, const float *x, const float *w, int ldr, int ldc, int N, int H,
+static void t_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N, int H,
                      int W, int C, int K, int s)
-{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, x, w, ldr, ldc, N, H, W, C, K, s)); }
+{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, x, xbn, w, ldr, ldc, N, H, W, C, K, s)); }
 static void t_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N,
                        int H, int W, int C, int K, int s)
 { TIMED(OP_DW_BWD_X, cpu_backend.dw_bwd_x(dx, dy, w, ldr, ldc, N, H, W, C, K, s)); }
-static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, int N,
+static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
                        int H, int W, int C, int K, int s)
-{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, N, H, W, C, K, s)); }
-static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z,
+{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, xbn, N, H, W, C, K, s)); }
+static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z, const float *res,
                        const float *g, const float *b, int P, int C, float mom, int relu6)
-{ TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, g, b, P, C, mom, relu6)); }
+{ TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, res, g, b, P, C, mom, relu6)); }
 static void t_bn_eval(float *y, const float *z, const float *g, const float *b, const float *rm,
                       const float *rv, int P, int C, int relu6)
 { TIMED(OP_BN_EVAL, cpu_backend.bn_fwd_eval(y, z, g, b, rm, rv, P, C, relu6)); }
@@ -64,7 +64,8 @@ static void t_bias_bwd(float *db, const float *dy, int M, int N)
 { TIMED(OP_BIAS_BWD, cpu_backend.bias_bwd(db, dy, M, N)); }
 static double t_xent(float *d, int *correct, const float *z, const int32_t *y, int N, int L)
 { double r; TIMED(OP_XENT, r = cpu_backend.xent(d, correct, z, y, N, L)); return r; }
-static void t_sgd(float *w, float *m, const float *g, const float *decay, size_t n, float lr, float mu, float wd)
+static void t_sgd(float *w, float *m, const float *g, const float *decay, size_t n, const float *lr, float mu,
+                  float wd)
 { TIMED(OP_SGD, cpu_backend.sgd(w, m, g, decay, n, lr, mu, wd)); }
 static void t_zero(void *p, size_t bytes) { TIMED(OP_ZERO, cpu_backend.zero(p, bytes)); }
 static void t_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ldw,

@@ -5,9 +5,15 @@
 #      on the real device instead of the emulator) and bench/gpu_bench;
 #   2. run test/run-gpu: every CUDA op and whole training steps against the
 #      CPU reference (TF32 GEMM too), the CLI with --device cuda and auto;
-#   3. time the kernels against the device's measured peaks (and cuBLAS/cuDNN
-#      through python3-torch where it is installed), then a model's inference
-#      by the specialised (NVRTC) and the generic kernels (nta bench).
+#   3. the benchmark (bench/gpu_bench.cu, bench/torch_gpu.py): the kernels
+#      against the device's measured peaks (SGEMM beside cuBLAS, batchnorm and
+#      depthwise against the measured memory bandwidth), then the last table:
+#      the reference network and the supernet's largest and smallest at batch
+#      64 and 256, img/s of training and inference, nta as called and with one
+#      CUDA graph per step, beside PyTorch eager with cuDNN and with CUDA
+#      graphs where python3-torch sees the GPU.
+#      Then a model's inference by the specialised (NVRTC) and the generic
+#      kernels (nta bench).
 # Exit status: that of the tests (the timings never fail it). A kernel fault
 # on the device is named by NTA_CUDA_SYNC=1 (a synchronisation after every
 # launch), e.g. NTA_CUDA_SYNC=1 ./test/run-gpu --only cuda.
@@ -30,13 +36,16 @@ echo "== tests on the device (test/run-gpu)"
 ./test/run-gpu
 rc=$?
 
-echo "== kernel timings"
+echo "== benchmark"
+./bench/gpu_bench --nets > build/gpu-nets.txt || echo "gpu.sh: gpu_bench --nets failed"
+torch_rates=()
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    python3 bench/torch_gpu.py || echo "gpu.sh: bench/torch_gpu.py failed"
+    python3 bench/torch_gpu.py --nets build/gpu-nets.txt --out build/torch-nets.txt &&
+        torch_rates=(--torch build/torch-nets.txt) || echo "gpu.sh: bench/torch_gpu.py failed"
 else
-    echo "(python3-torch with CUDA not found: no PyTorch/cuDNN column)"
+    echo "(python3-torch with CUDA not found: no PyTorch/cuDNN columns)"
 fi
-./bench/gpu_bench || echo "gpu.sh: bench/gpu_bench failed"
+./bench/gpu_bench ${torch_rates[@]+"${torch_rates[@]}"} || echo "gpu.sh: bench/gpu_bench failed"
 echo "== specialised kernels (NVRTC) against generic ones: nta bench of the reference network"
 m=$(mktemp /tmp/nta-gpu-XXXXXX.nta)
 ./nta train --epochs 1 --limit 2000 --device cuda -o "$m" >/dev/null &&

@@ -253,6 +253,21 @@ cudaError_t skt_write_past_end(float *p, int n)
     return cudaGetLastError();
 }
 
+/* ------------------------------------------------------------ stream capture */
+
+/* y [n] = a * y + x, on stream s */
+__global__ void skt_axpy_kernel(float *y, const float *x, float a, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = a * y[i] + x[i];
+}
+
+cudaError_t skt_axpy(float *y, const float *x, float a, int n, cudaStream_t s)
+{
+    SIMT_LAUNCH(skt_axpy_kernel, (n + 63) / 64, 64, 0, s, y, x, a, n);
+    return cudaGetLastError();
+}
+
 /* ------------------------------------------------------------ switch cost */
 
 /* iters barriers in a row; out[0] written so the loop is not empty. */

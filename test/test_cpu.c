@@ -152,7 +152,7 @@ static void conv_f(void *ctx, float *y)
 static void dw_f(void *ctx, float *y)
 {
     ConvCase *c = ctx;
-    be->dw_fwd(y, c->x, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
+    be->dw_fwd(y, c->x, NULL, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
 }
 
 static void test_conv(void)
@@ -238,7 +238,7 @@ static void test_depthwise(void)
             be->dw_bwd_x(dx, rr, c.w, c.ldr, c.ldc, N, H, W, C, K, s);
             double e = grad_check(dw_f, &c, c.x, nx, dx, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d input gradient: rel error %.2e", K, s, e);
-            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, N, H, W, C, K, s);
+            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, NULL, N, H, W, C, K, s);
             e = grad_check(dw_f, &c, c.w, (size_t)(K - 1) * c.ldr + (K - 1) * c.ldc + C,
                            dwfull + off * c.ldr + off * c.ldc, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d weight gradient: rel error %.2e", K, s, e);
@@ -276,7 +276,7 @@ static void test_dw_bn_eval(void)
             for (int j = 0; j < C; j++) rv[j] += 1.0f;           /* variances in [0.5, 1.5] */
             float *y = nta_malloc(ny * sizeof(float)), *z = nta_malloc(ny * sizeof(float));
             double *ref = nta_malloc(ny * sizeof(double));
-            be->dw_fwd(z, x, w, ldr, ldc, N, H, W, C, K, s);
+            be->dw_fwd(z, x, NULL, w, ldr, ldc, N, H, W, C, K, s);
             be->bn_fwd_eval(z, z, gamma, beta, rm, rv, (int)(ny / C), C, relu6);
             for (size_t i = 0; i < ny; i++) ref[i] = z[i];
             be->dw_bn_eval(y, x, w, ldr, ldc, gamma, beta, rm, rv, N, H, W, C, K, s, relu6);
@@ -297,7 +297,7 @@ typedef struct {
 static void bn_f(void *ctx, float *y)
 {
     BnCase *b = ctx;
-    be->bn_fwd_train(y, b->mean, b->istd, b->rm, b->rv, b->z, b->gamma, b->beta, b->P, b->C,
+    be->bn_fwd_train(y, b->mean, b->istd, b->rm, b->rv, b->z, NULL, b->gamma, b->beta, b->P, b->C,
                      0.1f, b->relu6);
 }
 
@@ -603,8 +603,9 @@ static void test_small_ops(void)
     /* SGD with momentum, two steps by hand: a weight (decay 0.01), a value
      * without decay, one not trained (left alone) */
     float w[3] = {1, -2, 5}, m[3] = {0, 0, 0}, gr[3] = {0.5f, 0.25f, 1}, decay[3] = {1, 0, -1};
-    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
-    be->sgd(w, m, gr, decay, 3, 0.1f, 0.9f, 0.01f);
+    float lr = 0.1f;    /* CPU backend memory is host memory */
+    be->sgd(w, m, gr, decay, 3, &lr, 0.9f, 0.01f);
+    be->sgd(w, m, gr, decay, 3, &lr, 0.9f, 0.01f);
     double m1 = 0.5 + 0.01, w1 = 1 - 0.1 * m1, m2 = 0.9 * m1 + 0.5 + 0.01 * w1, w2 = w1 - 0.1 * m2;
     double n2 = 0.9 * 0.25 + 0.25, v2 = -2 - 0.1 * 0.25 - 0.1 * n2;
     CHECK(fabs(w[0] - w2) < 1e-6 && fabs(m[0] - m2) < 1e-6, "sgd step: w %.7f want %.7f", w[0], w2);

@@ -26,6 +26,7 @@ cudaError_t skt_barrier_mismatch(float *out, int threads);
 cudaError_t skt_shuffle_deadlock(float *out, int threads);
 cudaError_t skt_write_past_end(float *p, int n);
 cudaError_t skt_barriers(int *out, int blocks, int threads, int iters);
+cudaError_t skt_axpy(float *y, const float *x, float a, int n, cudaStream_t s);
 
 static double now_s(void)
 {
@@ -339,6 +340,75 @@ static void print_costs(void)
     cudaFree(C);
 }
 
+/* ------------------------------------------------------------ stream capture */
+
+/* A captured copy, memset and two launches: nothing runs while recording;
+ * each graph launch runs them again in order, reading the host buffer as it
+ * is then; a host wait or an allocation during a capture fails and
+ * invalidates it. */
+static void test_capture(void)
+{
+    enum { n = 100 };
+    float hx[n], hy[n];
+    fill(hx, n, 7);
+    float *x = dev_floats(NULL, n), *y = dev_floats(NULL, n);
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess, "capture: a stream");
+    cudaMemset(y, 0, n * sizeof(float));
+    simt_counters_t c0 = simt_counters;
+    cudaStreamCaptureStatus st;
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    cudaStreamIsCapturing(s, &st);
+    CHECK(e == cudaSuccess && st == cudaStreamCaptureStatusActive, "capture begins: %s", cudaGetErrorString(e));
+    cudaMemcpyAsync(x, hx, sizeof hx, cudaMemcpyHostToDevice, s);
+    cudaMemsetAsync(y, 0, n * sizeof(float), s);
+    skt_axpy(y, x, 2.0f, n, s);
+    e = skt_axpy(y, x, 2.0f, n, s);
+    CHECK(e == cudaSuccess && cudaStreamEndCapture(s, &g) == cudaSuccess && g, "capture ends with a graph: %s",
+          cudaGetErrorString(e));
+    cudaMemcpy(hy, x, sizeof hy, cudaMemcpyDeviceToHost);
+    CHECK(hy[0] == 0 && hy[n - 1] == 0 && simt_counters.launches == c0.launches,
+          "capture records without running: x[0] %g, %llu launches", hy[0], simt_counters.launches - c0.launches);
+    cudaGraphExec_t ex = NULL;
+    CHECK(cudaGraphInstantiate(&ex, g, 0) == cudaSuccess && ex, "graph instantiated");
+    cudaGraphDestroy(g);     /* the executable graph stands alone */
+    for (int run = 0; run < 2; run++) {
+        hx[0] = (float)(run + 1);   /* the copy reads the host buffer at launch */
+        c0 = simt_counters;
+        e = cudaGraphLaunch(ex, s);
+        cudaMemcpy(hy, y, sizeof hy, cudaMemcpyDeviceToHost);
+        int bad = 0;
+        for (int i = 0; i < n; i++) bad += hy[i] != 3 * hx[i];
+        CHECK(e == cudaSuccess && !bad && simt_counters.launches - c0.launches == 2 &&
+                  simt_counters.graphs - c0.graphs == 1,
+              "graph launch %d: %s, %d of %d wrong (y[0] %g, want %g), %llu launches", run, cudaGetErrorString(e),
+              bad, n, hy[0], 3 * hx[0], simt_counters.launches - c0.launches);
+    }
+    cudaGraphExecDestroy(ex);
+    /* forbidden while capturing */
+    int quiet = simt_config.quiet;
+    simt_config.quiet = 1;
+    void *p = NULL;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+    e = cudaStreamSynchronize(s);
+    CHECK(e == cudaErrorStreamCaptureUnsupported && contains(simt_last_report(), "cudaStreamSynchronize"),
+          "a host wait during a capture fails: %s", cudaGetErrorString(e));
+    e = cudaMalloc(&p, 16);
+    CHECK(e == cudaErrorStreamCaptureUnsupported && !p, "an allocation during a capture fails: %s",
+          cudaGetErrorString(e));
+    cudaStreamIsCapturing(s, &st);
+    CHECK(st == cudaStreamCaptureStatusInvalidated, "the capture is invalidated");
+    e = cudaStreamEndCapture(s, &g);
+    CHECK(e == cudaErrorStreamCaptureInvalidated && !g, "ending it gives no graph: %s", cudaGetErrorString(e));
+    cudaGetLastError();
+    simt_config.quiet = quiet;
+    cudaStreamIsCapturing(s, &st);
+    CHECK(st == cudaStreamCaptureStatusNone && cudaMalloc(&p, 16) == cudaSuccess, "after it, allocation works again");
+    cudaFree(p), cudaFree(x), cudaFree(y);
+    cudaStreamDestroy(s);
+}
+
 /* ------------------------------------------------------------ entry */
 
 extern "C" void test_simt(void)
@@ -360,5 +430,6 @@ extern "C" void test_simt(void)
     test_barrier_mismatch();
     test_deadlock();
     test_guards();
+    test_capture();
     print_costs();
 }
