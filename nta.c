@@ -453,7 +453,7 @@ static int cmd_pretrain(int argc, char **argv)
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
         {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views)"},
-        {"temperature", OPT_FLOAT, &c.tau, "0.5", "ssl: the NT-Xent temperature"},
+        {"temperature", OPT_FLOAT, &c.tau, "0.1", "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
         {"expands", OPT_STR, &expands, "3,4,6", "expansion ratio choices"},
