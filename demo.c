@@ -186,14 +186,6 @@ static void demo_task(const DemoCfg *c, const AdaptCfg *a, const Backend *be, Re
     data_free(&d);
 }
 
-/* Task t's row of the method named `name`, NULL if it has none. */
-static const ReportRow *row_named(const ReportTask *t, const char *name)
-{
-    for (int r = 0; r < t->nrows; r++)
-        if (t->rows[r].method && !strcmp(t->rows[r].method, name)) return &t->rows[r];
-    return NULL;
-}
-
 /* Method a against method b on every task that has both: wins, ties and
  * losses by the 95% paired bootstrap interval (report_compare); the tasks
  * of each word listed after it. */
@@ -203,7 +195,7 @@ static void verdict_against(char *buf, size_t len, const ReportTask *t, int n, c
     char list[3][512] = {"", "", ""};
     int count[3] = {0, 0, 0};
     for (int i = 0; i < n; i++) {
-        const ReportRow *ra = row_named(&t[i], a), *rb = row_named(&t[i], b);
+        const ReportRow *ra = report_row(&t[i], a), *rb = report_row(&t[i], b);
         if (!ra || !rb) continue;
         Compare c = report_compare(ra, rb, t[i].lower_better);
         for (int w = 0; w < 3; w++)
@@ -249,11 +241,11 @@ static void verdict_ssl(char *buf, size_t len, const ReportTask *t, int n)
     double t_linear = 0, t_ntaa = 0;
     buf[0] = 0;
     for (int i = 0; i < n; i++) {
-        const ReportRow *rl = row_named(&t[i], NAME_LINEAR), *rn = row_named(&t[i], "NTAA");
+        const ReportRow *rl = report_row(&t[i], NAME_LINEAR), *rn = report_row(&t[i], "NTAA");
         if (rl && rn) t_linear += rl->search_seconds, t_ntaa += rn->search_seconds;
     }
     int any_ssl = 0;
-    for (int i = 0; i < n; i++) any_ssl |= row_named(&t[i], NAME_SSL_WPF) != NULL;
+    for (int i = 0; i < n; i++) any_ssl |= report_row(&t[i], NAME_SSL_WPF) != NULL;
     if (!any_ssl) return;
     verdict_against(linear, sizeof linear, t, n, NAME_LINEAR, "NTAA");
     verdict_against(wpf, sizeof wpf, t, n, NAME_SSL_WPF, "WP&F");

@@ -108,8 +108,7 @@ static double metric_of(const ReportTask *t, const char *method)
     return NAN;
 }
 
-/* The row of `method` in task t, NULL if none. */
-static const ReportRow *row_of(const ReportTask *t, const char *method)
+const ReportRow *report_row(const ReportTask *t, const char *method)
 {
     for (int r = 0; r < t->nrows; r++)
         if (strcmp(t->rows[r].method ? t->rows[r].method : "?", method) == 0) return &t->rows[r];
@@ -121,7 +120,7 @@ static const char *fmt_compare(const Compare *c, char *buf, size_t len);
 /* Method a against method b in task t as fmt_compare writes it ("-" if either is missing). */
 static const char *compare_of(const ReportTask *t, const char *a, const char *b, char *buf, size_t len)
 {
-    const ReportRow *ra = row_of(t, a), *rb = row_of(t, b);
+    const ReportRow *ra = report_row(t, a), *rb = report_row(t, b);
     Compare c = {NAN, NAN, NAN, "-"};
     if (ra && rb) c = report_compare(ra, rb, t->lower_better);
     return fmt_compare(&c, buf, len);

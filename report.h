@@ -74,6 +74,9 @@ typedef struct {
  * an NTAA point or there is none. */
 int report_front_nearest(const ReportTask *t, int j);
 
+/* The row of `method` in task t, NULL if it has none. */
+const ReportRow *report_row(const ReportTask *t, const char *method);
+
 /* report.c: report.md (tables, plain text) and a self-contained report.html
  * (the same tables, inline SVG: search progress, Pareto front of the last
  * population, each task's chosen architecture drawn block by block). intro:
