@@ -43,7 +43,8 @@ static Arch arch_in_budget_bin(const NetDesc *d, Rng *r, int i, int n, double bu
     return lo;
 }
 
-/* Mean cross-entropy of the active architecture on split s (natural log). */
+/* Mean cross-entropy of the active architecture on split s (natural log), from
+ * its logits out [s->n, L] and the split's labels. */
 static double val_xent(Net *net, const DataSplits *d, const Dataset *s)
 {
     int L = net->d.classes;
@@ -62,8 +63,9 @@ static double val_xent(Net *net, const DataSplits *d, const Dataset *s)
     return sum / s->n;
 }
 
-/* Every fitness of architecture x of the transferred supernet, higher is
- * better (NAN where one does not apply), and the seconds each took. */
+/* Every fitness of architecture x of the transferred supernet into fit[NFIT]
+ * (FIT_*; higher is better, NAN where one does not apply), and the seconds
+ * each took into secs[NFIT]. */
 static void fitnesses(Net *super, const DataSplits *d, const AdaptCfg *a, const Arch *x, double *fit, double *secs)
 {
     uint64_t seed = (uint64_t)a->train.seed;
@@ -100,7 +102,7 @@ static void fitnesses(Net *super, const DataSplits *d, const AdaptCfg *a, const 
     }
 }
 
-/* The mean of run k's items: its test metric (task_score_items). */
+/* Run k's test metric: the mean of its items (r->items [runs, nitems]; task_score_items). */
 static double run_metric(const ReportRow *r, int k)
 {
     double s = 0;
