@@ -17,7 +17,7 @@ ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
 
-LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c rank.c demo.c eval.c report.c latency.c rtc.c dist.c
+LIB      = util.c cpu.c net.c data.c search.c task.c linear.c train.c ntaa.c rank.c demo.c eval.c report.c latency.c rtc.c dist.c portable.c
 HDR      = nta.h train.h ntaa.h eval.h report.h rtc.h dist.h
 TESTS    = test/test.c test/test_cpu.c test/test_net.c test/test_super.c test/test_search.c test/test_data.c test/test_fixture.c test/test_cli.c test/test_report.c test/test_task.c test/test_ssl.c \
            test/test_binary.c test/test_rtc.c test/test_mpi.c
