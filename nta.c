@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,6 +191,15 @@ static void need_output(const Command *c, const char *name, const char *path)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         bad_option(c, "--%s '%s': the folder '%s' does not exist; create it first", name, path, dir);
     if (access(dir, W_OK) != 0) bad_option(c, "--%s '%s': cannot write in the folder '%s'", name, path, dir);
+    /* the name itself (too long, a read-only file system): net_save writes
+     * PATH.tmpPID, then renames it, so that name is made and removed now */
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid()) >= (int)sizeof tmp)
+        bad_option(c, "--%s: the path is too long (%zu characters)", name, strlen(path));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0 && errno != EEXIST)
+        bad_option(c, "--%s '%.200s': cannot create it: %s", name, path, strerror(errno));
+    if (fd >= 0) close(fd), unlink(tmp);
 }
 
 /* --------------------------------------------------------- the machine */
@@ -370,6 +380,8 @@ static void check_train(const Command *cmd, TrainCfg *c)
     need_in(cmd, "epochs", c->epochs, 1, MAX_EPOCHS);
     need_in(cmd, "val", c->val, 0, MAX_IMAGES);
     need_in(cmd, "stop-after", c->stop_after, 0, c->epochs);
+    if (*c->resume && access(c->resume, R_OK) != 0)
+        nta_die("--resume: cannot read '%s': %s", c->resume, strerror(errno));
     if (data_spec_check(c->data, err, sizeof err)) bad_option(cmd, "--data: %s", err);
     need_output(cmd, "out", c->out);
 }

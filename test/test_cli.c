@@ -95,6 +95,13 @@ static void test_hostile_options(void)
     EXPECT(2, "train -o /dev/null", "not a regular file");
     EXPECT(2, "train -o /tmp", "not a regular file");
     EXPECT(2, "train -o /nonexistent/dir/m.nta", "the folder '/nonexistent/dir' does not exist");
+    EXPECT(2, "train -o /proc/m.nta", "--out '/proc/m.nta': cannot create it");  /* a folder that takes no files */
+    {
+        char longname[400] = "train -o ";
+        memset(longname + 9, 'a', 300);
+        EXPECT(2, longname, "cannot create it: File name too long");
+    }
+    EXPECT(1, "pretrain --resume /nonexistent/ck.nta", "--resume: cannot read '/nonexistent/ck.nta'");
     EXPECT(2, "adapt s.nta --mutants 2147483647 --crosses 2147483647", "--mutants must be in 0..10000");
     EXPECT(2, "adapt s.nta --budget-mflops -5", "--budget-mflops must be in");
     EXPECT(2, "adapt s.nta --parents 9 --population 4", "--parents must be in 1..4");
