@@ -431,14 +431,14 @@ static NetDesc probe_desc(const char *path)
     return d;
 }
 
-/* A supernet whose smallest architecture the budget admits. */
-static void need_supernet(const Command *cmd, const char *path, const NetDesc *d, double budget)
+/* A supernet whose smallest architecture the budget (--OPTION) admits. */
+static void need_supernet(const Command *cmd, const char *option, const char *path, const NetDesc *d, double budget)
 {
     if (d->space.nk == 0) nta_die("%s is a fixed network, not a supernet: give 'nta pretrain' output", path);
     Arch small = arch_smallest(d);
     double least = search_mflops(d, &small);
     if (budget > 0 && least > budget)
-        bad_option(cmd, "--budget-mflops %g admits no architecture of %s: its smallest costs %.2f MFLOPs", budget,
+        bad_option(cmd, "--%s %g admits no architecture of %s: its smallest costs %.2f MFLOPs", option, budget,
                    path, least);
 }
 
@@ -543,7 +543,7 @@ static int cmd_adapt(int argc, char **argv)
     need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
     need_in(&cmd, "latency-batch", latency_batch, 1, 65536);
     NetDesc d = probe_desc(super[0]);
-    need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
+    need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     const Backend *be = pick_backend(a.train.device, a.train.threads);
     if (a.search.budget_ms > 0) {   /* under mpirun: rank 0's table, so that every rank searches the same space */
@@ -612,7 +612,7 @@ static void demo_check_fronts(const Command *cmd, const DemoCfg *c, const char *
 {
     char err[512];
     Arch a;
-    for (int i = 0; i < c->nbudgets; i++) need_supernet(cmd, path, d, c->budgets[i]);
+    for (int i = 0; i < c->nbudgets; i++) need_supernet(cmd, "front-budgets", path, d, c->budgets[i]);
     for (int i = 0; i < c->narchs; i++)
         if (arch_named(d, c->archs[i], NULL, &a, err, sizeof err)) bad_option(cmd, "--front-archs: %s", err);
 }
@@ -645,6 +645,16 @@ static const char *demo_supernet(char *path, size_t len, const char *dir, const 
     cmd_pretrain(n, args);
     nta_fmt_time(took, tooklen, nta_now() - t0);
     return took;
+}
+
+/* The supernet demo_supernet's pretraining will make (pretrain's defaults on
+ * fashion-mnist; --quick: stage depth 1-2), to check the options against
+ * before the pretraining's minutes are spent. */
+static NetDesc demo_planned_supernet(int quick)
+{
+    Space sp = space_default();
+    if (quick) sp.dmin = 1;
+    return net_supernet(28, 28, 1, 10, &sp, quick ? 2 : 4);
 }
 
 /* Whether two supernets take the same input and have the same largest and
@@ -709,21 +719,27 @@ static int cmd_demo(int argc, char **argv)
     need(*c.dir, &cmd, "--dir is empty; give a folder");
     if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);
     if (!a->random) a->random = a->search.population + a->search.generations * (a->search.mutants + a->search.crosses);
+    char path[4096], took[32], ssl_path[4096], ssl_took[32];
+    snprintf(path, sizeof path, "%s/supernet.nta", c.dir);
+    if (!*supernet && access(path, R_OK) != 0) {      /* to be pretrained: check against its plan now */
+        NetDesc plan = demo_planned_supernet(c.quick);
+        need_supernet(&cmd, "budget-mflops", "the supernet to pretrain", &plan, a->search.budget_mflops);
+        demo_check_fronts(&cmd, &c, "the supernet to pretrain", &plan);
+    }
     opts_print(&cmd);
     if (mkdir(c.dir, 0777) && errno != EEXIST) nta_die("--dir: cannot make '%s': %s", c.dir, strerror(errno));
-    char path[4096], took[32], ssl_path[4096], ssl_took[32];
     c.t0 = nta_now();
     c.supernet = path;
     c.pretrained = demo_supernet(path, sizeof path, c.dir, supernet, pretrain_epochs, 0, c.quick, &a->train, took,
                                  sizeof took);
     NetDesc d = probe_desc(path);
-    need_supernet(&cmd, path, &d, a->search.budget_mflops);
+    need_supernet(&cmd, "budget-mflops", path, &d, a->search.budget_mflops);
     if (ssl) {
         c.ssl_supernet = ssl_path;
         c.ssl_pretrained = demo_supernet(ssl_path, sizeof ssl_path, c.dir, ssl_supernet, ssl_epochs, 1, c.quick,
                                          &a->train, ssl_took, sizeof ssl_took);
         NetDesc s = probe_desc(ssl_path);
-        need_supernet(&cmd, ssl_path, &s, a->search.budget_mflops);
+        need_supernet(&cmd, "budget-mflops", ssl_path, &s, a->search.budget_mflops);
         if (!same_space(&d, &s))
             bad_option(&cmd, "--ssl-supernet %s: its input or search space differs from %s's", ssl_path, path);
     }
@@ -816,7 +832,7 @@ static int cmd_rank(int argc, char **argv)
     check_search(&cmd, &a);
     need_in(&cmd, "archs", archs, 3, 1000);
     NetDesc d = probe_desc(super[0]);
-    need_supernet(&cmd, super[0], &d, a.search.budget_mflops);
+    need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
     return ntaa_rank(super[0], &a, pick_backend(a.train.device, a.train.threads), archs);
 }

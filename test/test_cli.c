@@ -124,6 +124,12 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --front-budgets 1,2,3,4,5,6,7", "--front-budgets '1,2,3,4,5,6,7'");
     EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
+    /* a supernet still to pretrain: the budgets and fronts are checked against its plan first */
+    EXPECT(2, "demo --dir /nonexistent/demo --front-budgets 0.5",
+           "--front-budgets 0.5 admits no architecture of the supernet to pretrain");
+    EXPECT(2, "demo --dir /nonexistent/demo --budget-mflops 3",
+           "--budget-mflops 3 admits no architecture of the supernet to pretrain");
+    EXPECT(2, "demo --dir /nonexistent/demo --front-budgets 9 --front-archs bogus", "--front-archs: architecture 'bogus'");
     EXPECT(2, "eval m.nta --random -1", "--random must be in");
     EXPECT(2, "eval m.nta --data nosuch", "unknown dataset");
     EXPECT(2, "train -o ''", "--out is empty");
