@@ -211,24 +211,36 @@ static void verdict_against(char *buf, size_t len, const ReportTask *t, int n, c
              count[2] == 1 ? "" : "es", *list[2] ? " (" : "", list[2], *list[2] ? ")" : "");
 }
 
-/* "; at equal cost, each NTAA point of the fronts against the WP&F
- * architecture nearest in MFLOPs: N wins, N ties, N losses of P" ("" without fronts). */
+/* "N wins, N ties, N losses of P" from count[3] (win, tie, loss) */
+static void words_count(char *buf, size_t len, const int *count)
+{
+    snprintf(buf, len, "%d win%s, %d tie%s, %d loss%s of %d", count[0], count[0] == 1 ? "" : "s", count[1],
+             count[1] == 1 ? "" : "s", count[2], count[2] == 1 ? "" : "es", count[0] + count[1] + count[2]);
+}
+
+/* "; each NTAA point of the fronts, at equal cost (against the WP&F
+ * architecture nearest in MFLOPs): N wins, ...; at equal accuracy (against
+ * the cheapest WP&F architecture as good): N wins, ..." ("" without fronts). */
 static void verdict_fronts(char *buf, size_t len, const ReportTask *t, int n)
 {
-    int count[3] = {0, 0, 0}, points = 0;
+    int cost[3] = {0, 0, 0}, acc[3] = {0, 0, 0};
+    char a[96], b[96];
     buf[0] = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < t[i].nfront; j++) {
             int k = report_front_nearest(&t[i], j);
             if (k < 0) continue;
-            Compare c = report_compare(&t[i].front[j], &t[i].front[k], t[i].lower_better);
-            points++;
-            count[0] += !strcmp(c.word, "win"), count[1] += !strcmp(c.word, "tie"), count[2] += !strcmp(c.word, "loss");
+            const char *w = report_compare(&t[i].front[j], &t[i].front[k], t[i].lower_better).word;
+            cost[0] += !strcmp(w, "win"), cost[1] += !strcmp(w, "tie"), cost[2] += !strcmp(w, "loss");
+            w = report_word_matching(&t[i], j, report_front_matching(&t[i], j));
+            acc[0] += !strcmp(w, "win"), acc[1] += !strcmp(w, "tie"), acc[2] += !strcmp(w, "loss");
         }
-    if (points)
-        snprintf(buf, len, "; at equal cost, each NTAA point of the fronts against the WP&F architecture nearest in "
-                 "MFLOPs: %d win%s, %d tie%s, %d loss%s of %d", count[0], count[0] == 1 ? "" : "s", count[1],
-                 count[1] == 1 ? "" : "s", count[2], count[2] == 1 ? "" : "es", points);
+    words_count(a, sizeof a, cost);
+    words_count(b, sizeof b, acc);
+    if (cost[0] + cost[1] + cost[2])
+        snprintf(buf, len, "; each NTAA point of the fronts, at equal cost (against the WP&F architecture nearest in "
+                 "MFLOPs): %s; at equal accuracy (against the cheapest WP&F architecture as good, by the same "
+                 "interval): %s", a, b);
 }
 
 /* " The unsupervised paradigm: NTAA (linear evaluation) against NTAA: ...;
@@ -261,7 +273,7 @@ static void verdict_ssl(char *buf, size_t len, const ReportTask *t, int n)
 /* "Against WP&F (...): N wins (...), N ties (...), N losses; against ..." */
 static void demo_verdict(char *buf, size_t len, const ReportTask *t, int n)
 {
-    char wpf[1536], scratch[1536], fronts[256], ssl[4096];
+    char wpf[1536], scratch[1536], fronts[512], ssl[4096];
     verdict_against(wpf, sizeof wpf, t, n, "NTAA", "WP&F");
     verdict_against(scratch, sizeof scratch, t, n, "NTAA", "from scratch");
     verdict_fronts(fronts, sizeof fronts, t, n);

@@ -203,6 +203,25 @@ int report_front_nearest(const ReportTask *t, int j)
     return best;
 }
 
+int report_front_matching(const ReportTask *t, int j)
+{
+    if (!isfinite(t->front_budget[j])) return -1;
+    int best = -1;
+    for (int k = 0; k < t->nfront; k++) {
+        if (isfinite(t->front_budget[k])) continue;
+        Compare c = report_compare(&t->front[k], &t->front[j], t->lower_better);
+        if (strcmp(c.word, "tie") && strcmp(c.word, "win")) continue;    /* a loss, or no interval */
+        if (best < 0 || t->front[k].mflops < t->front[best].mflops) best = k;
+    }
+    return best;
+}
+
+const char *report_word_matching(const ReportTask *t, int j, int k)
+{
+    if (k < 0) return "win";
+    return t->front[k].mflops > t->front[j].mflops ? "win" : t->front[k].mflops < t->front[j].mflops ? "loss" : "tie";
+}
+
 /* "tie, +0.35 [-0.10, +0.80]"; "-" when there is no interval. */
 static const char *fmt_compare(const Compare *c, char *buf, size_t len)
 {
@@ -303,6 +322,21 @@ static void md_front(FILE *f, const ReportTask *t)
         Compare cmp = report_compare(&t->front[j], &t->front[k], t->lower_better);
         fprintf(f, "| %s | %s | %s | %s |\n", front_label(t, j, l, sizeof l), fmt2(t->front[j].mflops, b, sizeof b),
                 fmt2(t->front[k].mflops, a, sizeof a), fmt_compare(&cmp, c, sizeof c));
+    }
+    fprintf(f, "\nAt equal accuracy: each NTAA point against the cheapest WP&F architecture at least as good as it "
+               "(WP&F - NTAA a tie or a win by the same interval). NTAA wins when that architecture costs more "
+               "MFLOPs or there is none, loses when it costs fewer:\n\n"
+               "| NTAA point | NTAA MFLOPs | cheapest WP&F as good | its MFLOPs | WP&F - NTAA | NTAA |\n"
+               "|---|---:|---|---:|---|---|\n");
+    for (int j = 0; j < t->nfront; j++) {
+        if (!isfinite(t->front_budget[j])) continue;
+        int k = report_front_matching(t, j);
+        Compare cmp = k < 0 ? (Compare){NAN, NAN, NAN, "-"} : report_compare(&t->front[k], &t->front[j], t->lower_better);
+        fprintf(f, "| %s | %s | %s%s%s | %s | %s | %s |\n", front_label(t, j, l, sizeof l),
+                fmt2(t->front[j].mflops, b, sizeof b), k < 0 ? "" : "`", k < 0 ? "none" : t->front[k].arch,
+                k < 0 ? "" : "`",
+                k < 0 ? "-" : fmt2(t->front[k].mflops, a, sizeof a), fmt_compare(&cmp, c, sizeof c),
+                report_word_matching(t, j, k));
     }
 }
 

@@ -74,6 +74,14 @@ typedef struct {
  * an NTAA point or there is none. */
 int report_front_nearest(const ReportTask *t, int j);
 
+/* At equal accuracy, for NTAA point j of t's fronts: the cheapest WP&F
+ * point at least as good as it (report_compare of that point against j a
+ * tie or a win), -1 if none is or j is not an NTAA point. NTAA point j
+ * wins at equal accuracy when there is none or it costs more MFLOPs than j,
+ * ties when it costs as many, and loses when it costs fewer (report_word_matching). */
+int report_front_matching(const ReportTask *t, int j);
+const char *report_word_matching(const ReportTask *t, int j, int k);
+
 /* The row of `method` in task t, NULL if it has none. */
 const ReportRow *report_row(const ReportTask *t, const char *method);
 

@@ -92,6 +92,40 @@ static void test_bootstrap(void)
     CHECK(!strcmp(c.word, "-") && isnan(c.lo), "compare: different test items give no interval (%s)", c.word);
 }
 
+/* The fronts' pairings: nearest in MFLOPs (equal cost) and cheapest as good
+ * (equal accuracy), on points whose items make every word certain. */
+static void test_front_pairs(void)
+{
+    enum { N = 40 };
+    float right[N], half[N], wrong[N];
+    for (int i = 0; i < N; i++) right[i] = 100, half[i] = i % 2 ? 100 : 0, wrong[i] = 0;
+    ReportTask t = {.nfront = 6};
+    struct { double mflops, budget; float *items; } p[6] = {
+        {5, 5, right}, {9, 9, wrong}, {12, 12, half},   /* NTAA points */
+        {3, NAN, wrong}, {8, NAN, right}, {20, NAN, wrong}, /* WP&F points */
+    };
+    for (int j = 0; j < 6; j++) {
+        t.front[j] = (ReportRow){.mflops = p[j].mflops, .runs = 1, .nitems = N, .items = p[j].items};
+        t.front_budget[j] = p[j].budget;
+    }
+    CHECK(report_front_nearest(&t, 0) == 3 && report_front_nearest(&t, 1) == 4 && report_front_nearest(&t, 2) == 4 &&
+          report_front_nearest(&t, 3) == -1, "fronts: the WP&F point nearest in MFLOPs");
+    /* 5 MFLOPs, all right: only the 8-MFLOPs WP&F is as good (a tie), and it costs more: a win */
+    int k = report_front_matching(&t, 0);
+    CHECK(k == 4 && !strcmp(report_word_matching(&t, 0, k), "win"), "equal accuracy: matched by a dearer WP&F (%d)", k);
+    /* 9 MFLOPs, all wrong: every WP&F is as good; the cheapest (3) costs less: a loss */
+    k = report_front_matching(&t, 1);
+    CHECK(k == 3 && !strcmp(report_word_matching(&t, 1, k), "loss"), "equal accuracy: a cheaper WP&F as good (%d)", k);
+    /* 12 MFLOPs, half right: the all-wrong WP&F points are clearly worse and the all-right 8 better,
+     * so the 8 is the one as good, and cheaper: a loss; made all wrong, none is as good: a win */
+    k = report_front_matching(&t, 2);
+    CHECK(k == 4 && !strcmp(report_word_matching(&t, 2, k), "loss"), "equal accuracy: the better 8 (%d)", k);
+    t.front[4].items = wrong;
+    k = report_front_matching(&t, 2);
+    CHECK(k == -1 && !strcmp(report_word_matching(&t, 2, k), "win"), "equal accuracy: none as good (%d)", k);
+    CHECK(report_front_matching(&t, 3) == -1, "equal accuracy: a WP&F point is not matched");
+}
+
 /* A fake task: search progress of ngen generations, a population of npop. */
 static ReportTask fake_task(const char *name, int lower_better, const NetDesc *d, int ngen, int npop, Rng *r)
 {
@@ -172,6 +206,8 @@ static void check_files(const char *md_path, const char *html_path, const Report
     CHECK(count(md, "At equal cost") == 1 && strstr(md, "| NTAA, budget 5 MFLOPs | 4.50 | 3.00 | ") &&
               strstr(md, "| NTAA, budget 9 MFLOPs | 8.50 | 8.00 | "),
           "md: the fronts' table pairs each NTAA point with the WP&F architecture nearest in MFLOPs");
+    CHECK(count(md, "At equal accuracy") == 1 && count(md, "| NTAA, budget 5 MFLOPs |") == 3,
+          "md: the fronts' second table matches each NTAA point with the cheapest WP&F architecture as good");
     CHECK(count(html, "accuracy-cost fronts") == 1, "html: one fronts figure");
     CHECK(strstr(md, "**from scratch**") && strstr(md, "**NTAA**") && !strstr(md, "**WP&F**"), "md: best method wrong");
     CHECK(strstr(md, "| 42.0s |") && strstr(md, "| 2m22s |") && strstr(md, "| - |"), "md: wall times");
@@ -194,6 +230,7 @@ void test_report(void)
 {
     test_pareto();
     test_bootstrap();
+    test_front_pairs();
     Space sp = space_default();
     NetDesc d = net_supernet(28, 28, 1, 10, &sp, 4);
     Rng r;

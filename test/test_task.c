@@ -127,10 +127,12 @@ static void test_demo_quick(void)
     CHECK(md && count_of(md, "NTAA - each other method") == 5 && count_of(md, "[") >= 15 + 15 &&
               !strstr(md, "from scratch: - ") && strstr(md, "NTAA against WP&F (the largest architecture): "),
           "report.md: every comparison of NTAA with a baseline has its interval and word, on all 5 tasks");
-    CHECK(md && count_of(md, "At equal cost") == 5 && count_of(md, "| NTAA, budget 9 MFLOPs |") == 10 &&
-              strstr(md, "at equal cost, each NTAA point of the fronts against the WP&F architecture nearest in MFLOPs: ") &&
-              strstr(md, " of 10 ("),
-          "report.md: the fronts of every task, two NTAA points each against WP&F with intervals, and the verdict");
+    CHECK(md && count_of(md, "At equal cost") == 5 && count_of(md, "At equal accuracy") == 5 &&
+              count_of(md, "| NTAA, budget 9 MFLOPs |") == 15 &&
+              strstr(md, "each NTAA point of the fronts, at equal cost (against the WP&F architecture nearest in "
+                         "MFLOPs): ") && count_of(md, " of 10") == 2,
+          "report.md: the fronts of every task, two NTAA points each against WP&F at equal cost and at equal "
+          "accuracy, and the verdict's counts");
     free(md);
     snprintf(path, sizeof path, "%s/report.html", dir);
     char *html = (char *)nta_read_file(path, 1 << 24, &len, err, sizeof err);
