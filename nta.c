@@ -715,6 +715,11 @@ static int cmd_demo(int argc, char **argv)
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
     c.tasks = (const char (*)[DEMO_TASK_LEN])names;
+    for (int i = 0; i < c.ntasks; i++) {   /* every task's files read now: none found missing hours later */
+        DataSplits data;
+        data_task(&data, c.tasks[i], a->train_images, a->train.val, a->train.limit, a->train.seed);
+        data_free(&data);
+    }
     struct stat st;
     need(*c.dir, &cmd, "--dir is empty; give a folder");
     if (stat(c.dir, &st) == 0 && !S_ISDIR(st.st_mode)) bad_option(&cmd, "--dir '%s' is not a folder", c.dir);

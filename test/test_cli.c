@@ -222,6 +222,13 @@ static void test_end_to_end(void)
     snprintf(args, sizeof args, "predict %s --task mnist-retrieval", model);
     EXPECT(2, args, "a retrieval task has no class or value per image");
 
+    /* demo: a task whose files are missing ends it before any work, the earlier tasks' included */
+    snprintf(args, sizeof args, "demo --dir %s/d --val 50 --tasks classify:idx:%s/tr-img,%s/tr-lab,classify:idx:%s/no-img,%s/no-lab",
+             dir, dir, dir, dir, dir);
+    EXPECT(1, args, "/no-img: cannot open");
+    snprintf(args, sizeof args, "test ! -e %s/d", dir);
+    CHECK(test_run(args) == 0, "the demo stopped before making its folder");
+
     /* a model whose file was damaged, and data the model does not fit */
     snprintf(bad, sizeof bad, "%s/bad.nta", dir);
     snprintf(args, sizeof args, "head -c 3000 %s > %s", model, bad);
