@@ -173,7 +173,7 @@ __global__ void dw_fwd_kernel(float *y, const float *__restrict__ x, BnLoad xbn,
  * sums it for the chunk's mean, pass 2 rereads the thread's own y for the
  * sums around that mean; the last block of each column of blocks combines
  * the chunks. grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void dw_fwd_stats_kernel(float *y, BnStats st, float *part, const float *__restrict__ x, BnLoad xbn,
+__global__ void dw_fwd_stats_kernel(float *y, BnStats st, double *part, const float *__restrict__ x, BnLoad xbn,
                                     const float *__restrict__ w, int ldr, int ldc, int N, int H, int W, int C,
                                     int K, int s, int Ho, int Wo)
 {
@@ -181,21 +181,21 @@ __global__ void dw_fwd_stats_kernel(float *y, BnStats st, float *part, const flo
     size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
     bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
     ChanLoad l = c < C ? chan_load_of(xbn, c) : ChanLoad{};
-    float a = 0.0f, b = 0.0f;
+    float sum = 0.0f;
     for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
         size_t i = (size_t)r * C + c;
         float v = dw_sum(x, l, w, i, ldr, ldc, H, W, C, K, s, Ho, Wo);
         y[i] = v;
-        a += v;
+        sum += v;
     }
-    float ck = hi > lo ? bn_block_sum(a) / (hi - lo) : 0.0f;
-    a = 0.0f;
+    float ck = hi > lo ? bn_block_sum(sum) / (hi - lo) : 0.0f;
+    double a = 0, b = 0;
     for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
-        float d = y[(size_t)r * C + c] - ck;   /* this thread's own write */
+        double d = (double)y[(size_t)r * C + c] - ck;   /* this thread's own write */
         a += d;
         b += d * d;
     }
-    float dk = bn_block_sum(a), qk = bn_block_sum(b);
+    double dk = bn_block_sum(a), qk = bn_block_sum(b);
     if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
     if (!cuda_last_block(&dw_stats_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
     bn_stats_finish(st, part, c, C, P, chunks, 0);
@@ -226,7 +226,7 @@ void cuda_dw_fwd(float *y, const BnStats *st, const float *x, const BnLoad *xbn,
     if (st) {
         int P = N * Ho * Wo, chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
         if (groups > CONV_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, CONV_GROUPS * BN_TX);
-        float *part = (float *)cuda_scratch(3 * (size_t)chunks * C * sizeof(float));
+        double *part = (double *)cuda_scratch(3 * (size_t)chunks * C * sizeof(double));
         SIMT_LAUNCH(dw_fwd_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, cuda_stream(), y, *st, part,
                     x, load, w, ldr, ldc, N, H, W, C, K, s, Ho, Wo);
         LAUNCH_CHECK();

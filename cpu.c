@@ -895,9 +895,11 @@ static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const BnL
 
 /* --------------------------------------------------------- batchnorm */
 
-/* Column sums of z - center and of its square over P rows of C channels, in
- * double, deterministic: each part sums its rows in float blocks of 64,
- * adding blocks in double. */
+/* Column sums of z - center and of its square over P rows of C channels,
+ * deterministic, all in double (z - center too, exactly): the statistics
+ * come out with double's precision, so that mean and istd are the float
+ * roundings of their exact values, as the CUDA backend's are (nta_cuda.h,
+ * bn_stats_finish: a training step's gradients are that sensitive to them). */
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
@@ -907,20 +909,14 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
     FOR_PART(t, nt) {
         int lo, hi;
         double *p1 = part + (size_t)t * 2 * C, *p2 = p1 + C;
-        float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
         split(P, t, nt, &lo, &hi);
-        for (int r0 = lo; r0 < hi; r0 += 64) {
-            int r1 = r0 + 64 < hi ? r0 + 64 : hi;
-            memset(b1, 0, 2 * C * sizeof(float));
-            for (int r = r0; r < r1; r++) {
-                const float *zr = z + (size_t)r * C;
-                for (int c = 0; c < C; c++) {
-                    float d = zr[c] - center[c];
-                    b1[c] += d;
-                    b2[c] += d * d;
-                }
+        for (int r = lo; r < hi; r++) {
+            const float *zr = z + (size_t)r * C;
+            for (int c = 0; c < C; c++) {
+                double d = (double)zr[c] - center[c];
+                p1[c] += d;
+                p2[c] += d * d;
             }
-            for (int c = 0; c < C; c++) p1[c] += b1[c], p2[c] += b2[c];
         }
     }
     for (int c = 0; c < C; c++) s1[c] = s2[c] = 0;

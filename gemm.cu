@@ -49,7 +49,8 @@ struct GemmArgs {
     const float *A, *B;
     int lda, ldb, ldc;
     BnLoad la, lb;
-    float *C, *part, *stpart;
+    float *C, *part;
+    double *stpart;
     BnStats st;
 };
 
@@ -97,27 +98,29 @@ __device__ __forceinline__ void store_slices(float (*As)[TM + 1], float (*Bs)[TN
  * tile's rows are chunk blockIdx.x of its column of tiles. */
 __device__ void gemm_stats_epilogue(const GemmArgs &g, const float v[4][4], int m0, int n0, int t)
 {
-    __shared__ float s1[16][TN + 1], s2[16][TN + 1];   /* [ty][column in the tile] */
+    __shared__ float s0[16][TN + 1];                     /* [ty][column in the tile] */
+    __shared__ double s1[16][TN + 1], s2[16][TN + 1];
     __shared__ float ctr[TN];                            /* the tile's column means */
     int tx = t % 16, ty = t / 16, rows = min(TM, g.M - m0);
     for (int j = 0; j < 4; j++) {
         float a = 0.0f;
         for (int i = 0; i < 4; i++)
             if (ty + 16 * i < rows) a += v[i][j];
-        s1[ty][tx + 16 * j] = a;
+        s0[ty][tx + 16 * j] = a;
     }
     __syncthreads();
     if (t < TN) {
         float a = 0.0f;
-        for (int y = 0; y < 16; y++) a += s1[y][t];
+        for (int y = 0; y < 16; y++) a += s0[y][t];
         ctr[t] = a / rows;
     }
     __syncthreads();
     for (int j = 0; j < 4; j++) {
-        float ck = ctr[tx + 16 * j], a = 0.0f, b = 0.0f;
+        float ck = ctr[tx + 16 * j];
+        double a = 0, b = 0;
         for (int i = 0; i < 4; i++)
             if (ty + 16 * i < rows) {
-                float d = v[i][j] - ck;
+                double d = (double)v[i][j] - ck;
                 a += d;
                 b += d * d;
             }
@@ -127,7 +130,7 @@ __device__ void gemm_stats_epilogue(const GemmArgs &g, const float v[4][4], int 
     int n = n0 + t, chunks = gridDim.x;
     size_t plane = (size_t)chunks * g.N, at = (size_t)blockIdx.x * g.N + n;
     if (t < TN && n < g.N) {
-        float d = 0.0f, q = 0.0f;
+        double d = 0, q = 0;
         for (int y = 0; y < 16; y++) d += s1[y][t], q += s2[y][t];
         g.stpart[at] = ctr[t], g.stpart[plane + at] = d, g.stpart[2 * plane + at] = q;
     }
@@ -345,10 +348,10 @@ static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const flo
     if (st && gn > GEMM_TICKETS) nta_die("internal: gemm_bn statistics over %d columns (at most %d)", N, GEMM_TICKETS * TN);
     GemmArgs g = {M, N, K, kchunk, alpha, beta, A, B, lda, ldb, ldc, la ? *la : BnLoad{}, lb ? *lb : BnLoad{},
                   C, NULL, NULL, st ? *st : BnStats{}};
-    size_t npart = splits > 1 ? (size_t)splits * M * N : 0, nst = st ? 3 * (size_t)gm * N : 0;
-    if (npart + nst) {
-        float *buf = (float *)cuda_scratch((npart + nst) * sizeof(float));
-        g.part = npart ? buf : NULL, g.stpart = nst ? buf + npart : NULL;
+    size_t npart = splits > 1 ? ((size_t)splits * M * N + 1) / 2 * 2 : 0, nst = st ? 3 * (size_t)gm * N : 0;
+    if (npart + nst) {   /* the split parts (floats, an even count), then the statistics' (doubles) */
+        float *buf = (float *)cuda_scratch(npart * sizeof(float) + nst * sizeof(double));
+        g.part = npart ? buf : NULL, g.stpart = nst ? (double *)(buf + npart) : NULL;
     }
     cudaStream_t st_ = cuda_stream();
     SIMT_LAUNCH(kernel, dim3(gm, gn, splits), threads, 0, st_, g);

@@ -40,21 +40,21 @@ static __device__ unsigned bn_ticket[BN_GROUPS];
  * c_k (in float), pass 2 around it the sums d_k = sum (z - c_k) and q_k = sum
  * (z - c_k)^2, into part [3, chunks, C]; the last block of each column
  * combines the chunks. grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_stats_kernel(BnStats st, float *part, const float *__restrict__ z, int P, int C)
+__global__ void bn_stats_kernel(BnStats st, double *part, const float *__restrict__ z, int P, int C)
 {
     int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
     size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
     bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
-    float a = 0.0f, b = 0.0f;
-    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) a += z[(size_t)r * C + c];
-    float ck = hi > lo ? bn_block_sum(a) / (hi - lo) : 0.0f;
-    a = 0.0f;
+    float s = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) s += z[(size_t)r * C + c];
+    float ck = hi > lo ? bn_block_sum(s) / (hi - lo) : 0.0f;
+    double a = 0, b = 0;
     for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
-        float d = z[(size_t)r * C + c] - ck;
+        double d = (double)z[(size_t)r * C + c] - ck;
         a += d;
         b += d * d;
     }
-    float dk = bn_block_sum(a), qk = bn_block_sum(b);
+    double dk = bn_block_sum(a), qk = bn_block_sum(b);
     if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
     if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
     bn_stats_finish(st, part, c, C, P, chunks, 0);
@@ -79,7 +79,7 @@ void cuda_bn_stats(const BnStats *st, const float *z, int P, int C)
     if (P <= 0 || C <= 0) return;
     int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
     if (groups > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
-    float *part = (float *)cuda_scratch(3 * (size_t)chunks * C * sizeof(float));
+    double *part = (double *)cuda_scratch(3 * (size_t)chunks * C * sizeof(double));
     SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, cuda_stream(), *st, part, z, P, C);
     LAUNCH_CHECK();
 }

@@ -102,13 +102,20 @@ static __device__ __forceinline__ float bn_load_at(const BnLoad &b, float v, int
  * and q_k of (z - c_k)^2, in part [3, chunks, C] (planes c, d, q). The kernel
  * that produces z computes them (bn_stats_kernel; gemm_bn's and dw_fwd's
  * epilogues), and the last block to finish (cuda_last_block) combines the
- * chunks of channel c in order, in double, exactly for any centres:
+ * chunks of channel c in order, exactly for any centres:
  *   mean = sum (n_k c_k + d_k) / P,
  *   P var = sum q_k + 2 (c_k - mean) d_k + n_k (c_k - mean)^2,
  * then saves mean and istd and updates the running averages (BnStats).
  * (Centred on each chunk's own mean: no cancellation however large the mean.)
  * Chunk k is rows [k tile, min(P, (k+1) tile)) when tile > 0, else
- * bn_chunk's even split. */
+ * bn_chunk's even split.
+ * d_k, q_k and the combination are in double, z - c_k too (exact): mean and
+ * var come out with double's precision, so that mean and istd are the float
+ * roundings of their exact values whatever the chunks, as the CPU's are
+ * (cpu.c, bn_stats). A training step's gradients are sensitive to these
+ * statistics (one float ulp of istd moved the SSL network's step check in
+ * test_cuda by a whole tolerance), so the two backends must round the same
+ * values, not merely values close to each other. */
 enum { BN_TX = 32, BN_TY = 8 };   /* the batchnorm kernels' blocks: 32 channels x 8 row lanes */
 
 /* Chunks of rows for P rows: about 256 rows each, at most 1024. */
@@ -124,7 +131,7 @@ static __device__ __forceinline__ void bn_chunk(int P, int k, int chunks, int *l
     *lo = (int)((long)P * k / chunks), *hi = (int)((long)P * (k + 1) / chunks);
 }
 
-static __device__ __forceinline__ void bn_stats_finish(const BnStats &st, const float *part, int c, int C, int P,
+static __device__ __forceinline__ void bn_stats_finish(const BnStats &st, const double *part, int c, int C, int P,
                                                        int chunks, int tile)
 {
     size_t plane = (size_t)chunks * C;
@@ -154,20 +161,20 @@ static __device__ __forceinline__ void bn_stats_finish(const BnStats &st, const 
 
 /* The sum over the 8 row lanes of a (32, 8) block, in order, of each thread's
  * a, returned to every thread of the lane's channel. Every thread calls it. */
-static __device__ __forceinline__ float bn_block_sum(float a)
+template <typename T> static __device__ __forceinline__ T bn_block_sum(T a)
 {
-    __shared__ float s[BN_TY][BN_TX];
-    __shared__ float t[BN_TX];
+    __shared__ T s[BN_TY][BN_TX];
+    __shared__ T t[BN_TX];
     int tx = threadIdx.x, ty = threadIdx.y;
     s[ty][tx] = a;
     __syncthreads();
     if (ty == 0) {
-        float v = 0.0f;
+        T v = 0;
         for (int i = 0; i < BN_TY; i++) v += s[i][tx];
         t[tx] = v;
     }
     __syncthreads();
-    float v = t[tx];
+    T v = t[tx];
     __syncthreads();   /* s and t are free again for the next call */
     return v;
 }
