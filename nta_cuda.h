@@ -218,6 +218,9 @@ void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                const float *B, int ldb, float beta, float *C, int ldc);
 /* 1: the TF32 tensor-core path is compiled in and the device has it (sm_80+). */
 int cuda_gemm_tf32_supported(void);
+/* training with fused batchnorms: gemm with operand loads and C's statistics (nta.h) */
+void cuda_gemm_bn(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
+                  const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc, const BnStats *st);
 
 /* conv.cu */
 void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
@@ -234,9 +237,6 @@ void cuda_dw_bwd_x(float *dx, const float *dy, const BnLoad *dybn, const float *
                    int H, int W, int C, int K, int s);
 void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const BnLoad *dybn, const float *x,
                    const BnLoad *xbn, int N, int H, int W, int C, int K, int s);
-
-void cuda_gemm_bn(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
-                  const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc, const BnStats *st);
 
 /* kernels.cu */
 /* z [P,C]'s batchnorm statistics into st (one launch) */
