@@ -223,8 +223,9 @@ void cuda_dw_fwd(float *y, const BnStats *st, const float *x, const BnLoad *xbn,
     size_t total = (size_t)N * Ho * Wo * C;
     if (!total) return;
     BnLoad load = xbn ? *xbn : BnLoad{};
-    if (st) {
-        int P = N * Ho * Wo, chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
+    if (st) {   /* chunks of about 64 pixels (8 a row lane): each costs K*K taps, so more blocks than bn_chunks */
+        int P = N * Ho * Wo, chunks = (P + 63) / 64, groups = (C + BN_TX - 1) / BN_TX;
+        if (chunks > 1024) chunks = 1024;
         if (groups > CONV_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, CONV_GROUPS * BN_TX);
         double *part = (double *)cuda_scratch(3 * (size_t)chunks * C * sizeof(double));
         SIMT_LAUNCH(dw_fwd_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, cuda_stream(), y, *st, part,

@@ -928,7 +928,8 @@ static void test_steps(void)
  * train_step does it (upload the batch and its labels, zero the gradients,
  * forward, loss, backward, SGD), counted by the emulator on the second step:
  * at most 100 launches (issue #18; 96 with the batchnorms fused into the ops
- * around them), no host wait, no allocation. */
+ * around them), no host wait, no allocation. SIMT_TRACE=1 names every
+ * launch. */
 static void test_step_budget(void)
 {
     NetDesc d = net_reference(28, 28, 1, 10);
