@@ -633,8 +633,8 @@ static inline __attribute__((always_inline)) void conv_bwd_w_row(
 /* dw [K,K,Ci,Co] += sum over outputs of x (tap) * dy: each part sums its
  * rows of outputs in order into its own copy, then the copies are added in
  * part order */
-HOT static void cpu_conv_bwd_w(float *dw, const float *dy, const float *x,
-                               int N, int H, int W, int Ci, int Co, int K, int s)
+HOT static void conv_bwd_w(float *dw, const float *dy, const float *x,
+                           int N, int H, int W, int Ci, int Co, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
     size_t nw = (size_t)K * K * Ci * Co;
@@ -755,32 +755,70 @@ HOT static void dw_run(
 HOT static void bn_apply(float *y, const float *z, const float *res, const float *mean, const float *scale,
                          const float *beta, int P, int C, int relu6);
 
-/* x [P,C] as read through xbn (nta.h): x itself when xbn is NULL, else a
- * normalised copy in a new buffer *tmp (the caller frees it), made as
- * bn_fwd_train's apply makes it */
-static const float *bn_load(const BnLoad *xbn, const float *x, int P, int C, float **tmp)
+HOT static void bn_grad_apply(float *dz, const float *g, int ldg, const float *z, const float *mean,
+                              const float *istd, const float *gamma, const float *g_mean, const float *gx_mean,
+                              int P, int C);
+
+/* x [P,C] (leading dimension ld) as read through xbn (nta.h): x itself when
+ * xbn is NULL, else a copy [P,C] (leading dimension C) in a new buffer *tmp
+ * (the caller frees it), made as bn_fwd_train's apply (forward) or bn_bwd's
+ * second pass (backward) makes it */
+static const float *bn_load_ld(const BnLoad *xbn, const float *x, int P, int C, int ld, float **tmp)
 {
     *tmp = NULL;
     if (!xbn) return x;
-    float *scale = nta_malloc(C * sizeof(float));
+    *tmp = nta_malloc((size_t)P * C * sizeof(float) + 1);
+    if (xbn->z) {
+        bn_grad_apply(*tmp, x, ld, xbn->z, xbn->mean, xbn->istd, xbn->gamma, xbn->g_mean, xbn->gx_mean, P, C);
+        return *tmp;
+    }
+    float *scale = nta_malloc(C * sizeof(float) + 1);
     for (int c = 0; c < C; c++) scale[c] = xbn->gamma[c] * xbn->istd[c];
-    *tmp = nta_malloc((size_t)P * C * sizeof(float));
-    bn_apply(*tmp, x, NULL, xbn->mean, scale, xbn->beta, P, C, xbn->relu6);
+    for (int r = 0; r < P; r++)
+        bn_apply(*tmp + (size_t)r * C, x + (size_t)r * ld, NULL, xbn->mean, scale, xbn->beta, 1, C, xbn->relu6);
     free(scale);
     return *tmp;
 }
 
-static void cpu_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
-                       int N, int H, int W, int C, int K, int s)
+static const float *bn_load(const BnLoad *xbn, const float *x, int P, int C, float **tmp)
+{
+    return bn_load_ld(xbn, x, P, C, C, tmp);
+}
+
+static void bn_stats(const BnStats *st, const float *z, int P, int C);
+HOT static void dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
+                         int N, int H, int W, int C, int K, int s);
+
+static void cpu_dw_fwd(float *y, const BnStats *st, const float *x, const BnLoad *xbn, const float *w, int ldr,
+                       int ldc, int N, int H, int W, int C, int K, int s)
 {
     float *tmp;
     dw_run(y, bn_load(xbn, x, N * H * W, C, &tmp), w, ldr, ldc, N, H, W, C, K, s, NULL);
     free(tmp);
+    if (st) bn_stats(st, y, N * conv_out(H, K, s) * conv_out(W, K, s), C);
+}
+
+static void cpu_dw_bwd_x(float *dx, const float *dy, const BnLoad *dybn, const float *w, int ldr, int ldc,
+                         int N, int H, int W, int C, int K, int s)
+{
+    float *tmp;
+    int Po = N * conv_out(H, K, s) * conv_out(W, K, s);
+    dw_bwd_x(dx, bn_load(dybn, dy, Po, C, &tmp), w, ldr, ldc, N, H, W, C, K, s);
+    free(tmp);
+}
+
+static void cpu_conv_bwd_w(float *dw, const float *dy, const BnLoad *dybn, const float *x,
+                           int N, int H, int W, int Ci, int Co, int K, int s)
+{
+    float *tmp;
+    int Po = N * conv_out(H, K, s) * conv_out(W, K, s);
+    conv_bwd_w(dw, bn_load(dybn, dy, Po, Co, &tmp), x, N, H, W, Ci, Co, K, s);
+    free(tmp);
 }
 
 /* dx [N,H,W,C] = gradient w.r.t. x, gathered per input pixel (no write conflicts) */
-HOT static void cpu_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
-                             int N, int H, int W, int C, int K, int s)
+HOT static void dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc,
+                         int N, int H, int W, int C, int K, int s)
 {
     int Ho = conv_out(H, K, s), Wo = conv_out(W, K, s), pad = K / 2;
 #pragma omp parallel for schedule(static)
@@ -844,19 +882,24 @@ HOT static void dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const flo
     free(part);
 }
 
-static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
-                         int N, int H, int W, int C, int K, int s)
+static void cpu_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const BnLoad *dybn, const float *x,
+                         const BnLoad *xbn, int N, int H, int W, int C, int K, int s)
 {
-    float *tmp;
-    dw_bwd_w(dw, ldr, ldc, dy, bn_load(xbn, x, N * H * W, C, &tmp), N, H, W, C, K, s);
+    float *tmp, *tmpg;
+    int Po = N * conv_out(H, K, s) * conv_out(W, K, s);
+    dw_bwd_w(dw, ldr, ldc, bn_load(dybn, dy, Po, C, &tmpg), bn_load(xbn, x, N * H * W, C, &tmp), N, H, W, C, K,
+             s);
     free(tmp);
+    free(tmpg);
 }
 
 /* --------------------------------------------------------- batchnorm */
 
-/* Column sums of z - center and of its square over P rows of C channels, in
- * double, deterministic: each part sums its rows in float blocks of 64,
- * adding blocks in double. */
+/* Column sums of z - center and of its square over P rows of C channels,
+ * deterministic, all in double (z - center too, exactly): the statistics
+ * come out with double's precision, so that mean and istd are the float
+ * roundings of their exact values, as the CUDA backend's are (nta_cuda.h,
+ * bn_stats_finish: a training step's gradients are that sensitive to them). */
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
@@ -866,20 +909,14 @@ HOT static void col_moments(double *s1, double *s2, const float *z, const float 
     FOR_PART(t, nt) {
         int lo, hi;
         double *p1 = part + (size_t)t * 2 * C, *p2 = p1 + C;
-        float *b1 = scratch(0, 2 * (size_t)C), *b2 = b1 + C;
         split(P, t, nt, &lo, &hi);
-        for (int r0 = lo; r0 < hi; r0 += 64) {
-            int r1 = r0 + 64 < hi ? r0 + 64 : hi;
-            memset(b1, 0, 2 * C * sizeof(float));
-            for (int r = r0; r < r1; r++) {
-                const float *zr = z + (size_t)r * C;
-                for (int c = 0; c < C; c++) {
-                    float d = zr[c] - center[c];
-                    b1[c] += d;
-                    b2[c] += d * d;
-                }
+        for (int r = lo; r < hi; r++) {
+            const float *zr = z + (size_t)r * C;
+            for (int c = 0; c < C; c++) {
+                double d = (double)zr[c] - center[c];
+                p1[c] += d;
+                p2[c] += d * d;
             }
-            for (int c = 0; c < C; c++) p1[c] += b1[c], p2[c] += b2[c];
         }
     }
     for (int c = 0; c < C; c++) s1[c] = s2[c] = 0;
@@ -912,27 +949,64 @@ HOT static void bn_apply(float *y, const float *z, const float *res, const float
     }
 }
 
-static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean,
-                             float *run_var, const float *z, const float *res, const float *gamma,
-                             const float *beta, int P, int C, float momentum, int relu6)
+/* z [P,C]'s batch statistics into st (BnStats, nta.h) */
+static void bn_stats(const BnStats *st, const float *z, int P, int C)
 {
-    double *s1 = nta_malloc(2 * C * sizeof(double)), *s2 = s1 + C;
-    float *scale = nta_malloc(C * sizeof(float));
+    double *s1 = nta_malloc(2 * C * sizeof(double) + 1), *s2 = s1 + C;
+    float m = st->momentum;
     /* one pass: moments of z - z[0] (the first row); shifted by a sample of
      * the batch, the variance suffers no cancellation however large the mean */
     col_moments(s1, s2, z, z, P, C);
     for (int c = 0; c < C; c++) {
         double m1 = s1[c] / P, var = s2[c] / P - m1 * m1;
-        mean[c] = (float)(z[c] + m1);
+        st->mean[c] = (float)(z[c] + m1);
         if (var < 0) var = 0;
-        istd[c] = (float)(1.0 / sqrt(var + NTA_BN_EPS));
-        run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
-        run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
-        scale[c] = gamma[c] * istd[c];
+        st->istd[c] = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+        st->run_mean[c] = (1 - m) * st->run_mean[c] + m * st->mean[c];
+        st->run_var[c] = (1 - m) * st->run_var[c] + m * (float)(var * P / (P > 1 ? P - 1 : 1));
     }
-    if (y) bn_apply(y, z, res, mean, scale, beta, P, C, relu6);   /* NULL: the statistics only */
     free(s1);
+}
+
+static void cpu_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean,
+                             float *run_var, const float *z, const float *res, const float *gamma,
+                             const float *beta, int P, int C, float momentum, int relu6)
+{
+    BnStats st = {mean, istd, run_mean, run_var, momentum};
+    bn_stats(&st, z, P, C);
+    if (!y) return;   /* the statistics only */
+    float *scale = nta_malloc(C * sizeof(float) + 1);
+    for (int c = 0; c < C; c++) scale[c] = gamma[c] * istd[c];
+    bn_apply(y, z, res, mean, scale, beta, P, C, relu6);
     free(scale);
+}
+
+HOT static void cpu_add(float *y, const float *x, size_t n);
+
+/* y = z read through zbn, + res: the statistics computed before (gemm_bn, dw_fwd) */
+static void cpu_bn_apply(float *y, const float *z, const BnLoad *zbn, const float *res, int P, int C)
+{
+    float *tmp;
+    const float *v = bn_load(zbn, z, P, C, &tmp);
+    if (v != y) memcpy(y, v, (size_t)P * C * sizeof(float));
+    free(tmp);
+    if (res) cpu_add(y, res, (size_t)P * C);
+}
+
+/* gemm_bn: the loads as copies, the product, then the statistics */
+static void cpu_gemm_bn(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
+                        const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc, const BnStats *st)
+{
+    float *ta_tmp, *tb_tmp;
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;   /* as stored */
+    const float *a = bn_load_ld(abn, A, ar, ac, lda, &ta_tmp), *b = bn_load_ld(bbn, B, br, bc, ldb, &tb_tmp);
+    gemm_run(ta, tb, M, N, K, 1.0f, a, abn ? ac : lda, b, bbn ? bc : ldb, beta, C, ldc, NULL);
+    free(ta_tmp);
+    free(tb_tmp);
+    if (st) {
+        if (ldc != N) nta_die("internal: gemm_bn statistics of a C with ldc %d != N %d", ldc, N);
+        bn_stats(st, C, M, N);
+    }
 }
 
 /* Eval-mode batchnorm as y = z * scale + shift: scale, shift [C] */
@@ -983,10 +1057,12 @@ static void cpu_dw_bn_eval(float *y, const float *x, const float *w, int ldr, in
 
 /* With xh = (z - mean) istd and g = dy masked by ReLU6 (0 < pre-activation < 6):
  *   dbeta = sum g, dgamma = sum g xh,
- *   dz = gamma istd / P (P g - dbeta - xh dgamma). */
-HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy,
-                           const float *z, const float *mean, const float *istd,
-                           const float *gamma, const float *beta, int P, int C, int relu6)
+ *   dz = gamma istd / P (P g - dbeta - xh dgamma).
+ * Pass 1 (bn_bwd_sums): g into dz, dbeta and dgamma, and g_mean = dbeta / P,
+ * gx_mean = dgamma / P (this step's sums); pass 2 (bn_grad_apply). */
+HOT static void cpu_bn_bwd_sums(float *dz, float *g_mean, float *gx_mean, float *dgamma, float *dbeta,
+                                const float *dy, const float *z, const float *mean, const float *istd,
+                                const float *gamma, const float *beta, int P, int C, int relu6)
 {
     int nt = nparts();
     double *part = nta_calloc((size_t)nt * 2 * C, sizeof(double));
@@ -1025,29 +1101,46 @@ HOT static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *
             for (int c = 0; c < C; c++) pb[c] += b1[c], pg[c] += b2[c];
         }
     }
-    float *sb = nta_malloc(3 * C * sizeof(float)), *sg = sb + C, *k = sg + C;
     for (int c = 0; c < C; c++) {
         double b = 0, g = 0;
         for (int t = 0; t < nt; t++) b += part[(size_t)t * 2 * C + c], g += part[(size_t)t * 2 * C + C + c];
         dbeta[c] += (float)b;
         dgamma[c] += (float)g;
-        sb[c] = (float)(b / P);
-        sg[c] = (float)(g / P);
-        k[c] = gamma[c] * istd[c];
+        g_mean[c] = (float)(b / P);
+        gx_mean[c] = (float)(g / P);
     }
-    /* pass 2: dz = k (g - mean(g) - xh mean(g xh)) */
+    free(part);
+}
+
+/* pass 2: dz [P,C] = k (g - mean(g) - xh mean(g xh)), k = gamma istd, from g
+ * [P,C] (leading dimension ldg; may be dz when ldg = C) and z [P,C] (ldg) */
+HOT static void bn_grad_apply(float *dz, const float *g, int ldg, const float *z, const float *mean,
+                              const float *istd, const float *gamma, const float *g_mean, const float *gx_mean,
+                              int P, int C)
+{
+    float *k = nta_malloc(C * sizeof(float) + 1);
+    for (int c = 0; c < C; c++) k[c] = gamma[c] * istd[c];
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < P; r++) {
-        const float *zr = z + (size_t)r * C;
+        const float *zr = z + (size_t)r * ldg, *gr = g + (size_t)r * ldg;
         float *dr = dz + (size_t)r * C;
 #pragma GCC ivdep
         for (int c = 0; c < C; c++) {
             float xh = (zr[c] - mean[c]) * istd[c];
-            dr[c] = k[c] * (dr[c] - sb[c] - xh * sg[c]);
+            dr[c] = k[c] * (gr[c] - g_mean[c] - xh * gx_mean[c]);
         }
     }
-    free(part);
-    free(sb);
+    free(k);
+}
+
+static void cpu_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const float *z,
+                       const float *mean, const float *istd, const float *gamma, const float *beta, int P, int C,
+                       int relu6)
+{
+    float *means = nta_malloc(2 * C * sizeof(float) + 1);
+    cpu_bn_bwd_sums(dz, means, means + C, dgamma, dbeta, dy, z, mean, istd, gamma, beta, P, C, relu6);
+    bn_grad_apply(dz, dz, C, z, mean, istd, gamma, means, means + C, P, C);
+    free(means);
 }
 
 /* ------------------------------------------------ small elementwise ops */
@@ -1058,8 +1151,10 @@ HOT static void cpu_add(float *y, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-static void cpu_gap_fwd(float *y, const float *x, int N, int HW, int C)
+static void cpu_gap_fwd(float *y, const float *x0, const BnLoad *xbn, int N, int HW, int C)
 {
+    float *tmp;
+    const float *x = bn_load(xbn, x0, N * HW, C, &tmp);
     for (int n = 0; n < N; n++) {
         float *yn = y + (size_t)n * C;
         memset(yn, 0, C * sizeof(float));
@@ -1067,6 +1162,7 @@ static void cpu_gap_fwd(float *y, const float *x, int N, int HW, int C)
             for (int c = 0; c < C; c++) yn[c] += x[((size_t)n * HW + p) * C + c];
         for (int c = 0; c < C; c++) yn[c] /= HW;
     }
+    free(tmp);
 }
 
 static void cpu_gap_bwd(float *dx, const float *dy, int N, int HW, int C)
@@ -1287,6 +1383,7 @@ const Backend cpu_backend = {
     .conv_fwd = cpu_conv_fwd, .conv_bwd_w = cpu_conv_bwd_w,
     .dw_fwd = cpu_dw_fwd, .dw_bwd_x = cpu_dw_bwd_x, .dw_bwd_w = cpu_dw_bwd_w,
     .bn_fwd_train = cpu_bn_fwd_train, .bn_fwd_eval = cpu_bn_fwd_eval, .bn_bwd = cpu_bn_bwd,
+    .gemm_bn = cpu_gemm_bn, .bn_apply = cpu_bn_apply, .bn_bwd_sums = cpu_bn_bwd_sums,
     .add = cpu_add, .gap_fwd = cpu_gap_fwd, .gap_bwd = cpu_gap_bwd,
     .bias_fwd = cpu_bias_fwd, .bias_bwd = cpu_bias_bwd,
     .xent = cpu_xent, .l1 = cpu_l1, .xent_acc = cpu_xent_acc, .l1_acc = cpu_l1_acc,

@@ -255,13 +255,14 @@ static void cuda_graph_free(void *graph)
 const Backend cuda_backend = {
     .name = "cuda",
     .eval_piece = 0,    /* inference: the whole batch at once */
-    .load_bn = 1,       /* training: the depthwise conv reads z_exp through its batchnorm */
+    .load_bn = 1,       /* training: batchnorms fused into the ops around them */
     .alloc = cuda_alloc, .free = cuda_free, .upload = cuda_upload, .download = cuda_download,
     .zero = cuda_zero,
     .gemm = cuda_gemm,
     .conv_fwd = cuda_conv_fwd, .conv_bwd_w = cuda_conv_bwd_w,
     .dw_fwd = cuda_dw_fwd, .dw_bwd_x = cuda_dw_bwd_x, .dw_bwd_w = cuda_dw_bwd_w,
     .bn_fwd_train = cuda_bn_fwd_train, .bn_fwd_eval = cuda_bn_fwd_eval, .bn_bwd = cuda_bn_bwd,
+    .gemm_bn = cuda_gemm_bn, .bn_apply = cuda_bn_apply, .bn_bwd_sums = cuda_bn_bwd_sums,
     .add = cuda_add, .gap_fwd = cuda_gap_fwd, .gap_bwd = cuda_gap_bwd,
     .bias_fwd = cuda_bias_fwd, .bias_bwd = cuda_bias_bwd,
     .xent = cuda_xent, .l1 = cuda_l1, .xent_acc = cuda_xent_acc, .l1_acc = cuda_l1_acc,

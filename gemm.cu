@@ -11,9 +11,17 @@
  *
  * Small C with long K (the weight gradients, [Ci,Co] from P = N*H*W rows)
  * would leave the GPU idle, so K is split: block z computes the product of
- * its slice of K into a scratch buffer part [splits, M, N], and a second
- * kernel sums the slices in order (deterministic: no atomics) and applies
- * alpha and beta. beta == 0 never reads C.
+ * its slice of K into a scratch buffer part [splits, M, N], and the last
+ * block of each tile to finish (cuda_last_block) sums the slices in order
+ * (deterministic: no atomics) and applies alpha and beta, in the same
+ * launch. beta == 0 never reads C.
+ * gemm_bn (training with fused batchnorms, nta.h): either operand may be
+ * read through a batchnorm (a BnLoad, applied as each element is fetched),
+ * and the epilogue may compute the batchnorm statistics of C's columns: each
+ * 64-row tile is a chunk (its column means, then the sums around them, from
+ * the registers), and the last block of each column of tiles combines them
+ * (bn_stats_finish). The TF32 path takes the loads, but splits K with a
+ * second kernel and computes statistics with a separate launch.
  * Shapes: A is [M,K] (lda) or, with ta, [K,M]; B is [K,N] (ldb) or, with tb, [N,K].
  */
 #include "nta_cuda.h"
@@ -24,28 +32,49 @@
 
 enum { TM = 64, TN = 64, TK = 16, GEMM_THREADS = 256 };
 
-/* op(A)[m,k] and op(B)[k,n] from global memory */
-template <int T> __device__ __forceinline__ float load_op(const float *X, int ld, int r, int c)
+/* op(A)[m,k] and op(B)[k,n] from global memory, read through the batchnorm
+ * l (a no-op without one), whose channel is the stored column */
+template <int T> __device__ __forceinline__ float load_op(const float *X, int ld, int r, int c, const BnLoad &l)
 {
-    return T ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+    size_t i = T ? (size_t)c * ld + r : (size_t)r * ld + c;
+    return bn_load_at(l, X[i], T ? r : c, i);
 }
+
+/* A gemm's arguments (one launch's): C = alpha op(A) op(B) + beta C; part
+ * [splits, M, N] when K is split; st.mean set: C's statistics, chunk sums in
+ * stpart [3, tiles along M, N] */
+struct GemmArgs {
+    int M, N, K, kchunk;
+    float alpha, beta;
+    const float *A, *B;
+    int lda, ldb, ldc;
+    BnLoad la, lb;
+    float *C, *part;
+    double *stpart;
+    BnStats st;
+};
+
+/* Tickets of the last-block steps: per tile (split K) and per column of
+ * tiles (statistics) */
+enum { GEMM_TICKETS = 256 };
+static __device__ unsigned gemm_split_ticket[GEMM_TICKETS];
+static __device__ unsigned gemm_stats_ticket[GEMM_TICKETS];
 
 /* Fetch this thread's 4 elements of the 64x16 slice of op(A) at (m0, k0) and
  * of the 16x64 slice of op(B) at (k0, n0), zero outside the matrices. The
  * element order follows memory: along k when A is [M,K], along m when it is
  * [K,M] (and the same for B), so a warp reads consecutive addresses. */
 template <int TA, int TB>
-__device__ __forceinline__ void fetch_slices(float ra[4], float rb[4], const float *A, int lda,
-                                             const float *B, int ldb, int M, int N, int kend,
+__device__ __forceinline__ void fetch_slices(float ra[4], float rb[4], const GemmArgs &g, int kend,
                                              int m0, int n0, int k0, int t)
 {
     UNROLL
     for (int q = 0; q < 4; q++) {
         int i = t + q * GEMM_THREADS;
         int m = TA ? i % TM : i / TK, k = TA ? i / TM : i % TK;
-        ra[q] = m0 + m < M && k0 + k < kend ? load_op<TA>(A, lda, m0 + m, k0 + k) : 0.0f;
+        ra[q] = m0 + m < g.M && k0 + k < kend ? load_op<TA>(g.A, g.lda, m0 + m, k0 + k, g.la) : 0.0f;
         int n = TB ? i / TK : i % TN, kb = TB ? i % TK : i / TN;
-        rb[q] = k0 + kb < kend && n0 + n < N ? load_op<TB>(B, ldb, k0 + kb, n0 + n) : 0.0f;
+        rb[q] = k0 + kb < kend && n0 + n < g.N ? load_op<TB>(g.B, g.ldb, k0 + kb, n0 + n, g.lb) : 0.0f;
     }
 }
 
@@ -64,27 +93,73 @@ __device__ __forceinline__ void store_slices(float (*As)[TM + 1], float (*Bs)[TN
     }
 }
 
+/* The statistics epilogue of one 64x64 tile, v [4][4] this thread's values
+ * of C (rows ty + 16i, columns tx + 16j; those outside C are ignored): the
+ * tile's rows are chunk blockIdx.x of its column of tiles. */
+__device__ void gemm_stats_epilogue(const GemmArgs &g, const float v[4][4], int m0, int n0, int t)
+{
+    __shared__ float s0[16][TN + 1];                     /* [ty][column in the tile] */
+    __shared__ double s1[16][TN + 1], s2[16][TN + 1];
+    __shared__ float ctr[TN];                            /* the tile's column means */
+    int tx = t % 16, ty = t / 16, rows = min(TM, g.M - m0);
+    for (int j = 0; j < 4; j++) {
+        float a = 0.0f;
+        for (int i = 0; i < 4; i++)
+            if (ty + 16 * i < rows) a += v[i][j];
+        s0[ty][tx + 16 * j] = a;
+    }
+    __syncthreads();
+    if (t < TN) {
+        float a = 0.0f;
+        for (int y = 0; y < 16; y++) a += s0[y][t];
+        ctr[t] = a / rows;
+    }
+    __syncthreads();
+    for (int j = 0; j < 4; j++) {
+        float ck = ctr[tx + 16 * j];
+        double a = 0, b = 0;
+        for (int i = 0; i < 4; i++)
+            if (ty + 16 * i < rows) {
+                double d = (double)v[i][j] - ck;
+                a += d;
+                b += d * d;
+            }
+        s1[ty][tx + 16 * j] = a, s2[ty][tx + 16 * j] = b;
+    }
+    __syncthreads();
+    int n = n0 + t, chunks = gridDim.x;
+    size_t plane = (size_t)chunks * g.N, at = (size_t)blockIdx.x * g.N + n;
+    if (t < TN && n < g.N) {
+        double d = 0, q = 0;
+        for (int y = 0; y < 16; y++) d += s1[y][t], q += s2[y][t];
+        g.stpart[at] = ctr[t], g.stpart[plane + at] = d, g.stpart[2 * plane + at] = q;
+    }
+    if (!cuda_last_block(&gemm_stats_ticket[blockIdx.y], chunks) || t >= TN || n >= g.N) return;
+    bn_stats_finish(g.st, g.stpart, n, g.N, g.M, chunks, TM);
+}
+
 /* One 64x64 tile of C per block, slice z of K.
  * grid: x = tiles along M, y = tiles along N, z = splits of K (kchunk each).
- * part == NULL: C = alpha acc + beta C; else part[z][M][N] = acc. */
+ * One split: C = alpha acc + beta C. Several: part[z][M][N] = acc, and the
+ * last block of the tile adds the parts in order z = 0, 1, ... for C.
+ * Then, if asked, C's statistics (gemm_stats_epilogue). */
 template <int TA, int TB>
 __global__ void __launch_bounds__(GEMM_THREADS)
-sgemm_kernel(int M, int N, int K, int kchunk, float alpha, const float *__restrict__ A, int lda,
-             const float *__restrict__ B, int ldb, float beta, float *C, int ldc, float *part)
+sgemm_kernel(GemmArgs g)
 {
     __shared__ float As[TK][TM + 1];   /* As[k][m] = op(A)[m0+m, k0+k] */
     __shared__ float Bs[TK][TN + 1];   /* Bs[k][n] = op(B)[k0+k, n0+n] */
     int t = threadIdx.x, tx = t % 16, ty = t / 16;
     int m0 = blockIdx.x * TM, n0 = blockIdx.y * TN;
-    int kbeg = blockIdx.z * kchunk, kend = min(K, kbeg + kchunk);
+    int kbeg = blockIdx.z * g.kchunk, kend = min(g.K, kbeg + g.kchunk);
     float acc[4][4] = {{0.0f}}, ra[4], rb[4];
 
-    fetch_slices<TA, TB>(ra, rb, A, lda, B, ldb, M, N, kend, m0, n0, kbeg, t);
+    fetch_slices<TA, TB>(ra, rb, g, kend, m0, n0, kbeg, t);
     for (int k0 = kbeg; k0 < kend; k0 += TK) {
         store_slices<TA, TB>(As, Bs, ra, rb, t);
         __syncthreads();
         if (k0 + TK < kend)   /* the next slice travels while this one is used */
-            fetch_slices<TA, TB>(ra, rb, A, lda, B, ldb, M, N, kend, m0, n0, k0 + TK, t);
+            fetch_slices<TA, TB>(ra, rb, g, kend, m0, n0, k0 + TK, t);
 UNROLL
         for (int k = 0; k < TK; k++) {
             float a[4], b[4];
@@ -99,23 +174,43 @@ UNROLL
         }
         __syncthreads();
     }
+    size_t MN = (size_t)g.M * g.N;
+    if (gridDim.z > 1) {   /* split K: the last block of the tile adds the parts */
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+                if (m < g.M && n < g.N) g.part[blockIdx.z * MN + (size_t)m * g.N + n] = acc[i][j];
+            }
+        if (!cuda_last_block(&gemm_split_ticket[blockIdx.y * gridDim.x + blockIdx.x], gridDim.z)) return;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+                if (m >= g.M || n >= g.N) continue;
+                float s = 0.0f;
+                for (unsigned z = 0; z < gridDim.z; z++) s += __ldcg(&g.part[z * MN + (size_t)m * g.N + n]);
+                acc[i][j] = s;
+            }
+    }
+    float v[4][4];   /* C's values, for the statistics */
     for (int i = 0; i < 4; i++) {
         int m = m0 + ty + 16 * i;
-        if (m >= M) continue;
         for (int j = 0; j < 4; j++) {
             int n = n0 + tx + 16 * j;
-            if (n >= N) continue;
-            if (part) {
-                part[((size_t)blockIdx.z * M + m) * N + n] = acc[i][j];
-            } else {
-                float *c = C + (size_t)m * ldc + n;
-                *c = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
-            }
+            v[i][j] = 0.0f;
+            if (m >= g.M || n >= g.N) continue;
+            float *c = g.C + (size_t)m * g.ldc + n;
+            v[i][j] = g.beta == 0.0f ? g.alpha * acc[i][j] : g.alpha * acc[i][j] + g.beta * *c;
+            *c = v[i][j];
         }
     }
+    if (g.st.mean) gemm_stats_epilogue(g, v, m0, n0, t);
 }
 
-/* C[M,N] = alpha * sum over z of part[z] + beta C, slices summed in order. */
+/* ------------------------------------------------------ TF32 tensor cores */
+
+#if defined(__CUDACC__)
+/* C[M,N] = alpha * sum over z of part[z] + beta C, slices summed in order
+ * (the TF32 path's split K) */
 __global__ void splitk_reduce_kernel(float *C, int ldc, const float *__restrict__ part,
                                      int splits, int M, int N, float alpha, float beta)
 {
@@ -129,19 +224,18 @@ __global__ void splitk_reduce_kernel(float *C, int ldc, const float *__restrict_
     }
 }
 
-/* ------------------------------------------------------ TF32 tensor cores */
-
-#if defined(__CUDACC__)
 using namespace nvcuda;
 enum { TF_THREADS = 128, TF_LDA = TK + 4, TF_LDB = TN + 4 };
 
 /* The 64x64 tile as 4 warps of 32x32, each 2x2 wmma fragments of 16x16. */
 template <int TA, int TB>
 __global__ void __launch_bounds__(TF_THREADS)
-tf32_kernel(int M, int N, int K, int kchunk, float alpha, const float *__restrict__ A, int lda,
-            const float *__restrict__ B, int ldb, float beta, float *C, int ldc, float *part)
+tf32_kernel(GemmArgs g)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    int M = g.M, N = g.N, K = g.K, kchunk = g.kchunk, lda = g.lda, ldb = g.ldb, ldc = g.ldc;
+    float alpha = g.alpha, beta = g.beta, *C = g.C, *part = g.part;
+    const float *A = g.A, *B = g.B;
     __shared__ __align__(32) float As[TM][TF_LDA];   /* As[m][k], rounded to tf32 */
     __shared__ __align__(32) float Bs[TK][TF_LDB];   /* Bs[k][n] */
     __shared__ __align__(32) float Cs[TM][TF_LDB];   /* the accumulators, for the epilogue */
@@ -155,10 +249,10 @@ tf32_kernel(int M, int N, int K, int kchunk, float alpha, const float *__restric
     for (int k0 = kbeg; k0 < kend; k0 += TK) {
         for (int i = t; i < TM * TK; i += TF_THREADS) {
             int m = TA ? i % TM : i / TK, k = TA ? i / TM : i % TK;
-            float v = m0 + m < M && k0 + k < kend ? load_op<TA>(A, lda, m0 + m, k0 + k) : 0.0f;
+            float v = m0 + m < M && k0 + k < kend ? load_op<TA>(A, lda, m0 + m, k0 + k, g.la) : 0.0f;
             As[m][k] = wmma::__float_to_tf32(v);
             int n = TB ? i / TK : i % TN, kb = TB ? i % TK : i / TN;
-            v = k0 + kb < kend && n0 + n < N ? load_op<TB>(B, ldb, k0 + kb, n0 + n) : 0.0f;
+            v = k0 + kb < kend && n0 + n < N ? load_op<TB>(B, ldb, k0 + kb, n0 + n, g.lb) : 0.0f;
             Bs[kb][n] = wmma::__float_to_tf32(v);
         }
         __syncthreads();
@@ -217,11 +311,12 @@ extern "C" int cuda_set_tf32(int on)
     return tf32_on;
 }
 
-typedef void (*GemmKernel)(int, int, int, int, float, const float *, int, const float *, int,
-                           float, float *, int, float *);
+typedef void (*GemmKernel)(GemmArgs);
 
-void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc)
+/* C = alpha op(A) op(B) + beta C, A and B read through la, lb (NULL: as
+ * stored); st: C's batchnorm statistics too (ldc = N) */
+static void gemm_run(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const BnLoad *la,
+                     const float *B, int ldb, const BnLoad *lb, float beta, float *C, int ldc, const BnStats *st)
 {
     static const GemmKernel simt[2][2] = {{sgemm_kernel<0, 0>, sgemm_kernel<0, 1>},
                                           {sgemm_kernel<1, 0>, sgemm_kernel<1, 1>}};
@@ -250,18 +345,38 @@ void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
         kchunk = (kchunk + TK - 1) / TK * TK;
         splits = (K + kchunk - 1) / kchunk;
     }
-    cudaStream_t st = cuda_stream();
-    if (splits == 1) {
-        SIMT_LAUNCH(kernel, dim3(gm, gn, 1), threads, 0, st, M, N, K, kchunk, alpha, A, lda, B,
-                    ldb, beta, C, ldc, (float *)NULL);
-        LAUNCH_CHECK();
-        return;
+    if (st && gn > GEMM_TICKETS) nta_die("internal: gemm_bn statistics over %d columns (at most %d)", N, GEMM_TICKETS * TN);
+    GemmArgs g = {M, N, K, kchunk, alpha, beta, A, B, lda, ldb, ldc, la ? *la : BnLoad{}, lb ? *lb : BnLoad{},
+                  C, NULL, NULL, st ? *st : BnStats{}};
+    size_t npart = splits > 1 ? ((size_t)splits * M * N + 1) / 2 * 2 : 0, nst = st ? 3 * (size_t)gm * N : 0;
+    if (npart + nst) {   /* the split parts (floats, an even count), then the statistics' (doubles) */
+        float *buf = (float *)cuda_scratch(npart * sizeof(float) + nst * sizeof(double));
+        g.part = npart ? buf : NULL, g.stpart = nst ? (double *)(buf + npart) : NULL;
     }
-    float *part = (float *)cuda_scratch((size_t)splits * M * N * sizeof(float));
-    SIMT_LAUNCH(kernel, dim3(gm, gn, splits), threads, 0, st, M, N, K, kchunk, alpha, A, lda, B,
-                ldb, beta, C, ldc, part);
+    cudaStream_t st_ = cuda_stream();
+    SIMT_LAUNCH(kernel, dim3(gm, gn, splits), threads, 0, st_, g);
     LAUNCH_CHECK();
-    SIMT_LAUNCH(splitk_reduce_kernel, cuda_grid((size_t)M * N), CUDA_THREADS, 0, st, C, ldc, part,
-                splits, M, N, alpha, beta);
-    LAUNCH_CHECK();
+#if defined(__CUDACC__)
+    if (!tf32_on) return;
+    /* the TF32 kernel leaves the split sum and the statistics to more launches */
+    if (splits > 1) {
+        SIMT_LAUNCH(splitk_reduce_kernel, cuda_grid((size_t)M * N), CUDA_THREADS, 0, st_, C, ldc, g.part,
+                    splits, M, N, alpha, beta);
+        LAUNCH_CHECK();
+    }
+    if (st) cuda_bn_stats(st, C, M, N);
+#endif
+}
+
+void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_run(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, beta, C, ldc, NULL);
+}
+
+void cuda_gemm_bn(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
+                  const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc, const BnStats *st)
+{
+    if (st && ldc != N) nta_die("internal: gemm_bn statistics of a C with ldc %d != N %d", ldc, N);
+    gemm_run(ta, tb, M, N, K, 1.0f, A, lda, abn, B, ldb, bbn, beta, C, ldc, st);
 }

@@ -1,10 +1,10 @@
 /* kernels.cu: the Backend's ops (nta.h) other than gemm (gemm.cu) and the
  * convs (conv.cu), on the GPU; cpu.c is the reference. Its kernels:
  *   batchnorm, train     bn_stats_kernel (statistics and running averages),
- *                        bn_apply_kernel (+ ReLU6)
+ *                        bn_apply_kernel (+ ReLU6; any BnLoad, forward or backward)
  *   batchnorm, eval      bn_eval_kernel (+ ReLU6; gemm_bn_eval is gemm then this)
- *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6; sums and coefficients),
- *                        bn_bwd_apply_kernel
+ *   batchnorm, backward  bn_bwd_sums_kernel (masked by ReLU6; sums and means),
+ *                        then bn_apply_kernel with a backward BnLoad
  *   residual add         add_kernel
  *   global average pool  gap_fwd_kernel, gap_bwd_kernel
  *   bias                 bias_fwd_kernel, bias_bwd_kernel
@@ -30,130 +30,77 @@
 
 /* --------------------------------------------------------------- batchnorm */
 
-enum { BN_TX = 32, BN_TY = 8 };
-
-/* Chunks of rows for P rows: about 256 rows each, at most 1024. */
-static int bn_chunks(int P)
-{
-    int c = (P + 255) / 256;
-    return c < 1 ? 1 : c > 1024 ? 1024 : c;
-}
-
 /* Tickets of the last-block reductions (cuda_last_block): one per column of
  * blocks (32 channels), so at most BN_GROUPS * 32 channels. */
 enum { BN_GROUPS = 256 };
 static __device__ unsigned bn_ticket[BN_GROUPS];
 
-/* The sum over the 8 row lanes of the block, in order, of each thread's a,
- * returned to every thread of the lane's channel. Every thread calls it. */
-__device__ float bn_block_sum(float a)
-{
-    __shared__ float s[BN_TY][BN_TX];
-    __shared__ float t[BN_TX];
-    int tx = threadIdx.x, ty = threadIdx.y;
-    s[ty][tx] = a;
-    __syncthreads();
-    if (ty == 0) {
-        float v = 0.0f;
-        for (int i = 0; i < BN_TY; i++) v += s[i][tx];
-        t[tx] = v;
-    }
-    __syncthreads();
-    float v = t[tx];
-    __syncthreads();   /* s and t are free again for the next call */
-    return v;
-}
-
-/* Rows [lo, hi) of chunk k of `chunks` over P rows. */
-static __device__ __forceinline__ void bn_chunk(int P, int k, int chunks, int *lo, int *hi)
-{
-    *lo = (int)((long)P * k / chunks), *hi = (int)((long)P * (k + 1) / chunks);
-}
-
-/* Batchnorm statistics in one launch. Each block, for its 32 channels and its
- * chunk of n_k rows: pass 1 the chunk's mean c_k (in float), pass 2 around
- * it the sums d_k = sum (z - c_k) and q_k = sum (z - c_k)^2, into part1 [3,
- * chunks, C] (c_k, d_k, q_k). The last block of each column
- * (cuda_last_block) combines the chunks in order in double, exactly for any
- * centres c_k: mean = sum (n_k c_k + d_k) / P, and
- *   P var = sum q_k + 2 (c_k - mean) d_k + n_k (c_k - mean)^2,
- * then istd, the running averages, and scale [C] = gamma * istd for the apply
- * kernel. (Centred on each chunk's own mean: no cancellation however large
- * the mean.) grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_stats_kernel(float *mean, float *istd, float *run_mean, float *run_var,
-                                float *scale, float *part, const float *__restrict__ z,
-                                const float *__restrict__ gamma, int P, int C, float momentum)
+/* Batchnorm statistics in one launch (see bn_stats_finish, nta_cuda.h). Each
+ * block, for its 32 channels and its chunk of rows: pass 1 the chunk's mean
+ * c_k (in float), pass 2 around it the sums d_k = sum (z - c_k) and q_k = sum
+ * (z - c_k)^2, into part [3, chunks, C]; the last block of each column
+ * combines the chunks. grid (ceil(C/32), chunks), block (32, 8). */
+__global__ void bn_stats_kernel(BnStats st, double *part, const float *__restrict__ z, int P, int C)
 {
     int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
     size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
     bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
-    float a = 0.0f, b = 0.0f;
-    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) a += z[(size_t)r * C + c];
-    float ck = hi > lo ? bn_block_sum(a) / (hi - lo) : 0.0f;
-    a = 0.0f;
+    float s = 0.0f;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) s += z[(size_t)r * C + c];
+    float ck = hi > lo ? bn_block_sum(s) / (hi - lo) : 0.0f;
+    double a = 0, b = 0;
     for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
-        float d = z[(size_t)r * C + c] - ck;
+        double d = (double)z[(size_t)r * C + c] - ck;
         a += d;
         b += d * d;
     }
-    float dk = bn_block_sum(a), qk = bn_block_sum(b);
+    double dk = bn_block_sum(a), qk = bn_block_sum(b);
     if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
     if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
-    double s = 0, q = 0;
-    for (int k = 0; k < chunks; k++) {
-        bn_chunk(P, k, chunks, &lo, &hi);
-        s += (double)(hi - lo) * __ldcg(&part[(size_t)k * C + c]) + __ldcg(&part[plane + (size_t)k * C + c]);
-    }
-    double mu = s / P;
-    for (int k = 0; k < chunks; k++) {
-        bn_chunk(P, k, chunks, &lo, &hi);
-        double e = __ldcg(&part[(size_t)k * C + c]) - mu;
-        q += __ldcg(&part[2 * plane + (size_t)k * C + c]) + 2 * e * __ldcg(&part[plane + (size_t)k * C + c]) +
-             (hi - lo) * e * e;
-    }
-    double var = q > 0 ? q / P : 0;
-    float is = (float)(1.0 / sqrt(var + NTA_BN_EPS));
-    mean[c] = (float)mu;
-    istd[c] = is;
-    run_mean[c] = (1 - momentum) * run_mean[c] + momentum * (float)mu;
-    run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)(var * P / (P > 1 ? P - 1 : 1));
-    scale[c] = gamma[c] * is;
+    bn_stats_finish(st, part, c, C, P, chunks, 0);
 }
 
-/* y [P,C] = (z - mean) * scale + beta, then ReLU6 if asked, then + res [P,C]
- * when not NULL: centred first, as cpu.c's bn_apply (why there), so that the
- * multiply-add nvcc fuses rounds nothing larger than y's own scale */
-__global__ void bn_apply_kernel(float *y, const float *__restrict__ z, const float *res,
-                                const float *__restrict__ mean, const float *__restrict__ scale,
-                                const float *__restrict__ beta, size_t n, int C, int relu6)
+/* y [P,C] = z read through l (nta_cuda.h's chan_load: forward, (z - mean)
+ * gamma istd + beta then ReLU6 if asked; backward, the gradient's last
+ * step), then + res [P,C] when not NULL. y may be z. */
+__global__ void bn_apply_kernel(float *y, const float *z, BnLoad l, const float *res, size_t n, int C)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        int c = (int)(i % C);
-        float v = (z[i] - mean[c]) * scale[c] + beta[c];
-        if (relu6) v = relu6f(v);
+        float v = bn_load_at(l, z[i], (int)(i % C), i);
         if (res) v += res[i];
         y[i] = v;
     }
+}
+
+/* z's batchnorm statistics into st (one launch; gemm_bn's TF32 path) */
+void cuda_bn_stats(const BnStats *st, const float *z, int P, int C)
+{
+    if (P <= 0 || C <= 0) return;
+    int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
+    if (groups > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    double *part = (double *)cuda_scratch(3 * (size_t)chunks * C * sizeof(double));
+    SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, cuda_stream(), *st, part, z, P, C);
+    LAUNCH_CHECK();
+}
+
+void cuda_bn_apply(float *y, const float *z, const BnLoad *zbn, const float *res, int P, int C)
+{
+    size_t n = (size_t)P * C;
+    if (!n) return;
+    SIMT_LAUNCH(bn_apply_kernel, cuda_grid(n), CUDA_THREADS, 0, cuda_stream(), y, z, *zbn, res, n, C);
+    LAUNCH_CHECK();
 }
 
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
                        const float *z, const float *res, const float *gamma, const float *beta, int P,
                        int C, float momentum, int relu6)
 {
-    if (P <= 0 || C <= 0) return;
-    int chunks = bn_chunks(P), groups = (C + BN_TX - 1) / BN_TX;
-    if (groups > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
-    float *part = (float *)cuda_scratch((3 * (size_t)chunks + 1) * C * sizeof(float));
-    float *scale = part + 3 * (size_t)chunks * C;
-    cudaStream_t st = cuda_stream();
-    SIMT_LAUNCH(bn_stats_kernel, dim3(groups, chunks), dim3(BN_TX, BN_TY), 0, st, mean, istd, run_mean,
-                run_var, scale, part, z, gamma, P, C, momentum);
-    LAUNCH_CHECK();
+    BnStats st = {mean, istd, run_mean, run_var, momentum};
+    cuda_bn_stats(&st, z, P, C);
     if (!y) return;   /* the statistics only */
-    SIMT_LAUNCH(bn_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, y, z, res, mean, scale,
-                beta, (size_t)P * C, C, relu6);
-    LAUNCH_CHECK();
+    BnLoad l = {mean, istd, gamma, beta, relu6, NULL, NULL, NULL};
+    cuda_bn_apply(y, z, &l, res, P, C);
 }
 
 /* y = gamma (z - run_mean) / sqrt(run_var + eps) + beta, then ReLU6 if asked */
@@ -187,13 +134,13 @@ void cuda_gemm_bn_eval(float *y, const float *x, int ldx, const float *w, int ld
 }
 
 /* Backward pass 1, with xh = (z - mean) istd and g = dy masked by ReLU6
- * (0 < gamma xh + beta < 6): dz = g (dz may be dy); per block the sums of g
+ * (0 < gamma xh + beta < 6): g written (g may be dy); per block the sums of g
  * and of g xh over its chunk into part1, part2 [chunks,C]; the last block of
  * each column adds the chunks in order in double: dbeta += sum g, dgamma +=
- * sum g xh, coef [3,C] = mean g, mean g xh, gamma istd.
+ * sum g xh, g_mean, gx_mean [C] = their means over P.
  * grid (ceil(C/32), chunks), block (32, 8). */
-__global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *coef, float *part1, float *part2,
-                                   float *dz, const float *dy, const float *__restrict__ z,
+__global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *g_mean, float *gx_mean, float *part1,
+                                   float *part2, float *gout, const float *dy, const float *__restrict__ z,
                                    const float *__restrict__ mean, const float *__restrict__ istd,
                                    const float *__restrict__ gamma, const float *__restrict__ beta, int P,
                                    int C, int relu6)
@@ -207,7 +154,7 @@ __global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *coef, flo
             size_t i = (size_t)r * C + c;
             float xh = (z[i] - m) * is, g = dy[i];
             if (relu6) g = relu6_grad(ga * xh + be, g);
-            dz[i] = g;
+            gout[i] = g;
             a1 += g;
             a2 += g * xh;
         }
@@ -223,42 +170,44 @@ __global__ void bn_bwd_sums_kernel(float *dgamma, float *dbeta, float *coef, flo
         b += __ldcg(&part1[(size_t)k * C + c]), g += __ldcg(&part2[(size_t)k * C + c]);
     dbeta[c] += (float)b;
     dgamma[c] += (float)g;
-    coef[c] = (float)(b / P);
-    coef[C + c] = (float)(g / P);
-    coef[2 * C + c] = gamma[c] * istd[c];
+    g_mean[c] = (float)(b / P);
+    gx_mean[c] = (float)(g / P);
 }
 
-/* Backward pass 2: dz = gamma istd (g - mean(g) - xh mean(g xh)), g held in dz */
-__global__ void bn_bwd_apply_kernel(float *dz, const float *__restrict__ z,
-                                    const float *__restrict__ mean,
-                                    const float *__restrict__ istd,
-                                    const float *__restrict__ coef, size_t n, int C)
+/* The sums kernel, its partial sums in part [2, chunks, C] */
+static void bn_bwd_sums_run(float *part, float *g, float *g_mean, float *gx_mean, float *dgamma, float *dbeta,
+                            const float *dy, const float *z, const float *mean, const float *istd,
+                            const float *gamma, const float *beta, int P, int C, int relu6)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int c = (int)(i % C);
-        float xh = (z[i] - mean[c]) * istd[c];
-        dz[i] = coef[2 * C + c] * (dz[i] - coef[c] - xh * coef[C + c]);
-    }
+    dim3 grid((C + BN_TX - 1) / BN_TX, bn_chunks(P)), block(BN_TX, BN_TY);
+    if (grid.x > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
+    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, cuda_stream(), dgamma, dbeta, g_mean, gx_mean, part,
+                part + (size_t)grid.y * C, g, dy, z, mean, istd, gamma, beta, P, C, relu6);
+    LAUNCH_CHECK();
 }
 
+void cuda_bn_bwd_sums(float *g, float *g_mean, float *gx_mean, float *dgamma, float *dbeta, const float *dy,
+                      const float *z, const float *mean, const float *istd, const float *gamma,
+                      const float *beta, int P, int C, int relu6)
+{
+    if (P <= 0 || C <= 0) return;
+    float *part = (float *)cuda_scratch(2 * (size_t)bn_chunks(P) * C * sizeof(float));
+    bn_bwd_sums_run(part, g, g_mean, gx_mean, dgamma, dbeta, dy, z, mean, istd, gamma, beta, P, C, relu6);
+}
+
+/* Both passes: the sums (the means kept in scratch), then dz = gamma istd (g
+ * - mean(g) - xh mean(g xh)) in place over g (bn_apply_kernel with a
+ * backward load) */
 void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const float *z,
                  const float *mean, const float *istd, const float *gamma, const float *beta,
                  int P, int C, int relu6)
 {
     if (P <= 0 || C <= 0) return;
-    int chunks = bn_chunks(P);
-    float *part1 = (float *)cuda_scratch((2 * (size_t)chunks + 3) * C * sizeof(float));
-    float *part2 = part1 + (size_t)chunks * C, *coef = part2 + (size_t)chunks * C;
-    cudaStream_t st = cuda_stream();
-    dim3 grid((C + BN_TX - 1) / BN_TX, chunks), block(BN_TX, BN_TY);
-    if (grid.x > BN_GROUPS) nta_die("internal: batchnorm over %d channels (the CUDA backend takes %d)", C, BN_GROUPS * BN_TX);
-    SIMT_LAUNCH(bn_bwd_sums_kernel, grid, block, 0, st, dgamma, dbeta, coef, part1, part2, dz, dy, z, mean,
-                istd, gamma, beta, P, C, relu6);
-    LAUNCH_CHECK();
-    SIMT_LAUNCH(bn_bwd_apply_kernel, cuda_grid((size_t)P * C), CUDA_THREADS, 0, st, dz, z, mean,
-                istd, coef, (size_t)P * C, C);
-    LAUNCH_CHECK();
+    size_t np = 2 * (size_t)bn_chunks(P) * C;
+    float *part = (float *)cuda_scratch((np + 2 * (size_t)C) * sizeof(float)), *means = part + np;
+    bn_bwd_sums_run(part, dz, means, means + C, dgamma, dbeta, dy, z, mean, istd, gamma, beta, P, C, relu6);
+    BnLoad l = {mean, istd, gamma, NULL, 0, z, means, means + C};
+    cuda_bn_apply(dz, dz, &l, NULL, P, C);
 }
 
 /* ------------------------------------------------------ small elementwise ops */
@@ -278,23 +227,25 @@ void cuda_add(float *y, const float *x, size_t n)
     LAUNCH_CHECK();
 }
 
-/* y [N,C] = mean over HW of x [N,HW,C]: one thread per (n, c), rows in order */
-__global__ void gap_fwd_kernel(float *y, const float *__restrict__ x, int N, int HW, int C)
+/* y [N,C] = mean over HW of x [N,HW,C] read through xbn: one thread per
+ * (n, c), rows in order */
+__global__ void gap_fwd_kernel(float *y, const float *__restrict__ x, BnLoad xbn, int N, int HW, int C)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N * C; i += gridDim.x * blockDim.x) {
         int n = i / C, c = i % C;
-        const float *xn = x + (size_t)n * HW * C + c;
+        size_t at = (size_t)n * HW * C + c;
+        ChanLoad l = chan_load_of(xbn, c);
         float s = 0.0f;
-        for (int p = 0; p < HW; p++) s += xn[(size_t)p * C];
+        for (int p = 0; p < HW; p++) s += chan_load(l, x[at + (size_t)p * C], at + (size_t)p * C);
         y[i] = s / HW;
     }
 }
 
-void cuda_gap_fwd(float *y, const float *x, int N, int HW, int C)
+void cuda_gap_fwd(float *y, const float *x, const BnLoad *xbn, int N, int HW, int C)
 {
     if (N <= 0 || C <= 0) return;
-    SIMT_LAUNCH(gap_fwd_kernel, cuda_grid((size_t)N * C), CUDA_THREADS, 0, cuda_stream(), y, x, N,
-                HW, C);
+    SIMT_LAUNCH(gap_fwd_kernel, cuda_grid((size_t)N * C), CUDA_THREADS, 0, cuda_stream(), y, x,
+                xbn ? *xbn : BnLoad{}, N, HW, C);
     LAUNCH_CHECK();
 }
 

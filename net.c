@@ -477,6 +477,8 @@ static void add_saved(Builder *b, BnSaved *sv, int C)
 {
     add_act(b, &sv->mean, C);
     add_act(b, &sv->istd, C);
+    add_act(b, &sv->g_mean, C);
+    add_act(b, &sv->gx_mean, C);
 }
 
 /* Lay out every parameter and activation tensor of the network. */
@@ -612,7 +614,7 @@ Net *net_create(const NetDesc *d, int loss, const Backend *be, int B, uint64_t s
     net->param = nta_calloc(16 + 20 * (size_t)d->nblocks, sizeof(ParamInfo));
     Builder bd = {.net = net};
     bd.bind = nta_calloc(16 + 20 * (size_t)d->nblocks, sizeof(Bind));
-    bd.abind = nta_calloc(32 + 16 * (size_t)d->nblocks, sizeof(Bind));
+    bd.abind = nta_calloc(64 + 24 * (size_t)d->nblocks, sizeof(Bind));   /* at most 18 a block */
     net_layout(&bd);
 
     net->p = be->alloc(net->nfloats * sizeof(float));
@@ -713,13 +715,24 @@ static float *input_of(Net *net, int i)
 
 /* ----------------------------------------------------------- forward */
 
-/* A block's expanded activation as its depthwise conv reads it in training
- * on a backend that reads through batchnorms (Backend.load_bn): z_exp
- * through the expansion's batchnorm (batch statistics) and ReLU6; a_exp is
- * then not written. */
-static BnLoad exp_load(const Block *k)
+/* Training on a backend that fuses its batchnorms (Backend.load_bn): the
+ * conv that produces z computes its statistics (bn_stats_of); the consumers
+ * read z through the batchnorm (bn_read: a_exp, a_dw and a_head are then not
+ * written), and in the backward pass the consumers of dz read it from the
+ * masked gradient g that bn_bwd_sums left (bn_grad_read). */
+static BnStats bn_stats_of(const Net *net, const BnSaved *sv, const BnParams *bn)
 {
-    return (BnLoad){k->sv_exp.mean, k->sv_exp.istd, k->bn_exp.gamma, k->bn_exp.beta, 1};
+    return (BnStats){sv->mean, sv->istd, bn->run_mean, bn->run_var, net->bn_momentum};
+}
+
+static BnLoad bn_read(const BnSaved *sv, const BnParams *bn, int relu6)
+{
+    return (BnLoad){sv->mean, sv->istd, bn->gamma, bn->beta, relu6, NULL, NULL, NULL};
+}
+
+static BnLoad bn_grad_read(const BnSaved *sv, const BnParams *bn, const float *z)
+{
+    return (BnLoad){sv->mean, sv->istd, bn->gamma, bn->beta, 0, z, sv->g_mean, sv->gx_mean};
 }
 
 /* y = BN(z) (+ReLU6) in train or eval mode; then + res [P,C] when not NULL
@@ -800,12 +813,23 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
         float *z_dw = IMG(k->z_dw, out_img * E), *a_dw = IMG(k->a_dw, out_img * E);
         float *z_proj = IMG(k->z_proj, out_img * k->co), *out = IMG(k->out, out_img * k->co);
         const float *wdw = k->w_dw + (size_t)off * k->kmax * Em + (size_t)off * Em;
-        if (train) {    /* (load_bn: the depthwise conv reads z_exp through its batchnorm) */
-            BnLoad xbn = exp_load(k);
-            pw_bn_forward(net, be->load_bn ? NULL : a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp,
-                          Em, NULL, pin, E, k->ci, 1, 1);
-            be->dw_fwd(z_dw, be->load_bn ? z_exp : a_exp, be->load_bn ? &xbn : NULL, wdw, k->kmax * Em, Em, n,
-                       k->h, k->w, E, K, k->s);
+        const float *res = k->s == 1 && k->ci == k->co ? x : NULL;   /* the residual */
+        if (train && be->load_bn) {   /* z_exp [n,h,w,E] -> z_dw [n,ho,wo,E] -> z_proj -> out [n,ho,wo,Co] */
+            BnStats se = bn_stats_of(net, &k->sv_exp, &k->bn_exp), sd = bn_stats_of(net, &k->sv_dw, &k->bn_dw);
+            BnStats sp = bn_stats_of(net, &k->sv_proj, &k->bn_proj);
+            BnLoad ebn = bn_read(&k->sv_exp, &k->bn_exp, 1), dbn = bn_read(&k->sv_dw, &k->bn_dw, 1);
+            BnLoad pbn = bn_read(&k->sv_proj, &k->bn_proj, 0);
+            be->gemm_bn(0, 0, pin, E, k->ci, x, k->ci, NULL, k->w_exp, Em, NULL, 0, z_exp, E, &se);
+            be->dw_fwd(z_dw, &sd, z_exp, &ebn, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
+            be->gemm_bn(0, 0, pout, k->co, E, z_dw, E, &dbn, k->w_proj, k->co, NULL, 0, z_proj, k->co, &sp);
+            be->bn_apply(out, z_proj, &pbn, res, pout, k->co);
+            lap(net, t, &t0, 1 + i);
+            continue;
+        }
+        if (train) {
+            pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
+                          k->ci, 1, 1);
+            be->dw_fwd(z_dw, NULL, a_exp, NULL, wdw, k->kmax * Em, Em, n, k->h, k->w, E, K, k->s);
             bn_forward(net, a_dw, &k->sv_dw, z_dw, NULL, &k->bn_dw, pout, E, 1, 1);
         } else {        /* fused ops that never write z_exp, z_dw */
             pw_bn_forward(net, a_exp, z_exp, &k->sv_exp, &k->bn_exp, x, k->ci, k->w_exp, Em, NULL, pin, E,
@@ -813,7 +837,6 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
             be->dw_bn_eval(a_dw, a_exp, wdw, k->kmax * Em, Em, k->bn_dw.gamma, k->bn_dw.beta,
                            k->bn_dw.run_mean, k->bn_dw.run_var, n, k->h, k->w, E, K, k->s, 1);
         }
-        const float *res = k->s == 1 && k->ci == k->co ? x : NULL;   /* the residual */
         pw_bn_forward(net, out, z_proj, &k->sv_proj, &k->bn_proj, a_dw, E, k->w_proj, k->co, res, pout,
                       k->co, E, 0, train);
         lap(net, t, &t0, 1 + i);
@@ -823,9 +846,16 @@ static void forward_part(Net *net, int b0, int s0, int n, int train, double *t)
     const float *x = IMG(input_of(net, d->nblocks), head_img * cl);   /* [n,hh,hw,Cl] */
     float *z_head = IMG(net->z_head, head_img * d->head_c), *a_head = IMG(net->a_head, head_img * d->head_c);
     float *pooled = OUT(net->pooled, d->head_c), *logits = OUT(net->logits, d->classes);
-    pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
-                  NULL, ph, d->head_c, cl, 1, train);
-    be->gap_fwd(pooled, a_head, n, net->hh * net->hw, d->head_c);
+    if (train && be->load_bn) {      /* the pool reads z_head through its batchnorm */
+        BnStats sh = bn_stats_of(net, &net->sv_head, &net->bn_head);
+        BnLoad hbn = bn_read(&net->sv_head, &net->bn_head, 1);
+        be->gemm_bn(0, 0, ph, d->head_c, cl, x, cl, NULL, net->w_head, d->head_c, NULL, 0, z_head, d->head_c, &sh);
+        be->gap_fwd(pooled, z_head, &hbn, n, net->hh * net->hw, d->head_c);
+    } else {
+        pw_bn_forward(net, a_head, z_head, &net->sv_head, &net->bn_head, x, cl, net->w_head, d->head_c,
+                      NULL, ph, d->head_c, cl, 1, train);
+        be->gap_fwd(pooled, a_head, NULL, n, net->hh * net->hw, d->head_c);
+    }
     const float *fin = pooled;             /* the last linear layer's input [n,F] */
     int F = d->head_c;
     if (d->mlp) {                          /* the projection head's hidden layer */
@@ -934,6 +964,15 @@ static void bn_backward(Net *net, float *dz, const float *dy, const float *z, co
                     P, C, relu6);
 }
 
+/* g = dy masked by ReLU6 (in place allowed), its means saved in sv for a
+ * backward BnLoad; parameter gradients accumulate (load_bn) */
+static void bn_backward_sums(Net *net, float *g, const float *dy, const float *z, const BnSaved *sv,
+                             const BnParams *bn, BnParams *gbn, int P, int C, int relu6)
+{
+    net->be->bn_bwd_sums(g, sv->g_mean, sv->gx_mean, gbn->gamma, gbn->beta, dy, z, sv->mean, sv->istd, bn->gamma,
+                         bn->beta, P, C, relu6);
+}
+
 void net_backward(Net *net, int B)
 {
     const Backend *be = net->be;
@@ -956,10 +995,17 @@ void net_backward(Net *net, int B)
     }
     if (net->dpooled_on) be->add(g1, net->dpooled_add, (size_t)B * Ch);
     be->gap_bwd(g0, g1, B, net->hh * net->hw, Ch);
-    bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
     const float *x = input_of(net, d->nblocks);
-    be->gemm(1, 0, cl, Ch, ph, 1, x, cl, g0, Ch, 1, net->g_head, Ch);
-    be->gemm(0, 1, ph, cl, Ch, 1, g0, Ch, net->w_head, Ch, 0, g1, cl);
+    if (be->load_bn) {     /* g0 keeps the masked gradient; the gemms read dz_head from it */
+        BnLoad hg = bn_grad_read(&net->sv_head, &net->bn_head, net->z_head);
+        bn_backward_sums(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
+        be->gemm_bn(1, 0, cl, Ch, ph, x, cl, NULL, g0, Ch, &hg, 1, net->g_head, Ch, NULL);
+        be->gemm_bn(0, 1, ph, cl, Ch, g0, Ch, &hg, net->w_head, Ch, NULL, 0, g1, cl, NULL);
+    } else {
+        bn_backward(net, g0, g0, net->z_head, &net->sv_head, &net->bn_head, &net->gbn_head, ph, Ch, 1);
+        be->gemm(1, 0, cl, Ch, ph, 1, x, cl, g0, Ch, 1, net->g_head, Ch);
+        be->gemm(0, 1, ph, cl, Ch, 1, g0, Ch, net->w_head, Ch, 0, g1, cl);
+    }
     float *dout = g1, *spare = g0;                         /* gradient of the last output */
 
     for (int i = d->nblocks - 1; i >= 0; i--) {
@@ -969,6 +1015,31 @@ void net_backward(Net *net, int B)
         int K = net->arch.k[i], E = net->arch.e[i] * k->ci, off = (k->kmax - K) / 2;
         size_t wo = (size_t)off * k->kmax * Em + (size_t)off * Em;  /* window offset */
         const float *in = input_of(net, i);
+        int residual = k->s == 1 && k->ci == k->co;
+        if (be->load_bn) {
+            /* the same with fused batchnorms: spare, g2, spare hold the masked
+             * gradients g of z_proj, z_dw, z_exp in turn, and the ops after
+             * each bn_bwd_sums read dz from them (bn_grad_read); the
+             * depthwise activations are read from z_exp and z_dw (bn_read) */
+            BnLoad pg = bn_grad_read(&k->sv_proj, &k->bn_proj, k->z_proj);
+            BnLoad dg = bn_grad_read(&k->sv_dw, &k->bn_dw, k->z_dw);
+            BnLoad eg = bn_grad_read(&k->sv_exp, &k->bn_exp, k->z_exp);
+            BnLoad dbn = bn_read(&k->sv_dw, &k->bn_dw, 1), ebn = bn_read(&k->sv_exp, &k->bn_exp, 1);
+            bn_backward_sums(net, spare, dout, k->z_proj, &k->sv_proj, &k->bn_proj, &k->gbn_proj, pout, k->co, 0);
+            be->gemm_bn(1, 0, E, k->co, pout, k->z_dw, E, &dbn, spare, k->co, &pg, 1, k->g_proj, k->co, NULL);
+            be->gemm_bn(0, 1, pout, E, k->co, spare, k->co, &pg, k->w_proj, k->co, NULL, 0, g2, E, NULL);
+            bn_backward_sums(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
+            be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, &dg, k->z_exp, &ebn, B, k->h, k->w, E, K, k->s);
+            be->dw_bwd_x(spare, g2, &dg, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
+            bn_backward_sums(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
+            be->gemm_bn(1, 0, k->ci, E, pin, in, k->ci, NULL, spare, E, &eg, 1, k->g_exp, Em, NULL);
+            be->gemm_bn(0, 1, pin, k->ci, E, spare, E, &eg, k->w_exp, Em, NULL, residual, residual ? dout : g2,
+                        k->ci, NULL);
+            if (residual) continue;                        /* dout now holds din */
+            float *t = dout;                               /* din becomes dout */
+            dout = g2, g2 = t;
+            continue;
+        }
         /* project: dz_proj in spare, then da_dw [B,ho,wo,E] in g2 */
         bn_backward(net, spare, dout, k->z_proj, &k->sv_proj, &k->bn_proj, &k->gbn_proj, pout,
                     k->co, 0);
@@ -976,15 +1047,13 @@ void net_backward(Net *net, int B)
         be->gemm(0, 1, pout, E, k->co, 1, spare, k->co, k->w_proj, k->co, 0, g2, E);
         /* depthwise: dz_dw in g2, da_exp [B,h,w,E] in spare */
         bn_backward(net, g2, g2, k->z_dw, &k->sv_dw, &k->bn_dw, &k->gbn_dw, pout, E, 1);
-        BnLoad xbn = exp_load(k);
-        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, be->load_bn ? k->z_exp : k->a_exp, be->load_bn ? &xbn : NULL,
-                     B, k->h, k->w, E, K, k->s);
-        be->dw_bwd_x(spare, g2, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
+        be->dw_bwd_w(k->g_dw + wo, k->kmax * Em, Em, g2, NULL, k->a_exp, NULL, B, k->h, k->w, E, K, k->s);
+        be->dw_bwd_x(spare, g2, NULL, k->w_dw + wo, k->kmax * Em, Em, B, k->h, k->w, E, K, k->s);
         /* expand: dz_exp in spare, then din [B,h,w,Ci] in g2; with a residual,
          * din is added onto dout (the same shape, no longer needed) */
         bn_backward(net, spare, spare, k->z_exp, &k->sv_exp, &k->bn_exp, &k->gbn_exp, pin, E, 1);
         be->gemm(1, 0, k->ci, E, pin, 1, in, k->ci, spare, E, 1, k->g_exp, Em);
-        if (k->s == 1 && k->ci == k->co) {
+        if (residual) {
             be->gemm(0, 1, pin, k->ci, E, 1, spare, E, k->w_exp, Em, 1, dout, k->ci);
             continue;                                      /* dout now holds din */
         }
@@ -994,10 +1063,13 @@ void net_backward(Net *net, int B)
     }
     /* stem: dz_stem in place, then the weight gradient */
     int ps = B * d->in_h * d->in_w;
-    bn_backward(net, dout, dout, net->z_stem, &net->sv_stem, &net->bn_stem, &net->gbn_stem, ps,
-                d->stem_c, 1);
-    be->conv_bwd_w(net->g_stem, dout, net->x_in, B, d->in_h, d->in_w, d->in_c, d->stem_c,
-                   d->stem_k, 1);
+    BnLoad sg = bn_grad_read(&net->sv_stem, &net->bn_stem, net->z_stem);
+    if (be->load_bn)
+        bn_backward_sums(net, dout, dout, net->z_stem, &net->sv_stem, &net->bn_stem, &net->gbn_stem, ps, d->stem_c, 1);
+    else
+        bn_backward(net, dout, dout, net->z_stem, &net->sv_stem, &net->bn_stem, &net->gbn_stem, ps, d->stem_c, 1);
+    be->conv_bwd_w(net->g_stem, dout, be->load_bn ? &sg : NULL, net->x_in, B, d->in_h, d->in_w, d->in_c,
+                   d->stem_c, d->stem_k, 1);
 }
 
 void net_zero_grad(Net *net) { net->be->zero(net->g, net->nfloats * sizeof(float)); }

@@ -146,11 +146,24 @@ void data_shuffle(int *perm, int n, Rng *rng);
 
 /* --------------------------------------------------------------- backend */
 
-/* An input read through its batchnorm (training statistics mean, istd [C])
- * and, if relu6, ReLU6: per channel c, x' = (x - mean) * (gamma istd) + beta,
- * as bn_fwd_train would have written it; an op that takes one reads a conv's
- * output z instead of a separate normalised copy (NULL: x as it is). */
-typedef struct { const float *mean, *istd, *gamma, *beta; int relu6; } BnLoad;
+/* An input read through its batchnorm (training statistics mean, istd [C]),
+ * so that no normalised copy of it is written. Per channel c (the stored
+ * column of the tensor x [P,C] or of a GEMM operand):
+ *   forward (z NULL): x' = (x - mean) * (gamma istd) + beta, then ReLU6 if
+ *     relu6, as bn_fwd_train would have written it from a conv's output x;
+ *   backward (z set): x holds g, the gradient masked by ReLU6 that
+ *     bn_bwd_sums wrote, and x' = gamma istd (g - g_mean - (z - mean) istd
+ *     gx_mean), the dz that bn_bwd would have written; z has x's layout.
+ * An op given NULL reads x as it is. */
+typedef struct {
+    const float *mean, *istd, *gamma, *beta;
+    int relu6;
+    const float *z, *g_mean, *gx_mean;   /* backward only: [P,C] like x; [C], [C] */
+} BnLoad;
+/* Where an op that produces a conv's output z also computes z's batchnorm
+ * statistics, as bn_fwd_train with y NULL does: mean, istd [C] saved,
+ * run_mean, run_var [C] updated with momentum. */
+typedef struct { float *mean, *istd, *run_mean, *run_var; float momentum; } BnStats;
 
 /* The operations a network runs; the CPU (cpu.c) and CUDA backends implement the
  * same signatures. Pointers are backend memory. Outputs first, then saved
@@ -162,11 +175,14 @@ typedef struct Backend {
      * the batch in pieces of n images, each thread running whole pieces
      * through the network on its own (so they stay in its core's cache). */
     int eval_piece;
-    /* How training feeds a block's depthwise conv: 1, it reads the expansion's
-     * output z through its batchnorm (a BnLoad: on a GPU a launch and a pass
-     * over the largest tensor saved); 0, from the normalised copy that the
-     * batchnorm writes (on the CPU, which would redo the normalisation in
-     * both depthwise ops). Both give the same values. */
+    /* How training applies its batchnorms: 1, fused into the ops around them
+     * (on a GPU, each saves a launch and a pass over a tensor): the conv that
+     * produces z computes its statistics (gemm_bn, dw_fwd with a BnStats), the
+     * consumers read z through the batchnorm (a BnLoad) instead of a
+     * normalised copy, and in the backward pass bn_bwd_sums leaves the
+     * gradient's last step to the consumers of dz (a backward BnLoad); 0, one
+     * op per batchnorm that writes its output (on the CPU, whose consumers
+     * would redo the normalisation). Both give the same values. */
     int load_bn;
     void *(*alloc)(size_t bytes);                        /* zeroed */
     void (*free)(void *p);
@@ -183,21 +199,25 @@ typedef struct Backend {
     /* Full conv KxK, stride s, pad K/2: y [N,Ho,Wo,Co] = x [N,H,W,Ci] * w [K,K,Ci,Co]. */
     void (*conv_fwd)(float *y, const float *x, const float *w,
                      int N, int H, int W, int Ci, int Co, int K, int s);
-    /* dw [K,K,Ci,Co] += grad w.r.t. w. (The stem needs no input gradient.) */
-    void (*conv_bwd_w)(float *dw, const float *dy, const float *x,
+    /* dw [K,K,Ci,Co] += grad w.r.t. w, dy read through dybn when not NULL.
+     * (The stem needs no input gradient.) */
+    void (*conv_bwd_w)(float *dw, const float *dy, const BnLoad *dybn, const float *x,
                        int N, int H, int W, int Ci, int Co, int K, int s);
 
     /* Depthwise KxK, stride s, pad K/2: y [N,Ho,Wo,C] from x [N,H,W,C] (read
      * through xbn when not NULL; the padding is zeros after it).
      * Tap (ky,kx) of channel c is w[ky*ldr + kx*ldc + c]: w points at the top-left
-     * tap of the active window inside a larger [Kmax,Kmax,Cmax] tensor. */
-    void (*dw_fwd)(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc,
-                   int N, int H, int W, int C, int K, int s);
-    void (*dw_bwd_x)(float *dx, const float *dy, const float *w, int ldr, int ldc,
+     * tap of the active window inside a larger [Kmax,Kmax,Cmax] tensor.
+     * st not NULL: y's batchnorm statistics too (BnStats). */
+    void (*dw_fwd)(float *y, const BnStats *st, const float *x, const BnLoad *xbn, const float *w, int ldr,
+                   int ldc, int N, int H, int W, int C, int K, int s);
+    /* dx [N,H,W,C] = grad w.r.t. x of dy [N,Ho,Wo,C] (read through dybn when not NULL) */
+    void (*dw_bwd_x)(float *dx, const float *dy, const BnLoad *dybn, const float *w, int ldr, int ldc,
                      int N, int H, int W, int C, int K, int s);
-    /* dw (same pitches as w) += grad w.r.t. w (x read through xbn as in dw_fwd) */
-    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn,
-                     int N, int H, int W, int C, int K, int s);
+    /* dw (same pitches as w) += grad w.r.t. w (dy read through dybn, x
+     * through xbn as in dw_fwd) */
+    void (*dw_bwd_w)(float *dw, int ldr, int ldc, const float *dy, const BnLoad *dybn, const float *x,
+                     const BnLoad *xbn, int N, int H, int W, int C, int K, int s);
 
     /* Batchnorm over P rows of C channels, optionally followed by ReLU6 (relu6=1).
      * Train: batch statistics (biased variance) saved in mean/istd [C]; running
@@ -214,10 +234,31 @@ typedef struct Backend {
                    const float *z, const float *mean, const float *istd,
                    const float *gamma, const float *beta, int P, int C, int relu6);
 
+    /* Training with fused batchnorms (load_bn = 1):
+     * C [M,N] (ldc) = op(A) op(B) + beta C as gemm with alpha 1, A read through
+     * abn and B through bbn (NULL: as stored; the channel of an operand is its
+     * stored column, and a backward load's z has the operand's leading
+     * dimension), and, when st is not NULL (then ldc = N), the batchnorm
+     * statistics of C's columns. */
+    void (*gemm_bn)(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
+                    const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc,
+                    const BnStats *st);
+    /* y [P,C] = z read through zbn (not NULL), then + res [P,C] when not NULL
+     * (bn_fwd_train's second half, after statistics computed elsewhere) */
+    void (*bn_apply)(float *y, const float *z, const BnLoad *zbn, const float *res, int P, int C);
+    /* bn_bwd's first half: g [P,C] = dy masked by ReLU6 (g may be dy); g_mean,
+     * gx_mean [C] = the means over P of g and of g xh, xh = (z - mean) istd;
+     * dgamma, dbeta [C] += as bn_bwd. Its consumers read dz from g through a
+     * backward BnLoad. */
+    void (*bn_bwd_sums)(float *g, float *g_mean, float *gx_mean, float *dgamma, float *dbeta, const float *dy,
+                        const float *z, const float *mean, const float *istd, const float *gamma,
+                        const float *beta, int P, int C, int relu6);
+
     /* y [n] += x [n] (residual add and gradient accumulation) */
     void (*add)(float *y, const float *x, size_t n);
-    /* y [N,C] = mean over HW of x [N,HW,C]; backward spreads dy evenly (overwrites dx) */
-    void (*gap_fwd)(float *y, const float *x, int N, int HW, int C);
+    /* y [N,C] = mean over HW of x [N,HW,C] (read through xbn when not NULL);
+     * backward spreads dy evenly (overwrites dx) */
+    void (*gap_fwd)(float *y, const float *x, const BnLoad *xbn, int N, int HW, int C);
     void (*gap_bwd)(float *dx, const float *dy, int N, int HW, int C);
     /* y [M,N] += b [N] per row; db [N] += column sums of dy [M,N] */
     void (*bias_fwd)(float *y, const float *b, int M, int N);
@@ -393,7 +434,10 @@ typedef struct {
 } ParamInfo;
 
 typedef struct { float *gamma, *beta, *run_mean, *run_var; } BnParams;  /* each [C] */
-typedef struct { float *mean, *istd; } BnSaved;                          /* each [C] */
+typedef struct {
+    float *mean, *istd;          /* [C] batch statistics */
+    float *g_mean, *gx_mean;     /* [C] bn_bwd_sums' means, for a backward BnLoad (load_bn) */
+} BnSaved;
 
 /* Per layer: pointers into the parameter arena (p), the gradient arena (g), and
  * the activation arena (saved for backward). */

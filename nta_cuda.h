@@ -57,6 +57,128 @@ static __device__ __forceinline__ float bn_eval_at(float v, int c, const float *
 
 #define CUDA_THREADS 256      /* threads per block of the one-dimensional kernels */
 
+/* ------------------------------------------------ batchnorm loads (BnLoad) */
+
+/* A BnLoad (nta.h) for one channel c, its parameters read once: kind 0 reads
+ * x as it is, 1 forward, 2 backward (then x is the masked gradient g and z
+ * the conv's output, at the same index). scale = gamma istd, as bn_stats,
+ * bn_apply and cpu.c compute it. */
+struct ChanLoad {
+    int kind, relu6;
+    float mean, istd, scale, beta, g_mean, gx_mean;
+    const float *z;
+};
+
+static __device__ __forceinline__ ChanLoad chan_load_of(const BnLoad &b, int c)
+{
+    ChanLoad l = {0, b.relu6, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, b.z};
+    if (!b.mean) return l;
+    l.kind = b.z ? 2 : 1;
+    l.mean = b.mean[c], l.istd = b.istd[c], l.scale = b.gamma[c] * l.istd;
+    if (b.z) l.g_mean = b.g_mean[c], l.gx_mean = b.gx_mean[c];
+    else l.beta = b.beta[c];
+    return l;
+}
+
+/* x' of x = v at element i (the index of z too, for a backward load) */
+static __device__ __forceinline__ float chan_load(const ChanLoad &l, float v, size_t i)
+{
+    if (l.kind == 0) return v;
+    if (l.kind == 2) return l.scale * (v - l.g_mean - (l.z[i] - l.mean) * l.istd * l.gx_mean);
+    v = (v - l.mean) * l.scale + l.beta;    /* centred first: see cpu.c's bn_apply */
+    return l.relu6 ? relu6f(v) : v;
+}
+
+/* The same for one element v = x[i] of channel c */
+static __device__ __forceinline__ float bn_load_at(const BnLoad &b, float v, int c, size_t i)
+{
+    return b.mean ? chan_load(chan_load_of(b, c), v, i) : v;
+}
+
+/* ------------------------------------------------- batchnorm statistics */
+
+/* Batchnorm statistics are combined from chunks of rows: chunk k of `chunks`
+ * holds n_k rows, with their mean c_k (a float), and the sums d_k of (z - c_k)
+ * and q_k of (z - c_k)^2, in part [3, chunks, C] (planes c, d, q). The kernel
+ * that produces z computes them (bn_stats_kernel; gemm_bn's and dw_fwd's
+ * epilogues), and the last block to finish (cuda_last_block) combines the
+ * chunks of channel c in order, exactly for any centres:
+ *   mean = sum (n_k c_k + d_k) / P,
+ *   P var = sum q_k + 2 (c_k - mean) d_k + n_k (c_k - mean)^2,
+ * then saves mean and istd and updates the running averages (BnStats).
+ * (Centred on each chunk's own mean: no cancellation however large the mean.)
+ * Chunk k is rows [k tile, min(P, (k+1) tile)) when tile > 0, else
+ * bn_chunk's even split.
+ * d_k, q_k and the combination are in double, z - c_k too (exact): mean and
+ * var come out with double's precision, so that mean and istd are the float
+ * roundings of their exact values whatever the chunks, as the CPU's are
+ * (cpu.c, bn_stats). A training step's gradients are sensitive to these
+ * statistics (one float ulp of istd moved the SSL network's step check in
+ * test_cuda by a whole tolerance), so the two backends must round the same
+ * values, not merely values close to each other. */
+enum { BN_TX = 32, BN_TY = 8 };   /* the batchnorm kernels' blocks: 32 channels x 8 row lanes */
+
+/* Chunks of rows for P rows: about 256 rows each, at most 1024. */
+static inline int bn_chunks(int P)
+{
+    int c = (P + 255) / 256;
+    return c < 1 ? 1 : c > 1024 ? 1024 : c;
+}
+
+/* Rows [lo, hi) of chunk k of `chunks` over P rows. */
+static __device__ __forceinline__ void bn_chunk(int P, int k, int chunks, int *lo, int *hi)
+{
+    *lo = (int)((long)P * k / chunks), *hi = (int)((long)P * (k + 1) / chunks);
+}
+
+static __device__ __forceinline__ void bn_stats_finish(const BnStats &st, const double *part, int c, int C, int P,
+                                                       int chunks, int tile)
+{
+    size_t plane = (size_t)chunks * C;
+    double s = 0, q = 0;
+    for (int k = 0; k < chunks; k++) {
+        int lo, hi;
+        if (tile > 0) lo = k * tile, hi = min(P, lo + tile);
+        else bn_chunk(P, k, chunks, &lo, &hi);
+        s += (double)(hi - lo) * __ldcg(&part[(size_t)k * C + c]) + __ldcg(&part[plane + (size_t)k * C + c]);
+    }
+    double mu = s / P;
+    for (int k = 0; k < chunks; k++) {
+        int lo, hi;
+        if (tile > 0) lo = k * tile, hi = min(P, lo + tile);
+        else bn_chunk(P, k, chunks, &lo, &hi);
+        double e = __ldcg(&part[(size_t)k * C + c]) - mu;
+        q += __ldcg(&part[2 * plane + (size_t)k * C + c]) + 2 * e * __ldcg(&part[plane + (size_t)k * C + c]) +
+             (hi - lo) * e * e;
+    }
+    double var = q > 0 ? q / P : 0;
+    float m = st.momentum;
+    st.mean[c] = (float)mu;
+    st.istd[c] = (float)(1.0 / sqrt(var + NTA_BN_EPS));
+    st.run_mean[c] = (1 - m) * st.run_mean[c] + m * (float)mu;
+    st.run_var[c] = (1 - m) * st.run_var[c] + m * (float)(var * P / (P > 1 ? P - 1 : 1));
+}
+
+/* The sum over the 8 row lanes of a (32, 8) block, in order, of each thread's
+ * a, returned to every thread of the lane's channel. Every thread calls it. */
+template <typename T> static __device__ __forceinline__ T bn_block_sum(T a)
+{
+    __shared__ T s[BN_TY][BN_TX];
+    __shared__ T t[BN_TX];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    s[ty][tx] = a;
+    __syncthreads();
+    if (ty == 0) {
+        T v = 0;
+        for (int i = 0; i < BN_TY; i++) v += s[i][tx];
+        t[tx] = v;
+    }
+    __syncthreads();
+    T v = t[tx];
+    __syncthreads();   /* s and t are free again for the next call */
+    return v;
+}
+
 /* "Last block" reductions (one launch instead of a partial-sums kernel and a
  * kernel that adds them): every block writes its partial results, then counts
  * itself on a ticket; the block that arrives last adds the partials in a fixed
@@ -96,24 +218,33 @@ void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                const float *B, int ldb, float beta, float *C, int ldc);
 /* 1: the TF32 tensor-core path is compiled in and the device has it (sm_80+). */
 int cuda_gemm_tf32_supported(void);
+/* training with fused batchnorms: gemm with operand loads and C's statistics (nta.h) */
+void cuda_gemm_bn(int ta, int tb, int M, int N, int K, const float *A, int lda, const BnLoad *abn,
+                  const float *B, int ldb, const BnLoad *bbn, float beta, float *C, int ldc, const BnStats *st);
 
 /* conv.cu */
 void cuda_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
                    int Co, int K, int s);
-void cuda_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W, int Ci,
-                     int Co, int K, int s);
-void cuda_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N,
-                 int H, int W, int C, int K, int s);
+void cuda_conv_bwd_w(float *dw, const float *dy, const BnLoad *dybn, const float *x, int N, int H, int W,
+                     int Ci, int Co, int K, int s);
+void cuda_dw_fwd(float *y, const BnStats *st, const float *x, const BnLoad *xbn, const float *w, int ldr,
+                 int ldc, int N, int H, int W, int C, int K, int s);
 /* inference: dw_fwd then bn_fwd_eval (+ReLU6) in one kernel */
 void cuda_dw_bn_eval(float *y, const float *x, const float *w, int ldr, int ldc,
                      const float *gamma, const float *beta, const float *run_mean,
                      const float *run_var, int N, int H, int W, int C, int K, int s, int relu6);
-void cuda_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N, int H,
-                   int W, int C, int K, int s);
-void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
+void cuda_dw_bwd_x(float *dx, const float *dy, const BnLoad *dybn, const float *w, int ldr, int ldc, int N,
                    int H, int W, int C, int K, int s);
+void cuda_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const BnLoad *dybn, const float *x,
+                   const BnLoad *xbn, int N, int H, int W, int C, int K, int s);
 
 /* kernels.cu */
+/* z [P,C]'s batchnorm statistics into st (one launch) */
+void cuda_bn_stats(const BnStats *st, const float *z, int P, int C);
+void cuda_bn_apply(float *y, const float *z, const BnLoad *zbn, const float *res, int P, int C);
+void cuda_bn_bwd_sums(float *g, float *g_mean, float *gx_mean, float *dgamma, float *dbeta, const float *dy,
+                      const float *z, const float *mean, const float *istd, const float *gamma,
+                      const float *beta, int P, int C, int relu6);
 void cuda_bn_fwd_train(float *y, float *mean, float *istd, float *run_mean, float *run_var,
                        const float *z, const float *res, const float *gamma, const float *beta, int P,
                        int C, float momentum, int relu6);
@@ -127,7 +258,7 @@ void cuda_bn_bwd(float *dz, float *dgamma, float *dbeta, const float *dy, const 
                  const float *mean, const float *istd, const float *gamma, const float *beta,
                  int P, int C, int relu6);
 void cuda_add(float *y, const float *x, size_t n);
-void cuda_gap_fwd(float *y, const float *x, int N, int HW, int C);
+void cuda_gap_fwd(float *y, const float *x, const BnLoad *xbn, int N, int HW, int C);
 void cuda_gap_bwd(float *dx, const float *dy, int N, int HW, int C);
 void cuda_bias_fwd(float *y, const float *b, int M, int N);
 void cuda_bias_bwd(float *db, const float *dy, int M, int N);

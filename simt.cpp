@@ -65,6 +65,7 @@ static simt_config_t config_from_env(void)
     if ((s = getenv("SIMT_CHECK")) && *s) c.check = atoi(s);
     if ((s = getenv("SIMT_SEED")) && *s) c.seed = strtoull(s, NULL, 0);
     if ((s = getenv("SIMT_THREADS")) && *s) c.threads = atoi(s);
+    if ((s = getenv("SIMT_TRACE")) && *s) c.trace = atoi(s);
     return c;
 }
 
@@ -800,6 +801,7 @@ void simt_launch(const char *name, const char *file, int line, dim3 grid, dim3 b
                               os_threads_max))
         return;
     __atomic_add_fetch(&simt_counters.launches, 1, __ATOMIC_RELAXED);
+    if (simt_config.trace) fprintf(stderr, "simt: launch %s %s:%d\n", name, file, line);
     if (simt_self) {  /* would wait for the launch lock it holds */
         report("kernel %s launched from device code (%s:%d): not emulated", name, file, line);
         fail(cudaErrorLaunchFailure);

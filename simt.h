@@ -85,6 +85,9 @@ typedef struct {
     int asan_guards;          /* ASan builds: 1 (default) = guard bytes of device buffers
                                  are poisoned, so ASan stops at the faulting access;
                                  0 = they are left to the guard check */
+    int trace;                /* 1: every launch prints "simt: launch NAME file:line" to
+                                 stderr (which kernels a step runs: pipe through
+                                 sort | uniq -c); env SIMT_TRACE */
 } simt_config_t;
 extern simt_config_t simt_config;  /* read at each launch / allocation */
 

@@ -352,11 +352,11 @@ int main(int argc, char **argv)
         });
         row("bn_bwd 100352x96 (dy, z, dz)", 3 * mb / (ms * 1e6), bw, "GB/s");
         double ob = (double)B * Ho * Ho * C * sizeof(float);
-        ms = time_ms(20, [&] { cuda_backend.dw_fwd(Y, X, NULL, Wt, K * C, C, B, 28, 28, C, K, s); });
+        ms = time_ms(20, [&] { cuda_backend.dw_fwd(Y, NULL, X, NULL, Wt, K * C, C, B, 28, 28, C, K, s); });
         row("dw_fwd 28x28x96 k3 s2 (x, y)", (mb + ob) / (ms * 1e6), bw, "GB/s");
-        ms = time_ms(20, [&] { cuda_backend.dw_bwd_x(Y, X, Wt, K * C, C, B, 28, 28, C, K, s); });
+        ms = time_ms(20, [&] { cuda_backend.dw_bwd_x(Y, X, NULL, Wt, K * C, C, B, 28, 28, C, K, s); });
         row("dw_bwd_x 28x28x96 k3 s2 (dy, dx)", (mb + ob) / (ms * 1e6), bw, "GB/s");
-        ms = time_ms(20, [&] { cuda_backend.dw_bwd_w(Wt, K * C, C, Y, X, NULL, B, 28, 28, C, K, s); });
+        ms = time_ms(20, [&] { cuda_backend.dw_bwd_w(Wt, K * C, C, Y, NULL, X, NULL, B, 28, 28, C, K, s); });
         row("dw_bwd_w 28x28x96 k3 s2 (dy, x)", (mb + ob) / (ms * 1e6), bw, "GB/s");
         cuda_backend.free(stats);
     }

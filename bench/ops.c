@@ -31,18 +31,18 @@ static void t_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 static void t_conv_fwd(float *y, const float *x, const float *w, int N, int H, int W, int Ci,
                        int Co, int K, int s)
 { TIMED(OP_CONV_FWD, cpu_backend.conv_fwd(y, x, w, N, H, W, Ci, Co, K, s)); }
-static void t_conv_bwd_w(float *dw, const float *dy, const float *x, int N, int H, int W,
+static void t_conv_bwd_w(float *dw, const float *dy, const BnLoad *dybn, const float *x, int N, int H, int W,
                          int Ci, int Co, int K, int s)
-{ TIMED(OP_CONV_BWD_W, cpu_backend.conv_bwd_w(dw, dy, x, N, H, W, Ci, Co, K, s)); }
-static void t_dw_fwd(float *y, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N, int H,
+{ TIMED(OP_CONV_BWD_W, cpu_backend.conv_bwd_w(dw, dy, dybn, x, N, H, W, Ci, Co, K, s)); }
+static void t_dw_fwd(float *y, const BnStats *st, const float *x, const BnLoad *xbn, const float *w, int ldr, int ldc, int N, int H,
                      int W, int C, int K, int s)
-{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, x, xbn, w, ldr, ldc, N, H, W, C, K, s)); }
-static void t_dw_bwd_x(float *dx, const float *dy, const float *w, int ldr, int ldc, int N,
+{ TIMED(OP_DW_FWD, cpu_backend.dw_fwd(y, st, x, xbn, w, ldr, ldc, N, H, W, C, K, s)); }
+static void t_dw_bwd_x(float *dx, const float *dy, const BnLoad *dybn, const float *w, int ldr, int ldc, int N,
                        int H, int W, int C, int K, int s)
-{ TIMED(OP_DW_BWD_X, cpu_backend.dw_bwd_x(dx, dy, w, ldr, ldc, N, H, W, C, K, s)); }
-static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const float *x, const BnLoad *xbn, int N,
+{ TIMED(OP_DW_BWD_X, cpu_backend.dw_bwd_x(dx, dy, dybn, w, ldr, ldc, N, H, W, C, K, s)); }
+static void t_dw_bwd_w(float *dw, int ldr, int ldc, const float *dy, const BnLoad *dybn, const float *x, const BnLoad *xbn, int N,
                        int H, int W, int C, int K, int s)
-{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, x, xbn, N, H, W, C, K, s)); }
+{ TIMED(OP_DW_BWD_W, cpu_backend.dw_bwd_w(dw, ldr, ldc, dy, dybn, x, xbn, N, H, W, C, K, s)); }
 static void t_bn_train(float *y, float *mean, float *istd, float *rm, float *rv, const float *z, const float *res,
                        const float *g, const float *b, int P, int C, float mom, int relu6)
 { TIMED(OP_BN_TRAIN, cpu_backend.bn_fwd_train(y, mean, istd, rm, rv, z, res, g, b, P, C, mom, relu6)); }
@@ -54,8 +54,8 @@ static void t_bn_bwd(float *dz, float *dg, float *db, const float *dy, const flo
                      int P, int C, int relu6)
 { TIMED(OP_BN_BWD, cpu_backend.bn_bwd(dz, dg, db, dy, z, mean, istd, g, b, P, C, relu6)); }
 static void t_add(float *y, const float *x, size_t n) { TIMED(OP_ADD, cpu_backend.add(y, x, n)); }
-static void t_gap_fwd(float *y, const float *x, int N, int HW, int C)
-{ TIMED(OP_GAP_FWD, cpu_backend.gap_fwd(y, x, N, HW, C)); }
+static void t_gap_fwd(float *y, const float *x, const BnLoad *xbn, int N, int HW, int C)
+{ TIMED(OP_GAP_FWD, cpu_backend.gap_fwd(y, x, xbn, N, HW, C)); }
 static void t_gap_bwd(float *dx, const float *dy, int N, int HW, int C)
 { TIMED(OP_GAP_BWD, cpu_backend.gap_bwd(dx, dy, N, HW, C)); }
 static void t_bias_fwd(float *y, const float *b, int M, int N)

@@ -152,7 +152,7 @@ static void conv_f(void *ctx, float *y)
 static void dw_f(void *ctx, float *y)
 {
     ConvCase *c = ctx;
-    be->dw_fwd(y, c->x, NULL, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
+    be->dw_fwd(y, NULL, c->x, NULL, c->w, c->ldr, c->ldc, c->N, c->H, c->W, c->Ci, c->K, c->s);
 }
 
 static void test_conv(void)
@@ -192,7 +192,7 @@ static void test_conv(void)
                         }
             conv_f(&c, y);
             CHECK(max_rel(y, ref, ny) < 1e-5, "conv K%d s%d forward", c.K, s);
-            be->conv_bwd_w(dw, rr, c.x, c.N, c.H, c.W, c.Ci, c.Co, c.K, s);
+            be->conv_bwd_w(dw, rr, NULL, c.x, c.N, c.H, c.W, c.Ci, c.Co, c.K, s);
             double e = grad_check(conv_f, &c, c.w, nw, dw, rr, y, ny);
             CHECK(e < GRAD_TOL, "conv K%d s%d weight gradient: rel error %.2e", c.K, s, e);
             free(c.x), free(c.w), free(y), free(rr), free(dw), free(ref);
@@ -235,10 +235,10 @@ static void test_depthwise(void)
                         }
             dw_f(&c, y);
             CHECK(max_rel(y, ref, ny) < 1e-5, "depthwise K%d s%d forward", K, s);
-            be->dw_bwd_x(dx, rr, c.w, c.ldr, c.ldc, N, H, W, C, K, s);
+            be->dw_bwd_x(dx, rr, NULL, c.w, c.ldr, c.ldc, N, H, W, C, K, s);
             double e = grad_check(dw_f, &c, c.x, nx, dx, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d input gradient: rel error %.2e", K, s, e);
-            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, c.x, NULL, N, H, W, C, K, s);
+            be->dw_bwd_w(dwfull + off * c.ldr + off * c.ldc, c.ldr, c.ldc, rr, NULL, c.x, NULL, N, H, W, C, K, s);
             e = grad_check(dw_f, &c, c.w, (size_t)(K - 1) * c.ldr + (K - 1) * c.ldc + C,
                            dwfull + off * c.ldr + off * c.ldc, rr, y, ny);
             CHECK(e < GRAD_TOL, "depthwise K%d s%d weight gradient: rel error %.2e", K, s, e);
@@ -276,7 +276,7 @@ static void test_dw_bn_eval(void)
             for (int j = 0; j < C; j++) rv[j] += 1.0f;           /* variances in [0.5, 1.5] */
             float *y = nta_malloc(ny * sizeof(float)), *z = nta_malloc(ny * sizeof(float));
             double *ref = nta_malloc(ny * sizeof(double));
-            be->dw_fwd(z, x, NULL, w, ldr, ldc, N, H, W, C, K, s);
+            be->dw_fwd(z, NULL, x, NULL, w, ldr, ldc, N, H, W, C, K, s);
             be->bn_fwd_eval(z, z, gamma, beta, rm, rv, (int)(ny / C), C, relu6);
             for (size_t i = 0; i < ny; i++) ref[i] = z[i];
             be->dw_bn_eval(y, x, w, ldr, ldc, gamma, beta, rm, rv, N, H, W, C, K, s, relu6);
@@ -368,7 +368,7 @@ typedef struct { int N, HW, C; float *x; } GapCase;
 static void gap_f(void *ctx, float *y)
 {
     GapCase *g = ctx;
-    be->gap_fwd(y, g->x, g->N, g->HW, g->C);
+    be->gap_fwd(y, g->x, NULL, g->N, g->HW, g->C);
 }
 
 typedef struct { int M, N; float *x, *b; } BiasCase;

@@ -282,7 +282,7 @@ static void generic_layer(const Backend *be, const RtcLayer *L, float *y, float 
         if (L->residual) be->add(y, r, rtc_layer_out(L));
         break;
     default:
-        be->gap_fwd(z, x, L->N, L->H * L->W, L->Ci);
+        be->gap_fwd(z, x, NULL, L->N, L->H * L->W, L->Ci);
         be->gemm(0, 0, L->N, L->Co, L->Ci, 1, z, L->Ci, w, ld1, 0, y, L->Co);
         be->bias_fwd(y, b, L->N, L->Co);
     }
