@@ -232,7 +232,7 @@ static void verdict_fronts(char *buf, size_t len, const ReportTask *t, int n)
             if (k < 0) continue;
             const char *w = report_compare(&t[i].front[j], &t[i].front[k], t[i].lower_better).word;
             cost[0] += !strcmp(w, "win"), cost[1] += !strcmp(w, "tie"), cost[2] += !strcmp(w, "loss");
-            w = report_word_matching(&t[i], j, report_front_matching(&t[i], j));
+            w = report_word_equal_accuracy(&t[i], j, report_front_as_good(&t[i], j));
             acc[0] += !strcmp(w, "win"), acc[1] += !strcmp(w, "tie"), acc[2] += !strcmp(w, "loss");
         }
     words_count(a, sizeof a, cost);

@@ -203,7 +203,7 @@ int report_front_nearest(const ReportTask *t, int j)
     return best;
 }
 
-int report_front_matching(const ReportTask *t, int j)
+int report_front_as_good(const ReportTask *t, int j)
 {
     if (!isfinite(t->front_budget[j])) return -1;
     int best = -1;
@@ -216,7 +216,7 @@ int report_front_matching(const ReportTask *t, int j)
     return best;
 }
 
-const char *report_word_matching(const ReportTask *t, int j, int k)
+const char *report_word_equal_accuracy(const ReportTask *t, int j, int k)
 {
     if (k < 0) return "win";
     return t->front[k].mflops > t->front[j].mflops ? "win" : t->front[k].mflops < t->front[j].mflops ? "loss" : "tie";
@@ -330,13 +330,13 @@ static void md_front(FILE *f, const ReportTask *t)
                "|---|---:|---|---:|---|---|\n");
     for (int j = 0; j < t->nfront; j++) {
         if (!isfinite(t->front_budget[j])) continue;
-        int k = report_front_matching(t, j);
+        int k = report_front_as_good(t, j);
         Compare cmp = k < 0 ? (Compare){NAN, NAN, NAN, "-"} : report_compare(&t->front[k], &t->front[j], t->lower_better);
         fprintf(f, "| %s | %s | %s%s%s | %s | %s | %s |\n", front_label(t, j, l, sizeof l),
                 fmt2(t->front[j].mflops, b, sizeof b), k < 0 ? "" : "`", k < 0 ? "none" : t->front[k].arch,
                 k < 0 ? "" : "`",
                 k < 0 ? "-" : fmt2(t->front[k].mflops, a, sizeof a), fmt_compare(&cmp, c, sizeof c),
-                report_word_matching(t, j, k));
+                report_word_equal_accuracy(t, j, k));
     }
 }
 

@@ -74,13 +74,15 @@ typedef struct {
  * an NTAA point or there is none. */
 int report_front_nearest(const ReportTask *t, int j);
 
-/* At equal accuracy, for NTAA point j of t's fronts: the cheapest WP&F
- * point at least as good as it (report_compare of that point against j a
- * tie or a win), -1 if none is or j is not an NTAA point. NTAA point j
- * wins at equal accuracy when there is none or it costs more MFLOPs than j,
- * ties when it costs as many, and loses when it costs fewer (report_word_matching). */
-int report_front_matching(const ReportTask *t, int j);
-const char *report_word_matching(const ReportTask *t, int j, int k);
+/* For NTAA point j of t's fronts: the cheapest WP&F point at least as good
+ * as it (report_compare of that point against j a tie or a win), -1 if none
+ * is or j is not an NTAA point. */
+int report_front_as_good(const ReportTask *t, int j);
+
+/* NTAA point j's word at equal accuracy, k = report_front_as_good(t, j):
+ * "win" when k is -1 or costs more MFLOPs than j, "tie" when as many, "loss"
+ * when fewer. */
+const char *report_word_equal_accuracy(const ReportTask *t, int j, int k);
 
 /* The row of `method` in task t, NULL if it has none. */
 const ReportRow *report_row(const ReportTask *t, const char *method);

@@ -111,19 +111,19 @@ static void test_front_pairs(void)
     CHECK(report_front_nearest(&t, 0) == 3 && report_front_nearest(&t, 1) == 4 && report_front_nearest(&t, 2) == 4 &&
           report_front_nearest(&t, 3) == -1, "fronts: the WP&F point nearest in MFLOPs");
     /* 5 MFLOPs, all right: only the 8-MFLOPs WP&F is as good (a tie), and it costs more: a win */
-    int k = report_front_matching(&t, 0);
-    CHECK(k == 4 && !strcmp(report_word_matching(&t, 0, k), "win"), "equal accuracy: matched by a dearer WP&F (%d)", k);
+    int k = report_front_as_good(&t, 0);
+    CHECK(k == 4 && !strcmp(report_word_equal_accuracy(&t, 0, k), "win"), "equal accuracy: matched by a dearer WP&F (%d)", k);
     /* 9 MFLOPs, all wrong: every WP&F is as good; the cheapest (3) costs less: a loss */
-    k = report_front_matching(&t, 1);
-    CHECK(k == 3 && !strcmp(report_word_matching(&t, 1, k), "loss"), "equal accuracy: a cheaper WP&F as good (%d)", k);
+    k = report_front_as_good(&t, 1);
+    CHECK(k == 3 && !strcmp(report_word_equal_accuracy(&t, 1, k), "loss"), "equal accuracy: a cheaper WP&F as good (%d)", k);
     /* 12 MFLOPs, half right: the all-wrong WP&F points are clearly worse and the all-right 8 better,
      * so the 8 is the one as good, and cheaper: a loss; made all wrong, none is as good: a win */
-    k = report_front_matching(&t, 2);
-    CHECK(k == 4 && !strcmp(report_word_matching(&t, 2, k), "loss"), "equal accuracy: the better 8 (%d)", k);
+    k = report_front_as_good(&t, 2);
+    CHECK(k == 4 && !strcmp(report_word_equal_accuracy(&t, 2, k), "loss"), "equal accuracy: the better 8 (%d)", k);
     t.front[4].items = wrong;
-    k = report_front_matching(&t, 2);
-    CHECK(k == -1 && !strcmp(report_word_matching(&t, 2, k), "win"), "equal accuracy: none as good (%d)", k);
-    CHECK(report_front_matching(&t, 3) == -1, "equal accuracy: a WP&F point is not matched");
+    k = report_front_as_good(&t, 2);
+    CHECK(k == -1 && !strcmp(report_word_equal_accuracy(&t, 2, k), "win"), "equal accuracy: none as good (%d)", k);
+    CHECK(report_front_as_good(&t, 3) == -1, "equal accuracy: a WP&F point is not matched");
 }
 
 /* A fake task: search progress of ngen generations, a population of npop. */
