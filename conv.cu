@@ -178,7 +178,6 @@ __global__ void dw_fwd_stats_kernel(float *y, BnStats st, double *part, const fl
                                     int K, int s, int Ho, int Wo)
 {
     int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, P = N * Ho * Wo, lo, hi;
-    size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
     bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
     ChanLoad l = c < C ? chan_load_of(xbn, c) : ChanLoad{};
     float sum = 0.0f;
@@ -188,15 +187,7 @@ __global__ void dw_fwd_stats_kernel(float *y, BnStats st, double *part, const fl
         y[i] = v;
         sum += v;
     }
-    float ck = hi > lo ? bn_block_sum(sum) / (hi - lo) : 0.0f;
-    double a = 0, b = 0;
-    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
-        double d = (double)y[(size_t)r * C + c] - ck;   /* this thread's own write */
-        a += d;
-        b += d * d;
-    }
-    double dk = bn_block_sum(a), qk = bn_block_sum(b);
-    if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
+    bn_chunk_moments(part, y, sum, c, C, lo, hi);   /* reads back this thread's own writes */
     if (!cuda_last_block(&dw_stats_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
     bn_stats_finish(st, part, c, C, P, chunks, 0);
 }

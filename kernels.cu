@@ -43,19 +43,10 @@ static __device__ unsigned bn_ticket[BN_GROUPS];
 __global__ void bn_stats_kernel(BnStats st, double *part, const float *__restrict__ z, int P, int C)
 {
     int c = blockIdx.x * BN_TX + threadIdx.x, chunks = gridDim.y, lo, hi;
-    size_t plane = (size_t)chunks * C, at = (size_t)blockIdx.y * C + c;
     bn_chunk(P, blockIdx.y, chunks, &lo, &hi);
     float s = 0.0f;
     for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) s += z[(size_t)r * C + c];
-    float ck = hi > lo ? bn_block_sum(s) / (hi - lo) : 0.0f;
-    double a = 0, b = 0;
-    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
-        double d = (double)z[(size_t)r * C + c] - ck;
-        a += d;
-        b += d * d;
-    }
-    double dk = bn_block_sum(a), qk = bn_block_sum(b);
-    if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
+    bn_chunk_moments(part, z, s, c, C, lo, hi);
     if (!cuda_last_block(&bn_ticket[blockIdx.x], chunks) || threadIdx.y != 0 || c >= C) return;
     bn_stats_finish(st, part, c, C, P, chunks, 0);
 }

@@ -671,6 +671,10 @@ static int same_space(const NetDesc *a, const NetDesc *b)
     return a->in_h == b->in_h && a->in_w == b->in_w && a->in_c == b->in_c;
 }
 
+/* demo's defaults that a check compares with: given otherwise, they need another option */
+#define DEMO_SSL_EPOCHS "3"
+#define DEMO_FRONT_ARCHS "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest"
+
 static int cmd_demo(int argc, char **argv)
 {
     DemoCfg c = {0};
@@ -689,8 +693,8 @@ static int cmd_demo(int argc, char **argv)
         {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
         {"ssl", OPT_INT, &ssl, "0", "1: the unsupervised paradigm too: per task, NTAA searched by linear evaluation of a self-supervised supernet (no neural transfer) and WP&F of that supernet's largest architecture, beside the supervised rows, with the searches' wall times"},
         {"ssl-supernet", OPT_STR, &ssl_supernet, "", "with --ssl 1: reuse this self-supervised supernet; default DIR/supernet-ssl.nta, pretrained there (nta pretrain --objective ssl) if missing"},
-        {"ssl-epochs", OPT_INT, &ssl_epochs, "3", "epochs of 'nta pretrain --objective ssl' on fashion-mnist when there is no self-supervised supernet"},
-        {"front-archs", OPT_STR, &front_archs, "smallest,k3e6-k3e6/k3e6-k3e6/k3e6-k3e6,largest", "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
+        {"ssl-epochs", OPT_INT, &ssl_epochs, DEMO_SSL_EPOCHS, "epochs of 'nta pretrain --objective ssl' on fashion-mnist when there is no self-supervised supernet"},
+        {"front-archs", OPT_STR, &front_archs, DEMO_FRONT_ARCHS, "the fixed architectures of the WP&F front (with --front-budgets); the default: the smallest, nta train's reference network and the largest"},
     };
     Command cmd = {"demo", "[options]",
                    "pretrain (or reuse) a supernet, then NTAA and its baselines on every task; write a report",
@@ -710,6 +714,9 @@ static int cmd_demo(int argc, char **argv)
     need_flag(&cmd, "ssl", ssl);
     need_in(&cmd, "ssl-epochs", ssl_epochs, 1, MAX_EPOCHS);
     need(ssl || !*ssl_supernet, &cmd, "--ssl-supernet is used only with --ssl 1");
+    need(ssl || ssl_epochs == atoi(DEMO_SSL_EPOCHS), &cmd, "--ssl-epochs is used only with --ssl 1");
+    need(*front_budgets || !strcmp(front_archs, DEMO_FRONT_ARCHS), &cmd,
+         "--front-archs is used only with --front-budgets (the NTAA points of the fronts), e.g. --front-budgets 9,14");
     demo_fronts(&cmd, &c, front_budgets, front_archs);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);

@@ -111,11 +111,12 @@ static __device__ __forceinline__ float bn_load_at(const BnLoad &b, float v, int
  * bn_chunk's even split.
  * d_k, q_k and the combination are in double, z - c_k too (exact): mean and
  * var come out with double's precision, so that mean and istd are the float
- * roundings of their exact values whatever the chunks, as the CPU's are
- * (cpu.c, bn_stats). A training step's gradients are sensitive to these
- * statistics (one float ulp of istd moved the SSL network's step check in
- * test_cuda by a whole tolerance), so the two backends must round the same
- * values, not merely values close to each other. */
+ * roundings of their exact values whatever the chunks; the CPU's (cpu.c,
+ * col_moments) are within a small fraction of a unit in the last place of
+ * them. A training step's gradients are sensitive to these statistics (one
+ * float ulp of istd moved the SSL network's step check in test_cuda by a
+ * whole tolerance), so the two backends must round the same values, not
+ * merely values close to each other. */
 enum { BN_TX = 32, BN_TY = 8 };   /* the batchnorm kernels' blocks: 32 channels x 8 row lanes */
 
 /* Chunks of rows for P rows: about 256 rows each, at most 1024. */
@@ -177,6 +178,25 @@ template <typename T> static __device__ __forceinline__ T bn_block_sum(T a)
     T v = t[tx];
     __syncthreads();   /* s and t are free again for the next call */
     return v;
+}
+
+/* Chunk blockIdx.y of the statistics of channel c (above), over rows [lo,
+ * hi) of z [P,C]: the centre c_k from each thread's sum of its rows, then d_k
+ * and q_k, written to part [3, chunks, C]. Every thread of the (32, 8) block
+ * calls it; rows r = lo + threadIdx.y + 8i are this thread's. */
+static __device__ __forceinline__ void bn_chunk_moments(double *part, const float *z, float sum, int c, int C,
+                                                        int lo, int hi)
+{
+    size_t plane = (size_t)gridDim.y * C, at = (size_t)blockIdx.y * C + c;
+    float ck = hi > lo ? bn_block_sum(sum) / (hi - lo) : 0.0f;
+    double a = 0, b = 0;
+    for (int r = lo + threadIdx.y; c < C && r < hi; r += BN_TY) {
+        double d = (double)z[(size_t)r * C + c] - ck;
+        a += d;
+        b += d * d;
+    }
+    double dk = bn_block_sum(a), qk = bn_block_sum(b);
+    if (threadIdx.y == 0 && c < C) part[at] = ck, part[plane + at] = dk, part[2 * plane + at] = qk;
 }
 
 /* "Last block" reductions (one launch instead of a partial-sums kernel and a

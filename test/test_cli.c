@@ -123,6 +123,9 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --front-budgets 9,x", "--front-budgets '9,x': give up to 6 MFLOPs budgets");
     EXPECT(2, "demo --front-budgets 1,2,3,4,5,6,7", "--front-budgets '1,2,3,4,5,6,7'");
     EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
+    EXPECT(2, "demo --front-archs smallest,largest", "--front-archs is used only with --front-budgets");
+    EXPECT(2, "demo --ssl-epochs 5", "--ssl-epochs is used only with --ssl 1");
+    EXPECT(2, "demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1");
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
     /* a supernet still to pretrain: the budgets and fronts are checked against its plan first */
     EXPECT(2, "demo --dir /nonexistent/demo --front-budgets 0.5",
