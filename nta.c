@@ -318,6 +318,10 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define DEF_FINETUNE_EPOCHS "16"   /* finetuning a searched winner */
 #define DEF_FIXED_EPOCHS "28"      /* WP&F, from scratch: transfer + finetuning epochs, 12 + 16 */
 #define DEF_SEEDS "3"
+#define DEF_UDA_ENTROPY "0.1"
+#define DEF_UDA_MMD "1"
+#define DEF_TEMPERATURE "0.1"
+#define DEF_LATENCY_BATCH "1"
 
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
@@ -329,8 +333,8 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     SGD_OPTS(a.train, "64", "0.05"),                                                                 \
     {"calib", OPT_INT, &a.train.calib, "10", "training batches for BN recalibration before each evaluation"}, \
     {"keep-best", OPT_INT, &a.train.keep_best, "0", "1: a finetuned model keeps its epoch with the best validation metric (epoch 0, as inherited, only for a fixed architecture: a searched winner was chosen on that split); 0: the last"}, \
-    {"uda-entropy", OPT_FLOAT, &a.train.uda_entropy, "0.1", "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
-    {"uda-mmd", OPT_FLOAT, &a.train.uda_mmd, "1", "mnist-uda: weight of the MMD between source and target features"}, \
+    {"uda-entropy", OPT_FLOAT, &a.train.uda_entropy, DEF_UDA_ENTROPY, "mnist-uda: weight of the unlabelled target images' mean entropy"}, \
+    {"uda-mmd", OPT_FLOAT, &a.train.uda_mmd, DEF_UDA_MMD, "mnist-uda: weight of the MMD between source and target features"}, \
     {"seeds", OPT_INT, &a.seeds, DEF_SEEDS, "finetuning runs per method with seeds SEED, SEED+1, ...: their mean and standard deviation are reported; a saved model is the run with SEED"}, \
     RUN_OPTS(a.train)
 
@@ -403,6 +407,14 @@ static void check_adapt(const Command *cmd, AdaptCfg *a)
     if (a->task && data_task_check(a->task, err, sizeof err)) bad_option(cmd, "--task: %s", err);
 }
 
+/* --uda-entropy and --uda-mmd weigh mnist-uda's losses: changed from their
+ * defaults where no task is mnist-uda (uda 0), they would be ignored */
+static void need_uda_task(const Command *cmd, const TrainCfg *t, int uda)
+{
+    need(uda || (t->uda_entropy == (float)atof(DEF_UDA_ENTROPY) && t->uda_mmd == (float)atof(DEF_UDA_MMD)), cmd,
+         "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
+}
+
 static void check_search(const Command *cmd, const AdaptCfg *a)
 {
     const SearchCfg *s = &a->search;
@@ -465,7 +477,7 @@ static int cmd_pretrain(int argc, char **argv)
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
         {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views)"},
-        {"temperature", OPT_FLOAT, &c.tau, "0.1", "ssl: the NT-Xent temperature"},
+        {"temperature", OPT_FLOAT, &c.tau, DEF_TEMPERATURE, "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
         {"expands", OPT_STR, &expands, "3,4,6", "expansion ratio choices"},
@@ -483,6 +495,7 @@ static int cmd_pretrain(int argc, char **argv)
     c.ssl = !strcmp(objective, "ssl");
     need(c.ssl || !strcmp(objective, "supervised"), &cmd, "--objective must be supervised or ssl");
     need_in(&cmd, "temperature", c.tau, 0.01, 100);
+    need(c.ssl || c.tau == (float)atof(DEF_TEMPERATURE), &cmd, "--temperature is used only with --objective ssl");
     need(!c.ssl || c.batch % 2 == 0, &cmd, "--objective ssl: --batch counts the two views of each image; give an even number");
     need(!c.ssl || c.augment, &cmd, "--objective ssl learns from augmented views: --augment 0 leaves nothing to learn");
     need(c.depth >= min_depth && min_depth >= 1 && c.depth <= NET_MAX_BLOCKS / 3, &cmd,
@@ -519,7 +532,7 @@ static int cmd_adapt(int argc, char **argv)
         ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winner with its inherited weights"),
         SEARCH_OPTS(a),
         {"budget-ms", OPT_DOUBLE, &a.search.budget_ms, "0", "largest inference latency an architecture may have, in milliseconds, as predicted by this machine's latency table (nta latency); 0 = none. The MFLOPs budget still applies: --budget-mflops 0 for none"},
-        {"latency-batch", OPT_INT, &latency_batch, "1", "the batch of --budget-ms"},
+        {"latency-batch", OPT_INT, &latency_batch, DEF_LATENCY_BATCH, "the batch of --budget-ms"},
         {"fitness", OPT_STR, &fitness, "transfer", "transfer (neural transfer, then the validation metric with inherited weights) or linear (no transfer: a linear head fitted on the pretrained supernet's frozen pooled features; the unsupervised paradigm's search)"},
         {"random", OPT_INT, &a.random, "0", "random-search baseline: the best of N random architectures instead of evolution"},
         {"log", OPT_STR, &a.log, "search.log", "every generation's population: gen, rank, fitness, MFLOPs, params, architecture"},
@@ -532,6 +545,7 @@ static int cmd_adapt(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, super, 1);
     need(npos == 1, &cmd, "which supernet? e.g. 'nta adapt supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
+    need_uda_task(&cmd, &a.train, !strcmp(a.task, "mnist-uda"));
     check_search(&cmd, &a);
     a.linear = !strcmp(fitness, "linear");
     need(a.linear || !strcmp(fitness, "transfer"), &cmd, "--fitness must be transfer or linear");
@@ -542,6 +556,8 @@ static int cmd_adapt(int argc, char **argv)
     need_output(&cmd, "log", a.log);
     need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
     need_in(&cmd, "latency-batch", latency_batch, 1, 65536);
+    need(a.search.budget_ms > 0 || latency_batch == atoi(DEF_LATENCY_BATCH), &cmd,
+         "--latency-batch is used only with --budget-ms");
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);
@@ -570,6 +586,7 @@ static int cmd_finetune(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, super, 1);
     need(npos == 1, &cmd, "which supernet? e.g. 'nta finetune supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
+    need_uda_task(&cmd, &a.train, !strcmp(a.task, "mnist-uda"));
     need_flag(&cmd, "from-scratch", a.scratch);
     need_output(&cmd, "out", a.out);
     char err[512];
@@ -722,6 +739,9 @@ static int cmd_demo(int argc, char **argv)
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);
     c.tasks = (const char (*)[DEMO_TASK_LEN])names;
+    int uda = 0;
+    for (int i = 0; i < c.ntasks; i++) uda |= !strcmp(c.tasks[i], "mnist-uda");
+    need_uda_task(&cmd, &a->train, uda);
     for (int i = 0; i < c.ntasks; i++) {   /* every task's files read now: none found missing hours later */
         DataSplits data;
         data_task(&data, c.tasks[i], a->train_images, a->train.val, a->train.limit, a->train.seed);
@@ -841,6 +861,7 @@ static int cmd_rank(int argc, char **argv)
     int npos = opts_parse(&cmd, argc, argv, super, 1);
     need(npos == 1, &cmd, "which supernet? e.g. 'nta rank supernet.nta --task mnist'");
     check_adapt(&cmd, &a);
+    need_uda_task(&cmd, &a.train, !strcmp(a.task, "mnist-uda"));
     check_search(&cmd, &a);
     need_in(&cmd, "archs", archs, 3, 1000);
     NetDesc d = probe_desc(super[0]);
@@ -892,6 +913,7 @@ static int cmd_eval(int argc, char **argv)
     need_in(&cmd, "calib", c.calib, 1, 100000);
     need_in(&cmd, "random", c.random, 0, 100000);
     need_flag(&cmd, "spread", c.spread);
+    need(c.random || !c.spread, &cmd, "--spread is used only with --random N");
     need_flag(&cmd, "linear", c.linear);
     need(!c.linear || strcmp(c.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     c.model = model[0];

@@ -125,6 +125,11 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
     EXPECT(2, "demo --front-archs smallest,largest", "--front-archs is used only with --front-budgets");
     EXPECT(2, "demo --ssl-epochs 5", "--ssl-epochs is used only with --ssl 1");
+    EXPECT(2, "demo --tasks mnist,mnist-parity --uda-mmd 2", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
+    EXPECT(2, "adapt s.nta --uda-entropy 0", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
+    EXPECT(2, "adapt s.nta --latency-batch 64", "--latency-batch is used only with --budget-ms");
+    EXPECT(2, "pretrain --temperature 0.5", "--temperature is used only with --objective ssl");
+    EXPECT(2, "eval m.nta --spread 1", "--spread is used only with --random N");
     EXPECT(2, "demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1");
     EXPECT(2, "demo --dir /dev/null", "--dir '/dev/null' is not a folder");
     /* a supernet still to pretrain: the budgets and fronts are checked against its plan first */
