@@ -913,12 +913,12 @@ static inline __attribute__((always_inline)) void moments_rows(double *p1, doubl
 }
 
 /* Column sums of z - center and of its square over P rows of C channels,
- * deterministic, in double but for blocks of 8 rows summed in float. So the
- * statistics come out within a small fraction of a float's rounding of their
- * exact values, as the CUDA backend's are (nta_cuda.h, bn_stats_finish: a
- * training step's gradients are that sensitive to them); longer float blocks
- * are not (64 rows: a few tenths of a unit in the last place), and double
- * for every element costs the training step about 16%. */
+ * deterministic, in double but for blocks of 8 rows summed in float. The
+ * statistics come out within a small fraction of a unit in the last place of
+ * the CUDA backend's, the float roundings of their exact values (nta_cuda.h,
+ * bn_stats_finish: a training step's gradients are that sensitive to them).
+ * Blocks of 64 rows were a few tenths of a unit off; double for every element
+ * cost the training step about 16%. */
 HOT static void col_moments(double *s1, double *s2, const float *z, const float *center,
                             int P, int C)
 {
