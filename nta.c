@@ -318,6 +318,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define DEF_FINETUNE_EPOCHS "16"   /* finetuning a searched winner */
 #define DEF_FIXED_EPOCHS "28"      /* WP&F, from scratch: transfer + finetuning epochs, 12 + 16 */
 #define DEF_SEEDS "3"
+#define DEF_TASK "mnist"
 #define DEF_UDA_ENTROPY "0.1"
 #define DEF_UDA_MMD "1"
 #define DEF_TEMPERATURE "0.1"
@@ -325,7 +326,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
 #define ADAPT_OPTS(a, epochs_name, epochs_def, epochs_help)                                           \
-    {"task", OPT_STR, &a.task, "mnist", "mnist, mnist-parity, mnist-rotation, mnist-retrieval, mnist-uda, or classify:DATA with DATA as for --data of train"}, \
+    {"task", OPT_STR, &a.task, DEF_TASK, "mnist, mnist-parity, mnist-rotation, mnist-retrieval, mnist-uda, or classify:DATA with DATA as for --data of train"}, \
     {"train-images", OPT_INT, &a.train_images, "1000", "labelled training images of the task (0 = all)"}, \
     {"val", OPT_INT, &a.train.val, "500", "training images held out for validation (the search's fitness)"}, \
     {"limit", OPT_INT, &a.train.limit, "0", "use only the first N images of the task's files; 0 = all"}, \
@@ -730,6 +731,7 @@ static int cmd_demo(int argc, char **argv)
     need_flag(&cmd, "quick", c.quick);
     need_flag(&cmd, "ssl", ssl);
     need_in(&cmd, "ssl-epochs", ssl_epochs, 1, MAX_EPOCHS);
+    need(!strcmp(a->task, DEF_TASK), &cmd, "the demo runs every task of --tasks; give --tasks, not --task");
     need(ssl || !*ssl_supernet, &cmd, "--ssl-supernet is used only with --ssl 1");
     need(ssl || ssl_epochs == atoi(DEMO_SSL_EPOCHS), &cmd, "--ssl-epochs is used only with --ssl 1");
     need(*front_budgets || !strcmp(front_archs, DEMO_FRONT_ARCHS), &cmd,

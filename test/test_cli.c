@@ -125,6 +125,7 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --front-budgets 9 --front-archs smallest,,largest", "--front-archs 'smallest,,largest'");
     EXPECT(2, "demo --front-archs smallest,largest", "--front-archs is used only with --front-budgets");
     EXPECT(2, "demo --ssl-epochs 5", "--ssl-epochs is used only with --ssl 1");
+    EXPECT(2, "demo --task mnist-parity", "give --tasks, not --task");
     EXPECT(2, "demo --tasks mnist,mnist-parity --uda-mmd 2", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
     EXPECT(2, "adapt s.nta --uda-entropy 0", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
     EXPECT(2, "adapt s.nta --latency-batch 64", "--latency-batch is used only with --budget-ms");
