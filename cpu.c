@@ -774,8 +774,8 @@ static const float *bn_load_ld(const BnLoad *xbn, const float *x, int P, int C, 
     }
     float *scale = nta_malloc(C * sizeof(float) + 1);
     for (int c = 0; c < C; c++) scale[c] = xbn->gamma[c] * xbn->istd[c];
-    for (int r = 0; r < P; r++)
-        bn_apply(*tmp + (size_t)r * C, x + (size_t)r * ld, NULL, xbn->mean, scale, xbn->beta, 1, C, xbn->relu6);
+    for (int r = 0; r < P; r++) memcpy(*tmp + (size_t)r * C, x + (size_t)r * ld, C * sizeof(float));
+    bn_apply(*tmp, *tmp, NULL, xbn->mean, scale, xbn->beta, P, C, xbn->relu6);
     free(scale);
     return *tmp;
 }
