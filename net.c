@@ -1266,11 +1266,10 @@ void net_set_linear(Net *net, const float *w, const float *b)
  * architecture is evaluated, reset them and average the batch statistics of
  * `batches` training batches (momentum 1/(t+1) makes the running value the
  * plain mean of the batches seen). Batches are drawn by seed, not augmented. */
-void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed)
+/* Recalibration's start: every running mean 0, every running variance 1. */
+static void reset_stats(Net *net)
 {
     const Backend *be = net->be;
-    const Dataset *s = &d->train;
-    int B = net->B < s->n ? net->B : s->n;
     float *host = nta_malloc(net->nfloats * sizeof(float));
     be->download(host, net->p, net->nfloats * sizeof(float));
     for (int i = 0; i < net->nparam; i++) {
@@ -1281,21 +1280,51 @@ void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed)
     }
     be->upload(net->p, host, net->nfloats * sizeof(float));
     free(host);
+}
 
+/* One training-mode forward pass of the B images idx of split s: batch
+ * statistics, the running ones averaged over the t + 1 batches so far. */
+static void stats_pass(Net *net, const DataSplits *d, const Dataset *s, const int *idx, int B, int t, float *x,
+                       int32_t *y)
+{
+    data_batch(d, s, idx, B, x, y, NULL);
+    net->be->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
+    float keep = net->bn_momentum;
+    net->bn_momentum = 1.0f / (t + 1);
+    net_forward(net, B, 1);
+    net->bn_momentum = keep;
+}
+
+void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed)
+{
+    const Dataset *s = &d->train;
+    int B = net->B < s->n ? net->B : s->n;
+    reset_stats(net);
     Rng r;
     rng_seed(&r, seed);
     int *idx = nta_malloc((size_t)B * sizeof(int));
     float *x = nta_malloc((size_t)B * s->h * s->w * s->c * sizeof(float));
     int32_t *y = nta_malloc((size_t)B * sizeof(int32_t));
-    float keep = net->bn_momentum;
     for (int t = 0; t < batches; t++) {
         for (int j = 0; j < B; j++) idx[j] = (int)rng_below(&r, (uint32_t)s->n);
-        data_batch(d, s, idx, B, x, y, NULL);
-        be->upload(net->x_in, x, (size_t)B * s->h * s->w * s->c * sizeof(float));
-        net->bn_momentum = 1.0f / (t + 1);
-        net_forward(net, B, 1);
+        stats_pass(net, d, s, idx, B, t, x, y);
     }
-    net->bn_momentum = keep;
+    free(idx), free(x), free(y);
+}
+
+void net_recalibrate_split(Net *net, const DataSplits *d, const Dataset *s, float *pooled)
+{
+    int nb = (s->n + net->B - 1) / net->B, ch = net->d.head_c;   /* nb batches of sizes differing by at most 1 */
+    reset_stats(net);
+    int *idx = nta_malloc(((size_t)net->B + 1) * sizeof(int));
+    float *x = nta_malloc(((size_t)net->B * s->h * s->w * s->c + 1) * sizeof(float));
+    int32_t *y = nta_malloc(((size_t)net->B + 1) * sizeof(int32_t));
+    for (int t = 0; t < nb; t++) {
+        int i0 = (int)((int64_t)s->n * t / nb), b = (int)((int64_t)s->n * (t + 1) / nb) - i0;
+        for (int j = 0; j < b; j++) idx[j] = i0 + j;
+        stats_pass(net, d, s, idx, b, t, x, y);
+        net->be->download(pooled + (size_t)i0 * ch, net->pooled, (size_t)b * ch * sizeof(float));
+    }
     free(idx), free(x), free(y);
 }
 

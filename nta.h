@@ -619,6 +619,11 @@ void net_set_linear(Net *net, const float *w, const float *b);
 /* Reset the batchnorm running statistics and re-estimate them for the active
  * architecture from `batches` training batches drawn by seed. */
 void net_recalibrate(Net *net, const DataSplits *d, int batches, uint64_t seed);
+/* The same from one pass over split s in order (batches of at most B whose
+ * sizes differ by at most 1), that pass's pooled features [s->n, head_c]
+ * into pooled: each image normalised by its batch's statistics (training
+ * mode), the running statistics their average. */
+void net_recalibrate_split(Net *net, const DataSplits *d, const Dataset *s, float *pooled);
 /* Model files: magic, version, description, metadata lines (with the input
  * normalisation when set), named tensors, CRC32; written to a temporary name
  * and renamed. A checkpoint also holds the momentum. Save returns 0, or -1
@@ -703,6 +708,9 @@ typedef struct {
 /* Fit h to features X [n,F] and targets Y [n,K]: w minimises
  * |Xs w - (Y - mean Y)|^2 + lambda n |w|^2 (Xs: X standardised), in closed form. */
 void linear_fit(LinearHead *h, const float *X, int n, int F, const float *Y, int K, double lambda);
+/* The same, and loo [n,K]: each row's output from the head fitted (with the
+ * same standardisation and penalty) on the other n - 1 rows. */
+void linear_fit_loo(LinearHead *h, const float *X, int n, int F, const float *Y, int K, double lambda, float *loo);
 void linear_predict(const LinearHead *h, const float *X, int n, float *out);   /* out [n,K] */
 void linear_free(LinearHead *h);
 /* The task's metric on split s of a head fitted (LINEAR_RIDGE) on the
@@ -731,6 +739,12 @@ double linear_floor_random(const Net *super, const DataSplits *d, const Dataset 
  * `calib` training batches drawn by seed, then linear_eval. */
 double linear_eval_arch(Net *net, const DataSplits *d, const Dataset *s, const Arch *a, int calib, uint64_t seed,
                         double *second);
+/* The search's linear-evaluation fitness of a supernet's architecture a
+ * (made active): net_recalibrate_split over the training split, a ridge head
+ * (LINEAR_RIDGE) fitted on those features, and the task's metric of its
+ * leave-one-out outputs there; retrieval: the mAP % of those features. Dies
+ * for domain adaptation. */
+double linear_fitness_arch(Net *net, const DataSplits *d, const Arch *a);
 
 /* ---------------------------------------------------------------- search */
 

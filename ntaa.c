@@ -71,7 +71,7 @@ Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d,
 double ntaa_fitness(void *ctx, const Arch *a)
 {
     Fitness *f = ctx;
-    if (f->linear) return task_fitness(f->d, linear_eval_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
+    if (f->linear) return task_fitness(f->d, linear_fitness_arch(f->net, f->d, a));
     return task_fitness(f->d, task_score_arch(f->net, f->d, &f->d->val, a, f->calib, f->seed, NULL));
 }
 
@@ -239,9 +239,10 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     char ms[96] = "";
     if (a->search.budget_ms > 0)
         snprintf(ms, sizeof ms, " and %g ms predicted at batch %d", a->search.budget_ms, a->search.latency->batch);
-    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: validation %s%s\n",
-           random ? "random search" : "evolution", a->search.budget_mflops, ms, task_metric_name(d),
-           a->linear ? " of a linear head on the frozen pooled features (linear evaluation)" : "");
+    printf("architecture adaptation: %s under %.2f MFLOPs%s, fitness: %s %s%s\n",
+           random ? "random search" : "evolution", a->search.budget_mflops, ms,
+           a->linear ? "leave-one-out training-split" : "validation", task_metric_name(d),
+           a->linear ? " of a ridge head on the frozen pooled features (linear evaluation)" : "");
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed, a->linear};

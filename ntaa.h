@@ -29,7 +29,7 @@ typedef struct {
     int scratch;          /* finetune: random initial weights instead of inherited ones */
     int seeds;            /* finetuning runs per method (seeds seed .. seed+seeds-1) */
     int linear;           /* adapt --fitness linear: no neural transfer; the search's fitness is
-                             linear evaluation (linear_eval_arch) of the pretrained supernet */
+                             linear evaluation (linear_fitness_arch) of the pretrained supernet */
 } AdaptCfg;
 
 /* Why linear evaluation (eval --linear 1, adapt --fitness linear, demo --ssl)
@@ -73,8 +73,8 @@ Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d,
 
 /* The search's fitness of an architecture of the transferred supernet: the
  * validation metric (higher is better) with inherited weights after BN
- * recalibration; with linear, that of a linear head fitted on the frozen
- * pooled features of the training split (linear_eval_arch). ctx: a Fitness. */
+ * recalibration; with linear, linear_fitness_arch (a ridge head on the frozen
+ * pooled features of the training split, leave-one-out). ctx: a Fitness. */
 typedef struct { Net *net; const DataSplits *d; int calib; uint64_t seed; int linear; } Fitness;
 double ntaa_fitness(void *ctx, const Arch *a);
 

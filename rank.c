@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FIT_SEARCH, FIT_CALIB5, FIT_REPEAT3, FIT_LOSS, FIT_EPOCH1, FIT_LINEAR, NFIT };
+enum { FIT_SEARCH, FIT_CALIB5, FIT_REPEAT3, FIT_LOSS, FIT_EPOCH1, FIT_LINEAR, FIT_LINEAR_LOO, NFIT };
 
 static const char *const fit_name[NFIT] = {
     "validation metric after BN recalibration on --calib batches (the search's fitness)",
@@ -26,7 +26,8 @@ static const char *const fit_name[NFIT] = {
     "the same, mean over 3 recalibrations (seeds SEED..SEED+2)",
     "validation cross-entropy (classification kinds only)",
     "validation metric after 1 epoch of finetuning",
-    "linear evaluation: a ridge head on the frozen pooled features, validation metric",
+    "linear evaluation: a ridge head on the frozen pooled features, validation metric (eval --linear 1)",
+    "linear evaluation in one training-mode pass, leave-one-out metric on the training split (adapt --fitness linear)",
 };
 
 /* An architecture of d at MFLOPs in bin i of n between the smallest and
@@ -95,10 +96,12 @@ static void fitnesses(Net *super, const DataSplits *d, const AdaptCfg *a, const 
     fit[FIT_EPOCH1] = task_fitness(d, task_score(model, d, &d->val, NULL));
     net_free(model);
     secs[FIT_EPOCH1] = nta_now() - t, t = nta_now();
-    fit[FIT_LINEAR] = NAN, secs[FIT_LINEAR] = NAN;
+    fit[FIT_LINEAR] = fit[FIT_LINEAR_LOO] = secs[FIT_LINEAR] = secs[FIT_LINEAR_LOO] = NAN;
     if (d->kind != TASK_UDA) {
         fit[FIT_LINEAR] = task_fitness(d, linear_eval_arch(super, d, &d->val, x, calib, seed, NULL));
-        secs[FIT_LINEAR] = nta_now() - t;
+        secs[FIT_LINEAR] = nta_now() - t, t = nta_now();
+        fit[FIT_LINEAR_LOO] = task_fitness(d, linear_fitness_arch(super, d, x));
+        secs[FIT_LINEAR_LOO] = nta_now() - t;
     }
 }
 

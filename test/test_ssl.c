@@ -187,6 +187,107 @@ static void test_linear_fit(void)
     linear_free(&h);
 }
 
+/* Solve A x = b [m] in place by Gaussian elimination with partial pivoting. */
+static void solve(double *A, double *b, int m)
+{
+    for (int j = 0; j < m; j++) {
+        int p = j;
+        for (int i = j + 1; i < m; i++) p = fabs(A[i * m + j]) > fabs(A[p * m + j]) ? i : p;
+        for (int k = 0; k < m; k++) {
+            double t = A[j * m + k];
+            A[j * m + k] = A[p * m + k], A[p * m + k] = t;
+        }
+        double t = b[j];
+        b[j] = b[p], b[p] = t;
+        for (int i = j + 1; i < m; i++) {
+            double f = A[i * m + j] / A[j * m + j];
+            for (int k = j; k < m; k++) A[i * m + k] -= f * A[j * m + k];
+            b[i] -= f * b[j];
+        }
+    }
+    for (int j = m - 1; j >= 0; j--) {
+        for (int k = j + 1; k < m; k++) b[j] -= A[j * m + k] * b[k];
+        b[j] /= A[j * m + j];
+    }
+}
+
+/* linear_fit_loo against refits: for each row i, the ridge problem on the
+ * other rows (the features standardised by all rows' mean and standard
+ * deviation, computed here; an unpenalised intercept; penalty lambda n on
+ * the weights) solved from its normal equations, and its prediction at row i. */
+static void test_linear_loo(void)
+{
+    enum { n = 30, F = 4, K = 2, M = F + 1 };
+    Rng r;
+    rng_seed(&r, 21);
+    float X[n][F], Y[n][K], loo[n][K];
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < F; f++) X[i][f] = (float)(f + 1) * rng_normal(&r) + (float)f;
+        for (int c = 0; c < K; c++) Y[i][c] = (float)(X[i][0] * (c + 1) - X[i][2] + rng_normal(&r));
+    }
+    double lambda = 0.2, mean[F] = {0}, scale[F] = {0}, err = 0, size = 0;
+    for (int f = 0; f < F; f++) {
+        for (int i = 0; i < n; i++) mean[f] += X[i][f] / (double)n;
+        for (int i = 0; i < n; i++) scale[f] += (X[i][f] - mean[f]) * (X[i][f] - mean[f]) / n;
+        scale[f] = 1 / sqrt(scale[f]);
+    }
+    LinearHead h;
+    linear_fit_loo(&h, &X[0][0], n, F, &Y[0][0], K, lambda, &loo[0][0]);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < K; c++) {
+            double A[M * M] = {0}, b[M] = {0}, zi[M] = {1};
+            for (int f = 0; f < F; f++) zi[f + 1] = (X[i][f] - mean[f]) * scale[f];
+            for (int j = 0; j < n; j++) {     /* [1, xs_j] over the other rows */
+                if (j == i) continue;
+                double z[M] = {1};
+                for (int f = 0; f < F; f++) z[f + 1] = (X[j][f] - mean[f]) * scale[f];
+                for (int u = 0; u < M; u++) {
+                    for (int v = 0; v < M; v++) A[u * M + v] += z[u] * z[v];
+                    b[u] += z[u] * Y[j][c];
+                }
+            }
+            for (int f = 1; f < M; f++) A[f * M + f] += lambda * n;
+            solve(A, b, M);
+            double p = 0;
+            for (int u = 0; u < M; u++) p += zi[u] * b[u];
+            err = fmax(err, fabs(loo[i][c] - p)), size = fmax(size, fabs(p));
+        }
+    CHECK(err < 1e-5 * size, "leave-one-out outputs against %d refits: error %.2e (outputs up to %.2f)", n, err, size);
+    linear_free(&h);
+}
+
+/* net_recalibrate_split: 10 images at batch 4 go as batches of 3, 3 and 4
+ * in order, and each image's features are those of a training-mode pass
+ * over its batch alone. */
+static void test_recalibrate_split(void)
+{
+    DataSplits d;
+    memset(&d, 0, sizeof d);
+    toy_split(&d.train, 10, 8);
+    d.mean[0] = 0.3f, d.std[0] = 0.4f;
+    NetDesc nd = {.in_h = 12, .in_w = 12, .in_c = 1, .stem_c = 4, .stem_k = 3, .nblocks = 2, .head_c = 8, .classes = 2};
+    nd.blk[0] = (BlockDesc){3, 2, 2, 6};
+    nd.blk[1] = (BlockDesc){3, 2, 2, 8};
+    Net *net = net_create(&nd, LOSS_XENT, &cpu_backend, 4, 5, 0);
+    float pooled[10 * 8], x[4 * 144], want[4 * 8];
+    int32_t y[4];
+    net_recalibrate_split(net, &d, &d.train, pooled);
+    int first[] = {0, 3, 6, 10};
+    double err = 0;
+    for (int t = 0; t < 3; t++) {
+        int b = first[t + 1] - first[t], idx[4];
+        for (int j = 0; j < b; j++) idx[j] = first[t] + j;
+        data_batch(&d, &d.train, idx, b, x, y, NULL);
+        cpu_backend.upload(net->x_in, x, sizeof(float) * b * 144);
+        net_forward(net, b, 1);
+        cpu_backend.download(want, net->pooled, sizeof(float) * b * 8);
+        for (int k = 0; k < b * 8; k++) err = fmax(err, fabs(want[k] - pooled[first[t] * 8 + k]));
+    }
+    CHECK(err < 1e-6, "one pass of batches 3, 3, 4: features against each batch alone, error %.2e", err);
+    net_free(net);
+    toy_free(&d.train);
+}
+
 /* linear_eval_features on features that separate the classes: 100%; on a
  * regression target that is a feature: MAE near 0; domain adaptation dies
  * (tested on the command line). */
@@ -384,6 +485,8 @@ void test_ssl(void)
     test_views();
     test_collapse();
     test_linear_fit();
+    test_linear_loo();
+    test_recalibrate_split();
     test_linear_eval();
     test_pretrain_cli();
     test_demo_ssl();
