@@ -299,16 +299,19 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
                  "searched by linear evaluation of its frozen pooled features (no neural transfer; as many candidates "
                  "as evolution; the winner finetuned %d epochs), except on domain adaptation, and WP&F of its "
                  "largest architecture.", c->ssl_supernet, c->ssl_pretrained, tr->epochs);
+    char region[96] = "";
+    if (a->transfer_region > 0)
+        snprintf(region, sizeof region, " within %.2f MFLOPs (--transfer-within-budget 1)", a->transfer_region);
     snprintf(buf, len,
              "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
-             "neural transfer %d epochs (sandwich rule), evolution of %d candidates for %d generations "
+             "neural transfer %d epochs (sandwich rule%s), evolution of %d candidates for %d generations "
              "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
              "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
              "training of NTAA's architecture get %d epochs, as many as transfer and finetuning together; every phase "
              "at peak learning rate %g (cosine)%s; each finetuning runs with %d seed%s. "
              "Backend %s, %d threads, seed %d%s.%s "
              "Total time %s. %s",
-             c->supernet, c->pretrained, a->train_images, tr->val, a->transfer_epochs, s->population,
+             c->supernet, c->pretrained, a->train_images, tr->val, a->transfer_epochs, region, s->population,
              s->generations, s->parents, s->mutants, s->crosses, s->budget_mflops, a->random, tr->epochs,
              nt ? rt[0].rows[2].mflops : 0, a->transfer_epochs + tr->epochs, tr->lr,
              tr->keep_best ? "; every finetuned model keeps its epoch with the best validation metric "

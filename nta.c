@@ -341,6 +341,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 
 #define SEARCH_OPTS(a)                                                                                \
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
+    {"transfer-within-budget", OPT_INT, &a.transfer_within, "0", "1: neural transfer trains only architectures within the MFLOPs budget (the demo: its largest budget), the sandwich's largest replaced by a random one within it; 0: the whole supernet"}, \
     {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
     {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
     {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
@@ -416,10 +417,13 @@ static void need_uda_task(const Command *cmd, const TrainCfg *t, int uda)
          "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
 }
 
-static void check_search(const Command *cmd, const AdaptCfg *a)
+static void check_search(const Command *cmd, AdaptCfg *a)
 {
     const SearchCfg *s = &a->search;
     need_in(cmd, "transfer-epochs", a->transfer_epochs, 0, MAX_EPOCHS);
+    need_flag(cmd, "transfer-within-budget", a->transfer_within);
+    need(!a->transfer_within || s->budget_mflops > 0, cmd, "--transfer-within-budget 1 needs an MFLOPs budget (--budget-mflops)");
+    a->transfer_region = a->transfer_within ? s->budget_mflops : 0;
     need_in(cmd, "budget-mflops", s->budget_mflops, 0, 1e9);
     need(s->budget_mflops >= 1e-3 || (s->budget_mflops == 0 && s->budget_ms > 0), cmd,
          "--budget-mflops must be at least 0.001, or 0 (none) with --budget-ms");
@@ -551,6 +555,8 @@ static int cmd_adapt(int argc, char **argv)
     a.linear = !strcmp(fitness, "linear");
     need(a.linear || !strcmp(fitness, "transfer"), &cmd, "--fitness must be transfer or linear");
     need(!a.linear || strcmp(a.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
+    need(!a.linear || !a.transfer_within, &cmd, "--transfer-within-budget is used only with --fitness transfer "
+         "(--fitness linear has no neural transfer)");
     need_flag(&cmd, "resume", a.resume);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need_output(&cmd, "out", a.out);
@@ -737,6 +743,7 @@ static int cmd_demo(int argc, char **argv)
     need(*front_budgets || !strcmp(front_archs, DEMO_FRONT_ARCHS), &cmd,
          "--front-archs is used only with --front-budgets (the NTAA points of the fronts), e.g. --front-budgets 9,14");
     demo_fronts(&cmd, &c, front_budgets, front_archs);
+    for (int i = 0; i < c.nbudgets && a->transfer_within; i++) a->transfer_region = fmax(a->transfer_region, c.budgets[i]);
     char names[DEMO_MAX_TASKS][DEMO_TASK_LEN], err[512];
     c.ntasks = demo_tasks(tasks, names, DEMO_MAX_TASKS, err, sizeof err);
     if (c.ntasks < 0) bad_option(&cmd, "%s", err);

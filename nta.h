@@ -845,6 +845,9 @@ int search_pareto(const Candidate *pop, int n, int *front);
  * the smallest and the largest architecture (rejection sampling; a bin no
  * draw reaches gives its end of the space). */
 Arch search_arch_in_bin(const NetDesc *d, Rng *r, int i, int n);
+/* A random architecture of d of at most `mflops` (rejection sampling), or
+ * the smallest if none turns up in SEARCH_TRIES draws. */
+Arch search_draw_under(const NetDesc *d, double mflops, Rng *r);
 
 /* ------------------------------------------------------------- schedule */
 

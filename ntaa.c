@@ -61,8 +61,12 @@ Net *ntaa_transfer(const char *supernet, const Backend *be, const DataSplits *d,
     Net *net = ntaa_load(supernet, be, d, a);
     if (net_desc(net)->space.nk == 0)
         nta_die("%s is a fixed network, not a supernet: adapt needs 'nta pretrain' output", supernet);
-    printf("neural transfer: %d epochs of the whole supernet on %s\n", a->transfer_epochs, a->task);
-    train_phase(net, d, &a->train, a->transfer_epochs, SAMPLE_SANDWICH);
+    TrainCfg t = a->train;
+    t.region = a->transfer_region;
+    char within[64] = "the whole supernet";
+    if (t.region > 0) snprintf(within, sizeof within, "the architectures of at most %g MFLOPs", t.region);
+    printf("neural transfer: %d epochs of %s on %s\n", a->transfer_epochs, within, a->task);
+    train_phase(net, d, &t, a->transfer_epochs, SAMPLE_SANDWICH);
     return net;
 }
 

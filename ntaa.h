@@ -24,6 +24,9 @@ typedef struct {
     const char *log;      /* the search log; "" = none */
     int train_images;     /* labelled training images of the task (0 = all) */
     int transfer_epochs;  /* epochs of neural transfer */
+    int transfer_within;  /* --transfer-within-budget: neural transfer only within transfer_region */
+    double transfer_region;   /* MFLOPs: neural transfer samples only architectures of at most
+                                 this cost (TrainCfg.region); 0 = the whole supernet */
     int random;           /* random search: architectures scored */
     int resume;           /* adapt: continue from OUT.transfer and the log's last generation */
     int scratch;          /* finetune: random initial weights instead of inherited ones */

@@ -60,6 +60,13 @@ static int draw_in_budget(const NetDesc *d, const SearchCfg *cfg, Rng *r, Arch *
     return -1;
 }
 
+Arch search_draw_under(const NetDesc *d, double mflops, Rng *r)
+{
+    SearchCfg cfg = {.budget_mflops = mflops};
+    Arch a;
+    return draw_in_budget(d, &cfg, r, &a) ? arch_smallest(d) : a;
+}
+
 /* Resample each choice (kernel, expansion of each block; depth of each stage)
  * with probability p. */
 static Arch mutate(const NetDesc *d, const Arch *a, float p, Rng *r)

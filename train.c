@@ -28,10 +28,11 @@ const char *const train_sampling_name[] = {"fixed", "sandwich", "uniform"};
 
 int train_passes(int sampling) { return sampling == SAMPLE_SANDWICH ? 4 : 1; }
 
-Arch train_sample_arch(const NetDesc *d, int sampling, int pass, Rng *rng)
+Arch train_sample_arch(const NetDesc *d, int sampling, int pass, double region, Rng *rng)
 {
-    if (sampling == SAMPLE_SANDWICH && pass == 0) return arch_largest(d);
     if (sampling == SAMPLE_SANDWICH && pass == 1) return arch_smallest(d);
+    if (region > 0) return search_draw_under(d, region, rng);
+    if (sampling == SAMPLE_SANDWICH && pass == 0) return arch_largest(d);
     return arch_random(d, rng);
 }
 
@@ -52,6 +53,10 @@ static void checkpoint_meta(char *buf, size_t len, const TrainCfg *c, int sampli
     if (c->ssl) {         /* before the epoch, so that it stays the last field */
         char *e = strstr(buf, " epoch=");
         snprintf(e, len - (size_t)(e - buf), " objective=ssl temperature=%.9g epoch=%d\n", c->tau, epoch);
+    }
+    if (c->region > 0) {  /* the same */
+        char *e = strstr(buf, " epoch=");
+        snprintf(e, len - (size_t)(e - buf), " region=%.9g epoch=%d\n", c->region, epoch);
     }
     if (train_shards(c) > 1) {     /* the same: a run of one shard keeps the meta line it always had */
         char *e = strstr(buf, " epoch=");
@@ -239,7 +244,7 @@ static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sam
         }
     }
     for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++)   /* the same for every shard */
-        arch[p] = train_sample_arch(net_desc(net), sampling, p, rng);
+        arch[p] = train_sample_arch(net_desc(net), sampling, p, c->region, rng);
     const Arch *archs = sampling != SAMPLE_FIXED ? arch : NULL;
     if (S == 1) {
         step_passes(net, d, c, Bs, archs, np);

@@ -33,12 +33,16 @@ typedef struct {
                            * own batchnorm statistics, gradients averaged (dist.h); 0 = one per rank */
     int ssl;              /* pretrain --objective ssl: SimCLR on two views per image, no labels */
     float tau;            /* ssl: the NT-Xent temperature */
+    double region;        /* sandwich, uniform: draw sub-architectures only among those of at
+                           * most this many MFLOPs (adapt --transfer-within-budget); 0 = all */
 } TrainCfg;
 
 /* The architecture of pass `pass` of a step under a sampling rule (not
  * SAMPLE_FIXED): sandwich: pass 0 the largest, pass 1 the smallest, then
- * random ones drawn from rng; uniform: one random. */
-Arch train_sample_arch(const NetDesc *d, int sampling, int pass, Rng *rng);
+ * random ones drawn from rng; uniform: one random. With a region (MFLOPs,
+ * > 0), every pass but the sandwich's smallest is a random one of at most
+ * that cost instead (the largest of the region is not one architecture). */
+Arch train_sample_arch(const NetDesc *d, int sampling, int pass, double region, Rng *rng);
 int train_passes(int sampling);          /* passes per step: 4 sandwich, else 1 */
 
 /* Train net on d for epochs start+1..c->epochs, reporting the validation

@@ -129,6 +129,8 @@ static void test_hostile_options(void)
     EXPECT(2, "demo --tasks mnist,mnist-parity --uda-mmd 2", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
     EXPECT(2, "adapt s.nta --uda-entropy 0", "--uda-entropy and --uda-mmd apply only to the task mnist-uda");
     EXPECT(2, "adapt s.nta --latency-batch 64", "--latency-batch is used only with --budget-ms");
+    EXPECT(2, "adapt s.nta --fitness linear --transfer-within-budget 1", "--transfer-within-budget is used only with --fitness transfer");
+    EXPECT(2, "adapt s.nta --transfer-within-budget 2", "--transfer-within-budget must be 0 or 1");
     EXPECT(2, "pretrain --temperature 0.5", "--temperature is used only with --objective ssl");
     EXPECT(2, "eval m.nta --spread 1", "--spread is used only with --random N");
     EXPECT(2, "demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1");

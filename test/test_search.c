@@ -180,6 +180,33 @@ static void test_search_log(const NetDesc *d)
     }
 }
 
+/* The sampling rules within a region: the sandwich's pass 1 stays the
+ * smallest; every other pass and the uniform rule draw architectures of at
+ * most the region's MFLOPs, and not always the same one; without a region,
+ * pass 0 is the largest. */
+static void test_region(const NetDesc *d)
+{
+    Rng r;
+    rng_seed(&r, 5);
+    Arch small = arch_smallest(d), big = arch_largest(d);
+    double region = 12.0, lo = 1e9, hi = 0;
+    int smallest = 1;
+    for (int t = 0; t < 50; t++)
+        for (int p = 0; p < 4; p++) {
+            Arch a = train_sample_arch(d, t % 5 ? SAMPLE_SANDWICH : SAMPLE_UNIFORM, p, region, &r);
+            double m = search_mflops(d, &a);
+            if (t % 5 && p == 1) {
+                smallest &= !memcmp(&a, &small, sizeof a);
+                continue;
+            }
+            lo = fmin(lo, m), hi = fmax(hi, m);
+        }
+    CHECK(smallest && hi <= region && lo < hi, "sampling within 12 MFLOPs: pass 1 the smallest, the others %.2f to "
+          "%.2f MFLOPs", lo, hi);
+    Arch a = train_sample_arch(d, SAMPLE_SANDWICH, 0, 0, &r);
+    CHECK(!memcmp(&a, &big, sizeof a), "without a region the sandwich's pass 0 is the largest");
+}
+
 void test_search(void)
 {
     Space sp = space_default();
@@ -231,4 +258,5 @@ void test_search(void)
     search_free(&e);
     test_search_log(&d);
     test_latency(&d);
+    test_region(&d);
 }

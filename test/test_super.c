@@ -456,6 +456,14 @@ static void test_pipeline(void)
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --budget-mflops 0.1 > %s/ad2.out 2>&1; "
              "test $? = 2 && grep -q 'smallest costs' %s/ad2.out", dir, task, dir, dir);
     CHECK(test_run(one) == 0, "adapt with a budget below the smallest architecture says so");
+    snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 1 --finetune-epochs 1 "
+             "--population 4 --generations 1 --parents 2 --mutants 2 --crosses 2 --budget-mflops 20 "
+             "--transfer-within-budget 1 --log %s/w.log -o %s/w.nta > %s/w.out 2>&1 && "
+             "grep -q 'neural transfer: 1 epochs of the architectures of at most 20 MFLOPs' %s/w.out && "
+             "grep -q 'NTAA: test accuracy' %s/w.out && ! cmp -s %s/w.nta.transfer %s/ad0.nta.transfer",
+             dir, task, dir, dir, dir, dir, dir, dir, dir);
+    CHECK(test_run(one) == 0, "adapt --transfer-within-budget 1 transfers within the budget, another supernet "
+          "than the whole one's (see %s/w.out)", dir);
     snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 0 --finetune-epochs 1 "
              "--random 3 --budget-mflops 20 --log %s/r.log -o %s/r.nta > %s/r.out 2>&1 && "
              "grep -q 'random search: test accuracy' %s/r.out && test $(grep -vc '^#' %s/r.log) = 3", dir, task, dir, dir,
