@@ -1264,8 +1264,9 @@ void net_set_linear(Net *net, const float *w, const float *b)
 
 /* Running statistics are not shared between sub-architectures: before an
  * architecture is evaluated, reset them and average the batch statistics of
- * `batches` training batches (momentum 1/(t+1) makes the running value the
- * plain mean of the batches seen). Batches are drawn by seed, not augmented. */
+ * training batches (momentum 1/(t+1) makes the running value the plain mean
+ * of the batches seen). Batches are not augmented. */
+
 /* Recalibration's start: every running mean 0, every running variance 1. */
 static void reset_stats(Net *net)
 {

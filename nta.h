@@ -742,8 +742,8 @@ double linear_eval_arch(Net *net, const DataSplits *d, const Dataset *s, const A
 /* The search's linear-evaluation fitness of a supernet's architecture a
  * (made active): net_recalibrate_split over the training split, a ridge head
  * (LINEAR_RIDGE) fitted on those features, and the task's metric of its
- * leave-one-out outputs there; retrieval: the mAP % of those features. Dies
- * for domain adaptation. */
+ * leave-one-out outputs there; retrieval: the same pass over the validation
+ * split, and the mAP % of its features. Dies for domain adaptation. */
 double linear_fitness_arch(Net *net, const DataSplits *d, const Arch *a);
 
 /* ---------------------------------------------------------------- search */

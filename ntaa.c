@@ -116,7 +116,7 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
     if (a->linear) {      /* another fitness, another search (appended: older logs keep their header) */
         size_t n = strlen(buf);
-        if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear\n");
+        if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear-loo\n");
     }
 }
 
