@@ -116,7 +116,7 @@ static void demo_ssl(const DemoCfg *c, const AdaptCfg *a, const Backend *be, con
         printf(NAME_LINEAR ": not run on %s (%s)\n", a->task, LINEAR_NO_UDA);
     else {
         AdaptCfg al = *a;
-        al.linear = 1;
+        al.linear = 1, al.online_epochs = 0;
         printf(NAME_LINEAR ": the self-supervised supernet searched by linear evaluation, no neural transfer\n");
         snprintf(log, sizeof log, "%s/%s.linear.log", c->dir, stem);
         double t0 = nta_now();

@@ -342,6 +342,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define SEARCH_OPTS(a)                                                                                \
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
     {"transfer-within-budget", OPT_INT, &a.transfer_within, "0", "1: neural transfer trains only architectures within the MFLOPs budget (the demo: its largest budget), the sandwich's largest replaced by a random one within it; 0: the whole supernet"}, \
+    {"online-epochs", OPT_INT, &a.online_epochs, "0", "NAT's online adaptation: before each generation of evolution, N epochs of training the supernet on the population's architectures, then the population scored again; 0: none"}, \
     {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
     {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
     {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
@@ -434,6 +435,7 @@ static void check_search(const Command *cmd, AdaptCfg *a)
     need_in(cmd, "crosses", s->crosses, 0, 10000);
     need_in(cmd, "mutate-prob", s->mutate_prob, 0, 1);
     need_in(cmd, "random", a->random, 0, 1000000);
+    need_in(cmd, "online-epochs", a->online_epochs, 0, MAX_EPOCHS);
 }
 
 /* The description of the model or supernet a command starts from (exit 1
@@ -557,8 +559,14 @@ static int cmd_adapt(int argc, char **argv)
     need(!a.linear || strcmp(a.task, "mnist-uda"), &cmd, LINEAR_NO_UDA);
     need(!a.linear || !a.transfer_within, &cmd, "--transfer-within-budget is used only with --fitness transfer "
          "(--fitness linear has no neural transfer)");
+    need(!a.linear || !a.online_epochs, &cmd, "--online-epochs is used only with --fitness transfer "
+         "(it trains the transferred supernet)");
+    need(!a.random || !a.online_epochs, &cmd, "--online-epochs adapts the supernet between generations of "
+         "evolution: random search (--random) has none");
     need_flag(&cmd, "resume", a.resume);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
+    need(!a.resume || !a.online_epochs, &cmd, "--resume cannot continue a search with --online-epochs: the "
+         "supernet's weights changed between its generations and are not saved; run it again");
     need_output(&cmd, "out", a.out);
     need_output(&cmd, "log", a.log);
     need_in(&cmd, "budget-ms", a.search.budget_ms, 0, 1e9);
@@ -873,6 +881,7 @@ static int cmd_rank(int argc, char **argv)
     need_uda_task(&cmd, &a.train, !strcmp(a.task, "mnist-uda"));
     check_search(&cmd, &a);
     need_in(&cmd, "archs", archs, 3, 1000);
+    need(!a.online_epochs, &cmd, "--online-epochs is used by a search (adapt, demo), not by rank");
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);

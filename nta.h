@@ -833,6 +833,9 @@ int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void 
  * within budget and new, scored; the fittest `population` survive. */
 void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx, SearchState *st);
 void search_free(SearchState *st);
+/* Score the population again (the supernet's weights changed: adapt
+ * --online-epochs) and sort it, fittest first. */
+void search_rescore(SearchFitness fit, void *ctx, SearchState *st);
 /* n random architectures within budget, scored, fittest first in out[n]. */
 int search_random(const NetDesc *d, const SearchCfg *cfg, int n, SearchFitness fit, void *ctx,
                   Candidate *out, char *err, size_t errlen);

@@ -114,10 +114,12 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
              a->task, random ? "random" : "evolution", s->budget_mflops, s->budget_ms, a->train.seed, a->train.val,
              a->train.calib,
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
-    if (a->linear) {      /* another fitness, another search (appended: older logs keep their header) */
-        size_t n = strlen(buf);
-        if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear-loo\n");
-    }
+    /* another fitness, another search (appended: older logs keep their header) */
+    size_t n = strlen(buf);
+    if (a->linear && n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear-loo\n");
+    n = strlen(buf);
+    if (a->online_epochs > 0 && n > 0 && n < len)
+        snprintf(buf + n - 1, len - n + 1, " online-epochs=%d\n", a->online_epochs);
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
@@ -237,6 +239,26 @@ static int search_start(Net *net, SearchCfg *sc, Fitness *fx, int random, const 
     return restored;
 }
 
+/* NAT's online adaptation (Lu et al. 2021): the supernet trains for
+ * a->online_epochs on the architectures the search is exploring (each pass
+ * of the sandwich's four draws one of the population; no warm-up, momentum
+ * from zero, a shuffle of its own per generation), then the population is
+ * scored again with the new weights. */
+static void online_adapt(Net *net, const DataSplits *d, const AdaptCfg *a, SearchState *st, Fitness *fx)
+{
+    Arch *pool = nta_malloc((size_t)st->n * sizeof *pool);
+    for (int i = 0; i < st->n; i++) pool[i] = st->pop[i].arch;
+    TrainCfg t = a->train;
+    t.pool = pool, t.npool = st->n, t.warmup = 0;
+    t.seed = a->train.seed + 1 + st->gen;
+    printf("online adaptation before generation %d: %d epochs on the population's %d architectures\n",
+           st->gen + 1, a->online_epochs, st->n);
+    net_momentum_reset(net);
+    train_phase(net, d, &t, a->online_epochs, SAMPLE_SANDWICH);
+    free(pool);
+    search_rescore(ntaa_fitness, fx, st);
+}
+
 void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path, int resume,
                  SearchState *st, SearchTrace *trace)
 {
@@ -260,6 +282,7 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     if (!resumed) log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
     trace_add(trace, st);
     while (st->gen < sc.generations) {
+        if (a->online_epochs > 0) online_adapt(net, d, a, st, &fx);
         search_step(net_desc(net), &sc, ntaa_fitness, &fx, st);
         log_generation(log, net_desc(net), st, sc.budget_mflops, t0);
         trace_add(trace, st);
@@ -344,6 +367,8 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
     tc.epochs = m->epochs;
     if (searched) {
         Net *super = m->transferred;
+        /* online adaptation trains the supernet: the next method gets it as it was */
+        float *kept = a->online_epochs > 0 && m->method == METHOD_NTAA ? net_weights_get(super, NULL) : NULL;
         ntaa_search(super, d, a, m->method == METHOD_RANDOM ? a->random : 0, m->log, m->resume, &m->last,
                     m->trace);
         m->arch = m->last.pop[0].arch;
@@ -351,6 +376,8 @@ void ntaa_run(Method *m, const Backend *be, const DataSplits *d, const AdaptCfg 
         arch_format(net_desc(super), &m->arch, text, sizeof text);
         printf("finetuning the winner with its inherited weights: %d epochs\n", m->epochs);
         model = ntaa_inherit(super, d, a, &m->arch);
+        if (kept) net_weights_put(super, kept);
+        free(kept);
         if (a->linear) linear_head_init(model, d);   /* the head the search scored it with */
         tc.searched = 1;
     } else {

@@ -27,6 +27,8 @@ typedef struct {
     int transfer_within;  /* --transfer-within-budget: neural transfer only within transfer_region */
     double transfer_region;   /* MFLOPs: neural transfer samples only architectures of at most
                                  this cost (TrainCfg.region); 0 = the whole supernet */
+    int online_epochs;    /* evolution: NAT's online adaptation, epochs of training the supernet on
+                             the population's architectures before each generation (0 = none) */
     int random;           /* random search: architectures scored */
     int resume;           /* adapt: continue from OUT.transfer and the log's last generation */
     int scratch;          /* finetune: random initial weights instead of inherited ones */

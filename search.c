@@ -196,6 +196,12 @@ void search_step(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void
     st->gen++;
 }
 
+void search_rescore(SearchFitness fit, void *ctx, SearchState *st)
+{
+    dist_fitness(fit, ctx, st->pop, st->n);
+    qsort(st->pop, (size_t)st->n, sizeof *st->pop, by_fitness);
+}
+
 void search_free(SearchState *st)
 {
     free(st->pop);

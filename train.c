@@ -28,10 +28,11 @@ const char *const train_sampling_name[] = {"fixed", "sandwich", "uniform"};
 
 int train_passes(int sampling) { return sampling == SAMPLE_SANDWICH ? 4 : 1; }
 
-Arch train_sample_arch(const NetDesc *d, int sampling, int pass, double region, Rng *rng)
+Arch train_sample_arch(const NetDesc *d, const TrainCfg *c, int sampling, int pass, Rng *rng)
 {
+    if (c->npool > 0) return c->pool[rng_below(rng, (uint32_t)c->npool)];
     if (sampling == SAMPLE_SANDWICH && pass == 1) return arch_smallest(d);
-    if (region > 0) return search_draw_under(d, region, rng);
+    if (c->region > 0) return search_draw_under(d, c->region, rng);
     if (sampling == SAMPLE_SANDWICH && pass == 0) return arch_largest(d);
     return arch_random(d, rng);
 }
@@ -244,7 +245,7 @@ static void train_step(Net *net, const DataSplits *d, const TrainCfg *c, int sam
         }
     }
     for (int p = 0; p < np && sampling != SAMPLE_FIXED; p++)   /* the same for every shard */
-        arch[p] = train_sample_arch(net_desc(net), sampling, p, c->region, rng);
+        arch[p] = train_sample_arch(net_desc(net), c, sampling, p, rng);
     const Arch *archs = sampling != SAMPLE_FIXED ? arch : NULL;
     if (S == 1) {
         step_passes(net, d, c, Bs, archs, np);

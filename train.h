@@ -35,14 +35,19 @@ typedef struct {
     float tau;            /* ssl: the NT-Xent temperature */
     double region;        /* sandwich, uniform: draw sub-architectures only among those of at
                            * most this many MFLOPs (adapt --transfer-within-budget); 0 = all */
+    const Arch *pool;     /* sandwich, uniform: when npool > 0, every pass draws one of pool[npool]
+                           * instead (the search's population: adapt --online-epochs) */
+    int npool;
 } TrainCfg;
 
 /* The architecture of pass `pass` of a step under a sampling rule (not
  * SAMPLE_FIXED): sandwich: pass 0 the largest, pass 1 the smallest, then
- * random ones drawn from rng; uniform: one random. With a region (MFLOPs,
- * > 0), every pass but the sandwich's smallest is a random one of at most
- * that cost instead (the largest of the region is not one architecture). */
-Arch train_sample_arch(const NetDesc *d, int sampling, int pass, double region, Rng *rng);
+ * random ones drawn from rng; uniform: one random. With a region (c->region
+ * MFLOPs, > 0), every pass but the sandwich's smallest is a random one of at
+ * most that cost instead (the largest of the region is not one
+ * architecture). With a pool (c->npool > 0), every pass is one of c->pool,
+ * drawn from rng. */
+Arch train_sample_arch(const NetDesc *d, const TrainCfg *c, int sampling, int pass, Rng *rng);
 int train_passes(int sampling);          /* passes per step: 4 sandwich, else 1 */
 
 /* Train net on d for epochs start+1..c->epochs, reporting the validation

@@ -1060,7 +1060,8 @@ static void sandwich_case(int B)
             net_zero_grad(both[k]);
         }
         for (int p = 0; p < train_passes(SAMPLE_SANDWICH); p++) {
-            Arch a = train_sample_arch(&d, SAMPLE_SANDWICH, p, 0, &ra);
+            TrainCfg whole = {};
+            Arch a = train_sample_arch(&d, &whole, SAMPLE_SANDWICH, p, &ra);
             net_set_arch(e, &a), net_set_arch(g, &a);
             net_forward(e, B, 1);          /* as called */
             net_train_loss(e, B, p == 0);

@@ -190,10 +190,11 @@ static void test_region(const NetDesc *d)
     rng_seed(&r, 5);
     Arch small = arch_smallest(d), big = arch_largest(d);
     double region = 12.0, lo = 1e9, hi = 0;
+    TrainCfg c = {.region = region}, whole = {0};
     int smallest = 1;
     for (int t = 0; t < 50; t++)
         for (int p = 0; p < 4; p++) {
-            Arch a = train_sample_arch(d, t % 5 ? SAMPLE_SANDWICH : SAMPLE_UNIFORM, p, region, &r);
+            Arch a = train_sample_arch(d, &c, t % 5 ? SAMPLE_SANDWICH : SAMPLE_UNIFORM, p, &r);
             double m = search_mflops(d, &a);
             if (t % 5 && p == 1) {
                 smallest &= !memcmp(&a, &small, sizeof a);
@@ -203,8 +204,30 @@ static void test_region(const NetDesc *d)
         }
     CHECK(smallest && hi <= region && lo < hi, "sampling within 12 MFLOPs: pass 1 the smallest, the others %.2f to "
           "%.2f MFLOPs", lo, hi);
-    Arch a = train_sample_arch(d, SAMPLE_SANDWICH, 0, 0, &r);
+    Arch a = train_sample_arch(d, &whole, SAMPLE_SANDWICH, 0, &r);
     CHECK(!memcmp(&a, &big, sizeof a), "without a region the sandwich's pass 0 is the largest");
+}
+
+/* A pool (adapt --online-epochs: the population): every pass, the sandwich's
+ * largest and smallest included, is one of its architectures, and each is drawn. */
+static void test_pool(const NetDesc *d)
+{
+    Rng r;
+    rng_seed(&r, 6);
+    Arch pool[3];
+    for (int i = 0; i < 3; i++) pool[i] = search_draw_under(d, 15.0, &r);
+    TrainCfg c = {.pool = pool, .npool = 3, .region = 9.0};
+    int inside = 1, drawn[3] = {0};
+    for (int t = 0; t < 30; t++)
+        for (int p = 0; p < 4; p++) {
+            Arch a = train_sample_arch(d, &c, t % 2 ? SAMPLE_SANDWICH : SAMPLE_UNIFORM, p, &r);
+            int k = 0;
+            while (k < 3 && memcmp(&a, &pool[k], sizeof a)) k++;
+            inside &= k < 3;
+            if (k < 3) drawn[k]++;
+        }
+    CHECK(inside && drawn[0] && drawn[1] && drawn[2], "sampling from a pool of 3: every pass one of them (drawn "
+          "%d, %d, %d times of 120)", drawn[0], drawn[1], drawn[2]);
 }
 
 void test_search(void)
@@ -259,4 +282,5 @@ void test_search(void)
     test_search_log(&d);
     test_latency(&d);
     test_region(&d);
+    test_pool(&d);
 }

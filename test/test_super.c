@@ -5,6 +5,7 @@
  * giving the same checkpoint as an unbroken run. */
 #define _POSIX_C_SOURCE 200809L
 #include "../nta.h"
+#include "../ntaa.h"
 #include "test.h"
 
 #include <math.h>
@@ -392,6 +393,50 @@ static void test_budget_ms(const char *dir, const char *task)
           dir);
 }
 
+/* NAT's online adaptation (adapt --online-epochs): the supernet trains on
+ * the population before each generation, so generation 0 is scored as
+ * without it and generation 1 is not; and the method hands the supernet
+ * back as it got it (the demo's next budget searches the same one). */
+static void test_online(const char *dir, const char *task, const char *img, const char *lab)
+{
+    char one[4096];
+    snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta %s --transfer-epochs 1 --finetune-epochs 1 "
+             "--population 4 --generations 2 --parents 2 --mutants 2 --crosses 2 --budget-mflops 20 "
+             "--online-epochs 1 --log %s/o.log -o %s/o.nta > %s/o.out 2>&1 && "
+             "grep -q 'online adaptation before generation 2: 1 epochs' %s/o.out && "
+             "head -n 1 %s/o.log | grep -q 'online-epochs=1$' && "
+             "cmp -s %s/ad0.nta.transfer %s/o.nta.transfer && "
+             "test \"$(grep '^0 ' %s/o.log)\" = \"$(grep '^0 ' %s/s0.log)\" && "
+             "test \"$(grep '^1 ' %s/o.log)\" != \"$(grep '^1 ' %s/s0.log)\"",
+             dir, task, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    CHECK(test_run(one) == 0, "adapt --online-epochs 1: generation 0 scored as without it, generation 1 after "
+          "training on the population (see %s/o.out)", dir);
+    char spec[600], err[512];
+    snprintf(spec, sizeof spec, "classify:idx:%s,%s", img, lab);
+    AdaptCfg a = {.task = spec, .train_images = 64, .seeds = 1, .online_epochs = 1, .out = "", .log = ""};
+    a.train = (TrainCfg){.batch = 16, .val = 16, .calib = 2, .epochs = 1, .seed = 1, .threads = 2, .augment = 1,
+                         .lr = 0.05f, .momentum = 0.9f, .wd = 5e-5f, .warmup = 1};
+    a.search = (SearchCfg){.budget_mflops = 20, .population = 4, .generations = 1, .parents = 2, .mutants = 2,
+                           .crosses = 2, .mutate_prob = 0.1f};
+    DataSplits d;
+    data_task(&d, spec, a.train_images, a.train.val, 0, 1);
+    snprintf(one, sizeof one, "%s/a.nta", dir);
+    Net *super = net_load(one, LOSS_XENT, &cpu_backend, 16, err, sizeof err);
+    CHECK(super != NULL, "load the tiny supernet: %s", super ? "" : err);
+    if (!super) return;
+    float *before = net_weights_get(super, NULL);
+    Method m = {.method = METHOD_NTAA, .transferred = super, .epochs = 1, .log = "", .out = "", .t0 = nta_now()};
+    ReportRow row;
+    ntaa_run(&m, &cpu_backend, &d, &a, &row);
+    float *after = net_weights_get(super, NULL);
+    CHECK(!memcmp(before, after, super->nfloats * sizeof *after), "with online adaptation the method hands the supernet "
+          "back with its weights as before");
+    free(before), free(after), free(row.items);
+    search_free(&m.last);
+    net_free(super);
+    data_free(&d);
+}
+
 static void test_pipeline(void)
 {
     char dir[] = "/tmp/nta-super-XXXXXX", cmd[4096], data[1024], img[256], lab[256];
@@ -470,6 +515,7 @@ static void test_pipeline(void)
              dir, dir, dir);
     CHECK(test_run(one) == 0, "adapt --random 3 (the random-search baseline) runs (see %s/r.out)", dir);
     test_budget_ms(dir, task);
+    test_online(dir, task, img, lab);
     for (int scratch = 0; scratch < 2; scratch++) {
         snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta finetune %s/a.nta %s --epochs 1 --from-scratch %d "
                  "-o %s/ft.nta > %s/ft.out 2>&1 && grep -q '%s: test accuracy' %s/ft.out", dir, task, scratch, dir,
