@@ -130,6 +130,27 @@ bad:
     exit(2);
 }
 
+/* The value argv gives option --name (its last --name VALUE or --name=VALUE),
+ * or NULL: for a default that depends on another option, set before parsing. */
+static const char *argv_value(int argc, char **argv, const char *name)
+{
+    const char *v = NULL;
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) || strncmp(argv[i] + 2, name, len)) continue;
+        if (argv[i][2 + len] == '=') v = argv[i] + 3 + len;
+        else if (!argv[i][2 + len] && i + 1 < argc) v = argv[++i];
+    }
+    return v;
+}
+
+/* Option `name` of c defaults to def instead (before opts_parse). */
+static void opt_default(const Command *c, const char *name, const char *def)
+{
+    for (int i = 0; i < c->nopts; i++)
+        if (!strcmp(c->opts[i].name, name)) c->opts[i].def = def;
+}
+
 /* One line with every resolved setting, so a log says how it was run. */
 static void opts_print(const Command *c)
 {
@@ -322,6 +343,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define DEF_UDA_ENTROPY "0.1"
 #define DEF_UDA_MMD "1"
 #define DEF_TEMPERATURE "0.1"
+#define DEF_SSL_WD "1e-5"         /* pretrain --objective ssl's weight decay (the supervised default: 5e-5) */
 #define DEF_LATENCY_BATCH "1"
 
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
@@ -483,7 +505,7 @@ static int cmd_pretrain(int argc, char **argv)
     char err[256];
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
-        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views)"},
+        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views; --wd defaults to " DEF_SSL_WD ")"},
         {"temperature", OPT_FLOAT, &c.tau, DEF_TEMPERATURE, "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
@@ -495,6 +517,8 @@ static int cmd_pretrain(int argc, char **argv)
     Command cmd = {"pretrain", "[options]",
                    "train a weight-sharing supernet on the source data (sampled sub-architectures per step)",
                    opts, sizeof opts / sizeof *opts};
+    const char *asked = argv_value(argc, argv, "objective");
+    if (asked && !strcmp(asked, "ssl")) opt_default(&cmd, "wd", DEF_SSL_WD);
     opts_parse(&cmd, argc, argv, NULL, 0);
     check_train(&cmd, &c);
     int rule = !strcmp(sampling, "sandwich") ? SAMPLE_SANDWICH : !strcmp(sampling, "uniform") ? SAMPLE_UNIFORM : -1;
