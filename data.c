@@ -837,14 +837,17 @@ void data_batch(const DataSplits *d, const Dataset *s, const int *idx, int B,
  * grayscale images): a crop of 35-100% of the area at an aspect ratio in
  * [3/4, 4/3] (log-uniform), placed anywhere it fits (translation), resized
  * back to HxW; a rotation of up to 15 degrees; a horizontal flip where the
- * data allows it; contrast x[0.6, 1.4] about the view's mean and brightness
- * +-0.1; Gaussian noise of std 0.03; and, with probability 1/2, a rectangle
- * of 2-20% of the area (aspect in [0.3, 3.3]) erased to 0. */
+ * data allows it; a gamma in [1/2, 2] (log-uniform: p -> p^gamma, pixels in
+ * [0, 1]), contrast x[0.5, 1.5] about the view's mean and brightness +-0.2,
+ * the grayscale stand-in for SimCLR's colour jitter (two crops of one image
+ * share its intensity histogram, a shortcut the jitter takes away);
+ * Gaussian noise of std 0.03; and, with probability 1/2, a rectangle of
+ * 2-20% of the area (aspect in [0.3, 3.3]) erased to 0. */
 typedef struct {
     float cx, cy, sx, sy;     /* crop centre and scale (source pixels per view pixel) */
     float cos_t, sin_t;       /* rotation */
     int flip;
-    float contrast, bright;
+    float gamma, contrast, bright;
     int ex0, ey0, ex1, ey1;   /* erased rectangle [ex0, ex1) x [ey0, ey1); empty if ex0 == ex1 */
 } View;
 
@@ -860,7 +863,8 @@ static View view_draw(const DataSplits *d, int H, int W, Rng *r)
     float t = uniform_in(r, -15.0f, 15.0f) * 3.14159265f / 180;
     v.cos_t = cosf(t), v.sin_t = sinf(t);
     v.flip = d->flip ? (int)rng_below(r, 2) : 0;
-    v.contrast = uniform_in(r, 0.6f, 1.4f), v.bright = uniform_in(r, -0.1f, 0.1f);
+    v.contrast = uniform_in(r, 0.5f, 1.5f), v.bright = uniform_in(r, -0.2f, 0.2f);
+    v.gamma = expf(uniform_in(r, logf(0.5f), logf(2.0f)));
     v.ex0 = v.ex1 = v.ey0 = v.ey1 = 0;
     if (rng_below(r, 2)) {
         float ea = uniform_in(r, 0.02f, 0.2f) * H * W, er = expf(uniform_in(r, logf(0.3f), logf(3.3f)));
@@ -897,7 +901,7 @@ static void view_apply(float *dst, const uint8_t *src, int H, int W, int C, cons
             float sx = v->cx - 0.5f + v->sx * (v->cos_t * u - v->sin_t * w);
             float sy = v->cy - 0.5f + v->sy * (v->sin_t * u + v->cos_t * w);
             for (int c = 0; c < C; c++) {
-                float p = sample_bilinear(src, H, W, C, c, sx, sy);
+                float p = powf(sample_bilinear(src, H, W, C, c, sx, sy), v->gamma);
                 dst[((size_t)y * W + x) * C + c] = p;
                 sum[c] += p;
             }
