@@ -344,7 +344,6 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define DEF_UDA_MMD "1"
 #define DEF_TEMPERATURE "0.1"
 #define DEF_SSL_WD "1e-5"         /* pretrain --objective ssl's weight decay (the supervised default: 5e-5) */
-#define DEF_SSL_EPOCHS "8"        /* and its epochs (supervised: 6); about 53 minutes on 2 cores */
 #define DEF_LATENCY_BATCH "1"
 
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
@@ -506,7 +505,7 @@ static int cmd_pretrain(int argc, char **argv)
     char err[256];
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
-        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views; --wd defaults to " DEF_SSL_WD " and --epochs to " DEF_SSL_EPOCHS ")"},
+        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views; --wd defaults to " DEF_SSL_WD ")"},
         {"temperature", OPT_FLOAT, &c.tau, DEF_TEMPERATURE, "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
@@ -519,7 +518,7 @@ static int cmd_pretrain(int argc, char **argv)
                    "train a weight-sharing supernet on the source data (sampled sub-architectures per step)",
                    opts, sizeof opts / sizeof *opts};
     const char *asked = argv_value(argc, argv, "objective");
-    if (asked && !strcmp(asked, "ssl")) opt_default(&cmd, "wd", DEF_SSL_WD), opt_default(&cmd, "epochs", DEF_SSL_EPOCHS);
+    if (asked && !strcmp(asked, "ssl")) opt_default(&cmd, "wd", DEF_SSL_WD);
     opts_parse(&cmd, argc, argv, NULL, 0);
     check_train(&cmd, &c);
     int rule = !strcmp(sampling, "sandwich") ? SAMPLE_SANDWICH : !strcmp(sampling, "uniform") ? SAMPLE_UNIFORM : -1;
