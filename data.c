@@ -847,7 +847,7 @@ typedef struct {
     float cx, cy, sx, sy;     /* crop centre and scale (source pixels per view pixel) */
     float cos_t, sin_t;       /* rotation */
     int flip;
-    float gamma, contrast, bright;
+    float gamma, contrast, bright;   /* intensity: p^gamma, then contrast about the mean, + bright */
     int ex0, ey0, ex1, ey1;   /* erased rectangle [ex0, ex1) x [ey0, ey1); empty if ex0 == ex1 */
 } View;
 

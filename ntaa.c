@@ -103,6 +103,13 @@ static void log_generation(FILE *log, const NetDesc *d, const SearchState *st, d
     fflush(log);
 }
 
+/* " field" appended to the header line in buf, before its newline. */
+static void header_add(char *buf, size_t len, const char *field)
+{
+    size_t n = strlen(buf);
+    if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " %s\n", field);
+}
+
 /* The log's first line: what its fitness values and costs depend on, so that
  * a resumed search continues only a log of the same search. */
 static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
@@ -115,11 +122,12 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
              a->train.calib,
              a->train_images, a->transfer_epochs, s->population, s->parents, s->mutants, s->crosses, s->mutate_prob);
     /* another fitness, another search (appended: older logs keep their header) */
-    size_t n = strlen(buf);
-    if (a->linear && n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " fitness=linear-loo\n");
-    n = strlen(buf);
-    if (a->online_epochs > 0 && n > 0 && n < len)
-        snprintf(buf + n - 1, len - n + 1, " online-epochs=%d\n", a->online_epochs);
+    if (a->linear) header_add(buf, len, "fitness=linear-loo");
+    if (a->online_epochs > 0) {
+        char online[48];
+        snprintf(online, sizeof online, "online-epochs=%d", a->online_epochs);
+        header_add(buf, len, online);
+    }
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
