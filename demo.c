@@ -302,17 +302,23 @@ static void demo_intro(char *buf, size_t len, const DemoCfg *c, const ReportTask
     char region[96] = "";
     if (a->transfer_region > 0)
         snprintf(region, sizeof region, " within %.2f MFLOPs (--transfer-within-budget 1)", a->transfer_region);
+    char levers[160] = "";
+    if (a->online_epochs > 0)
+        snprintf(levers, sizeof levers, ", %d epochs of NAT's online adaptation before each generation "
+                 "(--online-epochs)", a->online_epochs);
+    if (a->kind_space)
+        snprintf(levers + strlen(levers), sizeof levers - strlen(levers), ", in the task kind's space (--kind-space 1)");
     snprintf(buf, len,
              "Supernet: %s (%s). Every task: %d labelled training images, %d validation images, "
              "neural transfer %d epochs (sandwich rule%s), evolution of %d candidates for %d generations "
-             "(%d parents, %d mutants, %d crosses) under %.2f MFLOPs, random search over %d architectures, "
+             "(%d parents, %d mutants, %d crosses%s) under %.2f MFLOPs, random search over %d architectures, "
              "winners finetuned %d epochs; WP&F (the largest architecture, %.2f MFLOPs) and from-scratch "
              "training of NTAA's architecture get %d epochs, as many as transfer and finetuning together; every phase "
              "at peak learning rate %g (cosine)%s; each finetuning runs with %d seed%s. "
              "Backend %s, %d threads, seed %d%s.%s "
              "Total time %s. %s",
              c->supernet, c->pretrained, a->train_images, tr->val, a->transfer_epochs, region, s->population,
-             s->generations, s->parents, s->mutants, s->crosses, s->budget_mflops, a->random, tr->epochs,
+             s->generations, s->parents, s->mutants, s->crosses, levers, s->budget_mflops, a->random, tr->epochs,
              nt ? rt[0].rows[2].mflops : 0, a->transfer_epochs + tr->epochs, tr->lr,
              tr->keep_best ? "; every finetuned model keeps its epoch with the best validation metric "
                              "(epoch 0, the weights as they came, only for WP&F: the winners were chosen on that split)"

@@ -344,6 +344,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
 #define DEF_UDA_MMD "1"
 #define DEF_TEMPERATURE "0.1"
 #define DEF_SSL_WD "1e-5"         /* pretrain --objective ssl's weight decay (the supervised default: 5e-5) */
+#define DEF_SSL_EPOCHS "7"        /* and its epochs (supervised: 6); ~50 minutes on the 2-core test machine */
 #define DEF_LATENCY_BATCH "1"
 
 /* adapt, finetune and demo (a is an AdaptCfg); the caller appends its own. */
@@ -365,6 +366,7 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
     {"transfer-within-budget", OPT_INT, &a.transfer_within, "0", "1: neural transfer trains only architectures within the MFLOPs budget (the demo: its largest budget), the sandwich's largest replaced by a random one within it; 0: the whole supernet"}, \
     {"online-epochs", OPT_INT, &a.online_epochs, "0", "NAT's online adaptation: before each generation of evolution, N epochs of training the supernet on the population's architectures, then the population scored again; 0: none"}, \
+    {"kind-space", OPT_INT, &a.kind_space, "0", "1: search the task kind's space: on regression the last stage at its full depth (it ordered the finetuned MAE in nta rank's study), on the other kinds the whole supernet; 0: the whole supernet"}, \
     {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
     {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
     {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
@@ -458,6 +460,7 @@ static void check_search(const Command *cmd, AdaptCfg *a)
     need_in(cmd, "mutate-prob", s->mutate_prob, 0, 1);
     need_in(cmd, "random", a->random, 0, 1000000);
     need_in(cmd, "online-epochs", a->online_epochs, 0, MAX_EPOCHS);
+    need_flag(cmd, "kind-space", a->kind_space);
 }
 
 /* The description of the model or supernet a command starts from (exit 1
@@ -505,7 +508,7 @@ static int cmd_pretrain(int argc, char **argv)
     char err[256];
     Opt opts[] = {
         TRAIN_OPTS(c, "6", "supernet.nta"),
-        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views; --wd defaults to " DEF_SSL_WD ")"},
+        {"objective", OPT_STR, &objective, "supervised", "supervised (the labels, cross-entropy) or ssl (self-supervised, SimCLR: two augmented views per image, no labels; --batch counts views; --epochs defaults to " DEF_SSL_EPOCHS ", --wd to " DEF_SSL_WD ")"},
         {"temperature", OPT_FLOAT, &c.tau, DEF_TEMPERATURE, "ssl: the NT-Xent temperature"},
         {"sampling", OPT_STR, &sampling, "sandwich", "sandwich (largest + smallest + 2 random per step) or uniform (1 random)"},
         {"kernels", OPT_STR, &kernels, "3,5,7", "depthwise kernel choices"},
@@ -518,7 +521,10 @@ static int cmd_pretrain(int argc, char **argv)
                    "train a weight-sharing supernet on the source data (sampled sub-architectures per step)",
                    opts, sizeof opts / sizeof *opts};
     const char *asked = argv_value(argc, argv, "objective");
-    if (asked && !strcmp(asked, "ssl")) opt_default(&cmd, "wd", DEF_SSL_WD);
+    if (asked && !strcmp(asked, "ssl")) {
+        opt_default(&cmd, "epochs", DEF_SSL_EPOCHS);
+        opt_default(&cmd, "wd", DEF_SSL_WD);
+    }
     opts_parse(&cmd, argc, argv, NULL, 0);
     check_train(&cmd, &c);
     int rule = !strcmp(sampling, "sandwich") ? SAMPLE_SANDWICH : !strcmp(sampling, "uniform") ? SAMPLE_UNIFORM : -1;
@@ -906,6 +912,7 @@ static int cmd_rank(int argc, char **argv)
     check_search(&cmd, &a);
     need_in(&cmd, "archs", archs, 3, 1000);
     need(!a.online_epochs, &cmd, "--online-epochs is used by a search (adapt, demo), not by rank");
+    need(!a.kind_space, &cmd, "--kind-space is used by a search (adapt, demo), not by rank");
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);

@@ -811,6 +811,8 @@ typedef struct {
     double budget_mflops;    /* <= 0: no budget */
     double budget_ms;        /* <= 0: no budget; else the latency predicted by `latency` */
     const LatencyTable *latency;
+    int min_depth[NET_MAX_STAGES];   /* the search's space: each stage at least this deep
+                                        (0: as shallow as the supernet allows) */
     uint64_t seed;
 } SearchCfg;
 
@@ -823,7 +825,8 @@ typedef struct {
 } SearchState;
 
 double search_mflops(const NetDesc *d, const Arch *a);
-/* Whether a is within cfg's budgets (MFLOPs, and predicted latency when set). */
+/* Whether a is within cfg's space and budgets (MFLOPs, and predicted latency
+ * when set). */
 int search_fits(const NetDesc *d, const SearchCfg *cfg, const Arch *a);
 /* The initial population: distinct random architectures within budget, scored.
  * Returns -1 with a message when the budget admits no architecture. */

@@ -128,6 +128,7 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
         snprintf(online, sizeof online, "online-epochs=%d", a->online_epochs);
         header_add(buf, len, online);
     }
+    if (a->kind_space) header_add(buf, len, "kind-space=1");
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
@@ -267,6 +268,24 @@ static void online_adapt(Net *net, const DataSplits *d, const AdaptCfg *a, Searc
     search_rescore(ntaa_fitness, fx, st);
 }
 
+/* The search's space (--kind-space 1) on the terminal. */
+static void print_space(const NetDesc *d, const SearchCfg *sc)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), narrow = 0;
+    for (int s = 0; s < ns; s++) narrow |= sc->min_depth[s] > d->space.dmin;
+    printf("search space (--kind-space 1): %s", narrow ? "stage depths of at least" : "the whole supernet\n");
+    for (int s = 0; narrow && s < ns; s++)
+        printf("%s%d%s", s ? "/" : " ", sc->min_depth[s] > d->space.dmin ? sc->min_depth[s] : d->space.dmin,
+               s == ns - 1 ? "\n" : "");
+}
+
+void ntaa_kind_space(SearchCfg *sc, const NetDesc *d, int kind)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    memset(sc->min_depth, 0, sizeof sc->min_depth);
+    if (kind == TASK_REGRESS) sc->min_depth[ns - 1] = first[ns] - first[ns - 1];
+}
+
 void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, const char *log_path, int resume,
                  SearchState *st, SearchTrace *trace)
 {
@@ -279,6 +298,10 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
            a->linear ? " of a ridge head on the frozen pooled features (linear evaluation)" : "");
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
+    if (a->kind_space) {
+        ntaa_kind_space(&sc, net_desc(net), d->kind);
+        print_space(net_desc(net), &sc);
+    }
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed, a->linear};
     double t0 = nta_now();
     char header[1024];

@@ -29,6 +29,7 @@ typedef struct {
                                  this cost (TrainCfg.region); 0 = the whole supernet */
     int online_epochs;    /* evolution: NAT's online adaptation, epochs of training the supernet on
                              the population's architectures before each generation (0 = none) */
+    int kind_space;       /* --kind-space: the search within its task kind's space (ntaa_kind_space) */
     int random;           /* random search: architectures scored */
     int resume;           /* adapt: continue from OUT.transfer and the log's last generation */
     int scratch;          /* finetune: random initial weights instead of inherited ones */
@@ -41,6 +42,16 @@ typedef struct {
  * is not run on domain adaptation. */
 #define LINEAR_NO_UDA "linear evaluation does not apply to mnist-uda: a head fitted on the labelled source " \
     "images measures the source domain, and the target domain's labels may not be used"
+
+/* The search's space for a task kind (adapt --kind-space 1), set in sc. From
+ * nta rank's study of 20 architectures per demo task, the choices'
+ * correlations with the finetuned metric printed by bench/rank_choices.py:
+ * on regression the last stage's depth ordered the finetuned MAE (Spearman
+ * 0.82; the search's fitness 0.48), so that stage keeps its full depth; on
+ * the other kinds no choice (kernel, expansion, blocks, any stage's depth)
+ * ordered it beyond noise (|rho| <= 0.40, a standard error of about 0.23),
+ * so their space is the whole supernet. */
+void ntaa_kind_space(SearchCfg *sc, const NetDesc *d, int kind);
 
 enum { METHOD_NTAA, METHOD_RANDOM, METHOD_WPF, METHOD_SCRATCH };
 

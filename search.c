@@ -34,6 +34,8 @@ double search_mflops(const NetDesc *d, const Arch *a)
 
 int search_fits(const NetDesc *d, const SearchCfg *cfg, const Arch *a)
 {
+    for (int s = 0; s < NET_MAX_STAGES; s++)
+        if (a->depth[s] < cfg->min_depth[s]) return 0;
     if (cfg->budget_mflops > 0 && search_mflops(d, a) > cfg->budget_mflops) return 0;
     return cfg->budget_ms <= 0 || latency_predict(cfg->latency, a) <= cfg->budget_ms;
 }
@@ -127,11 +129,18 @@ static int by_fitness(const void *x, const void *y)
 static int no_budget_error(const NetDesc *d, const SearchCfg *cfg, char *err, size_t errlen)
 {
     Arch small = arch_smallest(d);
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), deep = 0;
+    for (int s = 0; s < ns; s++)           /* the smallest within the space: its stage's first block repeated */
+        for (int i = first[s] + small.depth[s]; i < first[s] + cfg->min_depth[s] && i < first[s + 1]; i++) {
+            small.k[i] = small.k[first[s]], small.e[i] = small.e[first[s]];
+            small.depth[s] = i - first[s] + 1, deep = 1;
+        }
     char ms[128] = "";
     if (cfg->budget_ms > 0)
         snprintf(ms, sizeof ms, " and %.3f ms (predicted: %.3f ms)", cfg->budget_ms, latency_predict(cfg->latency, &small));
     snprintf(err, errlen, "no architecture within the budget of %.2f MFLOPs%s found in %d draws "
-             "(the smallest costs %.2f MFLOPs)", cfg->budget_mflops, ms, SEARCH_TRIES, search_mflops(d, &small));
+             "(the smallest%s costs %.2f MFLOPs)", cfg->budget_mflops, ms, SEARCH_TRIES,
+             deep ? " in the search's space" : "", search_mflops(d, &small));
     return -1;
 }
 

@@ -136,6 +136,8 @@ static void test_hostile_options(void)
     EXPECT(2, "adapt s.nta --resume 1 --online-epochs 1", "--resume cannot continue a search with --online-epochs");
     EXPECT(2, "adapt s.nta --online-epochs -1", "--online-epochs must be in");
     EXPECT(2, "rank s.nta --online-epochs 1", "--online-epochs is used by a search (adapt, demo), not by rank");
+    EXPECT(2, "rank s.nta --kind-space 1", "--kind-space is used by a search (adapt, demo), not by rank");
+    EXPECT(2, "adapt s.nta --kind-space 2", "--kind-space must be 0 or 1");
     EXPECT(2, "pretrain --temperature 0.5", "--temperature is used only with --objective ssl");
     EXPECT(2, "eval m.nta --spread 1", "--spread is used only with --random N");
     EXPECT(2, "demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1");
@@ -194,14 +196,16 @@ static void test_defaults(void)
           ok ? t : "?", ok ? f : "?", ok ? e : "?");
     EXPECT(2, "adapt s.nta --seeds 0", "--seeds must be in 1..100");
     EXPECT(2, "finetune s.nta --seeds 101", "--seeds must be in 1..100");
-    /* pretrain's weight decay depends on the objective, however it is given */
+    /* pretrain's weight decay and epochs depend on the objective, however it is given */
     const char *ssl[] = {"pretrain --help", "pretrain --objective ssl --help", "pretrain --objective=ssl --help",
                          "pretrain --objective ssl --objective supervised --help"};
-    const char *want[] = {"5e-5", "1e-5", "1e-5", "5e-5"};
+    const char *want[] = {"5e-5", "1e-5", "1e-5", "5e-5"}, *want_epochs[] = {"6", "7", "7", "6"};
     for (int i = 0; i < 4; i++) {
         nta(ssl[i]);
-        ok = default_of(out, "wd", a, sizeof a);
-        CHECK(ok && !strcmp(a, want[i]), "nta %s: --wd defaults to %s (want %s)", ssl[i], ok ? a : "?", want[i]);
+        ok = default_of(out, "wd", a, sizeof a) && default_of(out, "epochs", e, sizeof e);
+        CHECK(ok && !strcmp(a, want[i]) && !strcmp(e, want_epochs[i]),
+              "nta %s: --wd and --epochs default to %s, %s (want %s, %s)", ssl[i], ok ? a : "?", ok ? e : "?",
+              want[i], want_epochs[i]);
     }
 }
 

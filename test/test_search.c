@@ -230,6 +230,48 @@ static void test_pool(const NetDesc *d)
           "%d, %d, %d times of 120)", drawn[0], drawn[1], drawn[2]);
 }
 
+/* Fewer blocks are fitter: without a space the search ends shallow. */
+static double shallow(void *ctx, const Arch *a)
+{
+    (void)ctx;
+    return -(a->depth[0] + a->depth[1] + a->depth[2]);
+}
+
+/* The search's space (adapt --kind-space 1): on regression the last stage at
+ * its full depth in every candidate, evolution's and random search's, even
+ * against a fitness that prefers it shallow; the other kinds, the whole
+ * supernet; a budget below the space's smallest names its cost. */
+static void test_kind_space(const NetDesc *d)
+{
+    SearchCfg c = cfg_default(15.0), whole = c;
+    ntaa_kind_space(&c, d, TASK_REGRESS);
+    ntaa_kind_space(&whole, d, TASK_CLASSIFY);
+    SearchState st;
+    Candidate out[10];
+    char err[256];
+    CHECK(search_init(d, &c, shallow, NULL, &st, err, sizeof err) == 0, "search_init in the space: %s", err);
+    for (int g = 0; g < c.generations; g++) search_step(d, &c, shallow, NULL, &st);
+    CHECK(search_random(d, &c, 10, shallow, NULL, out, err, sizeof err) == 0, "random search in the space: %s", err);
+    int deep = 1;
+    for (int i = 0; i < st.n; i++) deep &= st.pop[i].arch.depth[2] == 4;
+    for (int i = 0; i < 10; i++) deep &= out[i].arch.depth[2] == 4;
+    search_free(&st);
+    CHECK(deep, "regression's space: every candidate's last stage 4 blocks deep");
+    CHECK(search_init(d, &whole, shallow, NULL, &st, err, sizeof err) == 0, "search_init: %s", err);
+    for (int g = 0; g < whole.generations; g++) search_step(d, &whole, shallow, NULL, &st);
+    CHECK(st.pop[0].arch.depth[2] == 2 && !memcmp(whole.min_depth, (int[NET_MAX_STAGES]){0}, sizeof whole.min_depth),
+          "classification's space: the whole supernet (the shallow fitness ends at a 2-block last stage)");
+    search_free(&st);
+    Arch small;
+    CHECK(arch_parse(d, "k3e3-k3e3/k3e3-k3e3/k3e3-k3e3-k3e3-k3e3", &small, err, sizeof err) == 0, "parse: %s", err);
+    char want[96];
+    snprintf(want, sizeof want, "the smallest in the search's space costs %.2f MFLOPs", search_mflops(d, &small));
+    c.budget_mflops = search_mflops(d, &small) - 0.01;
+    CHECK(search_init(d, &c, shallow, NULL, &st, err, sizeof err) == -1 && strstr(err, want),
+          "a budget below the space's smallest: %s (want '%s')", err, want);
+    search_free(&st);
+}
+
 void test_search(void)
 {
     Space sp = space_default();
@@ -283,4 +325,5 @@ void test_search(void)
     test_latency(&d);
     test_region(&d);
     test_pool(&d);
+    test_kind_space(&d);
 }

@@ -437,6 +437,25 @@ static void test_online(const char *dir, const char *task, const char *img, cons
     data_free(&d);
 }
 
+/* The search in its task kind's space (adapt --kind-space 1) end to end, on
+ * the regression task: every logged candidate's last stage at its full depth
+ * (2 blocks in the tiny supernet, whose stages may run 1), said on the
+ * terminal and in the log's header. */
+static void test_kind_space_adapt(const char *dir)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./nta adapt %s/a.nta --task mnist-rotation --limit 300 "
+             "--train-images 100 --val 50 --calib 2 --batch 16 --transfer-epochs 1 --finetune-epochs 1 --population 4 "
+             "--generations 1 --parents 2 --mutants 2 --crosses 2 --budget-mflops 20 --kind-space 1 --log %s/k.log "
+             "-o %s/k.nta > %s/k.out 2>&1 && grep -q 'stage depths of at least 1/1/2$' %s/k.out && "
+             "head -n 1 %s/k.log | grep -q 'kind-space=1$' && "
+             "test \"$(grep -v '^#' %s/k.log | awk '{n = split($6, s, \"/\"); m++; if (split(s[n], b, \"-\") == 2) deep++} "
+             "END {print m \" \" deep}')\" = '8 8'", dir, dir, dir, dir, dir, dir, dir);
+    if (test_have_data(NEED_MNIST, "adapt --kind-space 1 on the regression task"))
+        CHECK(test_run(cmd) == 0, "adapt --kind-space 1 on mnist-rotation: all 8 logged candidates with a full last "
+              "stage (see %s/k.out)", dir);
+}
+
 static void test_pipeline(void)
 {
     char dir[] = "/tmp/nta-super-XXXXXX", cmd[4096], data[1024], img[256], lab[256];
@@ -516,6 +535,7 @@ static void test_pipeline(void)
     CHECK(test_run(one) == 0, "adapt --random 3 (the random-search baseline) runs (see %s/r.out)", dir);
     test_budget_ms(dir, task);
     test_online(dir, task, img, lab);
+    test_kind_space_adapt(dir);
     for (int scratch = 0; scratch < 2; scratch++) {
         snprintf(one, sizeof one, "OMP_NUM_THREADS=2 ./nta finetune %s/a.nta %s --epochs 1 --from-scratch %d "
                  "-o %s/ft.nta > %s/ft.out 2>&1 && grep -q '%s: test accuracy' %s/ft.out", dir, task, scratch, dir,
