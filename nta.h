@@ -828,6 +828,9 @@ double search_mflops(const NetDesc *d, const Arch *a);
 /* Whether a is within cfg's space and budgets (MFLOPs, and predicted latency
  * when set). */
 int search_fits(const NetDesc *d, const SearchCfg *cfg, const Arch *a);
+/* The smallest architecture within cfg's space (arch_smallest with each stage
+ * at least cfg->min_depth[s] deep). */
+Arch search_smallest(const NetDesc *d, const SearchCfg *cfg);
 /* The initial population: distinct random architectures within budget, scored.
  * Returns -1 with a message when the budget admits no architecture. */
 int search_init(const NetDesc *d, const SearchCfg *cfg, SearchFitness fit, void *ctx,

@@ -50,7 +50,9 @@ typedef struct {
  * 0.82; the search's fitness 0.48), so that stage keeps its full depth; on
  * the other kinds no choice (kernel, expansion, blocks, any stage's depth)
  * ordered it beyond noise (|rho| <= 0.40, a standard error of about 0.23),
- * so their space is the whole supernet. */
+ * so their space is the whole supernet. The stage is only as deep as leaves
+ * the search room under sc's budgets (KIND_SPACE_ROOM, ntaa.c): under a
+ * budget near the smallest architecture the space is the whole supernet. */
 void ntaa_kind_space(SearchCfg *sc, const NetDesc *d, int kind);
 
 enum { METHOD_NTAA, METHOD_RANDOM, METHOD_WPF, METHOD_SCRATCH };

@@ -126,15 +126,22 @@ static int by_fitness(const void *x, const void *y)
 
 /* ------------------------------------------------------------ searches */
 
+Arch search_smallest(const NetDesc *d, const SearchCfg *cfg)
+{
+    Arch a = arch_smallest(d);
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
+    for (int s = 0; s < ns; s++)        /* a deeper stage repeats its first block's (smallest) choices */
+        for (int i = first[s] + a.depth[s]; i < first[s] + cfg->min_depth[s] && i < first[s + 1]; i++) {
+            a.k[i] = a.k[first[s]], a.e[i] = a.e[first[s]];
+            a.depth[s] = i - first[s] + 1;
+        }
+    return a;
+}
+
 static int no_budget_error(const NetDesc *d, const SearchCfg *cfg, char *err, size_t errlen)
 {
-    Arch small = arch_smallest(d);
-    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), deep = 0;
-    for (int s = 0; s < ns; s++)           /* the smallest within the space: its stage's first block repeated */
-        for (int i = first[s] + small.depth[s]; i < first[s] + cfg->min_depth[s] && i < first[s + 1]; i++) {
-            small.k[i] = small.k[first[s]], small.e[i] = small.e[first[s]];
-            small.depth[s] = i - first[s] + 1, deep = 1;
-        }
+    Arch small = search_smallest(d, cfg), plain = arch_smallest(d);
+    int deep = memcmp(&small, &plain, sizeof small) != 0;
     char ms[128] = "";
     if (cfg->budget_ms > 0)
         snprintf(ms, sizeof ms, " and %.3f ms (predicted: %.3f ms)", cfg->budget_ms, latency_predict(cfg->latency, &small));

@@ -240,7 +240,9 @@ static double shallow(void *ctx, const Arch *a)
 /* The search's space (adapt --kind-space 1): on regression the last stage at
  * its full depth in every candidate, evolution's and random search's, even
  * against a fitness that prefers it shallow; the other kinds, the whole
- * supernet; a budget below the space's smallest names its cost. */
+ * supernet; under a budget that would leave the search no room (9 MFLOPs:
+ * the space's smallest costs 8.63) the whole supernet too, and the search
+ * runs; a budget below the space's smallest names its cost. */
 static void test_kind_space(const NetDesc *d)
 {
     SearchCfg c = cfg_default(15.0), whole = c;
@@ -261,6 +263,12 @@ static void test_kind_space(const NetDesc *d)
     for (int g = 0; g < whole.generations; g++) search_step(d, &whole, shallow, NULL, &st);
     CHECK(st.pop[0].arch.depth[2] == 2 && !memcmp(whole.min_depth, (int[NET_MAX_STAGES]){0}, sizeof whole.min_depth),
           "classification's space: the whole supernet (the shallow fitness ends at a 2-block last stage)");
+    search_free(&st);
+    SearchCfg tight = cfg_default(9.0);
+    ntaa_kind_space(&tight, d, TASK_REGRESS);
+    CHECK(tight.min_depth[2] <= 2 && search_init(d, &tight, shallow, NULL, &st, err, sizeof err) == 0,
+          "regression under 9 MFLOPs: the whole supernet (last stage at least %d deep), and the search runs: %s",
+          tight.min_depth[2], err);
     search_free(&st);
     Arch small;
     CHECK(arch_parse(d, "k3e3-k3e3/k3e3-k3e3/k3e3-k3e3-k3e3-k3e3", &small, err, sizeof err) == 0, "parse: %s", err);
