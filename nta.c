@@ -366,7 +366,6 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"transfer-epochs", OPT_INT, &a.transfer_epochs, DEF_TRANSFER_EPOCHS, "epochs of neural transfer (the whole supernet, sandwich rule)"}, \
     {"transfer-within-budget", OPT_INT, &a.transfer_within, "0", "1: neural transfer trains only architectures within the MFLOPs budget (the demo: its largest budget), the sandwich's largest replaced by a random one within it; 0: the whole supernet"}, \
     {"online-epochs", OPT_INT, &a.online_epochs, "0", "NAT's online adaptation: before each generation of evolution, N epochs of training the supernet on the population's architectures, then the population scored again; 0: none"}, \
-    {"kind-space", OPT_INT, &a.kind_space, "0", "1: search the task kind's space: on regression the last stage at its full depth (it ordered the finetuned MAE in nta rank's study), on the other kinds the whole supernet; 0: the whole supernet"}, \
     {"budget-mflops", OPT_DOUBLE, &a.search.budget_mflops, "20", "largest MFLOPs an architecture may cost"}, \
     {"population", OPT_INT, &a.search.population, "16", "candidates kept per generation"},           \
     {"generations", OPT_INT, &a.search.generations, "6", "generations of evolution"},                 \
@@ -374,6 +373,11 @@ static int parse_space(Space *sp, const char *kernels, const char *expands, int 
     {"mutants", OPT_INT, &a.search.mutants, "8", "children by mutation per generation"},              \
     {"crosses", OPT_INT, &a.search.crosses, "8", "children by crossover per generation (0 = no crossover)"}, \
     {"mutate-prob", OPT_FLOAT, &a.search.mutate_prob, "0.1", "probability of resampling each choice"}
+
+/* adapt and demo: the search's space (not rank's, which spreads its
+ * architectures over the whole supernet). */
+#define KIND_SPACE_OPT(a) \
+    {"kind-space", OPT_INT, &a.kind_space, "1", "1: search the task kind's space: on regression the last stage at its full depth where the budget leaves room (it ordered the finetuned MAE in nta rank's study), on the other kinds the whole supernet; 0: the whole supernet"}
 
 /* Limits that keep every count and product in range (and a typo from
  * allocating the machine away). */
@@ -460,7 +464,6 @@ static void check_search(const Command *cmd, AdaptCfg *a)
     need_in(cmd, "mutate-prob", s->mutate_prob, 0, 1);
     need_in(cmd, "random", a->random, 0, 1000000);
     need_in(cmd, "online-epochs", a->online_epochs, 0, MAX_EPOCHS);
-    need_flag(cmd, "kind-space", a->kind_space);
 }
 
 /* The description of the model or supernet a command starts from (exit 1
@@ -568,6 +571,7 @@ static int cmd_adapt(int argc, char **argv)
     Opt opts[] = {
         ADAPT_OPTS(a, "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winner with its inherited weights"),
         SEARCH_OPTS(a),
+        KIND_SPACE_OPT(a),
         {"budget-ms", OPT_DOUBLE, &a.search.budget_ms, "0", "largest inference latency an architecture may have, in milliseconds, as predicted by this machine's latency table (nta latency); 0 = none. The MFLOPs budget still applies: --budget-mflops 0 for none"},
         {"latency-batch", OPT_INT, &latency_batch, DEF_LATENCY_BATCH, "the batch of --budget-ms"},
         {"fitness", OPT_STR, &fitness, "transfer", "transfer (neural transfer, then the validation metric with inherited weights) or linear (no transfer: a linear head fitted on the pretrained supernet's frozen pooled features; the unsupervised paradigm's search)"},
@@ -594,6 +598,7 @@ static int cmd_adapt(int argc, char **argv)
     need(!a.random || !a.online_epochs, &cmd, "--online-epochs adapts the supernet between generations of "
          "evolution: random search (--random) has none");
     need_flag(&cmd, "resume", a.resume);
+    need_flag(&cmd, "kind-space", a.kind_space);
     need(*a.out || !a.resume, &cmd, "--resume needs the -o of the run to continue");
     need(!a.resume || !a.online_epochs, &cmd, "--resume cannot continue a search with --online-epochs: the "
          "supernet's weights changed between its generations and are not saved; run it again");
@@ -750,6 +755,7 @@ static int cmd_demo(int argc, char **argv)
         {"tasks", OPT_STR, &tasks, "mnist,mnist-parity,mnist-rotation,mnist-retrieval,mnist-uda", "the tasks, comma-separated"},
         ADAPT_OPTS((*a), "finetune-epochs", DEF_FINETUNE_EPOCHS, "epochs of finetuning the winners"),
         SEARCH_OPTS((*a)),
+        KIND_SPACE_OPT((*a)),
         {"random", OPT_INT, &a->random, "0", "architectures of the random-search baseline; 0 = as many as evolution scores"},
         {"quick", OPT_INT, &c.quick, "0", "1: tiny settings that finish in about a minute (a smoke test, not a result)"},
         {"front-budgets", OPT_STR, &front_budgets, "", "the fronts: NTAA also under each of these MFLOPs budgets (comma-separated, e.g. 9,14), from the same transferred supernet, and WP&F of each --front-archs; the report compares each NTAA point with the WP&F architecture nearest in MFLOPs. Empty: no fronts"},
@@ -774,6 +780,7 @@ static int cmd_demo(int argc, char **argv)
     need_in(&cmd, "pretrain-epochs", pretrain_epochs, 1, MAX_EPOCHS);
     need_flag(&cmd, "quick", c.quick);
     need_flag(&cmd, "ssl", ssl);
+    need_flag(&cmd, "kind-space", a->kind_space);
     need_in(&cmd, "ssl-epochs", ssl_epochs, 1, MAX_EPOCHS);
     need(!strcmp(a->task, DEF_TASK), &cmd, "the demo runs every task of --tasks; give --tasks, not --task");
     need(ssl || !*ssl_supernet, &cmd, "--ssl-supernet is used only with --ssl 1");
@@ -912,7 +919,6 @@ static int cmd_rank(int argc, char **argv)
     check_search(&cmd, &a);
     need_in(&cmd, "archs", archs, 3, 1000);
     need(!a.online_epochs, &cmd, "--online-epochs is used by a search (adapt, demo), not by rank");
-    need(!a.kind_space, &cmd, "--kind-space is used by a search (adapt, demo), not by rank");
     NetDesc d = probe_desc(super[0]);
     need_supernet(&cmd, "budget-mflops", super[0], &d, a.search.budget_mflops);
     opts_print(&cmd);

@@ -136,8 +136,9 @@ static void test_hostile_options(void)
     EXPECT(2, "adapt s.nta --resume 1 --online-epochs 1", "--resume cannot continue a search with --online-epochs");
     EXPECT(2, "adapt s.nta --online-epochs -1", "--online-epochs must be in");
     EXPECT(2, "rank s.nta --online-epochs 1", "--online-epochs is used by a search (adapt, demo), not by rank");
-    EXPECT(2, "rank s.nta --kind-space 1", "--kind-space is used by a search (adapt, demo), not by rank");
+    EXPECT(2, "rank s.nta --kind-space 1", "unknown option '--kind-space'");
     EXPECT(2, "adapt s.nta --kind-space 2", "--kind-space must be 0 or 1");
+    EXPECT(2, "demo --kind-space -1", "--kind-space must be 0 or 1");
     EXPECT(2, "pretrain --temperature 0.5", "--temperature is used only with --objective ssl");
     EXPECT(2, "eval m.nta --spread 1", "--spread is used only with --random N");
     EXPECT(2, "demo --ssl-supernet x.nta", "--ssl-supernet is used only with --ssl 1");
