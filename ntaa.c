@@ -110,9 +110,23 @@ static void header_add(char *buf, size_t len, const char *field)
     if (n > 0 && n < len) snprintf(buf + n - 1, len - n + 1, " %s\n", field);
 }
 
+/* The smallest depth of each stage in sc's space, as "2/2/4", into buf;
+ * returns whether the space is narrower than the supernet. */
+static int space_depths(const NetDesc *d, const SearchCfg *sc, char *buf, size_t len)
+{
+    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), narrow = 0;
+    Arch small = search_smallest(d, sc);
+    buf[0] = 0;
+    for (int s = 0; s < ns; s++) {
+        narrow |= sc->min_depth[s] > 0;
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%d", s ? "/" : "", small.depth[s]);
+    }
+    return narrow;
+}
+
 /* The log's first line: what its fitness values and costs depend on, so that
  * a resumed search continues only a log of the same search. */
-static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
+static void log_header(char *buf, size_t len, const AdaptCfg *a, const NetDesc *d, const SearchCfg *sc, int random)
 {
     const SearchCfg *s = &a->search;
     snprintf(buf, len,
@@ -128,7 +142,11 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, int random)
         snprintf(online, sizeof online, "online-epochs=%d", a->online_epochs);
         header_add(buf, len, online);
     }
-    if (a->kind_space) header_add(buf, len, "kind-space=1");
+    char depths[48], space[64];
+    if (space_depths(d, sc, depths, sizeof depths)) {   /* a narrower space (--kind-space), another search */
+        snprintf(space, sizeof space, "min-depth=%s", depths);
+        header_add(buf, len, space);
+    }
 }
 
 /* One candidate line "G rank fitness MFLOPs params arch" of generation gen:
@@ -268,17 +286,6 @@ static void online_adapt(Net *net, const DataSplits *d, const AdaptCfg *a, Searc
     search_rescore(ntaa_fitness, fx, st);
 }
 
-/* The search's space (--kind-space 1) on the terminal. */
-static void print_space(const NetDesc *d, const SearchCfg *sc)
-{
-    int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), narrow = 0;
-    for (int s = 0; s < ns; s++) narrow |= sc->min_depth[s] > d->space.dmin;
-    printf("search space (--kind-space 1): %s", narrow ? "stage depths of at least" : "the whole supernet (none narrower for this task kind and budget)\n");
-    for (int s = 0; narrow && s < ns; s++)
-        printf("%s%d%s", s ? "/" : " ", sc->min_depth[s] > d->space.dmin ? sc->min_depth[s] : d->space.dmin,
-               s == ns - 1 ? "\n" : "");
-}
-
 /* The share of the budget that the smallest architecture of a narrowed space
  * may cost: beyond it, random draws within the budget become too rare to
  * fill a population (the 9-MFLOPs front point, with the last stage 4 blocks
@@ -290,7 +297,8 @@ void ntaa_kind_space(SearchCfg *sc, const NetDesc *d, int kind)
     int first[NET_MAX_STAGES + 1], ns = net_stages(d, first), last = ns - 1;
     memset(sc->min_depth, 0, sizeof sc->min_depth);
     if (kind != TASK_REGRESS) return;
-    for (int depth = first[ns] - first[last]; depth > 0; depth--) {
+    int shallowest = arch_smallest(d).depth[last];
+    for (int depth = first[ns] - first[last]; depth > shallowest; depth--) {
         sc->min_depth[last] = depth;
         Arch small = search_smallest(d, sc);
         if ((sc->budget_mflops <= 0 || search_mflops(d, &small) <= KIND_SPACE_ROOM * sc->budget_mflops) &&
@@ -313,13 +321,15 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
     if (a->kind_space) {
+        char depths[48];
         ntaa_kind_space(&sc, net_desc(net), d->kind);
-        print_space(net_desc(net), &sc);
+        if (space_depths(net_desc(net), &sc, depths, sizeof depths))
+            printf("search space (--kind-space 1): stage depths of at least %s\n", depths);
     }
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed, a->linear};
     double t0 = nta_now();
     char header[1024];
-    log_header(header, sizeof header, a, random);
+    log_header(header, sizeof header, a, net_desc(net), &sc, random);
     int resumed = search_start(net, &sc, &fx, random, log_path, resume, header, st);
     FILE *log = *log_path && dist_rank() == 0 ? fopen(log_path, resumed ? "a" : "w") : NULL;   /* rank 0 writes */
     if (*log_path && dist_rank() == 0 && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));
