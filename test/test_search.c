@@ -266,8 +266,8 @@ static void test_kind_space(const NetDesc *d)
     search_free(&st);
     SearchCfg tight = cfg_default(9.0);
     ntaa_kind_space(&tight, d, TASK_REGRESS);
-    CHECK(tight.min_depth[2] <= 2 && search_init(d, &tight, shallow, NULL, &st, err, sizeof err) == 0,
-          "regression under 9 MFLOPs: the whole supernet (last stage at least %d deep), and the search runs: %s",
+    CHECK(tight.min_depth[2] == 0 && search_init(d, &tight, shallow, NULL, &st, err, sizeof err) == 0,
+          "regression under 9 MFLOPs: the whole supernet (last stage's min_depth %d, want 0), and the search runs: %s",
           tight.min_depth[2], err);
     search_free(&st);
     Arch small;
