@@ -125,8 +125,10 @@ static int space_depths(const NetDesc *d, const SearchCfg *sc, char *buf, size_t
 }
 
 /* The log's first line: what its fitness values and costs depend on, so that
- * a resumed search continues only a log of the same search. */
-static void log_header(char *buf, size_t len, const AdaptCfg *a, const NetDesc *d, const SearchCfg *sc, int random)
+ * a resumed search continues only a log of the same search; depths: the
+ * narrowed space's smallest stage depths (space_depths), NULL for the whole
+ * supernet. */
+static void log_header(char *buf, size_t len, const AdaptCfg *a, const char *depths, int random)
 {
     const SearchCfg *s = &a->search;
     snprintf(buf, len,
@@ -142,8 +144,8 @@ static void log_header(char *buf, size_t len, const AdaptCfg *a, const NetDesc *
         snprintf(online, sizeof online, "online-epochs=%d", a->online_epochs);
         header_add(buf, len, online);
     }
-    char depths[48], space[64];
-    if (space_depths(d, sc, depths, sizeof depths)) {   /* a narrower space (--kind-space), another search */
+    if (depths) {                       /* a narrower space (--kind-space), another search */
+        char space[64];
         snprintf(space, sizeof space, "min-depth=%s", depths);
         header_add(buf, len, space);
     }
@@ -320,16 +322,14 @@ void ntaa_search(Net *net, const DataSplits *d, const AdaptCfg *a, int random, c
            a->linear ? " of a ridge head on the frozen pooled features (linear evaluation)" : "");
     SearchCfg sc = a->search;
     sc.seed = (uint64_t)a->train.seed;
-    if (a->kind_space) {
-        char depths[48];
-        ntaa_kind_space(&sc, net_desc(net), d->kind);
-        if (space_depths(net_desc(net), &sc, depths, sizeof depths))
-            printf("search space (--kind-space 1): stage depths of at least %s\n", depths);
-    }
+    char depths[48];
+    if (a->kind_space) ntaa_kind_space(&sc, net_desc(net), d->kind);
+    int narrow = space_depths(net_desc(net), &sc, depths, sizeof depths);
+    if (narrow) printf("search space (--kind-space 1): stage depths of at least %s\n", depths);
     Fitness fx = {net, d, a->train.calib, (uint64_t)a->train.seed, a->linear};
     double t0 = nta_now();
     char header[1024];
-    log_header(header, sizeof header, a, net_desc(net), &sc, random);
+    log_header(header, sizeof header, a, narrow ? depths : NULL, random);
     int resumed = search_start(net, &sc, &fx, random, log_path, resume, header, st);
     FILE *log = *log_path && dist_rank() == 0 ? fopen(log_path, resumed ? "a" : "w") : NULL;   /* rank 0 writes */
     if (*log_path && dist_rank() == 0 && !log) nta_die("cannot write the search log '%s': %s", log_path, strerror(errno));

@@ -130,11 +130,11 @@ Arch search_smallest(const NetDesc *d, const SearchCfg *cfg)
 {
     Arch a = arch_smallest(d);
     int first[NET_MAX_STAGES + 1], ns = net_stages(d, first);
-    for (int s = 0; s < ns; s++)        /* a deeper stage repeats its first block's (smallest) choices */
-        for (int i = first[s] + a.depth[s]; i < first[s] + cfg->min_depth[s] && i < first[s + 1]; i++) {
-            a.k[i] = a.k[first[s]], a.e[i] = a.e[first[s]];
-            a.depth[s] = i - first[s] + 1;
-        }
+    for (int s = 0; s < ns; s++) {      /* a deeper stage repeats its first block's (smallest) choices */
+        int blocks = first[s + 1] - first[s], depth = cfg->min_depth[s] < blocks ? cfg->min_depth[s] : blocks;
+        for (int i = first[s] + a.depth[s]; i < first[s] + depth; i++) a.k[i] = a.k[first[s]], a.e[i] = a.e[first[s]];
+        if (depth > a.depth[s]) a.depth[s] = depth;
+    }
     return a;
 }
 
